@@ -1,0 +1,95 @@
+//! The engine's public surface, as the gateway and `replay` use it.
+//!
+//! (Skeleton agreed between the gateway and the rule engine; bodies are filled in by the
+//! engine's modules.)
+
+use serde::Serialize;
+use telemetry::{AgentId, AgentState, Catalogue, Category, PointId, Quality, Reading, RegionCode, Severity, SiteId, Timestamp};
+
+/// What a cause is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Subject {
+    /// Most rules: one point.
+    Point { point: PointId },
+    /// Communication loss of an agent.
+    Agent { agent: AgentId },
+    /// Composite rules over a `zone` tag.
+    Zone { zone: String },
+}
+
+/// One cause: a rule at a site for one subject. At most one open incident per cause.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Cause {
+    pub rule: String,
+    pub site: SiteId,
+    pub subject: Subject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransitionKind {
+    Raised,
+    Escalated,
+    Deescalated,
+    Cleared,
+}
+
+/// A change of a cause's condition, with what caused it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    pub cause: Cause,
+    pub kind: TransitionKind,
+    /// The severity after the transition (for `cleared`: the severity it had).
+    pub severity: Severity,
+    /// The agent of the reading (or the agent the cause is about).
+    pub agent: Option<AgentId>,
+    /// The point that caused it (for zone causes: the point that completed the condition).
+    pub point: Option<PointId>,
+    /// The value of the reading that caused it, as JSON (number, bool, position or null).
+    pub value: Option<serde_json::Value>,
+    /// The level crossed; `None` where no level caused it.
+    pub threshold: Option<f64>,
+    /// Event time: the reading's time, or the clock's for timers.
+    pub at: Timestamp,
+    pub rule_version: String,
+    pub message: String,
+    /// Ids of the weather warnings that shaped it.
+    pub warnings: Vec<String>,
+    /// The quality of the reading that caused it.
+    pub quality: Quality,
+    /// The reading arrived late (its time lies well behind the clock).
+    pub late: bool,
+}
+
+/// Where a site is and what it is: what rules select on and warnings match against.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SiteContext {
+    pub category: Option<Category>,
+    pub region: Option<RegionCode>,
+}
+
+/// An active weather or earthquake warning, as rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveWarning {
+    pub id: String,
+    /// e.g. `rainstorm`, `lightning`, `high_temperature`, `earthquake`.
+    pub kind: String,
+    /// `blue` < `yellow` < `orange` < `red`.
+    pub level: WarningLevel,
+    /// For earthquakes.
+    pub magnitude: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarningLevel {
+    Blue,
+    Yellow,
+    Orange,
+    Red,
+}
+
+pub use telemetry::AgentState as AgentLinkState;
+#[allow(unused)]
+fn _uses(_: AgentState, _: &Catalogue, _: &Reading) {}

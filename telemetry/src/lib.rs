@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod catalogue;
+pub mod codec;
+pub mod ids;
+pub mod incident;
+pub mod reading;
+pub mod time;
+pub mod topic;
+
+pub use catalogue::{AgentState, AgentStatus, Catalogue, Category, PointSpec, Quantity, SiteInfo, Unit};
+pub use codec::{
+    decode_batch, decode_catalogue, decode_status, encode_batch, BatchError, DecodeLimits,
+    DecodedBatch, ReadingError, RefusedReading,
+};
+pub use ids::{AgentId, IdError, PointId, RegionCode, SiteId};
+pub use incident::{EventKind, Incident, IncidentEvent, IncidentState, Severity};
+pub use reading::{Batch, Position, Quality, Reading, Value};
+pub use time::{format_time, parse_time, TimeError, Timestamp};
+pub use topic::{Topic, TopicError, TopicScheme};
