@@ -1,1 +1,14 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod http;
+pub mod incident;
+pub mod live;
+pub mod replay;
+pub mod demo;
+pub mod metrics;
+pub mod seq;
+pub mod service;
+pub mod store;

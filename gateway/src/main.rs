@@ -1,1 +1,110 @@
-fn main() {}
+//! `gateway`: the central program of the monitoring system.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gateway::clock::SystemClock;
+use gateway::config::GatewayConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "Real-time monitoring gateway for high-risk sites: MQTT ingest, alarm rules, incidents, HTTP API")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "HRS_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (config file optional; HRS_* environment variables override it).
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole system in one process: embedded broker, store, simulated sites and agents.
+    Demo {
+        /// The embedded broker's port (default: 1883, or a free one when 1883 is taken).
+        #[arg(long, env = "HRS_DEMO_MQTT_PORT")]
+        mqtt_port: Option<u16>,
+    },
+    /// Replay recorded messages (one JSON line each: {"topic","payload"}) through the rules;
+    /// print one incident event per line.
+    Replay {
+        #[arg(long)]
+        input: PathBuf,
+        /// Rule files that add to or replace the built-in pack.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Validate a config file and the rules it names, then exit.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HRS_LOG").unwrap_or_else(|_| "info,sqlx=warn,rumqttd=warn".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match cli.command {
+        Cmd::Run { config } => {
+            let config = GatewayConfig::load(config.as_deref())?;
+            let gw = gateway::service::start(config, Arc::new(SystemClock)).await?;
+            run_until_signal(gw).await
+        }
+        Cmd::Check { config } => {
+            let config = GatewayConfig::load(config.as_deref())?;
+            let rules = gateway::service::load_rules(&config)?;
+            println!("config ok; {} rules", rules.len());
+            Ok(())
+        }
+        Cmd::Demo { mqtt_port } => gateway::demo::run(mqtt_port).await,
+        Cmd::Replay { input, rules } => {
+            let text = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let stdout = std::io::stdout();
+            let summary = gateway::replay::replay(&text, rules.as_deref(), &mut stdout.lock()).await?;
+            eprintln!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+/// Run until SIGINT/SIGTERM (graceful: in-flight messages finish); SIGHUP reloads the rules.
+async fn run_until_signal(mut gw: gateway::service::Gateway) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                let url = format!("http://{}/api/v1/rules/reload", gw.http_addr);
+                tokio::spawn(async move {
+                    match reqwest::Client::new().post(&url).timeout(std::time::Duration::from_secs(30)).send().await {
+                        Ok(r) => tracing::info!(status = %r.status(), "SIGHUP: rule reload requested"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: rule reload failed"),
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!("stopping");
+    gw.shutdown.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async { while gw.tasks.join_next().await.is_some() {} }).await;
+    Ok(())
+}

@@ -101,7 +101,7 @@ impl Quantity {
 }
 
 /// A site as its birth (or the gateway's registry) describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -260,13 +260,19 @@ pub fn decode_batch(
     Ok(DecodedBatch { agent, epoch, seq, readings, refused })
 }
 
+/// The raw reading for a dead letter: whole up to 512 bytes, else its first 500 bytes (cut on
+/// a character boundary) and `...`.
 fn truncate_raw(item: &Json) -> String {
-    let s = item.to_string();
+    let mut s = item.to_string();
     if s.len() > 512 {
-        truncate(&s[..s.char_indices().take_while(|(i, _)| *i < 500).last().map_or(0, |(i, _)| i)])
-    } else {
-        s
+        let mut end = 500;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
     }
+    s
 }
 
 /// Decode one reading of a batch.
@@ -394,7 +400,7 @@ pub fn decode_catalogue(
                 refused.push((i, format!("point {} is named twice", p.point)))
             }
             Ok(p) => match p.range {
-                Some([lo, hi]) if !(lo < hi) => refused.push((i, format!("point {}: range [{lo}, {hi}] is empty", p.point))),
+                Some([lo, hi]) if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) => refused.push((i, format!("point {}: range [{lo}, {hi}] is empty", p.point))),
                 _ => points.push(p),
             },
             Err(e) => refused.push((i, e.to_string())),

@@ -26,11 +26,13 @@ fn check(
     if b.is_empty() {
         return Err(IdError::Empty { kind });
     }
-    if b.len() > 64 {
-        return Err(IdError::TooLong { kind, id: crate::time::truncate(s) });
-    }
+    // The charset first: it is ASCII, so once it holds, bytes are characters and the length
+    // limit (in characters) can be judged on bytes.
     if !first(b[0]) || !b[1..].iter().all(|&c| rest(c)) {
         return Err(IdError::BadChar { kind, id: crate::time::truncate(s), allowed });
+    }
+    if b.len() > 64 {
+        return Err(IdError::TooLong { kind, id: crate::time::truncate(s) });
     }
     Ok(())
 }

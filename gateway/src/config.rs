@@ -1,0 +1,231 @@
+//! The gateway's configuration: one TOML file, every key documented, environment variables
+//! (`HRS_*`, see the contract) override it.
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub mqtt: MqttConfig,
+    pub http: HttpConfig,
+    /// Where the embedded store, outbox and spools live.
+    pub data_dir: PathBuf,
+    /// `sqlite://FILE` or `postgres://...`; default: `sqlite://<data_dir>/gateway.db`.
+    pub store_url: Option<String>,
+    /// A directory of rule files (`*.toml`) that add to or replace the built-in pack.
+    pub rules_dir: Option<PathBuf>,
+    pub ingest: IngestConfig,
+    /// Sites known in advance; a registry entry wins over what a birth says.
+    pub sites: Vec<SiteRegistryEntry>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            mqtt: MqttConfig::default(),
+            http: HttpConfig::default(),
+            data_dir: PathBuf::from("data"),
+            store_url: None,
+            rules_dir: None,
+            ingest: IngestConfig::default(),
+            sites: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://host:port`.
+    pub url: String,
+    /// Fixed, so the broker keeps the persistent session across restarts.
+    pub client_id: String,
+    pub topic_prefix: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub keep_alive_s: u64,
+    /// Messages in flight from the broker before it waits for our acknowledgements.
+    pub inflight: u16,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: "mqtt://127.0.0.1:1883".into(),
+            client_id: "hrs-gateway".into(),
+            topic_prefix: "hrs/v1".into(),
+            username: None,
+            password: None,
+            keep_alive_s: 15,
+            inflight: 100,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Host and port of the `mqtt://` URL.
+    pub fn host_port(&self) -> anyhow::Result<(String, u16)> {
+        parse_mqtt_url(&self.url)
+    }
+}
+
+pub fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .with_context(|| format!("MQTT url {url:?} must start with mqtt://"))?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((h, p)) => Ok((h.to_string(), p.parse().with_context(|| format!("MQTT url {url:?}: bad port"))?)),
+        None => Ok((rest.to_string(), 1883)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { addr: "127.0.0.1:8080".parse().expect("literal address") }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// How far ahead of the gateway clock a reading may lie before it is refused (`future`).
+    pub max_future_ms: u64,
+    /// A reading older than this behind the clock is judged, marked late.
+    pub late_after_ms: u64,
+    /// How many dead letters are kept (oldest dropped first).
+    pub dead_letter_capacity: usize,
+    /// Seqs remembered per agent epoch for duplicate detection.
+    pub seq_window: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { max_future_ms: 300_000, late_after_ms: 60_000, dead_letter_capacity: 10_000, seq_window: 4096 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteRegistryEntry {
+    pub id: telemetry::SiteId,
+    #[serde(flatten)]
+    pub info: telemetry::SiteInfo,
+}
+
+impl GatewayConfig {
+    pub fn from_toml_str(text: &str) -> anyhow::Result<Self> {
+        let c: GatewayConfig = toml::from_str(text).context("gateway config")?;
+        Ok(c)
+    }
+
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut c = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+                Self::from_toml_str(&text).with_context(|| format!("config file {}", p.display()))?
+            }
+            None => GatewayConfig::default(),
+        };
+        c.apply_env(|k| std::env::var(k).ok())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The contract's environment variables override the file.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("HRS_MQTT_URL") {
+            self.mqtt.url = v;
+        }
+        if let Some(v) = get("HRS_TOPIC_PREFIX") {
+            self.mqtt.topic_prefix = v;
+        }
+        if let Some(v) = get("HRS_MQTT_CLIENT_ID") {
+            self.mqtt.client_id = v;
+        }
+        if let Some(v) = get("HRS_HTTP_ADDR") {
+            self.http.addr = v.parse().with_context(|| format!("HRS_HTTP_ADDR {v:?} is not host:port"))?;
+        }
+        if let Some(v) = get("HRS_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("HRS_STORE_URL") {
+            self.store_url = Some(v);
+        }
+        if let Some(v) = get("HRS_RULES_DIR") {
+            self.rules_dir = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.mqtt.host_port()?;
+        if self.mqtt.client_id.is_empty() {
+            bail!("mqtt.client_id must not be empty");
+        }
+        if self.mqtt.topic_prefix.is_empty() || self.mqtt.topic_prefix.contains(['+', '#']) {
+            bail!("mqtt.topic_prefix {:?} must be non-empty and without wildcards", self.mqtt.topic_prefix);
+        }
+        if self.mqtt.inflight == 0 {
+            bail!("mqtt.inflight must be at least 1");
+        }
+        if let Some(url) = &self.store_url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("store_url {url:?} must be sqlite://... or postgres://...");
+            }
+        }
+        if self.ingest.seq_window < 1024 {
+            bail!("ingest.seq_window must be at least 1024 (the contract's minimum)");
+        }
+        Ok(())
+    }
+
+    /// The store URL in force.
+    pub fn store_url(&self) -> String {
+        self.store_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gateway.db").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let mut c = GatewayConfig::from_toml_str("[mqtt]\nurl = \"mqtt://10.0.0.1:1883\"\n").unwrap();
+        c.apply_env(|k| match k {
+            "HRS_MQTT_URL" => Some("mqtt://127.0.0.1:2883".into()),
+            "HRS_HTTP_ADDR" => Some("127.0.0.1:9999".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.mqtt.host_port().unwrap(), ("127.0.0.1".to_string(), 2883));
+        assert_eq!(c.http.addr.port(), 9999);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_refused() {
+        let e = GatewayConfig::from_toml_str("[mqtt]\nurl_typo = \"x\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let text = include_str!("../examples/gateway.toml");
+        let c = GatewayConfig::from_toml_str(text).unwrap();
+        c.validate().unwrap();
+    }
+}

@@ -1,0 +1,486 @@
+//! The core: the single writer of the gateway's state. Every inbound message, operator action
+//! and timer tick passes through it in order; it judges, keeps incidents, persists them and
+//! announces their events. Deterministic given its inputs and its clock.
+
+use crate::clock::SharedClock;
+use crate::config::IngestConfig;
+use crate::incident::{self, cause_key, cause_of, ActionError, IncidentRecord};
+use crate::live::{Live, PointLive};
+use crate::metrics::Metrics;
+use crate::seq::{SeqVerdict, SeqWindow};
+use crate::store::{Store, StoreError};
+use alarm_rules::{Engine, SiteContext, Transition};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use telemetry::catalogue::ValueKind;
+use telemetry::{
+    decode_batch, decode_catalogue, decode_status, AgentId, AgentState, DecodeLimits, IncidentEvent, SiteId,
+    SiteInfo, Timestamp, Topic, TopicScheme, Value,
+};
+use tokio::sync::{broadcast, Notify};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no incident {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Action(#[from] ActionError),
+}
+
+/// An operator's action on an incident.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Ack { operator: String, note: Option<String> },
+    Close { operator: String, note: Option<String> },
+    Comment { operator: String, text: String },
+    Assign { operator: String, assignee: String },
+    Shelve { operator: String, reason: String, until: Timestamp },
+    Unshelve { operator: String },
+}
+
+/// Run a store operation until it succeeds: a store outage is ridden out, not turned into lost
+/// incidents (the caller has not acknowledged its message yet, `/readyz` says 503 meanwhile).
+macro_rules! durably {
+    ($self:ident, $op:expr) => {{
+        let mut delay = std::time::Duration::from_millis(100);
+        loop {
+            match $op.await {
+                Ok(v) => {
+                    $self.store_ok.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break v;
+                }
+                Err(e) => {
+                    $self.store_ok.store(false, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    }};
+}
+
+pub struct Core {
+    engine: Engine,
+    store: Store,
+    clock: SharedClock,
+    scheme: TopicScheme,
+    limits: DecodeLimits,
+    ingest: IngestConfig,
+    /// Standing incidents by cause key.
+    open: HashMap<String, IncidentRecord>,
+    /// Cause key of each standing incident id.
+    open_ids: HashMap<String, String>,
+    /// The newest incident of each cause (for `previous`).
+    last_incident: HashMap<String, String>,
+    seqs: HashMap<(SiteId, AgentId, String), SeqWindow>,
+    registry: HashMap<SiteId, SiteInfo>,
+    pub live: Arc<RwLock<Live>>,
+    events: broadcast::Sender<(i64, IncidentEvent)>,
+    pub event_written: Arc<Notify>,
+    metrics: Metrics,
+    scratch: Vec<Transition>,
+    /// False while store writes fail.
+    pub store_ok: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(
+        engine: Engine,
+        store: Store,
+        clock: SharedClock,
+        scheme: TopicScheme,
+        ingest: IngestConfig,
+        registry: Vec<crate::config::SiteRegistryEntry>,
+        metrics: Metrics,
+    ) -> Result<Core, CoreError> {
+        let limits = DecodeLimits {
+            max_future: chrono::Duration::milliseconds(ingest.max_future_ms as i64),
+            ..DecodeLimits::default()
+        };
+        let (events, _) = broadcast::channel(4096);
+        let mut core = Core {
+            engine,
+            store,
+            clock,
+            scheme,
+            limits,
+            ingest,
+            open: HashMap::new(),
+            open_ids: HashMap::new(),
+            last_incident: HashMap::new(),
+            seqs: HashMap::new(),
+            registry: registry.into_iter().map(|e| (e.id, e.info)).collect(),
+            live: Arc::new(RwLock::new(Live::default())),
+            events,
+            event_written: Arc::new(Notify::new()),
+            metrics,
+            scratch: Vec::new(),
+            store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        };
+        core.recover().await?;
+        Ok(core)
+    }
+
+    /// Restore what a previous run left: registry sites, catalogues, seq windows, standing
+    /// incidents (so a standing condition is not raised twice and its clear is not lost).
+    async fn recover(&mut self) -> Result<(), CoreError> {
+        let registry: Vec<(SiteId, SiteInfo)> = self.registry.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (site, info) in registry {
+            let mut live = self.live.write().expect("live lock");
+            let s = live.site_mut(&site);
+            s.info = info.clone();
+            s.from_registry = true;
+            drop(live);
+            self.engine.set_site(&site, SiteContext { category: info.category.clone(), region: info.region.clone() });
+        }
+        for (site, _agent, body) in self.store.catalogues().await? {
+            let (Ok(site), Ok(cat)) = (SiteId::new(site), serde_json::from_str::<telemetry::Catalogue>(&body)) else {
+                continue;
+            };
+            self.bind_catalogue(&site, &cat);
+        }
+        self.scratch.clear();
+        for (site, agent, epoch, body) in self.store.seq_windows().await? {
+            let (Ok(site), Ok(agent), Ok(w)) = (SiteId::new(site), AgentId::new(agent), serde_json::from_str::<SeqWindow>(&body)) else {
+                continue;
+            };
+            self.seqs.insert((site, agent, epoch), w);
+        }
+        for (cause, id) in self.store.last_per_cause().await? {
+            self.last_incident.insert(cause, id);
+        }
+        for (key, rec) in self.store.standing().await? {
+            if let Some(cause) = cause_of(&rec.incident) {
+                self.engine.restore_open(&cause, rec.incident.severity);
+            }
+            self.open_ids.insert(rec.incident.id.clone(), key.clone());
+            self.open.insert(key, rec);
+        }
+        self.update_open_gauge();
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<(i64, IncidentEvent)> {
+        self.events.subscribe()
+    }
+    pub fn events_sender(&self) -> broadcast::Sender<(i64, IncidentEvent)> {
+        self.events.clone()
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn site_context(&self, site: &SiteId) -> SiteContext {
+        let live = self.live.read().expect("live lock");
+        live.sites
+            .get(site)
+            .map(|s| SiteContext { category: s.info.category.clone(), region: s.info.region.clone() })
+            .unwrap_or_default()
+    }
+
+    fn bind_catalogue(&mut self, site: &SiteId, cat: &telemetry::Catalogue) {
+        self.live.write().expect("live lock").apply_catalogue(site, cat);
+        let ctx = self.site_context(site);
+        self.engine.set_site(site, ctx);
+        let now = self.now();
+        self.engine.set_catalogue(site, cat, now, &mut self.scratch);
+    }
+
+    /// Handle one MQTT message. Returns the incident events it caused. The caller acknowledges
+    /// the message to the broker after this returns `Ok`.
+    pub async fn handle_message(&mut self, topic: &str, payload: &[u8]) -> Result<Vec<IncidentEvent>, CoreError> {
+        let started = Instant::now();
+        self.scratch.clear();
+        let now = self.now();
+        let parsed = self.scheme.parse(topic);
+        let kind = match &parsed {
+            Ok(Topic::Birth { .. }) => "birth",
+            Ok(Topic::Readings { .. }) => "readings",
+            Ok(Topic::Status { .. }) => "status",
+            Ok(Topic::WeatherCap) => "weather_cap",
+            Ok(Topic::WeatherCenc) => "weather_cenc",
+            Ok(Topic::Incidents { .. }) | Err(_) => "other",
+        };
+        self.metrics.messages_received.with_label_values(&[kind]).inc();
+        match parsed {
+            Err(e) => {
+                self.refuse_message(topic, "bad_topic", &e.to_string(), payload).await?;
+            }
+            Ok(Topic::Birth { site, agent }) => match decode_catalogue(payload, Some(&agent), &self.limits) {
+                Err(e) => self.refuse_message(topic, e.code(), &e.to_string(), payload).await?,
+                Ok(decoded) => {
+                    for (i, reason) in &decoded.refused {
+                        self.metrics.readings_refused.with_label_values(&["bad_point_spec"]).inc();
+                        self.dead_letter(topic, "bad_point_spec", &format!("point {i}: {reason}"), "").await?;
+                    }
+                    for p in &decoded.catalogue.points {
+                        if !p.unit.is_known() || !p.quantity.is_known() {
+                            tracing::info!(%site, point = %p.point, unit = %p.unit, quantity = %p.quantity, "unit or quantity not known; kept as given");
+                        }
+                    }
+                    let body = serde_json::to_string(&decoded.catalogue).unwrap_or_default();
+                    durably!(self, self.store.save_catalogue(site.as_str(), agent.as_str(), &body));
+                    self.bind_catalogue(&site, &decoded.catalogue);
+                }
+            },
+            Ok(Topic::Status { site, agent }) => match decode_status(payload, Some(&agent), &self.limits) {
+                Err(e) => self.refuse_message(topic, e.code(), &e.to_string(), payload).await?,
+                Ok(status) => {
+                    {
+                        let mut live = self.live.write().expect("live lock");
+                        let a = live.site_mut(&site).agents.entry(agent.clone()).or_default();
+                        a.online = status.state == AgentState::Online;
+                        a.last_seen = Some(now);
+                        let online = live.sites.values().flat_map(|s| s.agents.values()).filter(|a| a.online).count();
+                        self.metrics.agents_online.set(online as i64);
+                    }
+                    self.engine.on_agent_status(&site, &agent, status.state, status.ts, &mut self.scratch);
+                }
+            },
+            Ok(Topic::Readings { site, agent }) => self.handle_batch(topic, &site, &agent, payload, now).await?,
+            Ok(Topic::WeatherCap) | Ok(Topic::WeatherCenc) => {
+                self.refuse_message(topic, "unsupported", "weather linkage is not enabled in this build", payload).await?;
+            }
+            Ok(Topic::Incidents { .. }) => {}
+        }
+        let events = self.apply_transitions().await?;
+        self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(events)
+    }
+
+    async fn handle_batch(&mut self, topic: &str, site: &SiteId, agent: &AgentId, payload: &[u8], now: Timestamp) -> Result<(), CoreError> {
+        let batch = match decode_batch(payload, Some(agent), now, &self.limits) {
+            Ok(b) => b,
+            Err(e) => return self.refuse_message(topic, e.code(), &e.to_string(), payload).await,
+        };
+        let key = (site.clone(), agent.clone(), batch.epoch.clone());
+        let window = self.seqs.entry(key).or_insert_with(|| SeqWindow::new(self.ingest.seq_window));
+        let verdict = window.observe(batch.seq);
+        let (completeness, max_seq) = (window.completeness(), window.max_seq());
+        let window_body = serde_json::to_string(window).unwrap_or_default();
+        match verdict {
+            SeqVerdict::Duplicate | SeqVerdict::TooOld => {
+                self.metrics.batches_duplicate.inc();
+                let mut live = self.live.write().expect("live lock");
+                live.site_mut(site).agents.entry(agent.clone()).or_default().duplicates += 1;
+                return Ok(());
+            }
+            SeqVerdict::New { gap, filled_gap } => {
+                self.metrics.seq_gaps.inc_by(gap);
+                if filled_gap {
+                    self.metrics.seq_gaps_filled.inc();
+                }
+                let mut live = self.live.write().expect("live lock");
+                let a = live.site_mut(site).agents.entry(agent.clone()).or_default();
+                a.gaps += gap;
+                a.completeness = completeness;
+                a.max_seq = max_seq;
+                a.epoch = batch.epoch.clone();
+                a.last_seen = Some(now);
+                if let Some(newest) = batch.readings.iter().map(|r| r.ts).max() {
+                    a.skew_ms = Some((now - newest).num_milliseconds());
+                }
+            }
+        }
+        for r in &batch.refused {
+            self.metrics.readings_refused.with_label_values(&[r.error.code()]).inc();
+            let reason = format!("reading {} ({}): {}", r.index, r.point.as_deref().unwrap_or("?"), r.error);
+            tracing::warn!(%site, %agent, seq = batch.seq, %reason, "reading refused");
+            self.dead_letter(topic, r.error.code(), &reason, &r.raw).await?;
+        }
+        let eval_started = Instant::now();
+        let mut mismatched = Vec::new();
+        {
+            let mut live = self.live.write().expect("live lock");
+            let s = live.site_mut(site);
+            for reading in &batch.readings {
+                let entry = s.points.entry(reading.point.clone()).or_insert_with(|| PointLive {
+                    agent: agent.clone(),
+                    spec: None,
+                    value: None,
+                    ts: None,
+                    quality: None,
+                    reason: None,
+                });
+                if let Some(spec) = &entry.spec {
+                    let ok = match (spec.quantity.value_kind(), &reading.value) {
+                        (_, Value::Null) => true,
+                        (ValueKind::Number, Value::Number(_)) => true,
+                        (ValueKind::Bool, Value::Bool(_)) => true,
+                        (ValueKind::Position, Value::Position(_)) => true,
+                        _ => spec.quantity.as_str() == "flow" || !spec.quantity.is_known(),
+                    };
+                    if !ok {
+                        mismatched.push((reading.point.to_string(), spec.quantity.to_string()));
+                        continue;
+                    }
+                } else {
+                    self.metrics.readings_uncatalogued.inc();
+                }
+                if entry.ts.is_some_and(|t| reading.ts < t) {
+                    self.metrics.readings_out_of_order.inc();
+                } else {
+                    entry.value = Some(reading.value);
+                    entry.ts = Some(reading.ts);
+                    entry.quality = Some(reading.quality);
+                    entry.reason = reading.reason.clone();
+                }
+                entry.agent = agent.clone();
+                self.metrics.readings_taken.inc();
+                self.engine.on_reading(site, agent, reading, now, &mut self.scratch);
+            }
+        }
+        self.metrics.rule_evaluation_seconds.observe(eval_started.elapsed().as_secs_f64());
+        for (point, quantity) in mismatched {
+            self.metrics.readings_refused.with_label_values(&["type_mismatch"]).inc();
+            let reason = format!("point {point}: value does not fit quantity {quantity}");
+            self.dead_letter(topic, "type_mismatch", &reason, "").await?;
+        }
+        durably!(self, self.store.save_seq_window(site.as_str(), agent.as_str(), &batch.epoch, &window_body));
+        Ok(())
+    }
+
+    async fn refuse_message(&mut self, topic: &str, code: &str, reason: &str, payload: &[u8]) -> Result<(), CoreError> {
+        self.metrics.messages_refused.with_label_values(&[code]).inc();
+        tracing::warn!(topic, code, reason, "message refused");
+        let raw = String::from_utf8_lossy(&payload[..payload.len().min(1024)]).into_owned();
+        self.dead_letter(topic, code, reason, &raw).await
+    }
+
+    async fn dead_letter(&mut self, topic: &str, code: &str, reason: &str, raw: &str) -> Result<(), CoreError> {
+        self.metrics.dead_letters.inc();
+        let now = self.now();
+        let capacity = self.ingest.dead_letter_capacity;
+        durably!(self, self.store.add_dead_letter(now, topic, code, reason, raw, capacity));
+        Ok(())
+    }
+
+    /// Timers on the gateway clock: the engine's (missing data, durations) and shelving expiry.
+    pub async fn tick(&mut self) -> Result<Vec<IncidentEvent>, CoreError> {
+        self.scratch.clear();
+        let now = self.now();
+        self.engine.tick(now, &mut self.scratch);
+        let mut events = self.apply_transitions().await?;
+        let expired: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, r)| r.incident.shelved_until.is_some_and(|u| u <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            if let Some(mut rec) = self.open.remove(&key) {
+                if let Some(ev) = incident::unshelve(&mut rec, None, now) {
+                    events.push(self.persist(&key, &rec, ev).await?);
+                }
+                self.open.insert(key, rec);
+            }
+        }
+        Ok(events)
+    }
+
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let shelving = self.open.values().filter_map(|r| r.incident.shelved_until).min();
+        match (self.engine.next_deadline(), shelving) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn apply_transitions(&mut self) -> Result<Vec<IncidentEvent>, CoreError> {
+        let transitions = std::mem::take(&mut self.scratch);
+        let mut out = Vec::new();
+        for t in &transitions {
+            let key = cause_key(&t.cause);
+            let open = self.open.remove(&key);
+            let previous = if open.is_none() { self.last_incident.get(&key).cloned() } else { None };
+            let Some((rec, ev)) = incident::apply_transition(open.clone(), t, previous) else {
+                if let Some(rec) = open {
+                    self.open.insert(key, rec);
+                }
+                continue;
+            };
+            let stored = self.persist(&key, &rec, ev).await?;
+            if rec.incident.state.is_standing() {
+                self.open_ids.insert(rec.incident.id.clone(), key.clone());
+                self.last_incident.insert(key.clone(), rec.incident.id.clone());
+                self.open.insert(key, rec);
+            } else {
+                self.open_ids.remove(&rec.incident.id);
+            }
+            out.push(stored);
+        }
+        self.scratch = transitions;
+        self.scratch.clear();
+        self.update_open_gauge();
+        Ok(out)
+    }
+
+    async fn persist(&mut self, key: &str, rec: &IncidentRecord, ev: IncidentEvent) -> Result<IncidentEvent, CoreError> {
+        let started = Instant::now();
+        let pos = durably!(self, self.store.write_change(key, rec, &ev));
+        self.metrics.store_write_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.incident_events.with_label_values(&[ev.event.as_str()]).inc();
+        tracing::info!(incident = %rec.incident.id, event = ev.event.as_str(), site = %rec.incident.site,
+            rule = %rec.incident.rule, severity = %rec.incident.severity, "{}", rec.incident.message);
+        let _ = self.events.send((pos, ev.clone()));
+        self.event_written.notify_one();
+        Ok(ev)
+    }
+
+    fn update_open_gauge(&self) {
+        for sev in telemetry::Severity::ALL {
+            let n = self.open.values().filter(|r| r.incident.severity == sev).count();
+            self.metrics.incidents_open.with_label_values(&[sev.as_str()]).set(n as i64);
+        }
+    }
+
+    /// An operator's action. `Ok(None)`: nothing changed (a repeated acknowledgement).
+    pub async fn act(&mut self, id: &str, action: Action) -> Result<(telemetry::Incident, Option<IncidentEvent>), CoreError> {
+        let now = self.now();
+        let (key, mut rec, standing) = match self.open_ids.get(id).cloned() {
+            Some(key) => {
+                let rec = self.open.get(&key).cloned().ok_or_else(|| CoreError::NotFound(id.to_string()))?;
+                (key, rec, true)
+            }
+            None => {
+                let rec = self.store.incident(id).await?.ok_or_else(|| CoreError::NotFound(id.to_string()))?;
+                let key = self.store.cause_of(id).await?.ok_or_else(|| CoreError::NotFound(id.to_string()))?;
+                (key, rec, false)
+            }
+        };
+        let ev = match action {
+            Action::Ack { operator, note } => incident::acknowledge(&mut rec, &operator, note.as_deref(), now)?,
+            Action::Close { operator, note } => Some(incident::close(&mut rec, &operator, note.as_deref(), now)?),
+            Action::Comment { operator, text } => Some(incident::comment(&mut rec, &operator, &text, now)?),
+            Action::Assign { operator, assignee } => Some(incident::assign(&mut rec, &operator, &assignee, now)?),
+            Action::Shelve { operator, reason, until } => Some(incident::shelve(&mut rec, &operator, &reason, until, now)?),
+            Action::Unshelve { operator } => incident::unshelve(&mut rec, Some(&operator), now),
+        };
+        let Some(ev) = ev else {
+            return Ok((rec.incident, None));
+        };
+        let ev = self.persist(&key, &rec, ev).await?;
+        if standing {
+            self.open.insert(key, rec.clone());
+        }
+        Ok((rec.incident, Some(ev)))
+    }
+
+    /// Swap the rule set; open causes of changed rules are re-judged.
+    pub async fn reload_rules(&mut self, rules: alarm_rules::RuleSet) -> Result<Vec<IncidentEvent>, CoreError> {
+        self.scratch.clear();
+        let now = self.now();
+        self.engine.reload(rules, now, &mut self.scratch);
+        self.apply_transitions().await
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}

@@ -1,0 +1,260 @@
+//! The incident lifecycle: transitions of the rule engine and operators' actions turned into
+//! incident records and their events. Pure: the core persists and sends what this returns.
+
+use alarm_rules::{Cause, Subject, Transition, TransitionKind};
+use sha2::{Digest, Sha256};
+use telemetry::{
+    AgentId, EventKind, Incident, IncidentEvent, IncidentState, PointId, SiteId, Timestamp,
+};
+
+/// An incident as the core keeps it: the record and the seq of its last event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRecord {
+    pub incident: Incident,
+    pub last_event_seq: u64,
+}
+
+/// A stable text key of a cause (for the store and maps).
+pub fn cause_key(c: &Cause) -> String {
+    match &c.subject {
+        Subject::Point { point } => format!("{}|{}|point:{}", c.rule, c.site, point),
+        Subject::Agent { agent } => format!("{}|{}|agent:{}", c.rule, c.site, agent),
+        Subject::Zone { zone } => format!("{}|{}|zone:{}", c.rule, c.site, zone),
+    }
+}
+
+/// The cause of an incident, from its fields.
+pub fn cause_of(i: &Incident) -> Option<Cause> {
+    let subject = if let Some(zone) = &i.zone {
+        Subject::Zone { zone: zone.clone() }
+    } else if let Some(point) = &i.point {
+        Subject::Point { point: point.clone() }
+    } else {
+        Subject::Agent { agent: i.agent.clone()? }
+    };
+    Some(Cause { rule: i.rule.clone(), site: i.site.clone(), subject })
+}
+
+/// A ULID-shaped id derived from the cause, the time it was raised and the incident before it:
+/// the same input gives the same id (replay), and ids sort by the time of raising.
+pub fn incident_id(cause: &Cause, raised_at: Timestamp, previous: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    h.update(cause_key(cause).as_bytes());
+    h.update(raised_at.timestamp_micros().to_be_bytes());
+    h.update(previous.unwrap_or("").as_bytes());
+    let d = h.finalize();
+    let mut rand = [0u8; 16];
+    rand[6..16].copy_from_slice(&d[..10]);
+    let random = u128::from_be_bytes(rand);
+    let ms = raised_at.timestamp_millis().max(0) as u64;
+    ulid::Ulid::from_parts(ms, random).to_string()
+}
+
+fn make_event(rec: &mut IncidentRecord, kind: EventKind, at: Timestamp, by: Option<String>, tier: Option<String>) -> IncidentEvent {
+    rec.last_event_seq += 1;
+    IncidentEvent {
+        event: kind,
+        event_id: format!("{}-{}", rec.incident.id, rec.last_event_seq),
+        event_seq: rec.last_event_seq,
+        at,
+        by,
+        tier,
+        incident: rec.incident.clone(),
+    }
+}
+
+/// Apply a transition of a cause to its open incident (if any). Returns the record after the
+/// change and the event; `previous` names the last incident of the cause, for a new raise.
+pub fn apply_transition(
+    open: Option<IncidentRecord>,
+    t: &Transition,
+    previous: Option<String>,
+) -> Option<(IncidentRecord, IncidentEvent)> {
+    match (open, t.kind) {
+        (None, TransitionKind::Cleared) => None,
+        (None, _) => {
+            let (agent, point, zone) = subject_fields(&t.cause, t);
+            let id = incident_id(&t.cause, t.at, previous.as_deref());
+            let mut rec = IncidentRecord {
+                incident: Incident {
+                    id,
+                    rule: t.cause.rule.clone(),
+                    rule_version: t.rule_version.clone(),
+                    site: t.cause.site.clone(),
+                    agent,
+                    point,
+                    zone,
+                    severity: t.severity,
+                    state: IncidentState::Active,
+                    value: t.value.clone(),
+                    threshold: t.threshold,
+                    raised_at: t.at,
+                    acked_at: None,
+                    acked_by: None,
+                    cleared_at: None,
+                    closed_at: None,
+                    closed_by: None,
+                    note: None,
+                    late: t.late,
+                    previous,
+                    message: t.message.clone(),
+                    warnings: t.warnings.clone(),
+                    shelved_until: None,
+                    assigned_to: None,
+                    quality: (t.quality != telemetry::Quality::Good).then_some(t.quality),
+                },
+                last_event_seq: 0,
+            };
+            let ev = make_event(&mut rec, EventKind::Raised, t.at, None, None);
+            Some((rec, ev))
+        }
+        (Some(mut rec), kind) => {
+            let i = &mut rec.incident;
+            i.value = t.value.clone();
+            i.threshold = t.threshold;
+            i.message = t.message.clone();
+            i.warnings = t.warnings.clone();
+            let event = match kind {
+                TransitionKind::Cleared => {
+                    i.state = IncidentState::Cleared;
+                    i.cleared_at = Some(t.at);
+                    EventKind::Cleared
+                }
+                _ if t.severity > i.severity => {
+                    i.severity = t.severity;
+                    EventKind::Escalated
+                }
+                _ if t.severity < i.severity => {
+                    i.severity = t.severity;
+                    EventKind::Deescalated
+                }
+                // Same severity: the engine restated a condition we already hold.
+                _ => return None,
+            };
+            if let Some(p) = &t.point {
+                if i.zone.is_some() {
+                    i.point = Some(p.clone());
+                }
+            }
+            let ev = make_event(&mut rec, event, t.at, None, None);
+            Some((rec, ev))
+        }
+    }
+}
+
+fn subject_fields(c: &Cause, t: &Transition) -> (Option<AgentId>, Option<PointId>, Option<String>) {
+    match &c.subject {
+        Subject::Point { point } => (t.agent.clone(), Some(point.clone()), None),
+        Subject::Agent { agent } => (Some(agent.clone()), None, None),
+        Subject::Zone { zone } => (t.agent.clone(), t.point.clone(), Some(zone.clone())),
+    }
+}
+
+/// Why an operator's action was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error("a note is required")]
+    NoteRequired,
+    #[error("an operator is required")]
+    OperatorRequired,
+    #[error("incident {0} is not cleared yet; only a cleared incident can be closed")]
+    NotCleared(String),
+    #[error("incident {0} is already closed")]
+    AlreadyClosed(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn require_operator(op: &str) -> Result<(), ActionError> {
+    if op.trim().is_empty() {
+        Err(ActionError::OperatorRequired)
+    } else {
+        Ok(())
+    }
+}
+
+/// Acknowledge. Again on an acknowledged incident: no change (`None`).
+pub fn acknowledge(rec: &mut IncidentRecord, operator: &str, note: Option<&str>, at: Timestamp) -> Result<Option<IncidentEvent>, ActionError> {
+    require_operator(operator)?;
+    let i = &mut rec.incident;
+    if i.acked_at.is_some() || i.state == IncidentState::Closed {
+        return Ok(None);
+    }
+    i.acked_at = Some(at);
+    i.acked_by = Some(operator.to_string());
+    if i.state == IncidentState::Active {
+        i.state = IncidentState::Acknowledged;
+    }
+    if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
+        i.note = Some(n.to_string());
+    }
+    Ok(Some(make_event(rec, EventKind::Acknowledged, at, Some(operator.to_string()), None)))
+}
+
+/// Close with a disposal note; only a cleared incident can be closed.
+pub fn close(rec: &mut IncidentRecord, operator: &str, note: Option<&str>, at: Timestamp) -> Result<IncidentEvent, ActionError> {
+    let note = note.filter(|n| !n.trim().is_empty()).ok_or(ActionError::NoteRequired)?;
+    require_operator(operator)?;
+    let i = &mut rec.incident;
+    match i.state {
+        IncidentState::Closed => return Err(ActionError::AlreadyClosed(i.id.clone())),
+        IncidentState::Active | IncidentState::Acknowledged => return Err(ActionError::NotCleared(i.id.clone())),
+        IncidentState::Cleared => {}
+    }
+    i.state = IncidentState::Closed;
+    i.closed_at = Some(at);
+    i.closed_by = Some(operator.to_string());
+    i.note = Some(note.to_string());
+    i.shelved_until = None;
+    Ok(make_event(rec, EventKind::Closed, at, Some(operator.to_string()), None))
+}
+
+/// A comment by an operator (kept in the history; the incident's `note` is not changed).
+pub fn comment(rec: &mut IncidentRecord, operator: &str, text: &str, at: Timestamp) -> Result<IncidentEvent, ActionError> {
+    require_operator(operator)?;
+    if text.trim().is_empty() {
+        return Err(ActionError::NoteRequired);
+    }
+    let mut ev = make_event(rec, EventKind::Commented, at, Some(operator.to_string()), None);
+    ev.incident.note = Some(text.to_string());
+    Ok(ev)
+}
+
+/// Assign to an operator.
+pub fn assign(rec: &mut IncidentRecord, operator: &str, assignee: &str, at: Timestamp) -> Result<IncidentEvent, ActionError> {
+    require_operator(operator)?;
+    if assignee.trim().is_empty() {
+        return Err(ActionError::Invalid("assignee is required".into()));
+    }
+    rec.incident.assigned_to = Some(assignee.to_string());
+    Ok(make_event(rec, EventKind::Assigned, at, Some(operator.to_string()), None))
+}
+
+/// Shelve until a time, with a reason. A closed incident cannot be shelved.
+pub fn shelve(rec: &mut IncidentRecord, operator: &str, reason: &str, until: Timestamp, at: Timestamp) -> Result<IncidentEvent, ActionError> {
+    require_operator(operator)?;
+    if reason.trim().is_empty() {
+        return Err(ActionError::NoteRequired);
+    }
+    if rec.incident.state == IncidentState::Closed {
+        return Err(ActionError::AlreadyClosed(rec.incident.id.clone()));
+    }
+    if until <= at {
+        return Err(ActionError::Invalid("`until` must lie in the future".into()));
+    }
+    rec.incident.shelved_until = Some(until);
+    let mut ev = make_event(rec, EventKind::Shelved, at, Some(operator.to_string()), None);
+    ev.incident.note = Some(reason.to_string());
+    Ok(ev)
+}
+
+/// End a shelving (by an operator, or by itself when it expires: `operator` None).
+pub fn unshelve(rec: &mut IncidentRecord, operator: Option<&str>, at: Timestamp) -> Option<IncidentEvent> {
+    rec.incident.shelved_until.take()?;
+    Some(make_event(rec, EventKind::Unshelved, at, operator.map(str::to_string), None))
+}
+
+/// The site of an incident (for routing).
+pub fn site_of(i: &Incident) -> &SiteId {
+    &i.site
+}

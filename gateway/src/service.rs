@@ -1,0 +1,292 @@
+//! The running gateway: the core task, the MQTT connection (ingest with acknowledgements after
+//! processing, and the incident-event publisher), the timer and the HTTP server.
+
+use crate::clock::SharedClock;
+use crate::config::GatewayConfig;
+use crate::core::{Action, Core, CoreError};
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use telemetry::{Incident, IncidentEvent, TopicScheme};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub type ActReply = Result<(Incident, Option<IncidentEvent>), CoreError>;
+
+/// What the core task is asked to do, in arrival order.
+pub enum Command {
+    /// An MQTT message; acknowledged to the broker once processed.
+    Message(Publish),
+    /// A message that needs no broker acknowledgement (HTTP-posted input).
+    Input { topic: String, payload: Vec<u8>, reply: oneshot::Sender<Result<(), CoreError>> },
+    Act { id: String, action: Action, reply: oneshot::Sender<ActReply> },
+    Reload { reply: oneshot::Sender<Result<usize, String>> },
+}
+
+/// A handle to the running gateway.
+pub struct Gateway {
+    pub http_addr: std::net::SocketAddr,
+    pub shutdown: CancellationToken,
+    pub tasks: tokio::task::JoinSet<()>,
+}
+
+/// Load the rule set: the built-in pack plus the files of `rules_dir`.
+pub fn load_rules(config: &GatewayConfig) -> anyhow::Result<alarm_rules::RuleSet> {
+    let mut files = Vec::new();
+    if let Some(dir) = &config.rules_dir {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading rules dir {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            files.push((p.display().to_string(), text));
+        }
+    }
+    alarm_rules::RuleSet::parse(&files, true).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Start the gateway; returns once the HTTP server listens.
+pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<Gateway> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.store_url()).await.with_context(|| format!("opening store {}", redact(&config.store_url())))?;
+    let rules = load_rules(&config)?;
+    tracing::info!(rules = rules.len(), "rules loaded");
+    let metrics = Metrics::new();
+    let engine = alarm_rules::Engine::new(
+        rules,
+        alarm_rules::EngineConfig {
+            late_after: chrono::Duration::milliseconds(config.ingest.late_after_ms as i64),
+            ..Default::default()
+        },
+    );
+    let scheme = TopicScheme::new(config.mqtt.topic_prefix.clone());
+    let core = Core::start(engine, store.clone(), clock.clone(), scheme.clone(), config.ingest.clone(), config.sites.clone(), metrics.clone())
+        .await
+        .context("recovering state from the store")?;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let (host, port) = config.mqtt.host_port()?;
+    let mut opts = MqttOptions::new(config.mqtt.client_id.clone(), host, port);
+    opts.set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(config.mqtt.keep_alive_s.max(5)))
+        .set_inflight(config.mqtt.inflight)
+        .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+    if let (Some(u), Some(p)) = (&config.mqtt.username, &config.mqtt.password) {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    let (client, eventloop) = AsyncClient::new(opts, 1024);
+    let mqtt_connected = Arc::new(AtomicBool::new(false));
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(config.mqtt.inflight as usize + 64);
+
+    let live = core.live.clone();
+    let events_tx = core.events_sender();
+    let store_ok = core.store_ok.clone();
+    let event_written = core.event_written.clone();
+
+    tasks.spawn(run_mqtt_ingest(eventloop, client.clone(), scheme.clone(), cmd_tx.clone(), mqtt_connected.clone(), metrics.clone(), shutdown.clone()));
+    tasks.spawn(run_core(core, cmd_rx, client.clone(), config.clone(), shutdown.clone()));
+    tasks.spawn(run_event_publisher(store.clone(), client.clone(), scheme.clone(), event_written, metrics.clone(), shutdown.clone()));
+
+    let state = AppState {
+        commands: cmd_tx,
+        store,
+        live,
+        metrics,
+        events: events_tx,
+        mqtt_connected,
+        store_ok,
+        clock,
+        scheme,
+    };
+    let listener = tokio::net::TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http.addr))?;
+    let http_addr = listener.local_addr()?;
+    let app = http::router(state);
+    let sd = shutdown.clone();
+    tasks.spawn(async move {
+        let r = axum::serve(listener, app).with_graceful_shutdown(async move { sd.cancelled().await }).await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    tracing::info!(%http_addr, "gateway listening");
+    Ok(Gateway { http_addr, shutdown, tasks })
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn run_mqtt_ingest(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    scheme: TopicScheme,
+    commands: mpsc::Sender<Command>,
+    connected: Arc<AtomicBool>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let span = tracing::info_span!("mqtt", role = "ingest");
+    let _g = span.enter();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let polled = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = eventloop.poll() => r,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Duration::from_millis(200);
+                connected.store(true, Ordering::Relaxed);
+                metrics.mqtt_connected.set(1);
+                tracing::info!(session_present = ack.session_present, "connected to the broker");
+                // Subscribe again on every connect: cheap, and right when the broker lost the session.
+                for filter in scheme.gateway_subscriptions() {
+                    let c = client.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = c.subscribe(filter.clone(), QoS::AtLeastOnce).await {
+                            tracing::error!(%filter, error = %e, "subscribe failed");
+                        }
+                    });
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                // Bounded: when the core is behind, this waits, and the broker holds the rest.
+                if commands.send(Command::Message(p)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if connected.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "broker connection lost");
+                }
+                metrics.mqtt_connected.set(0);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
+}
+
+async fn run_core(mut core: Core, mut commands: mpsc::Receiver<Command>, client: AsyncClient, config: GatewayConfig, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let cmd = tokio::select! {
+            // Drain what was received before stopping: in-flight messages are finished and acknowledged.
+            biased;
+            c = commands.recv() => match c { Some(c) => c, None => break },
+            _ = ticker.tick() => {
+                if let Err(e) = core.tick().await {
+                    tracing::error!(error = %e, "tick failed");
+                }
+                continue;
+            }
+            _ = shutdown.cancelled() => break,
+        };
+        match cmd {
+            Command::Message(p) => {
+                match core.handle_message(&p.topic, &p.payload).await {
+                    Ok(_) => {
+                        if let Err(e) = client.ack(&p).await {
+                            tracing::warn!(error = %e, "acknowledgement not sent");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, topic = %p.topic, "message not processed; not acknowledged"),
+                }
+            }
+            Command::Input { topic, payload, reply } => {
+                let r = core.handle_message(&topic, &payload).await.map(|_| ());
+                let _ = reply.send(r);
+            }
+            Command::Act { id, action, reply } => {
+                let _ = reply.send(core.act(&id, action).await);
+            }
+            Command::Reload { reply } => {
+                let r = match load_rules(&config) {
+                    Ok(rules) => {
+                        let n = rules.len();
+                        match core.reload_rules(rules).await {
+                            Ok(_) => Ok(n),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                };
+                match &r {
+                    Ok(n) => tracing::info!(rules = n, "rules reloaded"),
+                    Err(e) => tracing::error!(error = %e, "rule reload refused; the old rules stay in force"),
+                }
+                let _ = reply.send(r);
+            }
+        }
+    }
+    tracing::info!("core stopped");
+}
+
+/// Publishes every incident event, in order, to `{prefix}/incidents/{site}` from the durable
+/// event log (a cursor in the store marks what was handed to the broker).
+async fn run_event_publisher(
+    store: Store,
+    client: AsyncClient,
+    scheme: TopicScheme,
+    wake: Arc<tokio::sync::Notify>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    const CURSOR: &str = "mqtt_incidents";
+    let mut cursor = loop {
+        match store.cursor(CURSOR).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the publisher cursor");
+                tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            }
+        }
+    };
+    loop {
+        match store.events_after(cursor, 200).await {
+            Ok(events) if !events.is_empty() => {
+                for (pos, ev) in events {
+                    let topic = scheme.incidents(&ev.incident.site);
+                    let body = serde_json::to_vec(&ev).unwrap_or_default();
+                    if client.publish(topic, QoS::AtLeastOnce, false, body).await.is_err() {
+                        break;
+                    }
+                    metrics.mqtt_published.with_label_values(&["incident_event"]).inc();
+                    cursor = pos;
+                }
+                if let Err(e) = store.set_cursor(CURSOR, cursor).await {
+                    tracing::warn!(error = %e, "saving the publisher cursor");
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading events to publish"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The incident store: SQLite in the data directory by default, PostgreSQL when the store URL
+//! says so. One schema, migrated on start; the same queries run on both (through sqlx's `Any`
+//! driver, `$n` placeholders in order).
+
+use crate::incident::IncidentRecord;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::Duration;
+use telemetry::{Incident, IncidentEvent, Timestamp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store: corrupt record: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("store: no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Filters of `GET /api/v1/incidents`.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// `open` (not closed), or a state.
+    pub state: Option<String>,
+    pub site: Option<String>,
+    pub severity: Option<String>,
+    pub rule: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Paging: incidents older than this one.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub pos: i64,
+    pub at: String,
+    pub topic: String,
+    pub code: String,
+    pub reason: String,
+    pub raw: String,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(TIMEOUT, f).await.map_err(|_| StoreError::Timeout(TIMEOUT))?
+}
+
+impl Store {
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            // An in-memory SQLite database lives in one connection.
+            .max_connections(match backend {
+                Backend::Sqlite if url.contains(":memory:") => 1,
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the store answers now.
+    pub async fn ping(&self) -> Result<()> {
+        tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.pool))
+            .await
+            .map_err(|_| StoreError::Timeout(Duration::from_secs(2)))??;
+        Ok(())
+    }
+
+    /// Write an incident as it is now and the event that made it so, in one transaction.
+    /// Returns the event's position in the global event log.
+    pub async fn write_change(&self, cause_key: &str, rec: &IncidentRecord, event: &IncidentEvent) -> Result<i64> {
+        timed(async {
+            let i = &rec.incident;
+            let body = serde_json::to_string(&(i, rec.last_event_seq))?;
+            let ev = serde_json::to_string(event)?;
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO incidents (id, cause, rule, site, state, severity, raised_ms, standing, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, severity = excluded.severity, \
+                 standing = excluded.standing, body = excluded.body",
+            )
+            .bind(&i.id)
+            .bind(cause_key)
+            .bind(&i.rule)
+            .bind(i.site.as_str())
+            .bind(i.state.as_str())
+            .bind(i.severity.as_str())
+            .bind(i.raised_at.timestamp_millis())
+            .bind(i64::from(i.state.is_standing()))
+            .bind(&body)
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query(
+                "INSERT INTO incident_events (event_id, incident_id, site, event_seq, body) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING pos",
+            )
+            .bind(&event.event_id)
+            .bind(&i.id)
+            .bind(i.site.as_str())
+            .bind(event.event_seq as i64)
+            .bind(&ev)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+        .await
+    }
+
+    fn record_from_row(row: &AnyRow) -> Result<IncidentRecord> {
+        let body: String = row.try_get("body")?;
+        let (incident, last_event_seq): (Incident, u64) = serde_json::from_str(&body)?;
+        Ok(IncidentRecord { incident, last_event_seq })
+    }
+
+    /// Incidents whose condition still stands (to restore the engine and lifecycle on start).
+    pub async fn standing(&self) -> Result<Vec<(String, IncidentRecord)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT cause, body FROM incidents WHERE standing = 1").fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<String, _>("cause")?, Self::record_from_row(r)?)))
+                .collect()
+        })
+        .await
+    }
+
+    /// The last incident of each cause (for `previous`).
+    pub async fn last_per_cause(&self) -> Result<Vec<(String, String)>> {
+        timed(async {
+            let rows = sqlx::query(
+                "SELECT cause, id FROM incidents i WHERE raised_ms = (SELECT MAX(raised_ms) FROM incidents j WHERE j.cause = i.cause)",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<String, _>("cause")?, r.try_get::<String, _>("id")?)))
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn incident(&self, id: &str) -> Result<Option<IncidentRecord>> {
+        timed(async {
+            let row = sqlx::query("SELECT body FROM incidents WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+            row.as_ref().map(Self::record_from_row).transpose()
+        })
+        .await
+    }
+
+    pub async fn cause_of(&self, id: &str) -> Result<Option<String>> {
+        timed(async {
+            let row = sqlx::query("SELECT cause FROM incidents WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+            Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+        })
+        .await
+    }
+
+    pub async fn history(&self, id: &str) -> Result<Vec<IncidentEvent>> {
+        timed(async {
+            let rows = sqlx::query("SELECT body FROM incident_events WHERE incident_id = $1 ORDER BY event_seq")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
+                .collect()
+        })
+        .await
+    }
+
+    /// Incidents, newest first.
+    pub async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Incident>> {
+        timed(async {
+            let mut sql = String::from("SELECT body FROM incidents WHERE 1 = 1");
+            let mut args: Vec<ArgValue> = Vec::new();
+            let mut push = |sql: &mut String, cond: &str, v: ArgValue| {
+                args.push(v);
+                sql.push_str(&cond.replace('?', &format!("${}", args.len())));
+            };
+            match f.state.as_deref() {
+                Some("open") => sql.push_str(" AND state <> 'closed'"),
+                Some(s) => push(&mut sql, " AND state = ?", ArgValue::Text(s.to_string())),
+                None => {}
+            }
+            if let Some(s) = &f.site {
+                push(&mut sql, " AND site = ?", ArgValue::Text(s.clone()));
+            }
+            if let Some(s) = &f.severity {
+                push(&mut sql, " AND severity = ?", ArgValue::Text(s.clone()));
+            }
+            if let Some(s) = &f.rule {
+                push(&mut sql, " AND rule = ?", ArgValue::Text(s.clone()));
+            }
+            if let Some(t) = f.since {
+                push(&mut sql, " AND raised_ms >= ?", ArgValue::Int(t.timestamp_millis()));
+            }
+            if let Some(t) = f.until {
+                push(&mut sql, " AND raised_ms < ?", ArgValue::Int(t.timestamp_millis()));
+            }
+            if let Some((ms, id)) = &f.before {
+                push(&mut sql, " AND (raised_ms < ?", ArgValue::Int(*ms));
+                push(&mut sql, " OR (raised_ms = ?", ArgValue::Int(*ms));
+                push(&mut sql, " AND id < ?))", ArgValue::Text(id.clone()));
+            }
+            sql.push_str(" ORDER BY raised_ms DESC, id DESC");
+            push(&mut sql, " LIMIT ?", ArgValue::Int(f.limit));
+            let mut q = sqlx::query(&sql);
+            for a in args {
+                q = match a {
+                    ArgValue::Text(s) => q.bind(s),
+                    ArgValue::Int(i) => q.bind(i),
+                };
+            }
+            let rows = q.fetch_all(&self.pool).await?;
+            rows.iter().map(|r| Ok(Self::record_from_row(r)?.incident)).collect()
+        })
+        .await
+    }
+
+    /// Events after a position of the global event log, in order.
+    pub async fn events_after(&self, pos: i64, limit: i64) -> Result<Vec<(i64, IncidentEvent)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT pos, body FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2")
+                .bind(pos)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i64, _>(0)?, serde_json::from_str(&r.try_get::<String, _>(1)?)?)))
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn event_pos(&self, event_id: &str) -> Result<Option<i64>> {
+        timed(async {
+            let row = sqlx::query("SELECT pos FROM incident_events WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+        })
+        .await
+    }
+
+    pub async fn cursor(&self, name: &str) -> Result<i64> {
+        timed(async {
+            let row = sqlx::query("SELECT pos FROM cursors WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+            Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn set_cursor(&self, name: &str, pos: i64) -> Result<()> {
+        timed(async {
+            sqlx::query("INSERT INTO cursors (name, pos) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET pos = excluded.pos")
+                .bind(name)
+                .bind(pos)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn save_seq_window(&self, site: &str, agent: &str, epoch: &str, body: &str) -> Result<()> {
+        timed(async {
+            sqlx::query(
+                "INSERT INTO seq_windows (site, agent, epoch, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (site, agent, epoch) DO UPDATE SET body = excluded.body",
+            )
+            .bind(site)
+            .bind(agent)
+            .bind(epoch)
+            .bind(body)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn seq_windows(&self) -> Result<Vec<(String, String, String, String)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT site, agent, epoch, body FROM seq_windows").fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn save_catalogue(&self, site: &str, agent: &str, body: &str) -> Result<()> {
+        timed(async {
+            sqlx::query(
+                "INSERT INTO catalogues (site, agent, body) VALUES ($1, $2, $3) \
+                 ON CONFLICT (site, agent) DO UPDATE SET body = excluded.body",
+            )
+            .bind(site)
+            .bind(agent)
+            .bind(body)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn catalogues(&self) -> Result<Vec<(String, String, String)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT site, agent, body FROM catalogues").fetch_all(&self.pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+        })
+        .await
+    }
+
+    /// Keep a refused message or reading; the oldest beyond `capacity` are dropped.
+    pub async fn add_dead_letter(&self, at: Timestamp, topic: &str, code: &str, reason: &str, raw: &str, capacity: usize) -> Result<()> {
+        timed(async {
+            let row = sqlx::query("INSERT INTO dead_letters (at_ms, topic, code, reason, raw) VALUES ($1, $2, $3, $4, $5) RETURNING pos")
+                .bind(at.timestamp_millis())
+                .bind(topic)
+                .bind(code)
+                .bind(reason)
+                .bind(raw)
+                .fetch_one(&self.pool)
+                .await?;
+            let pos: i64 = row.try_get(0)?;
+            if pos % 100 == 0 {
+                sqlx::query("DELETE FROM dead_letters WHERE pos <= $1").bind(pos - capacity as i64).execute(&self.pool).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
+        timed(async {
+            let rows = sqlx::query("SELECT pos, at_ms, topic, code, reason, raw FROM dead_letters ORDER BY pos DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let ms: i64 = r.try_get(1)?;
+                    Ok(DeadLetter {
+                        pos: r.try_get(0)?,
+                        at: chrono::DateTime::from_timestamp_millis(ms).map(|t| telemetry::format_time(&t)).unwrap_or_default(),
+                        topic: r.try_get(2)?,
+                        code: r.try_get(3)?,
+                        reason: r.try_get(4)?,
+                        raw: r.try_get(5)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+enum ArgValue {
+    Text(String),
+    Int(i64),
+}
