@@ -2,4 +2,15 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod engine;
+mod error;
+mod fxhash;
+mod glob;
+mod message;
+mod rule;
+mod ruleset;
+
 pub use api::*;
+pub use engine::{Engine, EngineConfig};
+pub use error::RuleError;
+pub use ruleset::{RuleInfo, RuleSet, BUILTIN_FILES};

@@ -1,1 +1,21 @@
-//! placeholder
+//! The site-side program of the monitoring system: Modbus polling, MQTT device input, a
+//! durable store-and-forward buffer, MQTT publishing per the contract, and a Modbus device
+//! simulator. See `README.md` for the configuration and the moving parts.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod buffer;
+pub mod clock;
+pub mod config;
+pub mod decode;
+pub mod metrics;
+pub mod mqtt_input;
+pub mod plan;
+pub mod poll;
+pub mod publish;
+pub mod sim;
+
+pub use agent::{Agent, AgentError};
+pub use clock::{Clock, SharedClock, SystemClock};
+pub use config::{AgentConfig, ConfigError};
+pub use sim::{SimError, Simulator, SimulatorConfig, SimulatorHandle};

@@ -1,5 +1,185 @@
-//! `gateway demo` (filled in once the agent library lands).
+//! `gateway demo`: the whole system in one process, with embedded defaults. An embedded MQTT
+//! broker (rumqttd), the gateway with its embedded store, simulated Modbus devices (a coal
+//! mine's gas PLC, a chemical plant's DCS) polled over Modbus TCP by in-process edge agents, and
+//! a fleet's GPS trackers publishing JSON that an agent maps to points. Every reading crosses
+//! the broker: nothing goes from a simulator to the rules but through Modbus and MQTT.
 
-pub async fn run(_mqtt_port: Option<u16>) -> anyhow::Result<()> {
-    anyhow::bail!("demo: not yet wired")
+use crate::clock::SystemClock;
+use crate::config::GatewayConfig;
+use anyhow::{Context, Result};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A demo site: a simulator file (if it has Modbus devices) and an agent file, with
+/// `{{...}}` placeholders filled in at start.
+struct DemoSite {
+    name: &'static str,
+    simulator: Option<&'static str>,
+    agent: &'static str,
+}
+
+const SITES: &[DemoSite] = &[
+    DemoSite { name: "mine-01", simulator: Some(include_str!("../demo/mine-01.sim.toml")), agent: include_str!("../demo/mine-01.agent.toml") },
+    DemoSite { name: "chem-01", simulator: Some(include_str!("../demo/chem-01.sim.toml")), agent: include_str!("../demo/chem-01.agent.toml") },
+    DemoSite { name: "trans-01", simulator: None, agent: include_str!("../demo/trans-01.agent.toml") },
+];
+
+/// The embedded broker's port: the one asked for, else 1883 when free, else any free port.
+fn broker_port(asked: Option<u16>) -> Result<u16> {
+    if let Some(p) = asked {
+        return Ok(p);
+    }
+    if TcpListener::bind(("127.0.0.1", 1883)).is_ok() {
+        return Ok(1883);
+    }
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Start rumqttd on its own thread (it has no stop; it ends with the process).
+pub fn start_broker(port: u16) -> Result<()> {
+    let config = format!(
+        r#"
+id = 0
+[router]
+id = 0
+max_connections = 1000
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 1
+  [v4.1.connections]
+  connection_timeout_ms = 60000
+  max_payload_size = 8388608
+  max_inflight_count = 200
+  dynamic_filters = true
+"#
+    );
+    let config: rumqttd::Config = toml::from_str(&config).context("embedded broker config")?;
+    std::thread::Builder::new().name("broker".into()).spawn(move || {
+        let mut broker = rumqttd::Broker::new(config);
+        if let Err(e) = broker.start() {
+            tracing::error!(error = %e, "embedded broker stopped");
+        }
+    })?;
+    Ok(())
+}
+
+async fn wait_port(port: u16) -> Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the embedded broker did not open port {port}")
+}
+
+pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
+    let data_dir = std::env::var_os("HRS_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("hrs-demo-data"));
+    let http_addr: SocketAddr = match std::env::var("HRS_HTTP_ADDR") {
+        Ok(a) => a.parse().with_context(|| format!("HRS_HTTP_ADDR {a:?} is not host:port"))?,
+        Err(_) => "127.0.0.1:8080".parse()?,
+    };
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let port = broker_port(mqtt_port)?;
+    start_broker(port)?;
+    wait_port(port).await?;
+    let mqtt_url = format!("mqtt://127.0.0.1:{port}");
+
+    let mut config = GatewayConfig::default();
+    config.mqtt.url = mqtt_url.clone();
+    config.mqtt.client_id = "hrs-demo-gateway".into();
+    config.http.addr = http_addr;
+    config.data_dir = data_dir.join("gateway");
+    let gw = crate::service::start(config, Arc::new(SystemClock)).await?;
+
+    let shutdown = CancellationToken::new();
+    let mut simulators = Vec::new();
+    for site in SITES {
+        let mut agent_text = site.agent.replace("{{MQTT_URL}}", &mqtt_url).replace("{{DATA_DIR}}", &data_dir.display().to_string());
+        if let Some(sim) = site.simulator {
+            let sim_config = edge_agent::SimulatorConfig::from_toml_str(sim).with_context(|| format!("demo simulator of {}", site.name))?;
+            let handle = edge_agent::Simulator::start(sim_config).await.with_context(|| format!("starting the simulator of {}", site.name))?;
+            for dev in handle.devices() {
+                let key = format!("{{{{{}_PORT}}}}", dev.name.to_uppercase().replace('-', "_"));
+                agent_text = agent_text.replace(&key, &dev.addr.port().to_string());
+            }
+            simulators.push(handle);
+        }
+        let agent_config = edge_agent::AgentConfig::from_toml_str(&agent_text).with_context(|| format!("demo agent of {}", site.name))?;
+        let agent = edge_agent::Agent::build(agent_config).await.with_context(|| format!("starting the agent of {}", site.name))?;
+        let sd = shutdown.clone();
+        let name = site.name;
+        tokio::spawn(async move {
+            if let Err(e) = agent.run(async move { sd.cancelled().await }).await {
+                tracing::error!(site = name, error = %e, "demo agent stopped");
+            }
+        });
+    }
+    tokio::spawn(run_trackers(port, shutdown.clone()));
+
+    let api = format!("http://{}", gw.http_addr);
+    println!(
+        "\nHRS demo is running.\n\
+         \n  incidents        {api}/api/v1/incidents\
+         \n  open incidents   {api}/api/v1/incidents?state=open\
+         \n  sites            {api}/api/v1/sites\
+         \n  live points      {api}/api/v1/sites/mine-01/points\
+         \n  event stream     {api}/api/v1/events   (Server-Sent Events)\
+         \n  metrics          {api}/metrics   (hrs_messages_received_total{{kind=\"readings\"}}: batches that crossed the broker)\
+         \n  MQTT broker      {mqtt_url}   (incident events on hrs/v1/incidents/#)\
+         \n  data             {}\
+         \n\nSimulated: coal mine mine-01 (methane drifts and spikes past 1.0 % and 1.5 %), chemical plant chem-01\
+         \n(combustible gas spikes, an interlock bypass every minute), fleet trans-01. Incidents appear within a minute.\
+         \nCtrl-C stops.\n",
+        data_dir.display()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    shutdown.cancel();
+    gw.shutdown.cancel();
+    for s in simulators {
+        s.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Two GPS trackers that speak MQTT themselves (JSON on `demo/trackers/{plate}`).
+async fn run_trackers(port: u16, shutdown: CancellationToken) {
+    let mut opts = MqttOptions::new("demo-trackers", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(15));
+    let (client, mut ev) = AsyncClient::new(opts, 100);
+    tokio::spawn(async move {
+        loop {
+            if ev.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    let mut t = 0u64;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        t += 1;
+        let now = telemetry::format_time(&chrono::Utc::now());
+        for (plate, base) in [("YA12345", 62.0), ("YA67890", 75.0)] {
+            let speed = base + 20.0 * ((t as f64) / 17.0).sin();
+            let body = serde_json::json!({"time": now, plate: {"speed_kmh": (speed * 10.0).round() / 10.0}});
+            let _ = client.publish(format!("demo/trackers/{plate}"), QoS::AtLeastOnce, false, body.to_string()).await;
+        }
+    }
+}
+
+/// Where the demo keeps its data by default (for docs and tests).
+pub fn default_data_dir() -> &'static Path {
+    Path::new("hrs-demo-data")
 }

@@ -47,7 +47,7 @@ enum Cmd {
 }
 
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HRS_LOG").unwrap_or_else(|_| "info,sqlx=warn,rumqttd=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HRS_LOG").unwrap_or_else(|_| "info,sqlx=warn,rumqttd=warn,rumqttd::server::broker=off".into());
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         b.json().init();

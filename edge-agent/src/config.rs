@@ -1,0 +1,811 @@
+//! The agent's configuration file (TOML). See `edge-agent/README.md` and
+//! `edge-agent/examples/agent.toml` for a full example.
+
+use crate::decode::{ByteOrder, DataType};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use telemetry::{AgentId, Catalogue, PointId, PointSpec, Quantity, SiteId, SiteInfo, Unit};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config is not valid TOML for this program: {0}")]
+    Syntax(String),
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// The Modbus function (table) a point is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Function {
+    Coil,
+    DiscreteInput,
+    Holding,
+    Input,
+}
+
+impl Function {
+    /// Whether the table holds bits (coils, discrete inputs) rather than 16-bit registers.
+    pub fn is_bits(self) -> bool {
+        matches!(self, Function::Coil | Function::DiscreteInput)
+    }
+    /// The most items one read request may ask for (Modbus application protocol v1.1b3).
+    pub fn max_per_request(self) -> u16 {
+        if self.is_bits() {
+            2000
+        } else {
+            125
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Function::Coil => "coil",
+            Function::DiscreteInput => "discrete_input",
+            Function::Holding => "holding",
+            Function::Input => "input",
+        }
+    }
+}
+
+/// How Modbus frames travel to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Modbus TCP (MBAP header).
+    #[default]
+    Tcp,
+    /// RTU frames (with CRC) over a TCP stream, as serial-to-Ethernet converters speak.
+    RtuOverTcp,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_publish_interval_ms() -> u64 {
+    1000
+}
+fn default_max_batch_readings() -> usize {
+    5000
+}
+fn default_reading_queue() -> usize {
+    4096
+}
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This agent's id (`[a-z0-9][a-z0-9_-]{0,63}`).
+    pub agent: AgentId,
+    /// The site it belongs to.
+    pub site: SiteId,
+    /// Where the agent keeps its state (the buffer file by default); created if missing.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Optional site description, sent in the birth.
+    #[serde(default)]
+    pub site_info: Option<SiteInfo>,
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    /// How often a batch of the readings gathered so far is written and published.
+    #[serde(default = "default_publish_interval_ms")]
+    pub publish_interval_ms: u64,
+    /// A batch holds at most this many readings; more are cut into further batches.
+    #[serde(default = "default_max_batch_readings")]
+    pub max_batch_readings: usize,
+    /// Capacity of the queue between the pollers and the batcher (readings). Pollers wait
+    /// when it is full (back-pressure); MQTT device input drops and counts instead.
+    #[serde(default = "default_reading_queue")]
+    pub reading_queue: usize,
+    /// Where to serve Prometheus metrics (`/metrics`), e.g. `127.0.0.1:9100`; none if unset.
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+    #[serde(default)]
+    pub mqtt_inputs: Vec<MqttInputConfig>,
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://127.0.0.1:1883".into()
+}
+fn default_topic_prefix() -> String {
+    "hrs/v1".into()
+}
+fn default_keep_alive_s() -> u64 {
+    15
+}
+fn default_timeout_ms() -> u64 {
+    5000
+}
+fn default_max_packet_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_inflight() -> u16 {
+    32
+}
+
+/// The MQTT broker connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` (port defaults to 1883). `mqtts://` is not supported yet.
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    /// Defaults to the agent id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    #[serde(default = "default_keep_alive_s")]
+    pub keep_alive_s: u64,
+    /// Bound on connecting and on waiting for a PUBACK.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// TLS to the broker. Not supported yet: `true` is refused by `validate()`.
+    #[serde(default)]
+    pub tls: bool,
+    /// The largest MQTT packet sent or received.
+    #[serde(default = "default_max_packet_bytes")]
+    pub max_packet_bytes: usize,
+    /// How many batches may await their PUBACK at once.
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight_batches: u16,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: default_mqtt_url(),
+            client_id: None,
+            username: None,
+            password: None,
+            topic_prefix: default_topic_prefix(),
+            keep_alive_s: default_keep_alive_s(),
+            timeout_ms: default_timeout_ms(),
+            tls: false,
+            max_packet_bytes: default_max_packet_bytes(),
+            max_inflight_batches: default_max_inflight(),
+        }
+    }
+}
+
+/// A broker address parsed out of [`MqttConfig::url`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl MqttConfig {
+    /// Parse `url` into host and port.
+    pub fn broker(&self) -> Result<BrokerAddr, String> {
+        parse_mqtt_url(&self.url)
+    }
+}
+
+/// Parse `mqtt://host[:port]` (also `tcp://`). `mqtts://` and `ssl://` are refused (no TLS yet).
+pub fn parse_mqtt_url(url: &str) -> Result<BrokerAddr, String> {
+    let rest = if let Some(r) = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+    {
+        r
+    } else if url.starts_with("mqtts://") || url.starts_with("ssl://") {
+        return Err(format!("mqtt url {url:?}: TLS is not supported yet; use mqtt:// (e.g. to a local broker or a TLS-terminating bridge)"));
+    } else {
+        return Err(format!("mqtt url {url:?} must start with mqtt://"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains('?') {
+        return Err(format!(
+            "mqtt url {url:?} must be mqtt://host[:port] with no path"
+        ));
+    }
+    let (host, port) = if let Some(h) = rest.strip_prefix('[') {
+        // [v6]:port
+        let (h, p) = h
+            .split_once(']')
+            .ok_or_else(|| format!("mqtt url {url:?}: unclosed ["))?;
+        let port = match p.strip_prefix(':') {
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("mqtt url {url:?}: bad port {p:?}"))?,
+            None if p.is_empty() => 1883,
+            None => return Err(format!("mqtt url {url:?}: bad text after ]")),
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse()
+                    .map_err(|_| format!("mqtt url {url:?}: bad port {p:?}"))?,
+            ),
+            None => (rest.to_string(), 1883),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("mqtt url {url:?} has no host"));
+    }
+    Ok(BrokerAddr { host, port })
+}
+
+fn default_buffer_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+
+/// The durable store-and-forward buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// The SQLite file; default `<data_dir>/buffer.sqlite`. A relative path is taken from the
+    /// working directory.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// When the stored batches exceed this many payload bytes, the oldest are dropped
+    /// (counted in `hrs_agent_batches_dropped_total` and logged).
+    #[serde(default = "default_buffer_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            path: None,
+            max_bytes: default_buffer_max_bytes(),
+        }
+    }
+}
+
+fn default_port() -> u16 {
+    502
+}
+fn default_unit_id() -> u8 {
+    1
+}
+fn default_device_timeout_ms() -> u64 {
+    1000
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_poll_interval_ms() -> u64 {
+    1000
+}
+
+/// One Modbus device (or a gateway in front of one unit id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_unit_id")]
+    pub unit_id: u8,
+    #[serde(default)]
+    pub transport: Transport,
+    /// Bound on connecting and on each request.
+    #[serde(default = "default_device_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How many times a request that timed out or lost its connection is tried again
+    /// (after reconnecting) within one poll.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default)]
+    pub points: Vec<PointConfig>,
+}
+
+fn default_scale() -> f64 {
+    1.0
+}
+
+/// One point of a Modbus device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointConfig {
+    pub point: PointId,
+    pub function: Function,
+    /// Zero-based protocol address (register 40001 is holding address 0).
+    pub address: u16,
+    /// The stored type; `bool` for coils and discrete inputs (the default there), `u16` by
+    /// default for registers.
+    #[serde(rename = "type", default)]
+    pub data_type: Option<DataType>,
+    /// For `bool` read from a register: the bit, 0 = least significant.
+    #[serde(default)]
+    pub bit: Option<u8>,
+    /// Word and byte order of values wider than a byte (`ABCD`, `CDAB`, `BADC`, `DCBA`).
+    #[serde(default)]
+    pub order: ByteOrder,
+    /// value = raw * scale + offset
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    pub quantity: Quantity,
+    pub unit: Unit,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub gas: Option<String>,
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The interval announced in the birth (how often a reading is expected); defaults to the
+    /// device's `poll_interval_ms`.
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+}
+
+impl PointConfig {
+    /// The stored type, with the defaults applied.
+    pub fn ty(&self) -> DataType {
+        self.data_type.unwrap_or(if self.function.is_bits() {
+            DataType::Bool
+        } else {
+            DataType::U16
+        })
+    }
+    /// How many items (bits or registers) of its table the point spans.
+    pub fn width(&self) -> u16 {
+        if self.function.is_bits() {
+            1
+        } else {
+            self.ty().registers()
+        }
+    }
+}
+
+/// A device that speaks MQTT itself: messages on `topic` (a filter) carry JSON objects whose
+/// fields map to points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttInputConfig {
+    pub name: String,
+    /// An MQTT topic filter (`+` and `#` allowed) on the agent's broker.
+    pub topic: String,
+    /// A JSON pointer (`/ts`) or top-level field name holding an RFC 3339 time; the arrival
+    /// time is used when unset or absent.
+    #[serde(default)]
+    pub ts_field: Option<String>,
+    pub points: Vec<MqttPointConfig>,
+}
+
+/// One point carried by an MQTT device's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttPointConfig {
+    pub point: PointId,
+    /// A JSON pointer (`/gas/ch4`) or a top-level field name (`ch4`).
+    pub field: String,
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    pub quantity: Quantity,
+    pub unit: Unit,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub gas: Option<String>,
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+}
+
+/// Turn a field name or JSON pointer into a JSON pointer.
+pub fn json_pointer(field: &str) -> String {
+    if field.starts_with('/') {
+        field.to_string()
+    } else {
+        format!("/{}", field.replace('~', "~0").replace('/', "~1"))
+    }
+}
+
+impl AgentConfig {
+    /// Parse a TOML document and validate it.
+    pub fn from_toml_str(s: &str) -> Result<AgentConfig, ConfigError> {
+        let cfg: AgentConfig = toml::from_str(s).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Read, parse and validate a file.
+    pub fn from_file(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Apply the environment overrides `HRS_MQTT_URL` and `HRS_TOPIC_PREFIX` (looked up
+    /// through `get`, so tests need not touch the process environment), then validate again.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(url) = get("HRS_MQTT_URL").filter(|s| !s.is_empty()) {
+            self.mqtt.url = url;
+        }
+        if let Some(prefix) = get("HRS_TOPIC_PREFIX").filter(|s| !s.is_empty()) {
+            self.mqtt.topic_prefix = prefix;
+        }
+        self.validate()
+    }
+
+    /// The MQTT client id (the agent id unless set).
+    pub fn client_id(&self) -> String {
+        self.mqtt
+            .client_id
+            .clone()
+            .unwrap_or_else(|| self.agent.to_string())
+    }
+
+    /// The buffer file.
+    pub fn buffer_path(&self) -> PathBuf {
+        self.buffer
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("buffer.sqlite"))
+    }
+
+    /// Check everything `serde` cannot; every problem found is listed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut errs = Vec::new();
+        let m = &self.mqtt;
+        if let Err(e) = m.broker() {
+            errs.push(e);
+        }
+        if m.tls {
+            errs.push(
+                "mqtt.tls = true is not supported yet by this build (no TLS stack); \
+                 connect to a local broker over mqtt:// or through a TLS-terminating bridge"
+                    .into(),
+            );
+        }
+        if m.client_id
+            .as_deref()
+            .is_some_and(|c| c.is_empty() || c.len() > 64)
+        {
+            errs.push("mqtt.client_id must be 1 to 64 characters".into());
+        }
+        if m.password.is_some() && m.username.is_none() {
+            errs.push("mqtt.password is set without mqtt.username".into());
+        }
+        let p = m.topic_prefix.trim_end_matches('/');
+        if p.is_empty() || p.contains('+') || p.contains('#') || p.starts_with('/') {
+            errs.push(format!(
+                "mqtt.topic_prefix {:?} must be a non-empty topic without wildcards or a leading /",
+                m.topic_prefix
+            ));
+        }
+        if !(5..=65_535).contains(&m.keep_alive_s) {
+            errs.push(format!(
+                "mqtt.keep_alive_s = {} must be 5..65535",
+                m.keep_alive_s
+            ));
+        }
+        if !(100..=600_000).contains(&m.timeout_ms) {
+            errs.push(format!(
+                "mqtt.timeout_ms = {} must be 100..600000",
+                m.timeout_ms
+            ));
+        }
+        if m.max_packet_bytes < 16 * 1024 || m.max_packet_bytes > 256 * 1024 * 1024 {
+            errs.push(format!(
+                "mqtt.max_packet_bytes = {} must be 16 KiB..256 MiB",
+                m.max_packet_bytes
+            ));
+        }
+        if !(1..=1000).contains(&m.max_inflight_batches) {
+            errs.push(format!(
+                "mqtt.max_inflight_batches = {} must be 1..1000",
+                m.max_inflight_batches
+            ));
+        }
+        if self.buffer.max_bytes < 64 * 1024 {
+            errs.push(format!(
+                "buffer.max_bytes = {} must be at least 65536",
+                self.buffer.max_bytes
+            ));
+        }
+        if self.publish_interval_ms < 10 || self.publish_interval_ms > 3_600_000 {
+            errs.push(format!(
+                "publish_interval_ms = {} must be 10..3600000",
+                self.publish_interval_ms
+            ));
+        }
+        if self.max_batch_readings == 0 || self.max_batch_readings > 20_000 {
+            errs.push(format!(
+                "max_batch_readings = {} must be 1..20000 (the gateway refuses bigger batches)",
+                self.max_batch_readings
+            ));
+        }
+        if self.reading_queue == 0 || self.reading_queue > 1_000_000 {
+            errs.push(format!(
+                "reading_queue = {} must be 1..1000000",
+                self.reading_queue
+            ));
+        }
+        if self.devices.is_empty() && self.mqtt_inputs.is_empty() {
+            errs.push(
+                "no [[devices]] and no [[mqtt_inputs]]: the agent would have nothing to read"
+                    .into(),
+            );
+        }
+        let mut points = HashSet::new();
+        let mut names = HashSet::new();
+        let mut check_point = |errs: &mut Vec<String>,
+                               where_: &str,
+                               point: &PointId,
+                               scale: f64,
+                               offset: f64,
+                               range: Option<[f64; 2]>,
+                               interval_ms: Option<u64>| {
+            if !points.insert(point.clone()) {
+                errs.push(format!("{where_}: point {point} is named more than once (point ids are unique per site)"));
+            }
+            if !scale.is_finite() || scale == 0.0 {
+                errs.push(format!("{where_}: scale must be a finite non-zero number"));
+            }
+            if !offset.is_finite() {
+                errs.push(format!("{where_}: offset must be finite"));
+            }
+            if let Some([lo, hi]) = range {
+                if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+                    errs.push(format!("{where_}: range [{lo}, {hi}] is empty"));
+                }
+            }
+            if interval_ms == Some(0) {
+                errs.push(format!("{where_}: interval_ms must be positive"));
+            }
+        };
+        for (i, d) in self.devices.iter().enumerate() {
+            let dw = format!("devices[{i}] ({})", d.name);
+            if d.name.is_empty() {
+                errs.push(format!("devices[{i}]: name is empty"));
+            } else if !names.insert(d.name.clone()) {
+                errs.push(format!("{dw}: device name is used twice"));
+            }
+            if d.host.is_empty() {
+                errs.push(format!("{dw}: host is empty"));
+            }
+            if d.port == 0 {
+                errs.push(format!("{dw}: port 0 is not a device port"));
+            }
+            if !(10..=600_000).contains(&d.timeout_ms) {
+                errs.push(format!(
+                    "{dw}: timeout_ms = {} must be 10..600000",
+                    d.timeout_ms
+                ));
+            }
+            if d.retries > 10 {
+                errs.push(format!("{dw}: retries = {} must be 0..10", d.retries));
+            }
+            if !(10..=86_400_000).contains(&d.poll_interval_ms) {
+                errs.push(format!(
+                    "{dw}: poll_interval_ms = {} must be 10..86400000",
+                    d.poll_interval_ms
+                ));
+            }
+            if d.points.is_empty() {
+                errs.push(format!("{dw}: has no [[devices.points]]"));
+            }
+            for p in &d.points {
+                let pw = format!("{dw} point {}", p.point);
+                check_point(
+                    &mut errs,
+                    &pw,
+                    &p.point,
+                    p.scale,
+                    p.offset,
+                    p.range,
+                    p.interval_ms,
+                );
+                let ty = p.ty();
+                if p.function.is_bits() {
+                    if ty != DataType::Bool {
+                        errs.push(format!(
+                            "{pw}: a {} is a single bit, so type must be bool (not {ty})",
+                            p.function.as_str()
+                        ));
+                    }
+                    if p.bit.is_some() {
+                        errs.push(format!(
+                            "{pw}: bit applies only to bool read from a register"
+                        ));
+                    }
+                } else if ty == DataType::Bool {
+                    match p.bit {
+                        None => errs.push(format!(
+                            "{pw}: bool from a {} register needs bit = 0..15",
+                            p.function.as_str()
+                        )),
+                        Some(b) if b > 15 => errs.push(format!("{pw}: bit = {b} must be 0..15")),
+                        _ => {}
+                    }
+                } else if p.bit.is_some() {
+                    errs.push(format!("{pw}: bit applies only to type bool"));
+                }
+                if u32::from(p.address) + u32::from(p.width()) > 65_536 {
+                    errs.push(format!(
+                        "{pw}: address {} + {} items runs past 65535",
+                        p.address,
+                        p.width()
+                    ));
+                }
+            }
+        }
+        for (i, input) in self.mqtt_inputs.iter().enumerate() {
+            let iw = format!("mqtt_inputs[{i}] ({})", input.name);
+            if input.name.is_empty() {
+                errs.push(format!("mqtt_inputs[{i}]: name is empty"));
+            } else if !names.insert(input.name.clone()) {
+                errs.push(format!(
+                    "{iw}: name is used twice (devices and mqtt_inputs share names)"
+                ));
+            }
+            if let Err(e) = check_topic_filter(&input.topic) {
+                errs.push(format!("{iw}: {e}"));
+            }
+            if input.points.is_empty() {
+                errs.push(format!("{iw}: has no [[mqtt_inputs.points]]"));
+            }
+            for p in &input.points {
+                let pw = format!("{iw} point {}", p.point);
+                check_point(
+                    &mut errs,
+                    &pw,
+                    &p.point,
+                    p.scale,
+                    p.offset,
+                    p.range,
+                    p.interval_ms,
+                );
+                if p.field.is_empty() || p.field == "/" {
+                    errs.push(format!("{pw}: field is empty"));
+                }
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errs))
+        }
+    }
+
+    /// The point catalogue this configuration describes (the birth), under `epoch`.
+    pub fn catalogue(&self, epoch: &str) -> Catalogue {
+        let mut points = Vec::new();
+        for d in &self.devices {
+            for p in &d.points {
+                points.push(PointSpec {
+                    point: p.point.clone(),
+                    quantity: p.quantity.clone(),
+                    unit: p.unit.clone(),
+                    location: p.location.clone(),
+                    name: p.name.clone(),
+                    range: p.range,
+                    interval_ms: Some(p.interval_ms.unwrap_or(d.poll_interval_ms)),
+                    gas: p.gas.clone(),
+                    tags: p.tags.clone(),
+                });
+            }
+        }
+        for input in &self.mqtt_inputs {
+            for p in &input.points {
+                points.push(PointSpec {
+                    point: p.point.clone(),
+                    quantity: p.quantity.clone(),
+                    unit: p.unit.clone(),
+                    location: p.location.clone(),
+                    name: p.name.clone(),
+                    range: p.range,
+                    interval_ms: p.interval_ms,
+                    gas: p.gas.clone(),
+                    tags: p.tags.clone(),
+                });
+            }
+        }
+        Catalogue {
+            agent: self.agent.clone(),
+            epoch: epoch.to_string(),
+            site: self.site_info.clone(),
+            points,
+        }
+    }
+}
+
+fn check_topic_filter(f: &str) -> Result<(), String> {
+    if f.is_empty() {
+        return Err("topic filter is empty".into());
+    }
+    let levels: Vec<&str> = f.split('/').collect();
+    for (i, l) in levels.iter().enumerate() {
+        if l.contains('#') && (*l != "#" || i != levels.len() - 1) {
+            return Err(format!("topic filter {f:?}: # must be a whole last level"));
+        }
+        if l.contains('+') && *l != "+" {
+            return Err(format!("topic filter {f:?}: + must be a whole level"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `topic` matches the MQTT filter `filter`.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_mqtt_url("mqtt://127.0.0.1:1884").unwrap(),
+            BrokerAddr {
+                host: "127.0.0.1".into(),
+                port: 1884
+            }
+        );
+        assert_eq!(parse_mqtt_url("mqtt://broker").unwrap().port, 1883);
+        assert_eq!(
+            parse_mqtt_url("mqtt://[::1]:1885").unwrap(),
+            BrokerAddr {
+                host: "::1".into(),
+                port: 1885
+            }
+        );
+        assert!(parse_mqtt_url("mqtts://broker")
+            .unwrap_err()
+            .contains("TLS"));
+        assert!(parse_mqtt_url("http://broker").is_err());
+        assert!(parse_mqtt_url("mqtt://broker:x").is_err());
+    }
+
+    #[test]
+    fn filters() {
+        assert!(topic_matches("a/+/c", "a/b/c"));
+        assert!(topic_matches("a/#", "a/b/c"));
+        assert!(!topic_matches("a/+", "a/b/c"));
+        assert!(!topic_matches("a/b", "a/b/c"));
+        assert!(check_topic_filter("a/#/b").is_err());
+        assert!(check_topic_filter("a/b+").is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! Prometheus metrics of the agent (`hrs_agent_*`), served at `/metrics` on `metrics_addr`.
+//!
+//! Labels come from small fixed sets: `kind` and `reason` are fixed words, `device` is a
+//! configured device name. No point id is ever a label.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::net::SocketAddr;
+
+/// Every metric of one agent, in its own registry.
+#[derive(Clone)]
+pub struct AgentMetrics {
+    pub registry: Registry,
+    /// Requests made to devices, by outcome (`ok`, `error`).
+    pub polls_total: IntCounterVec,
+    /// Failed requests by kind: `timeout`, `exception`, `transport`, `connect`, `decode`.
+    pub poll_errors_total: IntCounterVec,
+    /// Time of one Modbus read request.
+    pub poll_duration_seconds: HistogramVec,
+    /// 1 while the device's connection is up.
+    pub device_link_up: IntGaugeVec,
+    /// Readings handed to the batcher.
+    pub readings_total: IntCounter,
+    /// Readings dropped before batching, by reason (`queue_full`, `bad_payload`).
+    pub readings_dropped_total: IntCounterVec,
+    /// Batches stored in the buffer and not yet acknowledged by the broker.
+    pub buffer_batches: IntGauge,
+    /// Payload bytes of those batches.
+    pub buffer_bytes: IntGauge,
+    /// Batches acknowledged (PUBACK) by the broker.
+    pub batches_published_total: IntCounter,
+    /// Batches dropped from the buffer, by reason (`buffer_full`).
+    pub batches_dropped_total: IntCounterVec,
+    /// 1 while connected to the broker.
+    pub mqtt_connected: IntGauge,
+    /// Broker connection attempts that failed or sessions that ended in error.
+    pub mqtt_disconnects_total: IntCounter,
+    /// Time from storing a batch to its PUBACK.
+    pub publish_latency_seconds: Histogram,
+}
+
+impl AgentMetrics {
+    pub fn new() -> AgentMetrics {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("metric definition is valid");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("metric names are unique");
+                m
+            }};
+        }
+        let lat_buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        AgentMetrics {
+            polls_total: reg!(IntCounterVec::new(
+                Opts::new("hrs_agent_polls_total", "Modbus read requests by outcome"),
+                &["outcome"]
+            )),
+            poll_errors_total: reg!(IntCounterVec::new(
+                Opts::new("hrs_agent_poll_errors_total", "Failed Modbus reads by kind"),
+                &["kind"]
+            )),
+            poll_duration_seconds: reg!(HistogramVec::new(
+                HistogramOpts::new(
+                    "hrs_agent_poll_duration_seconds",
+                    "Duration of one Modbus read request"
+                )
+                .buckets(lat_buckets.clone()),
+                &["outcome"]
+            )),
+            device_link_up: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "hrs_agent_device_link_up",
+                    "1 while the connection to the device is up"
+                ),
+                &["device"]
+            )),
+            readings_total: reg!(IntCounter::new(
+                "hrs_agent_readings_total",
+                "Readings handed to the batcher"
+            )),
+            readings_dropped_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "hrs_agent_readings_dropped_total",
+                    "Readings dropped before batching"
+                ),
+                &["reason"]
+            )),
+            buffer_batches: reg!(IntGauge::new(
+                "hrs_agent_buffer_batches",
+                "Batches in the durable buffer"
+            )),
+            buffer_bytes: reg!(IntGauge::new(
+                "hrs_agent_buffer_bytes",
+                "Payload bytes in the durable buffer"
+            )),
+            batches_published_total: reg!(IntCounter::new(
+                "hrs_agent_batches_published_total",
+                "Batches acknowledged by the broker"
+            )),
+            batches_dropped_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "hrs_agent_batches_dropped_total",
+                    "Batches dropped from the buffer"
+                ),
+                &["reason"]
+            )),
+            mqtt_connected: reg!(IntGauge::new(
+                "hrs_agent_mqtt_connected",
+                "1 while connected to the broker"
+            )),
+            mqtt_disconnects_total: reg!(IntCounter::new(
+                "hrs_agent_mqtt_disconnects_total",
+                "Broker connections that failed or ended in error"
+            )),
+            publish_latency_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "hrs_agent_publish_latency_seconds",
+                    "From storing a batch to its PUBACK"
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0
+                ])
+            )),
+            registry,
+        }
+    }
+
+    /// The Prometheus text form of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encode error: {e}\n"))
+    }
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serve `/metrics` on `addr` until `shutdown` completes. Returns the bound address through
+/// `bound` (useful with port 0).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: AgentMetrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::{routing::get, Router};
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move { ([("content-type", "text/plain; version=0.0.4")], m.render()) }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Bind the metrics listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}

@@ -1,0 +1,170 @@
+//! The configuration files: the shipped examples load, and mistakes are refused with clear
+//! messages that name the place.
+
+use edge_agent::config::{Function, Transport};
+use edge_agent::plan::plan_requests;
+use edge_agent::{AgentConfig, ConfigError, SimulatorConfig};
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn example_agent_config_loads() {
+    let cfg = AgentConfig::from_toml_str(&example("agent.toml")).unwrap();
+    assert_eq!(cfg.agent.as_str(), "mine-01-edge");
+    assert_eq!(cfg.devices.len(), 2);
+    assert_eq!(cfg.devices[1].transport, Transport::RtuOverTcp);
+    assert_eq!(cfg.mqtt_inputs[0].points.len(), 2);
+    assert_eq!(cfg.client_id(), "mine-01-edge");
+    assert_eq!(
+        cfg.buffer_path(),
+        std::path::PathBuf::from("data/mine-01-edge/buffer.sqlite")
+    );
+    // CH4-101, CH4-102 and CO-101 (holding 0..3) are read in one request.
+    let plan = plan_requests(&cfg.devices[0].points);
+    let holding: Vec<_> = plan
+        .iter()
+        .filter(|r| r.function == Function::Holding)
+        .collect();
+    assert_eq!(
+        (
+            holding[0].address,
+            holding[0].count,
+            holding[0].points.len()
+        ),
+        (0, 4, 3)
+    );
+    let birth = cfg.catalogue("e");
+    assert_eq!(birth.points.len(), 12);
+    assert_eq!(
+        birth
+            .site
+            .as_ref()
+            .unwrap()
+            .region
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "410522"
+    );
+}
+
+#[test]
+fn example_simulator_config_loads_and_matches_the_agent() {
+    let sim = SimulatorConfig::from_toml_str(&example("simulator.toml")).unwrap();
+    let agent = AgentConfig::from_toml_str(&example("agent.toml")).unwrap();
+    for d in &agent.devices {
+        let sd = sim
+            .devices
+            .iter()
+            .find(|s| s.name == d.name)
+            .expect("simulated");
+        assert_eq!(sd.listen.port(), d.port);
+        assert_eq!(sd.transport, d.transport);
+        for p in &d.points {
+            let v = sd
+                .values
+                .iter()
+                .find(|v| v.function == p.function && v.address == p.address && v.bit == p.bit);
+            let v = v.unwrap_or_else(|| panic!("{} is not simulated", p.point));
+            assert_eq!(
+                (v.ty(), v.order, v.scale),
+                (p.ty(), p.order, p.scale),
+                "{}",
+                p.point
+            );
+        }
+    }
+}
+
+fn invalid(toml: &str) -> Vec<String> {
+    match AgentConfig::from_toml_str(toml) {
+        Err(ConfigError::Invalid(v)) => v,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+const BASE: &str = r#"
+agent = "a1"
+site = "s1"
+[[devices]]
+name = "plc"
+host = "127.0.0.1"
+"#;
+
+#[test]
+fn mistakes_are_refused_with_the_place_named() {
+    let e = invalid(&format!("{BASE}[[devices.points]]\npoint = \"X\"\nfunction = \"holding\"\naddress = 0\ntype = \"bool\"\nquantity = \"level\"\nunit = \"m\"\n"));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("devices[0] (plc) point X") && m.contains("needs bit")),
+        "{e:?}"
+    );
+
+    let e = invalid(&format!("{BASE}[[devices.points]]\npoint = \"X\"\nfunction = \"coil\"\naddress = 0\ntype = \"f32\"\nquantity = \"level\"\nunit = \"m\"\n"));
+    assert!(e.iter().any(|m| m.contains("type must be bool")), "{e:?}");
+
+    let e = invalid(&format!(
+        "{BASE}[[devices.points]]\npoint = \"X\"\nfunction = \"holding\"\naddress = 65535\ntype = \"u32\"\nquantity = \"level\"\nunit = \"m\"\n\
+         [[devices.points]]\npoint = \"X\"\nfunction = \"holding\"\naddress = 0\nquantity = \"level\"\nunit = \"m\"\nscale = 0\n"
+    ));
+    assert!(e.iter().any(|m| m.contains("runs past 65535")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("named more than once")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.contains("scale")), "{e:?}");
+
+    let e = invalid(&format!("{BASE}[[devices.points]]\npoint = \"X\"\nfunction = \"holding\"\naddress = 0\nquantity = \"level\"\nunit = \"m\"\n[mqtt]\ntls = true\nurl = \"mqtts://b\"\n").replace("[[devices]]", "[[devices]]"));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("mqtt.tls = true is not supported")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|m| m.contains("TLS is not supported")),
+        "{e:?}"
+    );
+
+    let e = invalid("agent = \"a1\"\nsite = \"s1\"\n");
+    assert!(e[0].contains("nothing to read"), "{e:?}");
+}
+
+#[test]
+fn unknown_keys_and_bad_ids_are_refused() {
+    let err = AgentConfig::from_toml_str("agent = \"a1\"\nsite = \"s1\"\npoll_interval = 5\n")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `poll_interval`"),
+        "{err}"
+    );
+    let err = AgentConfig::from_toml_str("agent = \"A1\"\nsite = \"s1\"\n").unwrap_err();
+    assert!(err.to_string().contains("agent id"), "{err}");
+    let err = AgentConfig::from_toml_str(&format!(
+        "{BASE}[[devices.points]]\npoint = \"X\"\nfunction = \"holding\"\naddress = 0\norder = \"ACBD\"\nquantity = \"level\"\nunit = \"m\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("ACBD"), "{err}");
+}
+
+#[test]
+fn environment_overrides_the_broker_and_prefix() {
+    let mut cfg = AgentConfig::from_toml_str(&example("agent.toml")).unwrap();
+    cfg.apply_env(|k| match k {
+        "HRS_MQTT_URL" => Some("mqtt://10.0.0.5:1999".into()),
+        "HRS_TOPIC_PREFIX" => Some("site/x".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(cfg.mqtt.url, "mqtt://10.0.0.5:1999");
+    assert_eq!(cfg.mqtt.topic_prefix, "site/x");
+    assert!(cfg
+        .apply_env(|k| (k == "HRS_MQTT_URL").then(|| "http://x".to_string()))
+        .is_err());
+}
