@@ -17,14 +17,14 @@ const LOCATIONS: [&str; 11] = [
 
 struct Fixture {
     engine: Engine,
-    /// (site, agent, reading) for every point.
-    readings: Vec<(SiteId, AgentId, Reading)>,
+    /// One batch per site, as the gateway decodes them: (site, agent, readings).
+    batches: Vec<(SiteId, AgentId, Vec<Reading>)>,
 }
 
 fn fixture(rules: RuleSet) -> Fixture {
     let t0 = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().to_utc();
     let mut engine = Engine::new(rules, EngineConfig::default());
-    let mut readings = Vec::with_capacity(SITES * POINTS_PER_SITE);
+    let mut batches = Vec::with_capacity(SITES);
     let mut sink = Vec::new();
     for s in 0..SITES {
         let site = SiteId::new(format!("mine-{s:03}")).unwrap();
@@ -38,12 +38,14 @@ fn fixture(rules: RuleSet) -> Fixture {
             spec.interval_ms = Some(10_000);
             spec.range = Some([0.0, 40.0]);
             points.push(spec);
-            readings.push((site.clone(), agent.clone(), Reading::good(id, t0, Value::Number(0.2))));
         }
         let cat = Catalogue { agent: agent.clone(), epoch: String::new(), site: None, points };
         engine.set_catalogue(&site, &cat, t0, &mut sink);
+        // The batch's readings are allocated together, like a decoded batch.
+        let readings: Vec<Reading> = cat.points.iter().map(|p| Reading::good(p.point.clone(), t0, Value::Number(0.2))).collect();
+        batches.push((site, agent, readings));
     }
-    Fixture { engine, readings }
+    Fixture { engine, batches }
 }
 
 fn run(c: &mut Criterion, name: &str, rules: RuleSet) {
@@ -53,17 +55,21 @@ fn run(c: &mut Criterion, name: &str, rules: RuleSet) {
     let mut out: Vec<Transition> = Vec::with_capacity(1024);
     let mut transitions = 0usize;
     let mut group = c.benchmark_group(name);
-    group.throughput(Throughput::Elements(f.readings.len() as u64));
+    group.throughput(Throughput::Elements((SITES * POINTS_PER_SITE) as u64));
     group.sample_size(10);
     group.bench_function("100k_points_one_reading_each", |b| {
         b.iter(|| {
             round += 1;
-            for (i, (site, agent, r)) in f.readings.iter_mut().enumerate() {
-                r.ts += step;
-                // Mostly quiet; one point in 500 crosses its alarm level, and clears next round.
-                let v = if (i + round) % 500 == 0 { 1.2 } else { 0.2 };
-                r.value = Value::Number(v);
-                f.engine.on_reading(site, agent, r, r.ts, &mut out);
+            let mut i = 0usize;
+            for (site, agent, readings) in f.batches.iter_mut() {
+                for r in readings.iter_mut() {
+                    r.ts += step;
+                    // Mostly quiet; one point in 500 crosses its alarm level, and clears next round.
+                    let v = if (i + round) % 500 == 0 { 1.2 } else { 0.2 };
+                    i += 1;
+                    r.value = Value::Number(v);
+                    f.engine.on_reading(site, agent, r, r.ts, &mut out);
+                }
             }
             transitions += out.len();
             black_box(&out);

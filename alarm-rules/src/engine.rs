@@ -184,6 +184,9 @@ struct PointSt {
     quality: Quality,
     /// Gateway clock (ms) of the last reading taken (or of the birth).
     seen_at: i64,
+    /// Some binding or zone of the point has an event-time deadline (delays, durations,
+    /// power-off allowance): readings must fire them first.
+    timers: bool,
     bindings: Vec<u32>,
     zones: Vec<u32>,
 }
@@ -338,6 +341,8 @@ pub struct Engine {
     pending_out: Vec<Transition>,
     /// The site of the last look-up.
     last_site: u32,
+    /// `config.late_after` in ms.
+    late_after_ms: i64,
 }
 
 /// Where a judgement comes from, for the transition's fields.
@@ -932,6 +937,7 @@ type Remap = Vec<Option<(u32, bool)>>;
 
 impl Engine {
     pub fn new(rules: RuleSet, config: EngineConfig) -> Engine {
+        let late_after_ms = config.late_after.num_milliseconds();
         Engine {
             rules,
             config,
@@ -946,6 +952,7 @@ impl Engine {
             restored: BTreeMap::new(),
             pending_out: Vec::new(),
             last_site: u32::MAX,
+            late_after_ms,
         }
     }
 
@@ -997,6 +1004,7 @@ impl Engine {
             value: Value::Null,
             quality: Quality::Good,
             seen_at: now,
+            timers: false,
             bindings: Vec::new(),
             zones: Vec::new(),
         });
@@ -1081,10 +1089,12 @@ impl Engine {
                 return; // out of order or replayed: judged already
             }
         }
-        let late = now - reading.ts > self.config.late_after;
+        let late = n.saturating_sub(t) > self.late_after_ms;
         let src = Src { at: reading.ts, agent: Some(agent), late, timer: false };
         // 1. Deadlines that fall before this reading fire on the value that held until now.
-        self.advance_point(p, t, Some(agent), out);
+        if self.points[p as usize].timers || !self.points[p as usize].zones.is_empty() {
+            self.advance_point(p, t, Some(agent), out);
+        }
         // 2. Take the reading.
         {
             let pt = &mut self.points[p as usize];
@@ -1093,7 +1103,9 @@ impl Engine {
             pt.value = reading.value;
             pt.quality = reading.quality;
             pt.seen_at = n;
-            if pt.agent.as_ref() != Some(agent) {
+            // The point's agent comes from its birth (or its first reading); transitions of a
+            // reading name the reading's agent.
+            if pt.agent.is_none() {
                 pt.agent = Some(agent.clone());
             }
         }
@@ -1101,10 +1113,12 @@ impl Engine {
         let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
         let w = World { rules: &rules.rules, sites, points, config };
         let pt = &points[p as usize];
+        let mut timers = false;
         for &bi in &pt.bindings {
             let b = &mut bindings[bi as usize];
             w.judge_binding(bi, b, t, src, true, out);
             let d = w.binding_deadline(b);
+            timers |= d != NONE && !matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. });
             schedule(queue, &mut b.queued, d, Timer::Binding(bi));
         }
         for &zi in &pt.zones {
@@ -1112,6 +1126,10 @@ impl Engine {
             w.judge_zone(bindings, z, t, src, Some(p), out);
             let d = w.zone_deadline(z);
             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+        }
+        let _ = w;
+        if points[p as usize].timers != timers {
+            points[p as usize].timers = timers;
         }
     }
 
@@ -1224,6 +1242,7 @@ impl Engine {
         let n = ms(&now);
         let order = self.sites[s as usize].order.clone();
         let zone_list = self.sites[s as usize].zones.clone();
+        let mut marks: Vec<u32> = Vec::new();
         let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
         let w = World { rules: &rules.rules, sites, points, config };
         for p in order {
@@ -1233,6 +1252,9 @@ impl Engine {
             }
             let t = n.max(pt.last_ts);
             let src = Src { at: ts(t), agent: None, late: false, timer: true };
+            if pt.bindings.iter().any(|&bi| !w.rules[bindings[bi as usize].rule as usize].context.is_empty()) {
+                marks.push(p);
+            }
             for &bi in &pt.bindings {
                 let b = &mut bindings[bi as usize];
                 if w.rules[b.rule as usize].context.is_empty() {
@@ -1252,6 +1274,10 @@ impl Engine {
             w.judge_zone(bindings, z, n, src, None, out);
             let d = w.zone_deadline(z);
             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+        }
+        // Judgements off the reading path may have started delays: the next reading fires them.
+        for p in marks {
+            self.points[p as usize].timers = true;
         }
     }
 
@@ -1296,6 +1322,7 @@ impl Engine {
                             schedule(queue, &mut b.queued, d, Timer::Binding(bi));
                         }
                     }
+                    self.points[p as usize].timers = true;
                     if fired && self.bindings[bi as usize].live {
                         // Zones that look at this point's causes.
                         let zl = self.points[p as usize].zones.clone();
@@ -1535,6 +1562,7 @@ impl Engine {
         }
         kept.sort_by_key(|&bi| self.bindings[bi as usize].rule);
         self.points[p as usize].bindings = kept;
+        self.points[p as usize].timers = true;
         // New and changed rules judge the latest value at once.
         let Engine { rules, config, sites, points, bindings, queue, .. } = self;
         let w = World { rules: &rules.rules, sites, points, config };

@@ -20,6 +20,12 @@ pub struct GatewayConfig {
     pub ingest: IngestConfig,
     /// Sites known in advance; a registry entry wins over what a birth says.
     pub sites: Vec<SiteRegistryEntry>,
+    /// Weather and earthquake warnings (CAP, CENC).
+    pub weather: weather::WeatherConfig,
+    /// Time series to InfluxDB v2 (off unless a URL is set).
+    pub timeseries: crate::timeseries::TimeSeriesConfig,
+    /// Upstream delivery and subscribers.
+    pub forwarding: crate::forward::ForwardingConfig,
 }
 
 impl Default for GatewayConfig {
@@ -32,6 +38,9 @@ impl Default for GatewayConfig {
             rules_dir: None,
             ingest: IngestConfig::default(),
             sites: Vec::new(),
+            weather: weather::WeatherConfig::default(),
+            timeseries: Default::default(),
+            forwarding: Default::default(),
         }
     }
 }

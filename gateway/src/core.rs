@@ -28,6 +28,9 @@ pub enum CoreError {
     NotFound(String),
     #[error(transparent)]
     Action(#[from] ActionError),
+    /// A weather document refused (HTTP 400 with this reason).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// An operator's action on an incident.
@@ -83,6 +86,8 @@ pub struct Core {
     pub event_written: Arc<Notify>,
     metrics: Metrics,
     scratch: Vec<Transition>,
+    /// Active weather and earthquake warnings.
+    book: weather::WarningBook,
     /// False while store writes fail.
     pub store_ok: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -96,6 +101,7 @@ impl Core {
         scheme: TopicScheme,
         ingest: IngestConfig,
         registry: Vec<crate::config::SiteRegistryEntry>,
+        weather: weather::WeatherConfig,
         metrics: Metrics,
     ) -> Result<Core, CoreError> {
         let limits = DecodeLimits {
@@ -120,6 +126,7 @@ impl Core {
             event_written: Arc::new(Notify::new()),
             metrics,
             scratch: Vec::new(),
+            book: weather::WarningBook::new(weather),
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         };
         core.recover().await?;
@@ -161,8 +168,97 @@ impl Core {
             self.open_ids.insert(rec.incident.id.clone(), key.clone());
             self.open.insert(key, rec);
         }
+        // Rebuild the warning book from the documents as they came, judged at today's clock.
+        let now = self.now();
+        for (kind, body) in self.store.weather_docs().await? {
+            let _ = self.apply_weather(&kind, body.as_bytes(), now);
+        }
+        let _ = self.book.advance(now);
+        let sites: Vec<SiteId> = self.live.read().expect("live lock").sites.keys().cloned().collect();
+        self.scratch.clear();
+        for site in sites {
+            self.rejudge_site_warnings(&site, now);
+        }
+        self.publish_warnings();
         self.update_open_gauge();
         Ok(())
+    }
+
+    /// Parse a weather document and apply it to the book (no I/O).
+    fn apply_weather(&mut self, kind: &str, body: &[u8], now: Timestamp) -> Result<weather::Applied, CoreError> {
+        let applied = match kind {
+            "cap" => {
+                let alert = weather::parse_cap(body, &self.book.config().cap).map_err(|e| CoreError::Refused(e.to_string()))?;
+                self.book.apply(&alert, now)
+            }
+            _ => {
+                let report = weather::parse_cenc(body, self.book.config()).map_err(|e| CoreError::Refused(e.to_string()))?;
+                self.book.apply_cenc(&report, now)
+            }
+        };
+        applied.map_err(|e| CoreError::Refused(e.to_string()))
+    }
+
+    /// A CAP or CENC document (from MQTT or HTTP). Affected sites are re-judged at once.
+    pub async fn handle_weather(&mut self, kind: &str, body: &[u8]) -> Result<(weather::Outcome, Vec<IncidentEvent>), CoreError> {
+        self.scratch.clear();
+        let now = self.now();
+        let applied = self.apply_weather(kind, body, now)?;
+        let keep_ms = i64::from(self.book.config().book.remember_for_h) * 3_600_000;
+        let text = String::from_utf8_lossy(body).into_owned();
+        durably!(self, self.store.add_weather_doc(kind, now, &text, keep_ms));
+        tracing::info!(kind, outcome = applied.outcome.as_str(), started = applied.change.started.len(), ended = applied.change.ended.len(), "weather document taken");
+        self.on_warning_change(&applied.change, now);
+        let events = self.apply_transitions().await?;
+        Ok((applied.outcome, events))
+    }
+
+    /// Re-judge the sites a change of warnings touches.
+    fn on_warning_change(&mut self, change: &weather::Change, now: Timestamp) {
+        if change.is_empty() {
+            return;
+        }
+        let touched: Vec<SiteId> = {
+            let live = self.live.read().expect("live lock");
+            live.sites
+                .iter()
+                .filter(|(_, s)| {
+                    let loc = s.location();
+                    change.started.iter().chain(&change.ended).any(|w| w.affects(&loc))
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for site in touched {
+            self.rejudge_site_warnings(&site, now);
+        }
+        self.publish_warnings();
+    }
+
+    fn rejudge_site_warnings(&mut self, site: &SiteId, now: Timestamp) {
+        let loc = match self.live.read().expect("live lock").sites.get(site) {
+            Some(s) => s.location(),
+            None => return,
+        };
+        let active: Vec<alarm_rules::ActiveWarning> = self.book.warnings_for(&loc).into_iter().map(|w| w.to_active_warning()).collect();
+        self.engine.set_warnings(site, active, now, &mut self.scratch);
+    }
+
+    /// Refresh the list `GET /api/v1/weather/warnings` serves.
+    fn publish_warnings(&self) {
+        let mut live = self.live.write().expect("live lock");
+        let list: Vec<serde_json::Value> = self
+            .book
+            .active()
+            .into_iter()
+            .map(|w| {
+                let mut v = serde_json::to_value(w).unwrap_or_default();
+                let sites: Vec<&str> = live.sites.iter().filter(|(_, s)| w.affects(&s.location())).map(|(id, _)| id.as_str()).collect();
+                v["sites"] = serde_json::json!(sites);
+                v
+            })
+            .collect();
+        live.warnings = list;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<(i64, IncidentEvent)> {
@@ -190,6 +286,7 @@ impl Core {
         self.engine.set_site(site, ctx);
         let now = self.now();
         self.engine.set_catalogue(site, cat, now, &mut self.scratch);
+        self.rejudge_site_warnings(site, now);
     }
 
     /// Handle one MQTT message. Returns the incident events it caused. The caller acknowledges
@@ -245,7 +342,15 @@ impl Core {
             },
             Ok(Topic::Readings { site, agent }) => self.handle_batch(topic, &site, &agent, payload, now).await?,
             Ok(Topic::WeatherCap) | Ok(Topic::WeatherCenc) => {
-                self.refuse_message(topic, "unsupported", "weather linkage is not enabled in this build", payload).await?;
+                let kind = if matches!(parsed, Ok(Topic::WeatherCap)) { "cap" } else { "cenc" };
+                match self.handle_weather(kind, payload).await {
+                    Ok((_, events)) => {
+                        self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+                        return Ok(events);
+                    }
+                    Err(CoreError::Refused(reason)) => self.refuse_message(topic, "bad_weather_document", &reason, payload).await?,
+                    Err(e) => return Err(e),
+                }
             }
             Ok(Topic::Incidents { .. }) => {}
         }
@@ -366,6 +471,8 @@ impl Core {
         self.scratch.clear();
         let now = self.now();
         self.engine.tick(now, &mut self.scratch);
+        let change = self.book.advance(now);
+        self.on_warning_change(&change, now);
         let mut events = self.apply_transitions().await?;
         let expired: Vec<String> = self
             .open
@@ -386,10 +493,7 @@ impl Core {
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let shelving = self.open.values().filter_map(|r| r.incident.shelved_until).min();
-        match (self.engine.next_deadline(), shelving) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.engine.next_deadline(), shelving, self.book.next_deadline()].into_iter().flatten().min()
     }
 
     async fn apply_transitions(&mut self) -> Result<Vec<IncidentEvent>, CoreError> {

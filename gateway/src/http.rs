@@ -54,6 +54,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/api/v1/rules/reload", post(reload))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/weather/cap", post(post_cap))
+        .route("/api/v1/weather/cenc", post(post_cenc))
+        .route("/api/v1/weather/warnings", get(warnings))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(state)
@@ -74,7 +77,7 @@ impl From<CoreError> for ApiError {
             CoreError::NotFound(_) => StatusCode::NOT_FOUND,
             CoreError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::Action(NotCleared(_) | AlreadyClosed(_)) => StatusCode::CONFLICT,
-            CoreError::Action(_) => StatusCode::BAD_REQUEST,
+            CoreError::Action(_) | CoreError::Refused(_) => StatusCode::BAD_REQUEST,
         };
         ApiError(status, e.to_string())
     }
@@ -395,6 +398,31 @@ async fn events(State(s): State<AppState>, headers: HeaderMap) -> Result<Sse<imp
         }
     });
     Ok(Sse::new(backlog_stream.chain(live_stream)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn post_weather(s: &AppState, kind: &'static str, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    s.commands
+        .send(Command::Weather { kind, body: body.to_vec(), reply: tx })
+        .await
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))?;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is busy; try again".into()))?
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))??;
+    Ok((StatusCode::ACCEPTED, Json(json!({"taken": true, "outcome": outcome.as_str()}))).into_response())
+}
+
+async fn post_cap(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    post_weather(&s, "cap", body).await
+}
+
+async fn post_cenc(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    post_weather(&s, "cenc", body).await
+}
+
+async fn warnings(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!(s.live.read().expect("live lock").warnings))
 }
 
 async fn openapi() -> Response {

@@ -8,6 +8,8 @@ pub mod incident;
 pub mod live;
 pub mod replay;
 pub mod demo;
+pub mod forward;
+pub mod timeseries;
 pub mod metrics;
 pub mod seq;
 pub mod service;

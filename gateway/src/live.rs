@@ -8,6 +8,8 @@ use telemetry::{AgentId, Catalogue, PointId, PointSpec, Quality, SiteId, SiteInf
 #[derive(Debug, Default)]
 pub struct Live {
     pub sites: BTreeMap<SiteId, SiteLive>,
+    /// Active weather and earthquake warnings, as listed (with the sites they touch).
+    pub warnings: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +44,13 @@ pub struct PointLive {
     pub ts: Option<Timestamp>,
     pub quality: Option<Quality>,
     pub reason: Option<String>,
+}
+
+impl SiteLive {
+    /// Where the site is, as warnings are matched against it.
+    pub fn location(&self) -> weather::SiteLocation {
+        weather::SiteLocation { region: self.info.region.clone(), lat: self.info.lat, lon: self.info.lon }
+    }
 }
 
 impl Live {

@@ -46,8 +46,8 @@ enum Cmd {
     },
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HRS_LOG").unwrap_or_else(|_| "info,sqlx=warn,rumqttd=warn,rumqttd::server::broker=off".into());
+fn init_logging(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HRS_LOG").unwrap_or_else(|_| default.into());
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         b.json().init();
@@ -59,7 +59,12 @@ fn init_logging(json: bool) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    // Replay writes its events to stdout and a summary to stderr: only warnings besides.
+    let default_filter = match cli.command {
+        Cmd::Replay { .. } => "warn",
+        _ => "info,sqlx=warn,rumqttd=warn,rumqttd::server::broker=off",
+    };
+    init_logging(cli.log_json, default_filter);
     match cli.command {
         Cmd::Run { config } => {
             let config = GatewayConfig::load(config.as_deref())?;

@@ -72,7 +72,7 @@ pub async fn replay(input: &[u8], rules_dir: Option<&Path>, out: &mut dyn Write)
     let clock = ManualClock::new(start);
     let shared: SharedClock = Arc::new(clock.clone());
     let engine = alarm_rules::Engine::new(rules, alarm_rules::EngineConfig::default());
-    let mut core = Core::start(engine, store, shared, TopicScheme::new(config.mqtt.topic_prefix.clone()), IngestConfig::default(), Vec::new(), Metrics::new())
+    let mut core = Core::start(engine, store, shared, TopicScheme::new(config.mqtt.topic_prefix.clone()), IngestConfig::default(), Vec::new(), weather::WeatherConfig::default(), Metrics::new())
         .await
         .context("starting the replay core")?;
     let mut summary = ReplaySummary::default();

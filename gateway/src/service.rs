@@ -22,8 +22,8 @@ pub type ActReply = Result<(Incident, Option<IncidentEvent>), CoreError>;
 pub enum Command {
     /// An MQTT message; acknowledged to the broker once processed.
     Message(Publish),
-    /// A message that needs no broker acknowledgement (HTTP-posted input).
-    Input { topic: String, payload: Vec<u8>, reply: oneshot::Sender<Result<(), CoreError>> },
+    /// A weather document posted over HTTP (`cap` or `cenc`).
+    Weather { kind: &'static str, body: Vec<u8>, reply: oneshot::Sender<Result<weather::Outcome, CoreError>> },
     Act { id: String, action: Action, reply: oneshot::Sender<ActReply> },
     Reload { reply: oneshot::Sender<Result<usize, String>> },
 }
@@ -68,7 +68,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         },
     );
     let scheme = TopicScheme::new(config.mqtt.topic_prefix.clone());
-    let core = Core::start(engine, store.clone(), clock.clone(), scheme.clone(), config.ingest.clone(), config.sites.clone(), metrics.clone())
+    let core = Core::start(engine, store.clone(), clock.clone(), scheme.clone(), config.ingest.clone(), config.sites.clone(), config.weather.clone(), metrics.clone())
         .await
         .context("recovering state from the store")?;
 
@@ -214,9 +214,8 @@ async fn run_core(mut core: Core, mut commands: mpsc::Receiver<Command>, client:
                     Err(e) => tracing::error!(error = %e, topic = %p.topic, "message not processed; not acknowledged"),
                 }
             }
-            Command::Input { topic, payload, reply } => {
-                let r = core.handle_message(&topic, &payload).await.map(|_| ());
-                let _ = reply.send(r);
+            Command::Weather { kind, body, reply } => {
+                let _ = reply.send(core.handle_weather(kind, &body).await.map(|(o, _)| o));
             }
             Command::Act { id, action, reply } => {
                 let _ = reply.send(core.act(&id, action).await);

@@ -408,6 +408,36 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Keep a weather document (CAP or CENC) so the warning book can be rebuilt after a restart;
+    /// documents older than `keep_ms` are dropped.
+    pub async fn add_weather_doc(&self, kind: &str, received: Timestamp, body: &str, keep_ms: i64) -> Result<()> {
+        timed(async {
+            sqlx::query("INSERT INTO weather_docs (kind, received_ms, body) VALUES ($1, $2, $3)")
+                .bind(kind)
+                .bind(received.timestamp_millis())
+                .bind(body)
+                .execute(&self.pool)
+                .await?;
+            sqlx::query("DELETE FROM weather_docs WHERE received_ms < $1")
+                .bind(received.timestamp_millis() - keep_ms)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Weather documents in the order they came.
+    pub async fn weather_docs(&self) -> Result<Vec<(String, String)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT kind, body FROM weather_docs ORDER BY pos").fetch_all(&self.pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        })
+        .await
+    }
+}
+
 enum ArgValue {
     Text(String),
     Int(i64),
