@@ -6,13 +6,24 @@ use alarm_rules::{Engine, EngineConfig, RuleSet, SiteContext, Transition};
 use chrono::{DateTime, Duration};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use telemetry::{AgentId, Catalogue, Category, PointId, PointSpec, Quantity, Reading, SiteId, Unit, Value};
+use telemetry::{
+    AgentId, Catalogue, Category, PointId, PointSpec, Quantity, Reading, SiteId, Unit, Value,
+};
 
 const SITES: usize = 100;
 const POINTS_PER_SITE: usize = 1_000;
 const LOCATIONS: [&str; 11] = [
-    "working_face", "upper_corner", "working_face_return", "intake_airway", "heading_face", "heading_return",
-    "shearer", "drainage_roadway", "main_return", "coal_bunker", "substation",
+    "working_face",
+    "upper_corner",
+    "working_face_return",
+    "intake_airway",
+    "heading_face",
+    "heading_return",
+    "shearer",
+    "drainage_roadway",
+    "main_return",
+    "coal_bunker",
+    "substation",
 ];
 
 struct Fixture {
@@ -22,14 +33,22 @@ struct Fixture {
 }
 
 fn fixture(rules: RuleSet) -> Fixture {
-    let t0 = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().to_utc();
+    let t0 = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
+        .unwrap()
+        .to_utc();
     let mut engine = Engine::new(rules, EngineConfig::default());
     let mut batches = Vec::with_capacity(SITES);
     let mut sink = Vec::new();
     for s in 0..SITES {
         let site = SiteId::new(format!("mine-{s:03}")).unwrap();
         let agent = AgentId::new(format!("mine-{s:03}-edge")).unwrap();
-        engine.set_site(&site, SiteContext { category: Some(Category::CoalMine), region: None });
+        engine.set_site(
+            &site,
+            SiteContext {
+                category: Some(Category::CoalMine),
+                region: None,
+            },
+        );
         let mut points = Vec::with_capacity(POINTS_PER_SITE);
         for p in 0..POINTS_PER_SITE {
             let id = PointId::new(format!("CH4-{p:04}")).unwrap();
@@ -39,10 +58,19 @@ fn fixture(rules: RuleSet) -> Fixture {
             spec.range = Some([0.0, 40.0]);
             points.push(spec);
         }
-        let cat = Catalogue { agent: agent.clone(), epoch: String::new(), site: None, points };
+        let cat = Catalogue {
+            agent: agent.clone(),
+            epoch: String::new(),
+            site: None,
+            points,
+        };
         engine.set_catalogue(&site, &cat, t0, &mut sink);
         // The batch's readings are allocated together, like a decoded batch.
-        let readings: Vec<Reading> = cat.points.iter().map(|p| Reading::good(p.point.clone(), t0, Value::Number(0.2))).collect();
+        let readings: Vec<Reading> = cat
+            .points
+            .iter()
+            .map(|p| Reading::good(p.point.clone(), t0, Value::Number(0.2)))
+            .collect();
         batches.push((site, agent, readings));
     }
     Fixture { engine, batches }
@@ -65,7 +93,11 @@ fn run(c: &mut Criterion, name: &str, rules: RuleSet) {
                 for r in readings.iter_mut() {
                     r.ts += step;
                     // Mostly quiet; one point in 500 crosses its alarm level, and clears next round.
-                    let v = if (i + round) % 500 == 0 { 1.2 } else { 0.2 };
+                    let v = if (i + round).is_multiple_of(500) {
+                        1.2
+                    } else {
+                        0.2
+                    };
                     i += 1;
                     r.value = Value::Number(v);
                     f.engine.on_reading(site, agent, r, r.ts, &mut out);
@@ -77,7 +109,11 @@ fn run(c: &mut Criterion, name: &str, rules: RuleSet) {
         })
     });
     group.finish();
-    eprintln!("{name}: {} bindings, {} transitions emitted over the run", f.engine.binding_count(), transitions);
+    eprintln!(
+        "{name}: {} bindings, {} transitions emitted over the run",
+        f.engine.binding_count(),
+        transitions
+    );
 }
 
 fn threshold_only(c: &mut Criterion) {

@@ -4,7 +4,10 @@
 //! engine's modules.)
 
 use serde::Serialize;
-use telemetry::{AgentId, AgentState, Catalogue, Category, PointId, Quality, Reading, RegionCode, Severity, SiteId, Timestamp};
+use telemetry::{
+    AgentId, AgentState, Catalogue, Category, PointId, Quality, Reading, RegionCode, Severity,
+    SiteId, Timestamp,
+};
 
 /// What a cause is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -81,7 +84,9 @@ pub struct ActiveWarning {
     pub magnitude: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WarningLevel {
     Blue,

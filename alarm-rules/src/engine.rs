@@ -13,7 +13,10 @@ use crate::rule::{bump, ContextRule, Kind, Level, Member, Mode, PointCondition, 
 use crate::ruleset::RuleSet;
 use chrono::{DateTime, Duration};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use telemetry::{AgentId, AgentState, Catalogue, Category, PointId, PointSpec, Quality, Reading, Severity, SiteId, Timestamp, Value};
+use telemetry::{
+    AgentId, AgentState, Catalogue, Category, PointId, PointSpec, Quality, Reading, Severity,
+    SiteId, Timestamp, Value,
+};
 
 /// "No time": an unset since/deadline.
 const NONE: i64 = i64::MIN;
@@ -41,7 +44,10 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { late_after: Duration::seconds(60), missing_factor: 3.0 }
+        EngineConfig {
+            late_after: Duration::seconds(60),
+            missing_factor: 3.0,
+        }
     }
 }
 
@@ -68,12 +74,22 @@ struct Machine {
 
 impl Machine {
     fn new() -> Machine {
-        Machine { open: None, up_since: NONE, down_since: NONE }
+        Machine {
+            open: None,
+            up_since: NONE,
+            down_since: NONE,
+        }
     }
 
     /// Feed what is wanted at time `t`. Returns the transition, with the open state after it
     /// (before it, for a clear).
-    fn step(&mut self, want: Option<Want>, t: i64, on_delay: i64, off_delay: i64) -> Option<(TransitionKind, Open)> {
+    fn step(
+        &mut self,
+        want: Option<Want>,
+        t: i64,
+        on_delay: i64,
+        off_delay: i64,
+    ) -> Option<(TransitionKind, Open)> {
         let cur = self.open.map(|o| o.severity);
         let new = want.map(|w| w.severity);
         match new.cmp(&cur) {
@@ -85,7 +101,11 @@ impl Machine {
                 if t.saturating_sub(self.up_since) >= on_delay {
                     let w = want?;
                     self.up_since = NONE;
-                    let kind = if self.open.is_some() { TransitionKind::Escalated } else { TransitionKind::Raised };
+                    let kind = if self.open.is_some() {
+                        TransitionKind::Escalated
+                    } else {
+                        TransitionKind::Raised
+                    };
                     self.open = Some(w);
                     return Some((kind, w));
                 }
@@ -145,7 +165,11 @@ enum Extra {
     /// Rate of change: (event time ms, value) within the window.
     Rate(VecDeque<(i64, f64)>),
     /// Sensor fault: since when the value has not moved, and from what.
-    Fault { stuck_since: i64, stuck_value: f64, why: FaultWhy },
+    Fault {
+        stuck_since: i64,
+        stuck_value: f64,
+        why: FaultWhy,
+    },
     /// Boolean state: since when the state has been active.
     Active(i64),
 }
@@ -253,7 +277,10 @@ struct InlineKey {
 
 impl InlineKey {
     fn new(s: &str) -> InlineKey {
-        let mut k = InlineKey { len: u8::MAX, bytes: [0; 31] };
+        let mut k = InlineKey {
+            len: u8::MAX,
+            bytes: [0; 31],
+        };
         if s.len() <= 31 {
             k.len = s.len() as u8;
             k.bytes[..s.len()].copy_from_slice(s.as_bytes());
@@ -416,7 +443,10 @@ fn selects_point(sel: &Selector, id: &PointId, spec: Option<&PointSpec>) -> bool
 }
 
 fn warning_matches(c: &ContextRule, w: &ActiveWarning) -> bool {
-    w.kind == c.warning && w.level >= c.min_level && c.min_magnitude.map_or(true, |m| w.magnitude.is_some_and(|x| x >= m))
+    w.kind == c.warning
+        && w.level >= c.min_level
+        && c.min_magnitude
+            .is_none_or(|m| w.magnitude.is_some_and(|x| x >= m))
 }
 
 /// Context effects of the site's active warnings on a rule: (rule applies, severity steps up).
@@ -444,7 +474,9 @@ fn context_effects(rule: &Rule, warnings: &[ActiveWarning]) -> (bool, u8) {
 fn level_values(rule: &Rule, idx: usize, level: &Level, warnings: &[ActiveWarning]) -> (f64, f64) {
     let (mut raise, mut clear) = (level.raise, level.clear);
     for c in &rule.context {
-        if c.tighten.iter().any(|t| t.level == idx) && warnings.iter().any(|w| warning_matches(c, w)) {
+        if c.tighten.iter().any(|t| t.level == idx)
+            && warnings.iter().any(|w| warning_matches(c, w))
+        {
             for t in c.tighten.iter().filter(|t| t.level == idx) {
                 if let Some(r) = t.raise {
                     raise = r;
@@ -475,19 +507,36 @@ fn shaping_warnings(rule: &Rule, warnings: &[ActiveWarning]) -> Vec<String> {
 
 /// Threshold: the level wanted for value `v`, given what is open (hysteresis).
 #[inline]
-fn threshold_want(rule: &Rule, levels: &[Level], v: f64, open: Option<Open>, warnings: &[ActiveWarning], up: u8) -> Option<Want> {
+fn threshold_want(
+    rule: &Rule,
+    levels: &[Level],
+    v: f64,
+    open: Option<Open>,
+    warnings: &[ActiveWarning],
+    up: u8,
+) -> Option<Want> {
     let plain = rule.context.is_empty();
     let mut best: Option<(usize, f64)> = None;
     let open_level = open.and_then(|o| levels.get(o.level as usize));
     for (i, l) in levels.iter().enumerate() {
-        let (raise, clear) = if plain { (l.raise, l.clear) } else { level_values(rule, i, l, warnings) };
+        let (raise, clear) = if plain {
+            (l.raise, l.clear)
+        } else {
+            level_values(rule, i, l, warnings)
+        };
         let on = l.raises(v, raise)
-            || open_level.is_some_and(|ol| ol.side == l.side && l.severity <= ol.severity && !l.cleared(v, clear));
-        if on && best.map_or(true, |(b, _)| levels[b].severity <= l.severity) {
+            || open_level.is_some_and(|ol| {
+                ol.side == l.side && l.severity <= ol.severity && !l.cleared(v, clear)
+            });
+        if on && best.is_none_or(|(b, _)| levels[b].severity <= l.severity) {
             best = Some((i, raise));
         }
     }
-    best.map(|(i, raise)| Open { severity: bump(levels[i].severity, up), level: i as u8, threshold: raise })
+    best.map(|(i, raise)| Open {
+        severity: bump(levels[i].severity, up),
+        level: i as u8,
+        threshold: raise,
+    })
 }
 
 struct World<'a> {
@@ -500,15 +549,29 @@ struct World<'a> {
 impl World<'_> {
     /// The point's threshold for a missing-data rule, in ms, if it has one.
     fn missing_limit(&self, rule: &Rule, p: &PointSt) -> Option<i64> {
-        let Kind::MissingData { factor, default_interval_ms, .. } = &rule.kind else { return None };
-        let interval = p.spec.as_deref().and_then(|s| s.interval_ms).or(*default_interval_ms)?;
+        let Kind::MissingData {
+            factor,
+            default_interval_ms,
+            ..
+        } = &rule.kind
+        else {
+            return None;
+        };
+        let interval = p
+            .spec
+            .as_deref()
+            .and_then(|s| s.interval_ms)
+            .or(*default_interval_ms)?;
         let f = factor.unwrap_or(self.config.missing_factor);
         Some((interval as f64 * f).round() as i64)
     }
 
     fn agent_online(&self, p: &PointSt) -> bool {
         match &p.agent {
-            Some(a) => self.sites[p.site as usize].agents.get(a).map_or(true, |l| l.online),
+            Some(a) => self.sites[p.site as usize]
+                .agents
+                .get(a)
+                .is_none_or(|l| l.online),
             None => true,
         }
     }
@@ -520,14 +583,19 @@ impl World<'_> {
         }
         let rule = &self.rules[b.rule as usize];
         let p = &self.points[b.point as usize];
-        let mut d = b.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
+        let mut d =
+            b.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
         let mut consider = |x: i64| {
             if x != NONE && (d == NONE || x < d) {
                 d = x;
             }
         };
         match &rule.kind {
-            Kind::State { max_duration_ms: Some(max), escalate_to, .. } => {
+            Kind::State {
+                max_duration_ms: Some(max),
+                escalate_to,
+                ..
+            } => {
                 if let Extra::Active(since) = b.extra {
                     if since != NONE && b.m.open.is_some_and(|o| o.severity < *escalate_to) {
                         consider(since.saturating_add(*max as i64));
@@ -535,10 +603,10 @@ impl World<'_> {
                 }
             }
             Kind::MissingData { .. } => {
-                if b.m.open.is_none() && self.agent_online(p) {
-                    if let Some(limit) = self.missing_limit(rule, p) {
-                        consider(p.seen_at.saturating_add(limit));
-                    }
+                if let (None, true, Some(limit)) =
+                    (b.m.open, self.agent_online(p), self.missing_limit(rule, p))
+                {
+                    consider(p.seen_at.saturating_add(limit));
                 }
             }
             _ => {}
@@ -548,7 +616,15 @@ impl World<'_> {
 
     /// Judge a binding at `t` on the point's latest value. `reading`: a fresh reading is being
     /// judged (else a timer, warning change or reload).
-    fn judge_binding(&self, bi: u32, b: &mut Binding, t: i64, src: Src<'_>, reading: bool, out: &mut Vec<Transition>) -> bool {
+    fn judge_binding(
+        &self,
+        bi: u32,
+        b: &mut Binding,
+        t: i64,
+        src: Src<'_>,
+        reading: bool,
+        out: &mut Vec<Transition>,
+    ) -> bool {
         let rule = &self.rules[b.rule as usize];
         let p = &self.points[b.point as usize];
         let site = &self.sites[p.site as usize];
@@ -561,7 +637,9 @@ impl World<'_> {
                 if !judgeable {
                     return false; // bad / calibration: neither raise nor clear
                 }
-                let Some(v) = p.value.as_f64().filter(|v| v.is_finite()) else { return false };
+                let Some(v) = p.value.as_f64().filter(|v| v.is_finite()) else {
+                    return false;
+                };
                 let (applies, up) = context_effects(rule, &site.warnings);
                 if applies {
                     threshold_want(rule, levels, v, b.m.open, &site.warnings, up)
@@ -569,34 +647,70 @@ impl World<'_> {
                     None
                 }
             }
-            Kind::Rate { window_ms, rise, fall, severity } => {
+            Kind::Rate {
+                window_ms,
+                rise,
+                fall,
+                severity,
+            } => {
                 if !judgeable {
                     return false;
                 }
-                let Some(v) = p.value.as_f64().filter(|v| v.is_finite()) else { return false };
-                let Extra::Rate(samples) = &mut b.extra else { return false };
+                let Some(v) = p.value.as_f64().filter(|v| v.is_finite()) else {
+                    return false;
+                };
+                let Extra::Rate(samples) = &mut b.extra else {
+                    return false;
+                };
                 if reading {
                     samples.push_back((t, v));
                 }
-                while samples.front().is_some_and(|&(st, _)| t - st > *window_ms as i64) || samples.len() > RATE_SAMPLES {
+                while samples
+                    .front()
+                    .is_some_and(|&(st, _)| t - st > *window_ms as i64)
+                    || samples.len() > RATE_SAMPLES
+                {
                     samples.pop_front();
                 }
-                let (lo, hi) = samples.iter().fold((v, v), |(lo, hi), &(_, x)| (lo.min(x), hi.max(x)));
+                let (lo, hi) = samples
+                    .iter()
+                    .fold((v, v), |(lo, hi), &(_, x)| (lo.min(x), hi.max(x)));
                 let up_hit = rise.is_some_and(|r| v - lo >= r);
                 let down_hit = fall.is_some_and(|f| hi - v >= f);
                 let (applies, upsev) = context_effects(rule, &site.warnings);
                 if applies && (up_hit || down_hit) {
-                    let th = if up_hit { rise.unwrap_or(f64::NAN) } else { fall.unwrap_or(f64::NAN) };
-                    Some(Open { severity: bump(*severity, upsev), level: if up_hit { 0 } else { 1 }, threshold: th })
+                    let th = if up_hit {
+                        rise.unwrap_or(f64::NAN)
+                    } else {
+                        fall.unwrap_or(f64::NAN)
+                    };
+                    Some(Open {
+                        severity: bump(*severity, upsev),
+                        level: if up_hit { 0 } else { 1 },
+                        threshold: th,
+                    })
                 } else {
                     None
                 }
             }
-            Kind::SensorFault { severity, bad_quality, out_of_range, stuck_ms, stuck_tolerance } => {
+            Kind::SensorFault {
+                severity,
+                bad_quality,
+                out_of_range,
+                stuck_ms,
+                stuck_tolerance,
+            } => {
                 if p.quality == Quality::Calibration || p.last_ts == NONE {
                     return false;
                 }
-                let Extra::Fault { stuck_since, stuck_value, why } = &mut b.extra else { return false };
+                let Extra::Fault {
+                    stuck_since,
+                    stuck_value,
+                    why,
+                } = &mut b.extra
+                else {
+                    return false;
+                };
                 let mut fault = FaultWhy::None;
                 if p.quality == Quality::Bad || p.value.is_null() {
                     if *bad_quality {
@@ -613,11 +727,16 @@ impl World<'_> {
                         }
                     }
                     if let Some(stuck) = stuck_ms {
-                        if reading && (*stuck_since == NONE || (v - *stuck_value).abs() > *stuck_tolerance) {
+                        if reading
+                            && (*stuck_since == NONE || (v - *stuck_value).abs() > *stuck_tolerance)
+                        {
                             *stuck_since = t;
                             *stuck_value = v;
                         }
-                        if fault == FaultWhy::None && *stuck_since != NONE && t - *stuck_since >= *stuck as i64 {
+                        if fault == FaultWhy::None
+                            && *stuck_since != NONE
+                            && t - *stuck_since >= *stuck as i64
+                        {
                             fault = FaultWhy::Stuck;
                         }
                     }
@@ -625,7 +744,11 @@ impl World<'_> {
                 let (applies, up) = context_effects(rule, &site.warnings);
                 if fault != FaultWhy::None && applies {
                     *why = fault;
-                    Some(Open { severity: bump(*severity, up), level: 0, threshold: f64::NAN })
+                    Some(Open {
+                        severity: bump(*severity, up),
+                        level: 0,
+                        threshold: f64::NAN,
+                    })
                 } else {
                     None
                 }
@@ -637,7 +760,11 @@ impl World<'_> {
                     match self.missing_limit(rule, p) {
                         Some(limit) if t >= p.seen_at.saturating_add(limit) => {
                             if self.agent_online(p) {
-                                Some(Open { severity: *severity, level: 0, threshold: f64::NAN })
+                                Some(Open {
+                                    severity: *severity,
+                                    level: 0,
+                                    threshold: f64::NAN,
+                                })
                             } else {
                                 b.m.open // the agent's own cause speaks for it; keep what is
                             }
@@ -646,12 +773,22 @@ impl World<'_> {
                     }
                 }
             }
-            Kind::State { severity, active, max_duration_ms, escalate_to, .. } => {
+            Kind::State {
+                severity,
+                active,
+                max_duration_ms,
+                escalate_to,
+                ..
+            } => {
                 if !judgeable {
                     return false;
                 }
-                let Some(bv) = p.value.as_bool() else { return false };
-                let Extra::Active(since) = &mut b.extra else { return false };
+                let Some(bv) = p.value.as_bool() else {
+                    return false;
+                };
+                let Extra::Active(since) = &mut b.extra else {
+                    return false;
+                };
                 let (applies, up) = context_effects(rule, &site.warnings);
                 if bv == *active && applies {
                     if *since == NONE {
@@ -661,7 +798,11 @@ impl World<'_> {
                         Some(max) if t.saturating_sub(*since) >= *max as i64 => *escalate_to,
                         _ => *severity,
                     };
-                    Some(Open { severity: bump(sev, up), level: 0, threshold: f64::NAN })
+                    Some(Open {
+                        severity: bump(sev, up),
+                        level: 0,
+                        threshold: f64::NAN,
+                    })
                 } else {
                     *since = NONE;
                     None
@@ -669,10 +810,18 @@ impl World<'_> {
             }
             Kind::AgentOffline { .. } | Kind::Composite { .. } => return false,
         };
-        let Some((kind, open)) = b.m.step(want, t, on, off) else { return false };
+        let Some((kind, open)) = b.m.step(want, t, on, off) else {
+            return false;
+        };
         let (threshold, text) = self.binding_text(rule, b, p, kind, open);
         out.push(Transition {
-            cause: Cause { rule: rule.id.clone(), site: site.id.clone(), subject: Subject::Point { point: p.id.clone() } },
+            cause: Cause {
+                rule: rule.id.clone(),
+                site: site.id.clone(),
+                subject: Subject::Point {
+                    point: p.id.clone(),
+                },
+            },
             kind,
             severity: open.severity,
             agent: src.agent.cloned().or_else(|| p.agent.clone()),
@@ -689,7 +838,14 @@ impl World<'_> {
         true
     }
 
-    fn binding_text(&self, rule: &Rule, b: &Binding, p: &PointSt, kind: TransitionKind, open: Open) -> (Option<f64>, String) {
+    fn binding_text(
+        &self,
+        rule: &Rule,
+        b: &Binding,
+        p: &PointSt,
+        kind: TransitionKind,
+        open: Open,
+    ) -> (Option<f64>, String) {
         let spec = p.spec.as_deref();
         let q = message::quantity_label(spec, &p.id);
         let u = message::unit(spec);
@@ -703,37 +859,80 @@ impl World<'_> {
                 match kind {
                     TransitionKind::Cleared => (
                         Some(clear),
-                        format!("{q} {v}{u} {} {} {}{u} {place}: cleared", l.clear_op(), l.clear_label, message::num(clear)),
+                        format!(
+                            "{q} {v}{u} {} {} {}{u} {place}: cleared",
+                            l.clear_op(),
+                            l.clear_label,
+                            message::num(clear)
+                        ),
                     ),
                     TransitionKind::Deescalated => (
                         Some(raise),
-                        format!("{q} {v}{u} back under a higher level, still {} {} {}{u} {place}", l.op(), l.label, message::num(raise)),
+                        format!(
+                            "{q} {v}{u} back under a higher level, still {} {} {}{u} {place}",
+                            l.op(),
+                            l.label,
+                            message::num(raise)
+                        ),
                     ),
-                    _ => (Some(raise), format!("{q} {v}{u} {} {} {}{u} {place}", l.op(), l.label, message::num(raise))),
+                    _ => (
+                        Some(raise),
+                        format!(
+                            "{q} {v}{u} {} {} {}{u} {place}",
+                            l.op(),
+                            l.label,
+                            message::num(raise)
+                        ),
+                    ),
                 }
             }
             Kind::Rate { window_ms, .. } => {
                 let dir = if open.level == 0 { "rose" } else { "fell" };
                 let secs = *window_ms as f64 / 1000.0;
                 match kind {
-                    TransitionKind::Cleared => (None, format!("{q} {v}{u} {place}: rate of change back to normal: cleared")),
+                    TransitionKind::Cleared => (
+                        None,
+                        format!("{q} {v}{u} {place}: rate of change back to normal: cleared"),
+                    ),
                     _ => (
                         Some(open.threshold),
-                        format!("{q} {dir} by {} {u} or more within {} s, now {v}{u} {place}", message::num(open.threshold), message::num(secs)),
+                        format!(
+                            "{q} {dir} by {} {u} or more within {} s, now {v}{u} {place}",
+                            message::num(open.threshold),
+                            message::num(secs)
+                        ),
                     ),
                 }
             }
             Kind::SensorFault { .. } => {
                 let why = match b.extra {
-                    Extra::Fault { why: FaultWhy::OutOfRange, .. } => {
-                        let r = p.spec.as_deref().and_then(|s| s.range).unwrap_or([f64::NAN, f64::NAN]);
-                        format!("value {v}{u} outside the range {}..{}", message::num(r[0]), message::num(r[1]))
+                    Extra::Fault {
+                        why: FaultWhy::OutOfRange,
+                        ..
+                    } => {
+                        let r = p
+                            .spec
+                            .as_deref()
+                            .and_then(|s| s.range)
+                            .unwrap_or([f64::NAN, f64::NAN]);
+                        format!(
+                            "value {v}{u} outside the range {}..{}",
+                            message::num(r[0]),
+                            message::num(r[1])
+                        )
                     }
-                    Extra::Fault { why: FaultWhy::Stuck, stuck_value, .. } => format!("value stuck at {}{u}", message::num(stuck_value)),
+                    Extra::Fault {
+                        why: FaultWhy::Stuck,
+                        stuck_value,
+                        ..
+                    } => format!("value stuck at {}{u}", message::num(stuck_value)),
                     _ => "quality bad".to_string(),
                 };
                 match kind {
-                    TransitionKind::Cleared => (None, format!("sensor of {q} {place} reads normally again: cleared")),
+                    TransitionKind::Cleared => (
+                        None,
+                        format!("sensor of {q} {place} reads normally again: cleared"),
+                    ),
                     _ => (None, format!("sensor fault of {q} {place}: {why}")),
                 }
             }
@@ -741,15 +940,35 @@ impl World<'_> {
                 TransitionKind::Cleared => (None, format!("data from {q} {place} again: cleared")),
                 _ => {
                     let limit = self.missing_limit(rule, p).unwrap_or(0);
-                    (None, format!("no data from {q} {place} for over {} s", message::num(limit as f64 / 1000.0)))
+                    (
+                        None,
+                        format!(
+                            "no data from {q} {place} for over {} s",
+                            message::num(limit as f64 / 1000.0)
+                        ),
+                    )
                 }
             },
-            Kind::State { label, max_duration_ms, escalate_to, .. } => match kind {
-                TransitionKind::Cleared => (None, format!("{q} {place} no longer {label}: cleared")),
-                TransitionKind::Escalated if open.severity >= *escalate_to && max_duration_ms.is_some() => (
-                    None,
-                    format!("{q} {place} {label} for longer than {} s", message::num(max_duration_ms.unwrap_or(0) as f64 / 1000.0)),
-                ),
+            Kind::State {
+                label,
+                max_duration_ms,
+                escalate_to,
+                ..
+            } => match kind {
+                TransitionKind::Cleared => {
+                    (None, format!("{q} {place} no longer {label}: cleared"))
+                }
+                TransitionKind::Escalated
+                    if open.severity >= *escalate_to && max_duration_ms.is_some() =>
+                {
+                    (
+                        None,
+                        format!(
+                            "{q} {place} {label} for longer than {} s",
+                            message::num(max_duration_ms.unwrap_or(0) as f64 / 1000.0)
+                        ),
+                    )
+                }
                 _ => (None, format!("{q} {place} {label}")),
             },
             _ => (None, String::new()),
@@ -765,7 +984,8 @@ impl World<'_> {
             PointCondition::Equals(want) => judgeable && pt.value.as_bool() == Some(*want),
             PointCondition::Cause { rule, min_severity } => pt.bindings.iter().any(|&bi| {
                 let b = &bindings[bi as usize];
-                b.m.open.is_some_and(|o| o.severity >= *min_severity) && rule.matches(&self.rules[b.rule as usize].id)
+                b.m.open.is_some_and(|o| o.severity >= *min_severity)
+                    && rule.matches(&self.rules[b.rule as usize].id)
             }),
         }
     }
@@ -775,8 +995,14 @@ impl World<'_> {
             return NONE;
         }
         let rule = &self.rules[z.rule as usize];
-        let mut d = z.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
-        if let Kind::Composite { mode: Mode::AThenNotB, within_ms, .. } = &rule.kind {
+        let mut d =
+            z.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
+        if let Kind::Composite {
+            mode: Mode::AThenNotB,
+            within_ms,
+            ..
+        } = &rule.kind
+        {
             if z.a_since != NONE && z.m.open.is_none() {
                 let x = z.a_since.saturating_add(*within_ms as i64);
                 if d == NONE || x < d {
@@ -787,10 +1013,27 @@ impl World<'_> {
         d
     }
 
-    fn judge_zone(&self, bindings: &[Binding], z: &mut ZoneSt, t: i64, src: Src<'_>, cause_point: Option<u32>, out: &mut Vec<Transition>) -> bool {
+    fn judge_zone(
+        &self,
+        bindings: &[Binding],
+        z: &mut ZoneSt,
+        t: i64,
+        src: Src<'_>,
+        cause_point: Option<u32>,
+        out: &mut Vec<Transition>,
+    ) -> bool {
         let rule = &self.rules[z.rule as usize];
         let site = &self.sites[z.site as usize];
-        let Kind::Composite { severity, mode, members, within_ms, .. } = &rule.kind else { return false };
+        let Kind::Composite {
+            severity,
+            mode,
+            members,
+            within_ms,
+            ..
+        } = &rule.kind
+        else {
+            return false;
+        };
         let first_holding = |i: usize| -> Option<u32> {
             let m = &members[i];
             if let Some(cp) = cause_point {
@@ -798,7 +1041,10 @@ impl World<'_> {
                     return Some(cp);
                 }
             }
-            z.members[i].iter().copied().find(|&p| self.member_holds(bindings, m, p))
+            z.members[i]
+                .iter()
+                .copied()
+                .find(|&p| self.member_holds(bindings, m, p))
         };
         let (applies, up) = context_effects(rule, &site.warnings);
         let mut trigger = None;
@@ -842,33 +1088,62 @@ impl World<'_> {
                 a.is_some() && b_present && !b && t.saturating_sub(z.a_since) >= *within_ms as i64
             }
         };
-        let want = (cond && applies).then_some(Open { severity: bump(*severity, up), level: 0, threshold: f64::NAN });
+        let want = (cond && applies).then_some(Open {
+            severity: bump(*severity, up),
+            level: 0,
+            threshold: f64::NAN,
+        });
         if trigger.is_some() {
             z.trigger = trigger;
         }
-        let Some((kind, open)) = z.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64) else { return false };
+        let Some((kind, open)) =
+            z.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64)
+        else {
+            return false;
+        };
         let tp = z.trigger.or(cause_point).map(|p| &self.points[p as usize]);
         let text = match (kind, mode) {
-            (TransitionKind::Cleared, _) => format!("zone {}: condition of {} no longer holds: cleared", z.zone, rule.id),
+            (TransitionKind::Cleared, _) => format!(
+                "zone {}: condition of {} no longer holds: cleared",
+                z.zone, rule.id
+            ),
             (_, Mode::AThenNotB) => {
-                let proof: Vec<&str> = z.members[1].iter().map(|&p| self.points[p as usize].id.as_str()).collect();
+                let proof: Vec<&str> = z.members[1]
+                    .iter()
+                    .map(|&p| self.points[p as usize].id.as_str())
+                    .collect();
                 format!(
                     "zone {}: {} not proven within {} s after {} (still not: {})",
                     z.zone,
                     describe_condition(&members[1].condition),
                     message::num(*within_ms as f64 / 1000.0),
-                    tp.map(|p| format!("{} {}", p.id, describe_condition(&members[0].condition))).unwrap_or_default(),
+                    tp.map(|p| format!("{} {}", p.id, describe_condition(&members[0].condition)))
+                        .unwrap_or_default(),
                     proof.join(", ")
                 )
             }
             (_, Mode::All) => format!("zone {}: all conditions of {} hold", z.zone, rule.id),
-            (_, Mode::Any) => format!("zone {}: a condition of {} holds ({})", z.zone, rule.id, tp.map(|p| p.id.as_str()).unwrap_or("")),
+            (_, Mode::Any) => format!(
+                "zone {}: a condition of {} holds ({})",
+                z.zone,
+                rule.id,
+                tp.map(|p| p.id.as_str()).unwrap_or("")
+            ),
         };
         out.push(Transition {
-            cause: Cause { rule: rule.id.clone(), site: site.id.clone(), subject: Subject::Zone { zone: z.zone.clone() } },
+            cause: Cause {
+                rule: rule.id.clone(),
+                site: site.id.clone(),
+                subject: Subject::Zone {
+                    zone: z.zone.clone(),
+                },
+            },
             kind,
             severity: open.severity,
-            agent: src.agent.cloned().or_else(|| tp.and_then(|p| p.agent.clone())),
+            agent: src
+                .agent
+                .cloned()
+                .or_else(|| tp.and_then(|p| p.agent.clone())),
             point: tp.map(|p| p.id.clone()),
             value: tp.and_then(|p| message::value_json(&p.value)),
             threshold: None,
@@ -882,19 +1157,41 @@ impl World<'_> {
         true
     }
 
-    fn judge_agent(&self, c: &mut AgentCause, t: i64, at: Timestamp, out: &mut Vec<Transition>) -> bool {
+    fn judge_agent(
+        &self,
+        c: &mut AgentCause,
+        t: i64,
+        at: Timestamp,
+        out: &mut Vec<Transition>,
+    ) -> bool {
         let rule = &self.rules[c.rule as usize];
         let site = &self.sites[c.site as usize];
-        let Kind::AgentOffline { severity } = rule.kind else { return false };
-        let online = site.agents.get(&c.agent).map_or(true, |l| l.online);
-        let want = (!online).then_some(Open { severity, level: 0, threshold: f64::NAN });
-        let Some((kind, open)) = c.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64) else { return false };
+        let Kind::AgentOffline { severity } = rule.kind else {
+            return false;
+        };
+        let online = site.agents.get(&c.agent).is_none_or(|l| l.online);
+        let want = (!online).then_some(Open {
+            severity,
+            level: 0,
+            threshold: f64::NAN,
+        });
+        let Some((kind, open)) =
+            c.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64)
+        else {
+            return false;
+        };
         let text = match kind {
             TransitionKind::Cleared => format!("agent {} online again: cleared", c.agent),
             _ => format!("agent {} offline: communication lost", c.agent),
         };
         out.push(Transition {
-            cause: Cause { rule: rule.id.clone(), site: site.id.clone(), subject: Subject::Agent { agent: c.agent.clone() } },
+            cause: Cause {
+                rule: rule.id.clone(),
+                site: site.id.clone(),
+                subject: Subject::Agent {
+                    agent: c.agent.clone(),
+                },
+            },
             kind,
             severity: open.severity,
             agent: Some(c.agent.clone()),
@@ -918,7 +1215,9 @@ fn describe_condition(c: &PointCondition) -> String {
         PointCondition::Below(x) => format!("< {}", message::num(*x)),
         PointCondition::Equals(true) => "true".to_string(),
         PointCondition::Equals(false) => "false".to_string(),
-        PointCondition::Cause { rule, min_severity } => format!("at {min_severity} under {}", rule.as_str()),
+        PointCondition::Cause { rule, min_severity } => {
+            format!("at {min_severity} under {}", rule.as_str())
+        }
     }
 }
 
@@ -989,7 +1288,10 @@ impl Engine {
     }
 
     fn point_idx(&mut self, s: u32, point: &PointId, now: i64) -> (u32, bool) {
-        if let Some(p) = self.sites[s as usize].points.get(point.as_str(), &self.points) {
+        if let Some(p) = self.sites[s as usize]
+            .points
+            .get(point.as_str(), &self.points)
+        {
             return (p, false);
         }
         let p = self.points.len() as u32;
@@ -1015,7 +1317,9 @@ impl Engine {
     }
 
     fn identity_remap(&self) -> Remap {
-        (0..self.rules.rules.len() as u32).map(|i| Some((i, true))).collect()
+        (0..self.rules.rules.len() as u32)
+            .map(|i| Some((i, true)))
+            .collect()
     }
 
     /// The site's place and kind (from the gateway's registry). Rebinds its points when the
@@ -1027,7 +1331,12 @@ impl Engine {
         if changed {
             let remap = self.identity_remap();
             let mut sink = Vec::new();
-            let now = self.sites[s as usize].order.iter().map(|&p| self.points[p as usize].last_ts).max().unwrap_or(NONE);
+            let now = self.sites[s as usize]
+                .order
+                .iter()
+                .map(|&p| self.points[p as usize].last_ts)
+                .max()
+                .unwrap_or(NONE);
             let now = if now == NONE { 0 } else { now };
             self.rebind_site(s, &remap, now, &mut sink);
             // Causes that no longer apply after a change of category are cleared at the
@@ -1037,7 +1346,13 @@ impl Engine {
     }
 
     /// A birth: (re)binds the site's points of this agent to the rules that select them.
-    pub fn set_catalogue(&mut self, site: &SiteId, catalogue: &Catalogue, now: Timestamp, out: &mut Vec<Transition>) {
+    pub fn set_catalogue(
+        &mut self,
+        site: &SiteId,
+        catalogue: &Catalogue,
+        now: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
         out.append(&mut self.pending_out);
         let n = ms(&now);
         let s = self.site_idx(site);
@@ -1045,11 +1360,18 @@ impl Engine {
             self.sites[s as usize].birth_category = Some(cat);
         }
         let agent = catalogue.agent.clone();
-        let old: Vec<PointId> = self.sites[s as usize].catalogues.get(&agent).cloned().unwrap_or_default();
+        let old: Vec<PointId> = self.sites[s as usize]
+            .catalogues
+            .get(&agent)
+            .cloned()
+            .unwrap_or_default();
         // Points this agent no longer names lose their catalogue entry.
         for pid in &old {
             if !catalogue.points.iter().any(|ps| &ps.point == pid) {
-                if let Some(p) = self.sites[s as usize].points.get(pid.as_str(), &self.points) {
+                if let Some(p) = self.sites[s as usize]
+                    .points
+                    .get(pid.as_str(), &self.points)
+                {
                     self.points[p as usize].spec = None;
                 }
             }
@@ -1063,14 +1385,84 @@ impl Engine {
                 pt.seen_at = pt.seen_at.max(n);
             }
         }
-        self.sites[s as usize].catalogues.insert(agent.clone(), catalogue.points.iter().map(|p| p.point.clone()).collect());
-        self.sites[s as usize].agents.entry(agent).or_insert_with(|| AgentLink { online: true, last_status: NONE, causes: Vec::new() });
+        self.sites[s as usize].catalogues.insert(
+            agent.clone(),
+            catalogue.points.iter().map(|p| p.point.clone()).collect(),
+        );
+        self.sites[s as usize]
+            .agents
+            .entry(agent)
+            .or_insert_with(|| AgentLink {
+                online: true,
+                last_status: NONE,
+                causes: Vec::new(),
+            });
         let remap = self.identity_remap();
         self.rebind_site(s, &remap, n, out);
+        self.settle_restored(now, out);
+    }
+
+    /// Restored causes that no rule takes up: their rule is gone, or their point is named by
+    /// a birth and no longer selected by it. Cleared, so no incident stays open for ever.
+    fn settle_restored(&mut self, now: Timestamp, out: &mut Vec<Transition>) {
+        let mut gone = Vec::new();
+        for (cause, sev) in &self.restored {
+            let rule = self.rules.get(&cause.rule);
+            let orphan = match (&cause.subject, rule) {
+                (_, None) => true,
+                (Subject::Point { point }, Some(_)) => self
+                    .site_index
+                    .get(&cause.site)
+                    .and_then(|&s| {
+                        self.sites[s as usize]
+                            .points
+                            .get(point.as_str(), &self.points)
+                    })
+                    .is_some_and(|p| self.points[p as usize].spec.is_some()),
+                _ => false,
+            };
+            if orphan {
+                gone.push((
+                    cause.clone(),
+                    *sev,
+                    rule.map(|r| r.version.clone()).unwrap_or_default(),
+                ));
+            }
+        }
+        for (cause, sev, version) in gone {
+            self.restored.remove(&cause);
+            let (agent, point) = match &cause.subject {
+                Subject::Point { point } => (None, Some(point.clone())),
+                Subject::Agent { agent } => (Some(agent.clone()), None),
+                Subject::Zone { .. } => (None, None),
+            };
+            out.push(Transition {
+                message: format!("rule {} no longer applies: cleared", cause.rule),
+                cause,
+                kind: TransitionKind::Cleared,
+                severity: sev,
+                agent,
+                point,
+                value: None,
+                threshold: None,
+                at: now,
+                rule_version: version,
+                warnings: Vec::new(),
+                quality: Quality::Good,
+                late: false,
+            });
+        }
     }
 
     /// One reading (event time = reading.ts); `now` is the gateway clock.
-    pub fn on_reading(&mut self, site: &SiteId, agent: &AgentId, reading: &Reading, now: Timestamp, out: &mut Vec<Transition>) {
+    pub fn on_reading(
+        &mut self,
+        site: &SiteId,
+        agent: &AgentId,
+        reading: &Reading,
+        now: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
         if !self.pending_out.is_empty() {
             out.append(&mut self.pending_out);
         }
@@ -1090,7 +1482,12 @@ impl Engine {
             }
         }
         let late = n.saturating_sub(t) > self.late_after_ms;
-        let src = Src { at: reading.ts, agent: Some(agent), late, timer: false };
+        let src = Src {
+            at: reading.ts,
+            agent: Some(agent),
+            late,
+            timer: false,
+        };
         // 1. Deadlines that fall before this reading fire on the value that held until now.
         if self.points[p as usize].timers || !self.points[p as usize].zones.is_empty() {
             self.advance_point(p, t, Some(agent), out);
@@ -1110,15 +1507,30 @@ impl Engine {
             }
         }
         // 3. Judge it.
-        let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
-        let w = World { rules: &rules.rules, sites, points, config };
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            zones,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
         let pt = &points[p as usize];
         let mut timers = false;
         for &bi in &pt.bindings {
             let b = &mut bindings[bi as usize];
             w.judge_binding(bi, b, t, src, true, out);
             let d = w.binding_deadline(b);
-            timers |= d != NONE && !matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. });
+            timers |=
+                d != NONE && !matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. });
             schedule(queue, &mut b.queued, d, Timer::Binding(bi));
         }
         for &zi in &pt.zones {
@@ -1134,9 +1546,29 @@ impl Engine {
     }
 
     /// Fire the point's binding and zone deadlines up to `t` (event time), on its current value.
-    fn advance_point(&mut self, p: u32, t: i64, agent: Option<&AgentId>, out: &mut Vec<Transition>) {
-        let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
-        let w = World { rules: &rules.rules, sites, points, config };
+    fn advance_point(
+        &mut self,
+        p: u32,
+        t: i64,
+        agent: Option<&AgentId>,
+        out: &mut Vec<Transition>,
+    ) {
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            zones,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
         let pt = &points[p as usize];
         for &bi in &pt.bindings {
             let b = &mut bindings[bi as usize];
@@ -1148,7 +1580,12 @@ impl Engine {
                 if d == NONE || d > t {
                     break;
                 }
-                let src = Src { at: ts(d), agent, late: false, timer: true };
+                let src = Src {
+                    at: ts(d),
+                    agent,
+                    late: false,
+                    timer: true,
+                };
                 w.judge_binding(bi, b, d, src, false, out);
                 if w.binding_deadline(b) == d {
                     break;
@@ -1162,7 +1599,12 @@ impl Engine {
                 if d == NONE || d > t {
                     break;
                 }
-                let src = Src { at: ts(d), agent, late: false, timer: true };
+                let src = Src {
+                    at: ts(d),
+                    agent,
+                    late: false,
+                    timer: true,
+                };
                 w.judge_zone(bindings, z, d, src, None, out);
                 if w.zone_deadline(z) == d {
                     break;
@@ -1173,18 +1615,28 @@ impl Engine {
         }
     }
 
-    pub fn on_agent_status(&mut self, site: &SiteId, agent: &AgentId, state: AgentState, at: Timestamp, out: &mut Vec<Transition>) {
+    pub fn on_agent_status(
+        &mut self,
+        site: &SiteId,
+        agent: &AgentId,
+        state: AgentState,
+        at: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
         if !self.pending_out.is_empty() {
             out.append(&mut self.pending_out);
         }
         let s = self.site_idx(site);
         let t = ms(&at);
         {
-            let link = self.sites[s as usize].agents.entry(agent.clone()).or_insert_with(|| AgentLink {
-                online: true,
-                last_status: NONE,
-                causes: Vec::new(),
-            });
+            let link = self.sites[s as usize]
+                .agents
+                .entry(agent.clone())
+                .or_insert_with(|| AgentLink {
+                    online: true,
+                    last_status: NONE,
+                    causes: Vec::new(),
+                });
             if t < link.last_status {
                 return; // an older status than one already taken
             }
@@ -1193,26 +1645,57 @@ impl Engine {
         }
         let remap = self.identity_remap();
         self.bind_agents(s, &remap, t, out);
-        let causes = self.sites[s as usize].agents.get(agent).map(|l| l.causes.clone()).unwrap_or_default();
-        let Engine { rules, config, sites, points, agents, queue, .. } = self;
-        let w = World { rules: &rules.rules, sites, points, config };
+        let causes = self.sites[s as usize]
+            .agents
+            .get(agent)
+            .map(|l| l.causes.clone())
+            .unwrap_or_default();
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            agents,
+            queue,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
         for ci in causes {
             let c = &mut agents[ci as usize];
             w.judge_agent(c, t, at, out);
             let rule = &w.rules[c.rule as usize];
-            let d = c.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
+            let d =
+                c.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
             schedule(queue, &mut c.queued, d, Timer::Agent(ci));
         }
         // Silent points of an agent that came back: their missing-data timers restart now.
         if state == AgentState::Online {
-            let Engine { rules, config, sites, points, bindings, queue, .. } = self;
+            let Engine {
+                rules,
+                config,
+                sites,
+                points,
+                bindings,
+                queue,
+                ..
+            } = self;
             for &p in &sites[s as usize].order {
                 let pt = &mut points[p as usize];
                 if pt.agent.as_ref() == Some(agent) {
                     pt.seen_at = pt.seen_at.max(t);
                 }
             }
-            let w = World { rules: &rules.rules, sites, points, config };
+            let w = World {
+                rules: &rules.rules,
+                sites,
+                points,
+                config,
+            };
             for &p in &sites[s as usize].order {
                 let pt = &points[p as usize];
                 if pt.agent.as_ref() != Some(agent) {
@@ -1228,7 +1711,13 @@ impl Engine {
     }
 
     /// The active warnings of a site changed: re-judge its points at once on their latest values.
-    pub fn set_warnings(&mut self, site: &SiteId, warnings: Vec<ActiveWarning>, now: Timestamp, out: &mut Vec<Transition>) {
+    pub fn set_warnings(
+        &mut self,
+        site: &SiteId,
+        warnings: Vec<ActiveWarning>,
+        now: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
         if !self.pending_out.is_empty() {
             out.append(&mut self.pending_out);
         }
@@ -1243,16 +1732,39 @@ impl Engine {
         let order = self.sites[s as usize].order.clone();
         let zone_list = self.sites[s as usize].zones.clone();
         let mut marks: Vec<u32> = Vec::new();
-        let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
-        let w = World { rules: &rules.rules, sites, points, config };
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            zones,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
         for p in order {
             let pt = &points[p as usize];
             if pt.last_ts == NONE {
                 continue;
             }
             let t = n.max(pt.last_ts);
-            let src = Src { at: ts(t), agent: None, late: false, timer: true };
-            if pt.bindings.iter().any(|&bi| !w.rules[bindings[bi as usize].rule as usize].context.is_empty()) {
+            let src = Src {
+                at: ts(t),
+                agent: None,
+                late: false,
+                timer: true,
+            };
+            if pt.bindings.iter().any(|&bi| {
+                !w.rules[bindings[bi as usize].rule as usize]
+                    .context
+                    .is_empty()
+            }) {
                 marks.push(p);
             }
             for &bi in &pt.bindings {
@@ -1270,7 +1782,12 @@ impl Engine {
             if w.rules[z.rule as usize].context.is_empty() {
                 continue;
             }
-            let src = Src { at: now, agent: None, late: false, timer: true };
+            let src = Src {
+                at: now,
+                agent: None,
+                late: false,
+                timer: true,
+            };
             w.judge_zone(bindings, z, n, src, None, out);
             let d = w.zone_deadline(z);
             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
@@ -1303,15 +1820,33 @@ impl Engine {
                     let p = b.point;
                     let mut fired = false;
                     {
-                        let Engine { rules, config, sites, points, bindings, queue, .. } = self;
-                        let w = World { rules: &rules.rules, sites, points, config };
+                        let Engine {
+                            rules,
+                            config,
+                            sites,
+                            points,
+                            bindings,
+                            queue,
+                            ..
+                        } = self;
+                        let w = World {
+                            rules: &rules.rules,
+                            sites,
+                            points,
+                            config,
+                        };
                         let b = &mut bindings[bi as usize];
                         for _ in 0..4 {
                             let d = w.binding_deadline(b);
                             if d == NONE || d > n {
                                 break;
                             }
-                            let src = Src { at: ts(d), agent: None, late: false, timer: true };
+                            let src = Src {
+                                at: ts(d),
+                                agent: None,
+                                late: false,
+                                timer: true,
+                            };
                             fired |= w.judge_binding(bi, b, d, src, false, out);
                             if w.binding_deadline(b) == d {
                                 break;
@@ -1327,11 +1862,30 @@ impl Engine {
                         // Zones that look at this point's causes.
                         let zl = self.points[p as usize].zones.clone();
                         let t = self.points[p as usize].last_ts.max(n);
-                        let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
-                        let w = World { rules: &rules.rules, sites, points, config };
+                        let Engine {
+                            rules,
+                            config,
+                            sites,
+                            points,
+                            bindings,
+                            queue,
+                            zones,
+                            ..
+                        } = self;
+                        let w = World {
+                            rules: &rules.rules,
+                            sites,
+                            points,
+                            config,
+                        };
                         for zi in zl {
                             let z = &mut zones[zi as usize];
-                            let src = Src { at: ts(t), agent: None, late: false, timer: true };
+                            let src = Src {
+                                at: ts(t),
+                                agent: None,
+                                late: false,
+                                timer: true,
+                            };
                             w.judge_zone(bindings, z, t, src, Some(p), out);
                             let d = w.zone_deadline(z);
                             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
@@ -1340,15 +1894,34 @@ impl Engine {
                 }
                 Timer::Zone(zi) => {
                     self.zones[zi as usize].queued = NONE;
-                    let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
-                    let w = World { rules: &rules.rules, sites, points, config };
+                    let Engine {
+                        rules,
+                        config,
+                        sites,
+                        points,
+                        bindings,
+                        queue,
+                        zones,
+                        ..
+                    } = self;
+                    let w = World {
+                        rules: &rules.rules,
+                        sites,
+                        points,
+                        config,
+                    };
                     let z = &mut zones[zi as usize];
                     for _ in 0..4 {
                         let d = w.zone_deadline(z);
                         if d == NONE || d > n {
                             break;
                         }
-                        let src = Src { at: ts(d), agent: None, late: false, timer: true };
+                        let src = Src {
+                            at: ts(d),
+                            agent: None,
+                            late: false,
+                            timer: true,
+                        };
                         w.judge_zone(bindings, z, d, src, None, out);
                         if w.zone_deadline(z) == d {
                             break;
@@ -1360,8 +1933,21 @@ impl Engine {
                     }
                 }
                 Timer::Agent(ci) => {
-                    let Engine { rules, config, sites, points, agents, queue, .. } = self;
-                    let w = World { rules: &rules.rules, sites, points, config };
+                    let Engine {
+                        rules,
+                        config,
+                        sites,
+                        points,
+                        agents,
+                        queue,
+                        ..
+                    } = self;
+                    let w = World {
+                        rules: &rules.rules,
+                        sites,
+                        points,
+                        config,
+                    };
                     let c = &mut agents[ci as usize];
                     c.queued = NONE;
                     if !c.live {
@@ -1399,7 +1985,13 @@ impl Engine {
             .rules
             .rules
             .iter()
-            .map(|old| rules.rules.binary_search_by(|r| r.id.cmp(&old.id)).ok().map(|i| (i as u32, rules.rules[i].version == old.version)))
+            .map(|old| {
+                rules
+                    .rules
+                    .binary_search_by(|r| r.id.cmp(&old.id))
+                    .ok()
+                    .map(|i| (i as u32, rules.rules[i].version == old.version))
+            })
             .collect();
         let old_rules = std::mem::replace(&mut self.rules, rules);
         // Clears of removed rules must be written with the old rule; do them first.
@@ -1407,10 +1999,17 @@ impl Engine {
         for s in 0..self.sites.len() as u32 {
             self.rebind_site(s, &remap, n, out);
         }
+        self.settle_restored(now, out);
     }
 
     /// Clear the open causes of rules that are gone, and drop their state.
-    fn clear_removed(&mut self, old: &RuleSet, remap: &Remap, now: Timestamp, out: &mut Vec<Transition>) {
+    fn clear_removed(
+        &mut self,
+        old: &RuleSet,
+        remap: &Remap,
+        now: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
         let mut gone: Vec<Transition> = Vec::new();
         for (bi, b) in self.bindings.iter_mut().enumerate().filter(|(_, b)| b.live) {
             if remap[b.rule as usize].is_none() {
@@ -1418,7 +2017,17 @@ impl Engine {
                 let p = &self.points[b.point as usize];
                 if let Some(o) = b.m.open {
                     let rule = &old.rules[b.rule as usize];
-                    gone.push(removal(rule, &self.sites[p.site as usize].id, Subject::Point { point: p.id.clone() }, o, p.agent.clone(), Some(p), now));
+                    gone.push(removal(
+                        rule,
+                        &self.sites[p.site as usize].id,
+                        Subject::Point {
+                            point: p.id.clone(),
+                        },
+                        o,
+                        p.agent.clone(),
+                        Some(p),
+                        now,
+                    ));
                 }
                 b.live = false;
             }
@@ -1427,7 +2036,17 @@ impl Engine {
             if remap[z.rule as usize].is_none() {
                 if let Some(o) = z.m.open {
                     let rule = &old.rules[z.rule as usize];
-                    gone.push(removal(rule, &self.sites[z.site as usize].id, Subject::Zone { zone: z.zone.clone() }, o, None, None, now));
+                    gone.push(removal(
+                        rule,
+                        &self.sites[z.site as usize].id,
+                        Subject::Zone {
+                            zone: z.zone.clone(),
+                        },
+                        o,
+                        None,
+                        None,
+                        now,
+                    ));
                 }
                 z.live = false;
             }
@@ -1436,7 +2055,17 @@ impl Engine {
             if remap[c.rule as usize].is_none() {
                 if let Some(o) = c.m.open {
                     let rule = &old.rules[c.rule as usize];
-                    gone.push(removal(rule, &self.sites[c.site as usize].id, Subject::Agent { agent: c.agent.clone() }, o, Some(c.agent.clone()), None, now));
+                    gone.push(removal(
+                        rule,
+                        &self.sites[c.site as usize].id,
+                        Subject::Agent {
+                            agent: c.agent.clone(),
+                        },
+                        o,
+                        Some(c.agent.clone()),
+                        None,
+                        now,
+                    ));
                 }
                 c.live = false;
             }
@@ -1496,7 +2125,9 @@ impl Engine {
             .iter()
             .enumerate()
             .filter(|(_, r)| r.per_point() && (spec.is_some() || r.catalogue_free()))
-            .filter(|(_, r)| selects_site(&r.select, site) && selects_point(&r.select, &pt.id, spec))
+            .filter(|(_, r)| {
+                selects_site(&r.select, site) && selects_point(&r.select, &pt.id, spec)
+            })
             .map(|(i, _)| i as u32)
             .collect();
         let old = std::mem::take(&mut self.points[p as usize].bindings);
@@ -1537,7 +2168,17 @@ impl Engine {
             let rule = &self.rules.rules[nr as usize];
             let pt = &self.points[p as usize];
             let site = &self.sites[pt.site as usize];
-            out.push(removal(rule, &site.id, Subject::Point { point: pt.id.clone() }, o, pt.agent.clone(), Some(pt), ts(now)));
+            out.push(removal(
+                rule,
+                &site.id,
+                Subject::Point {
+                    point: pt.id.clone(),
+                },
+                o,
+                pt.agent.clone(),
+                Some(pt),
+                ts(now),
+            ));
         }
         for &nr in &wanted {
             if kept.iter().any(|&bi| self.bindings[bi as usize].rule == nr) {
@@ -1547,7 +2188,9 @@ impl Engine {
             let cause = Cause {
                 rule: rule.id.clone(),
                 site: self.sites[self.points[p as usize].site as usize].id.clone(),
-                subject: Subject::Point { point: self.points[p as usize].id.clone() },
+                subject: Subject::Point {
+                    point: self.points[p as usize].id.clone(),
+                },
             };
             let levels = match &rule.kind {
                 Kind::Threshold { levels, .. } => Some(levels.clone()),
@@ -1556,7 +2199,14 @@ impl Engine {
             let extra = extra_for(rule);
             let mut m = Machine::new();
             m.open = self.restored_open(&cause, levels.as_deref());
-            let bi = self.alloc_binding(Binding { rule: nr, point: p, m, extra, queued: NONE, live: true });
+            let bi = self.alloc_binding(Binding {
+                rule: nr,
+                point: p,
+                m,
+                extra,
+                queued: NONE,
+                live: true,
+            });
             kept.push(bi);
             rejudge.push(bi);
         }
@@ -1564,14 +2214,32 @@ impl Engine {
         self.points[p as usize].bindings = kept;
         self.points[p as usize].timers = true;
         // New and changed rules judge the latest value at once.
-        let Engine { rules, config, sites, points, bindings, queue, .. } = self;
-        let w = World { rules: &rules.rules, sites, points, config };
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
         let pt = &points[p as usize];
         for bi in rejudge {
             let b = &mut bindings[bi as usize];
             if pt.last_ts != NONE {
                 let t = now.max(pt.last_ts);
-                let src = Src { at: ts(t), agent: None, late: false, timer: true };
+                let src = Src {
+                    at: ts(t),
+                    agent: None,
+                    late: false,
+                    timer: true,
+                };
                 w.judge_binding(bi, b, t, src, false, out);
             }
             let d = w.binding_deadline(b);
@@ -1585,17 +2253,28 @@ impl Engine {
         {
             let site = &self.sites[s as usize];
             for (ri, rule) in self.rules.rules.iter().enumerate() {
-                let Kind::Composite { zone_tag, members, .. } = &rule.kind else { continue };
+                let Kind::Composite {
+                    zone_tag, members, ..
+                } = &rule.kind
+                else {
+                    continue;
+                };
                 if !selects_site(&rule.select, site) {
                     continue;
                 }
                 for &p in &site.order {
                     let pt = &self.points[p as usize];
-                    let Some(spec) = pt.spec.as_deref() else { continue };
-                    let Some(zone) = spec.tag(zone_tag) else { continue };
+                    let Some(spec) = pt.spec.as_deref() else {
+                        continue;
+                    };
+                    let Some(zone) = spec.tag(zone_tag) else {
+                        continue;
+                    };
                     for (mi, m) in members.iter().enumerate() {
                         if selects_point(&m.select, &pt.id, Some(spec)) {
-                            let e = want.entry((ri as u32, zone.to_string())).or_insert_with(|| vec![Vec::new(); members.len()]);
+                            let e = want
+                                .entry((ri as u32, zone.to_string()))
+                                .or_insert_with(|| vec![Vec::new(); members.len()]);
                             e[mi].push(p);
                         }
                     }
@@ -1627,7 +2306,17 @@ impl Engine {
                 None => {
                     if let (Some(o), Some((nr, _))) = (z.m.open, mapped) {
                         let rule = &self.rules.rules[nr as usize];
-                        cleared.push(removal(rule, &self.sites[s as usize].id, Subject::Zone { zone: z.zone.clone() }, o, None, None, ts(now)));
+                        cleared.push(removal(
+                            rule,
+                            &self.sites[s as usize].id,
+                            Subject::Zone {
+                                zone: z.zone.clone(),
+                            },
+                            o,
+                            None,
+                            None,
+                            ts(now),
+                        ));
                     }
                     z.live = false;
                 }
@@ -1635,11 +2324,25 @@ impl Engine {
         }
         out.extend(cleared);
         for ((nr, zone), members) in want {
-            let cause = Cause { rule: self.rules.rules[nr as usize].id.clone(), site: self.sites[s as usize].id.clone(), subject: Subject::Zone { zone: zone.clone() } };
+            let cause = Cause {
+                rule: self.rules.rules[nr as usize].id.clone(),
+                site: self.sites[s as usize].id.clone(),
+                subject: Subject::Zone { zone: zone.clone() },
+            };
             let mut m = Machine::new();
             m.open = self.restored_open(&cause, None);
             let zi = self.zones.len() as u32;
-            self.zones.push(ZoneSt { rule: nr, site: s, zone, members, m, a_since: NONE, trigger: None, queued: NONE, live: true });
+            self.zones.push(ZoneSt {
+                rule: nr,
+                site: s,
+                zone,
+                members,
+                m,
+                a_since: NONE,
+                trigger: None,
+                queued: NONE,
+                live: true,
+            });
             kept.push(zi);
             rejudge.push(zi);
         }
@@ -1657,11 +2360,30 @@ impl Engine {
             }
         }
         self.sites[s as usize].zones = kept;
-        let Engine { rules, config, sites, points, bindings, queue, zones, .. } = self;
-        let w = World { rules: &rules.rules, sites, points, config };
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            zones,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
         for zi in rejudge {
             let z = &mut zones[zi as usize];
-            let src = Src { at: ts(now), agent: None, late: false, timer: true };
+            let src = Src {
+                at: ts(now),
+                agent: None,
+                late: false,
+                timer: true,
+            };
             w.judge_zone(bindings, z, now, src, None, out);
             let d = w.zone_deadline(z);
             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
@@ -1675,13 +2397,19 @@ impl Engine {
                 .rules
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| matches!(r.kind, Kind::AgentOffline { .. }) && selects_site(&r.select, site))
+                .filter(|(_, r)| {
+                    matches!(r.kind, Kind::AgentOffline { .. }) && selects_site(&r.select, site)
+                })
                 .map(|(i, _)| i as u32)
                 .collect()
         };
         let agents: Vec<AgentId> = self.sites[s as usize].agents.keys().cloned().collect();
         for agent in agents {
-            let old = self.sites[s as usize].agents.get_mut(&agent).map(|l| std::mem::take(&mut l.causes)).unwrap_or_default();
+            let old = self.sites[s as usize]
+                .agents
+                .get_mut(&agent)
+                .map(|l| std::mem::take(&mut l.causes))
+                .unwrap_or_default();
             let mut kept = Vec::new();
             for ci in old {
                 let c = &mut self.agents[ci as usize];
@@ -1696,7 +2424,17 @@ impl Engine {
                     other => {
                         if let (Some(o), Some((nr, _))) = (c.m.open, other) {
                             let rule = &self.rules.rules[nr as usize];
-                            out.push(removal(rule, &self.sites[s as usize].id, Subject::Agent { agent: agent.clone() }, o, Some(agent.clone()), None, ts(now)));
+                            out.push(removal(
+                                rule,
+                                &self.sites[s as usize].id,
+                                Subject::Agent {
+                                    agent: agent.clone(),
+                                },
+                                o,
+                                Some(agent.clone()),
+                                None,
+                                ts(now),
+                            ));
                         }
                         c.live = false;
                     }
@@ -1706,11 +2444,24 @@ impl Engine {
                 if kept.iter().any(|&ci| self.agents[ci as usize].rule == nr) {
                     continue;
                 }
-                let cause = Cause { rule: self.rules.rules[nr as usize].id.clone(), site: self.sites[s as usize].id.clone(), subject: Subject::Agent { agent: agent.clone() } };
+                let cause = Cause {
+                    rule: self.rules.rules[nr as usize].id.clone(),
+                    site: self.sites[s as usize].id.clone(),
+                    subject: Subject::Agent {
+                        agent: agent.clone(),
+                    },
+                };
                 let mut m = Machine::new();
                 m.open = self.restored_open(&cause, None);
                 let ci = self.agents.len() as u32;
-                self.agents.push(AgentCause { rule: nr, site: s, agent: agent.clone(), m, queued: NONE, live: true });
+                self.agents.push(AgentCause {
+                    rule: nr,
+                    site: s,
+                    agent: agent.clone(),
+                    m,
+                    queued: NONE,
+                    live: true,
+                });
                 kept.push(ci);
             }
             kept.sort_by_key(|&ci| self.agents[ci as usize].rule);
@@ -1777,7 +2528,13 @@ impl Engine {
             if let Some(o) = b.m.open {
                 let p = &self.points[b.point as usize];
                 v.push((
-                    Cause { rule: self.rules.rules[b.rule as usize].id.clone(), site: self.sites[p.site as usize].id.clone(), subject: Subject::Point { point: p.id.clone() } },
+                    Cause {
+                        rule: self.rules.rules[b.rule as usize].id.clone(),
+                        site: self.sites[p.site as usize].id.clone(),
+                        subject: Subject::Point {
+                            point: p.id.clone(),
+                        },
+                    },
                     o.severity,
                 ));
             }
@@ -1785,7 +2542,13 @@ impl Engine {
         for z in self.zones.iter().filter(|z| z.live) {
             if let Some(o) = z.m.open {
                 v.push((
-                    Cause { rule: self.rules.rules[z.rule as usize].id.clone(), site: self.sites[z.site as usize].id.clone(), subject: Subject::Zone { zone: z.zone.clone() } },
+                    Cause {
+                        rule: self.rules.rules[z.rule as usize].id.clone(),
+                        site: self.sites[z.site as usize].id.clone(),
+                        subject: Subject::Zone {
+                            zone: z.zone.clone(),
+                        },
+                    },
                     o.severity,
                 ));
             }
@@ -1793,7 +2556,13 @@ impl Engine {
         for c in self.agents.iter().filter(|c| c.live) {
             if let Some(o) = c.m.open {
                 v.push((
-                    Cause { rule: self.rules.rules[c.rule as usize].id.clone(), site: self.sites[c.site as usize].id.clone(), subject: Subject::Agent { agent: c.agent.clone() } },
+                    Cause {
+                        rule: self.rules.rules[c.rule as usize].id.clone(),
+                        site: self.sites[c.site as usize].id.clone(),
+                        subject: Subject::Agent {
+                            agent: c.agent.clone(),
+                        },
+                    },
                     o.severity,
                 ));
             }
@@ -1817,7 +2586,11 @@ impl Engine {
 fn extra_for(rule: &Rule) -> Extra {
     match rule.kind {
         Kind::Rate { .. } => Extra::Rate(VecDeque::new()),
-        Kind::SensorFault { .. } => Extra::Fault { stuck_since: NONE, stuck_value: f64::NAN, why: FaultWhy::None },
+        Kind::SensorFault { .. } => Extra::Fault {
+            stuck_since: NONE,
+            stuck_value: f64::NAN,
+            why: FaultWhy::None,
+        },
         Kind::State { .. } => Extra::Active(NONE),
         _ => Extra::None,
     }
@@ -1830,7 +2603,7 @@ fn open_for(sev: Severity, levels: Option<&[Level]>) -> Open {
     if let Some(levels) = levels {
         let mut best: Option<usize> = None;
         for (i, l) in levels.iter().enumerate() {
-            if l.severity <= sev && best.map_or(true, |b| levels[b].severity <= l.severity) {
+            if l.severity <= sev && best.is_none_or(|b| levels[b].severity <= l.severity) {
                 best = Some(i);
             }
         }
@@ -1839,12 +2612,28 @@ fn open_for(sev: Severity, levels: Option<&[Level]>) -> Open {
             threshold = levels[b].raise;
         }
     }
-    Open { severity: sev, level, threshold }
+    Open {
+        severity: sev,
+        level,
+        threshold,
+    }
 }
 
-fn removal(rule: &Rule, site: &SiteId, subject: Subject, o: Open, agent: Option<AgentId>, p: Option<&PointSt>, now: Timestamp) -> Transition {
+fn removal(
+    rule: &Rule,
+    site: &SiteId,
+    subject: Subject,
+    o: Open,
+    agent: Option<AgentId>,
+    p: Option<&PointSt>,
+    now: Timestamp,
+) -> Transition {
     Transition {
-        cause: Cause { rule: rule.id.clone(), site: site.clone(), subject },
+        cause: Cause {
+            rule: rule.id.clone(),
+            site: site.clone(),
+            subject,
+        },
         kind: TransitionKind::Cleared,
         severity: o.severity,
         agent,
@@ -1857,5 +2646,100 @@ fn removal(rule: &Rule, site: &SiteId, subject: Subject, o: Open, agent: Option<
         warnings: Vec::new(),
         quality: p.map(|p| p.quality).unwrap_or_default(),
         late: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(sev: Severity) -> Option<Want> {
+        Some(Open {
+            severity: sev,
+            level: 0,
+            threshold: 1.0,
+        })
+    }
+
+    #[test]
+    fn machine_raises_at_once_without_delay_and_escalates() {
+        let mut m = Machine::new();
+        assert_eq!(m.step(None, 0, 0, 0), None);
+        assert_eq!(
+            m.step(w(Severity::Alarm), 10, 0, 0).map(|x| x.0),
+            Some(TransitionKind::Raised)
+        );
+        assert_eq!(m.step(w(Severity::Alarm), 20, 0, 0), None);
+        assert_eq!(
+            m.step(w(Severity::Critical), 30, 0, 0).map(|x| x.0),
+            Some(TransitionKind::Escalated)
+        );
+        assert_eq!(
+            m.step(w(Severity::Alarm), 40, 0, 0).map(|x| x.0),
+            Some(TransitionKind::Deescalated)
+        );
+        let (k, o) = m.step(None, 50, 0, 0).unwrap();
+        assert_eq!((k, o.severity), (TransitionKind::Cleared, Severity::Alarm));
+        assert_eq!(m.deadline(0, 0), NONE);
+    }
+
+    #[test]
+    fn machine_delays_need_the_condition_without_a_break() {
+        let mut m = Machine::new();
+        assert_eq!(m.step(w(Severity::Alarm), 0, 100, 50), None);
+        assert_eq!(m.deadline(100, 50), 100);
+        assert_eq!(
+            m.step(None, 60, 100, 50),
+            None,
+            "a break resets the on-delay"
+        );
+        assert_eq!(m.deadline(100, 50), NONE);
+        assert_eq!(m.step(w(Severity::Alarm), 70, 100, 50), None);
+        assert_eq!(
+            m.step(w(Severity::Alarm), 170, 100, 50).map(|x| x.0),
+            Some(TransitionKind::Raised)
+        );
+        assert_eq!(m.step(None, 200, 100, 50), None);
+        assert_eq!(m.step(None, 249, 100, 50), None);
+        assert_eq!(
+            m.step(None, 250, 100, 50).map(|x| x.0),
+            Some(TransitionKind::Cleared)
+        );
+    }
+
+    #[test]
+    fn point_index_handles_long_ids_and_hash_collisions() {
+        let mut points = Vec::new();
+        let mut idx = PointIndex::default();
+        let ids = ["CH4-101", &"L".repeat(64), "a"];
+        for (i, id) in ids.iter().enumerate() {
+            let pid = PointId::new(*id).unwrap();
+            points.push(PointSt {
+                site: 0,
+                key: InlineKey::new(id),
+                id: pid.clone(),
+                agent: None,
+                spec: None,
+                last_ts: NONE,
+                last_at: Timestamp::default(),
+                value: Value::Null,
+                quality: Quality::Good,
+                seen_at: 0,
+                timers: false,
+                bindings: Vec::new(),
+                zones: Vec::new(),
+            });
+            idx.insert(&pid, i as u32);
+        }
+        assert_eq!(idx.get("CH4-101", &points), Some(0));
+        assert_eq!(idx.get(&"L".repeat(64), &points), Some(1));
+        assert_eq!(idx.get(&"L".repeat(63), &points), None);
+        assert_eq!(idx.get("CH4-10", &points), None);
+        // A forced collision: the second id lands in the overflow map and is still found.
+        let mut forced = PointIndex::default();
+        forced.by_hash.insert(id_hash("a"), 0); // "a"'s slot taken by point 0 (CH4-101)
+        forced.insert(&PointId::new("a").unwrap(), 2);
+        assert_eq!(forced.get("a", &points), Some(2));
+        assert_eq!(forced.get("CH4-101", &points), None);
     }
 }

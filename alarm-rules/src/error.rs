@@ -8,13 +8,26 @@ pub enum RuleError {
     Syntax { file: String, message: String },
     /// A key outside `[[rule]]` at the top of the file.
     #[error("{file}: {field}: {message}")]
-    File { file: String, field: String, message: String },
+    File {
+        file: String,
+        field: String,
+        message: String,
+    },
     /// A field of a rule is missing, unknown, of the wrong type or out of range.
     #[error("{file}: rule {rule}: field {field}: {message}")]
-    Field { file: String, rule: String, field: String, message: String },
+    Field {
+        file: String,
+        rule: String,
+        field: String,
+        message: String,
+    },
     /// The same rule id twice in the files given (replacing a built-in rule is allowed).
     #[error("{file}: rule {rule}: id already defined in {first_file}")]
-    Duplicate { file: String, rule: String, first_file: String },
+    Duplicate {
+        file: String,
+        rule: String,
+        first_file: String,
+    },
 }
 
 impl RuleError {

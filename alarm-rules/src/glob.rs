@@ -9,7 +9,9 @@ pub(crate) struct Glob {
 
 impl Glob {
     pub(crate) fn new(pattern: &str) -> Glob {
-        Glob { pattern: pattern.to_string() }
+        Glob {
+            pattern: pattern.to_string(),
+        }
     }
 
     pub(crate) fn as_str(&self) -> &str {

@@ -4,7 +4,9 @@ use telemetry::{PointId, PointSpec, Quantity, Value};
 
 /// How a point's quantity is named in a message: gases in capitals (`CH4`, `H2S`), others as words.
 pub(crate) fn quantity_label(spec: Option<&PointSpec>, point: &PointId) -> String {
-    let Some(spec) = spec else { return point.to_string() };
+    let Some(spec) = spec else {
+        return point.to_string();
+    };
     match &spec.quantity {
         Quantity::Toxic | Quantity::Lel => {
             let gas = spec.gas.as_deref().map(|g| g.to_ascii_uppercase());
@@ -24,7 +26,9 @@ pub(crate) fn quantity_label(spec: Option<&PointSpec>, point: &PointId) -> Strin
 
 pub(crate) fn unit(spec: Option<&PointSpec>) -> String {
     match spec {
-        Some(s) if s.unit.as_str() != "bool" && !s.unit.as_str().is_empty() => format!(" {}", s.unit.as_str()),
+        Some(s) if s.unit.as_str() != "bool" && !s.unit.as_str().is_empty() => {
+            format!(" {}", s.unit.as_str())
+        }
         _ => String::new(),
     }
 }

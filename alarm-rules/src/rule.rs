@@ -152,7 +152,10 @@ pub(crate) struct Selector {
 impl Selector {
     /// Whether matching needs the point's catalogue entry.
     pub(crate) fn needs_spec(&self) -> bool {
-        !self.quantity.is_empty() || !self.gas.is_empty() || !self.location.is_empty() || !self.tags.is_empty()
+        !self.quantity.is_empty()
+            || !self.gas.is_empty()
+            || !self.location.is_empty()
+            || !self.tags.is_empty()
     }
 }
 
@@ -209,7 +212,10 @@ impl Rule {
 
     /// Whether the rule is about one point at a time (else: zone or agent).
     pub(crate) fn per_point(&self) -> bool {
-        !matches!(self.kind, Kind::AgentOffline { .. } | Kind::Composite { .. })
+        !matches!(
+            self.kind,
+            Kind::AgentOffline { .. } | Kind::Composite { .. }
+        )
     }
 
     /// Whether the rule may apply to a point no catalogue names.
@@ -236,7 +242,12 @@ fn type_name(v: &toml::Value) -> &'static str {
 
 impl<'a> Reader<'a> {
     fn new(file: &'a str, rule: &'a str, path: String, table: toml::Table) -> Self {
-        Reader { file, rule, path, table }
+        Reader {
+            file,
+            rule,
+            path,
+            table,
+        }
     }
 
     fn field_name(&self, key: &str) -> String {
@@ -277,7 +288,9 @@ impl<'a> Reader<'a> {
             None => return Ok(None),
             Some(toml::Value::Float(f)) => f,
             Some(toml::Value::Integer(i)) => i as f64,
-            Some(v) => return Err(self.err(key, format!("expected a number, found {}", type_name(&v)))),
+            Some(v) => {
+                return Err(self.err(key, format!("expected a number, found {}", type_name(&v))))
+            }
         };
         if !v.is_finite() {
             return Err(self.err(key, "must be a finite number"));
@@ -313,16 +326,22 @@ impl<'a> Reader<'a> {
         match self.take(key) {
             None => Ok(None),
             Some(toml::Value::Boolean(b)) => Ok(Some(b)),
-            Some(v) => Err(self.err(key, format!("expected true or false, found {}", type_name(&v)))),
+            Some(v) => Err(self.err(
+                key,
+                format!("expected true or false, found {}", type_name(&v)),
+            )),
         }
     }
 
     fn severity(&mut self, key: &str) -> R<Option<Severity>> {
         match self.string(key)? {
             None => Ok(None),
-            Some(s) => Severity::parse(&s)
-                .map(Some)
-                .ok_or_else(|| self.err(key, format!("{s:?} is not info, warning, alarm or critical"))),
+            Some(s) => Severity::parse(&s).map(Some).ok_or_else(|| {
+                self.err(
+                    key,
+                    format!("{s:?} is not info, warning, alarm or critical"),
+                )
+            }),
         }
     }
 
@@ -352,14 +371,25 @@ impl<'a> Reader<'a> {
                 out.dedup();
                 Ok(out)
             }
-            Some(v) => Err(self.err(key, format!("expected a string or an array of strings, found {}", type_name(&v)))),
+            Some(v) => Err(self.err(
+                key,
+                format!(
+                    "expected a string or an array of strings, found {}",
+                    type_name(&v)
+                ),
+            )),
         }
     }
 
     fn sub(&mut self, key: &str) -> R<Option<Reader<'a>>> {
         match self.take(key) {
             None => Ok(None),
-            Some(toml::Value::Table(t)) => Ok(Some(Reader::new(self.file, self.rule, self.field_name(key), t))),
+            Some(toml::Value::Table(t)) => Ok(Some(Reader::new(
+                self.file,
+                self.rule,
+                self.field_name(key),
+                t,
+            ))),
             Some(v) => Err(self.err(key, format!("expected a table, found {}", type_name(&v)))),
         }
     }
@@ -371,9 +401,12 @@ impl<'a> Reader<'a> {
                 let mut out = Vec::with_capacity(a.len());
                 for (i, v) in a.into_iter().enumerate() {
                     match v {
-                        toml::Value::Table(t) => {
-                            out.push(Reader::new(self.file, self.rule, self.field_name(&format!("{key}[{i}]")), t))
-                        }
+                        toml::Value::Table(t) => out.push(Reader::new(
+                            self.file,
+                            self.rule,
+                            self.field_name(&format!("{key}[{i}]")),
+                            t,
+                        )),
                         v => {
                             return Err(self.err(
                                 &format!("{key}[{i}]"),
@@ -384,8 +417,16 @@ impl<'a> Reader<'a> {
                 }
                 Ok(out)
             }
-            Some(toml::Value::Table(t)) => Ok(vec![Reader::new(self.file, self.rule, self.field_name(key), t)]),
-            Some(v) => Err(self.err(key, format!("expected an array of tables, found {}", type_name(&v)))),
+            Some(toml::Value::Table(t)) => Ok(vec![Reader::new(
+                self.file,
+                self.rule,
+                self.field_name(key),
+                t,
+            )]),
+            Some(v) => Err(self.err(
+                key,
+                format!("expected an array of tables, found {}", type_name(&v)),
+            )),
         }
     }
 
@@ -408,20 +449,37 @@ impl<'a> Reader<'a> {
     }
 }
 
-const SELECTOR_KEYS: [&str; 7] = ["category", "site", "quantity", "gas", "location", "point", "tags"];
-const CATEGORIES: [&str; 7] = ["coal_mine", "non_coal_mine", "open_pit", "hazchem", "tailings", "transport", "other"];
+const SELECTOR_KEYS: [&str; 7] = [
+    "category", "site", "quantity", "gas", "location", "point", "tags",
+];
+const CATEGORIES: [&str; 7] = [
+    "coal_mine",
+    "non_coal_mine",
+    "open_pit",
+    "hazchem",
+    "tailings",
+    "transport",
+    "other",
+];
 const CONFIDENCE: [&str; 3] = ["confirmed", "secondary", "unconfirmed"];
 
 fn read_selector_fields(r: &mut Reader<'_>) -> R<Selector> {
     let category = r.strings("category")?;
     for c in &category {
         if !CATEGORIES.contains(&c.as_str()) {
-            return Err(r.err("category", format!("{c:?} is not one of {}", CATEGORIES.join(", "))));
+            return Err(r.err(
+                "category",
+                format!("{c:?} is not one of {}", CATEGORIES.join(", ")),
+            ));
         }
     }
     let site = r.string("site")?.map(|s| Glob::new(&s));
     let quantity = r.strings("quantity")?;
-    let gas = r.strings("gas")?.into_iter().map(|g| g.to_ascii_lowercase()).collect();
+    let gas = r
+        .strings("gas")?
+        .into_iter()
+        .map(|g| g.to_ascii_lowercase())
+        .collect();
     let location = r.strings("location")?;
     let point = r.string("point")?.map(|s| Glob::new(&s));
     let mut tags = BTreeMap::new();
@@ -433,7 +491,15 @@ fn read_selector_fields(r: &mut Reader<'_>) -> R<Selector> {
         }
         t.finish()?;
     }
-    Ok(Selector { category, site, quantity, gas, location, point, tags })
+    Ok(Selector {
+        category,
+        site,
+        quantity,
+        gas,
+        location,
+        point,
+        tags,
+    })
 }
 
 fn read_selector(r: &mut Reader<'_>) -> R<Selector> {
@@ -457,7 +523,13 @@ fn warning_level(r: &Reader<'_>, key: &str, s: &str) -> R<WarningLevel> {
     })
 }
 
-fn read_levels(r: &mut Reader<'_>, key: &str, side: Side, deadband: f64, out: &mut Vec<Level>) -> R<()> {
+fn read_levels(
+    r: &mut Reader<'_>,
+    key: &str,
+    side: Side,
+    deadband: f64,
+    out: &mut Vec<Level>,
+) -> R<()> {
     let subs = r.subs(key)?;
     let mut prev: Option<(Severity, f64)> = None;
     for mut l in subs {
@@ -465,12 +537,20 @@ fn read_levels(r: &mut Reader<'_>, key: &str, side: Side, deadband: f64, out: &m
         let raise = l.req_f64("raise")?;
         let clear_given = l.f64("clear")?;
         let inclusive = l.bool("inclusive")?.unwrap_or(side == Side::High);
-        let label = l.string("label")?.unwrap_or_else(|| format!("{} level", severity.as_str()));
-        let clear_label = l.string("clear_label")?.unwrap_or_else(|| "clear level".to_string());
+        let label = l
+            .string("label")?
+            .unwrap_or_else(|| format!("{} level", severity.as_str()));
+        let clear_label = l
+            .string("clear_label")?
+            .unwrap_or_else(|| "clear level".to_string());
         let clear = clear_given.unwrap_or(raise);
         match side {
-            Side::High if clear > raise => return Err(l.err("clear", format!("{clear} is above raise {raise}"))),
-            Side::Low if clear < raise => return Err(l.err("clear", format!("{clear} is below raise {raise}"))),
+            Side::High if clear > raise => {
+                return Err(l.err("clear", format!("{clear} is above raise {raise}")))
+            }
+            Side::Low if clear < raise => {
+                return Err(l.err("clear", format!("{clear} is below raise {raise}")))
+            }
             _ => {}
         }
         if let Some((ps, pr)) = prev {
@@ -482,7 +562,10 @@ fn read_levels(r: &mut Reader<'_>, key: &str, side: Side, deadband: f64, out: &m
                 Side::Low => raise <= pr,
             };
             if !ok {
-                return Err(l.err("raise", "a more severe level must not be less extreme than the one before"));
+                return Err(l.err(
+                    "raise",
+                    "a more severe level must not be less extreme than the one before",
+                ));
             }
         }
         prev = Some((severity, raise));
@@ -491,7 +574,15 @@ fn read_levels(r: &mut Reader<'_>, key: &str, side: Side, deadband: f64, out: &m
             Side::Low => clear + deadband,
         };
         l.finish()?;
-        out.push(Level { side, severity, raise, clear, inclusive, label, clear_label });
+        out.push(Level {
+            side,
+            severity,
+            raise,
+            clear,
+            inclusive,
+            label,
+            clear_label,
+        });
     }
     Ok(())
 }
@@ -503,7 +594,10 @@ fn read_member(mut m: Reader<'_>) -> R<Member> {
     let equals = m.bool("equals")?;
     let cause = m.string("cause")?;
     let min_severity = m.severity("min_severity")?;
-    let n = above.is_some() as u8 + below.is_some() as u8 + equals.is_some() as u8 + cause.is_some() as u8;
+    let n = above.is_some() as u8
+        + below.is_some() as u8
+        + equals.is_some() as u8
+        + cause.is_some() as u8;
     if n != 1 {
         return Err(m.err("above", "give exactly one of above, below, equals, cause"));
     }
@@ -526,17 +620,59 @@ fn read_member(mut m: Reader<'_>) -> R<Member> {
     Ok(Member { select, condition })
 }
 
-const COMMON_KEYS: [&str; 10] =
-    ["id", "kind", "description", "source", "confidence", "enabled", "select", "context", "on_delay_ms", "off_delay_ms"];
+const COMMON_KEYS: [&str; 10] = [
+    "id",
+    "kind",
+    "description",
+    "source",
+    "confidence",
+    "enabled",
+    "select",
+    "context",
+    "on_delay_ms",
+    "off_delay_ms",
+];
 
 const KIND_KEYS: [(&str, &[&str]); 7] = [
     ("threshold", &["high", "low", "deadband"]),
     ("rate", &["window_ms", "rise", "fall", "severity"]),
-    ("sensor_fault", &["severity", "bad_quality", "out_of_range", "stuck_ms", "stuck_tolerance"]),
-    ("missing_data", &["severity", "factor", "default_interval_ms"]),
+    (
+        "sensor_fault",
+        &[
+            "severity",
+            "bad_quality",
+            "out_of_range",
+            "stuck_ms",
+            "stuck_tolerance",
+        ],
+    ),
+    (
+        "missing_data",
+        &["severity", "factor", "default_interval_ms"],
+    ),
     ("agent_offline", &["severity"]),
-    ("state", &["severity", "active", "max_duration_ms", "escalate_to", "label"]),
-    ("composite", &["severity", "mode", "zone_tag", "members", "a", "b", "within_ms"]),
+    (
+        "state",
+        &[
+            "severity",
+            "active",
+            "max_duration_ms",
+            "escalate_to",
+            "label",
+        ],
+    ),
+    (
+        "composite",
+        &[
+            "severity",
+            "mode",
+            "zone_tag",
+            "members",
+            "a",
+            "b",
+            "within_ms",
+        ],
+    ),
 ];
 
 /// Parse one `[[rule]]` table. `Ok(None)`: the rule is disabled (`enabled = false`).
@@ -549,14 +685,19 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
     let id_checked = r.req_string("id")?;
     if id_checked.is_empty()
         || id_checked.len() > 128
-        || !id_checked.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        || !id_checked.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
     {
         return Err(r.err("id", "must be 1 to 128 characters of [a-z0-9._-]"));
     }
     let kind_name = r.req_string("kind")?;
     let Some((_, own)) = KIND_KEYS.iter().find(|(k, _)| *k == kind_name) else {
         let kinds: Vec<&str> = KIND_KEYS.iter().map(|(k, _)| *k).collect();
-        return Err(r.err("kind", format!("{kind_name:?} is not one of {}", kinds.join(", "))));
+        return Err(r.err(
+            "kind",
+            format!("{kind_name:?} is not one of {}", kinds.join(", ")),
+        ));
     };
     // Keys of other kinds are refused by name, so the message says what is wrong.
     for (k, keys) in KIND_KEYS.iter() {
@@ -568,9 +709,14 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
     let enabled = r.bool("enabled")?.unwrap_or(true);
     let description = r.string("description")?;
     let source = r.string("source")?;
-    let confidence = r.string("confidence")?.unwrap_or_else(|| "confirmed".to_string());
+    let confidence = r
+        .string("confidence")?
+        .unwrap_or_else(|| "confirmed".to_string());
     if !CONFIDENCE.contains(&confidence.as_str()) {
-        return Err(r.err("confidence", format!("{confidence:?} is not one of {}", CONFIDENCE.join(", "))));
+        return Err(r.err(
+            "confidence",
+            format!("{confidence:?} is not one of {}", CONFIDENCE.join(", ")),
+        ));
     }
     let select = read_selector(&mut r)?;
     let on_delay_ms = r.ms("on_delay_ms")?.unwrap_or(0);
@@ -587,14 +733,23 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
             let n_high = levels.len();
             read_levels(&mut r, "low", Side::Low, deadband, &mut levels)?;
             if levels.is_empty() {
-                return Err(r.err("high", "a threshold rule needs at least one level in high or low"));
+                return Err(r.err(
+                    "high",
+                    "a threshold rule needs at least one level in high or low",
+                ));
             }
             if levels.len() > 16 {
                 return Err(r.err("high", "at most 16 levels"));
             }
             if n_high > 0 && n_high < levels.len() {
-                let top_low = levels[n_high..].iter().map(|l| l.clear).fold(f64::NEG_INFINITY, f64::max);
-                let bottom_high = levels[..n_high].iter().map(|l| l.clear).fold(f64::INFINITY, f64::min);
+                let top_low = levels[n_high..]
+                    .iter()
+                    .map(|l| l.clear)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let bottom_high = levels[..n_high]
+                    .iter()
+                    .map(|l| l.clear)
+                    .fold(f64::INFINITY, f64::min);
                 if top_low >= bottom_high {
                     return Err(r.err("low", "low levels overlap high levels"));
                 }
@@ -602,7 +757,9 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
             Kind::Threshold { levels, deadband }
         }
         "rate" => {
-            let window_ms = r.ms("window_ms")?.ok_or_else(|| r.err("window_ms", "missing"))?;
+            let window_ms = r
+                .ms("window_ms")?
+                .ok_or_else(|| r.err("window_ms", "missing"))?;
             if window_ms == 0 {
                 return Err(r.err("window_ms", "must be above 0"));
             }
@@ -618,7 +775,12 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 return Err(r.err("fall", "must be above 0"));
             }
             let severity = r.req_severity("severity")?;
-            Kind::Rate { window_ms, rise, fall, severity }
+            Kind::Rate {
+                window_ms,
+                rise,
+                fall,
+                severity,
+            }
         }
         "sensor_fault" => {
             let severity = r.severity("severity")?.unwrap_or(Severity::Warning);
@@ -632,7 +794,13 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
             if stuck_tolerance < 0.0 {
                 return Err(r.err("stuck_tolerance", "must not be negative"));
             }
-            Kind::SensorFault { severity, bad_quality, out_of_range, stuck_ms, stuck_tolerance }
+            Kind::SensorFault {
+                severity,
+                bad_quality,
+                out_of_range,
+                stuck_ms,
+                stuck_tolerance,
+            }
         }
         "missing_data" => {
             let severity = r.severity("severity")?.unwrap_or(Severity::Warning);
@@ -644,7 +812,11 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
             if default_interval_ms == Some(0) {
                 return Err(r.err("default_interval_ms", "must be above 0"));
             }
-            Kind::MissingData { severity, factor, default_interval_ms }
+            Kind::MissingData {
+                severity,
+                factor,
+                default_interval_ms,
+            }
         }
         "agent_offline" => {
             let severity = r.severity("severity")?.unwrap_or(Severity::Alarm);
@@ -673,7 +845,13 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 None => bump(severity, 1),
             };
             let label = r.string("label")?.unwrap_or_else(|| "active".to_string());
-            Kind::State { severity, active, max_duration_ms, escalate_to, label }
+            Kind::State {
+                severity,
+                active,
+                max_duration_ms,
+                escalate_to,
+                label,
+            }
         }
         _ => {
             // composite
@@ -683,15 +861,22 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 "all" => Mode::All,
                 "any" => Mode::Any,
                 "a_then_not_b" => Mode::AThenNotB,
-                _ => return Err(r.err("mode", format!("{mode_s:?} is not all, any or a_then_not_b"))),
+                _ => {
+                    return Err(r.err(
+                        "mode",
+                        format!("{mode_s:?} is not all, any or a_then_not_b"),
+                    ))
+                }
             };
             let zone_tag = r.string("zone_tag")?.unwrap_or_else(|| "zone".to_string());
             if select.needs_spec() || select.point.is_some() {
-                return Err(r.err("select", "a composite rule selects sites here; select points in its members"));
+                return Err(r.err(
+                    "select",
+                    "a composite rule selects sites here; select points in its members",
+                ));
             }
             let mut members = Vec::new();
-            let within_ms;
-            if mode == Mode::AThenNotB {
+            let within_ms = if mode == Mode::AThenNotB {
                 if r.table.contains_key("members") {
                     return Err(r.err("members", "a_then_not_b takes a and b"));
                 }
@@ -699,7 +884,8 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 members.push(read_member(a)?);
                 let b = r.sub("b")?.ok_or_else(|| r.err("b", "missing"))?;
                 members.push(read_member(b)?);
-                within_ms = r.ms("within_ms")?.ok_or_else(|| r.err("within_ms", "missing"))?;
+                r.ms("within_ms")?
+                    .ok_or_else(|| r.err("within_ms", "missing"))?
             } else {
                 for k in ["a", "b", "within_ms"] {
                     if r.table.contains_key(k) {
@@ -712,9 +898,15 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 if members.is_empty() {
                     return Err(r.err("members", "at least one member"));
                 }
-                within_ms = 0;
+                0
+            };
+            Kind::Composite {
+                severity,
+                mode,
+                zone_tag,
+                members,
+                within_ms,
             }
-            Kind::Composite { severity, mode, zone_tag, members, within_ms }
         }
     };
 
@@ -740,8 +932,14 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 Some("low") => Side::Low,
                 Some(s) => return Err(t.err("side", format!("{s:?} is not high or low"))),
             };
-            let Some(level) = levels.iter().position(|l| l.severity == sev && l.side == side) else {
-                return Err(t.err("level", format!("the rule has no {side:?} level of severity {sev}")));
+            let Some(level) = levels
+                .iter()
+                .position(|l| l.severity == sev && l.side == side)
+            else {
+                return Err(t.err(
+                    "level",
+                    format!("the rule has no {side:?} level of severity {sev}"),
+                ));
             };
             let raise = t.f64("raise")?;
             let clear = t.f64("clear")?.map(|c| match side {
@@ -752,13 +950,27 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 return Err(t.err("raise", "give raise, clear or both"));
             }
             t.finish()?;
-            tighten.push(Tighten { level, raise, clear });
+            tighten.push(Tighten {
+                level,
+                raise,
+                clear,
+            });
         }
         if !only && severity_up == 0 && tighten.is_empty() {
-            return Err(c.err("only", "a context condition must set only, severity_up or tighten"));
+            return Err(c.err(
+                "only",
+                "a context condition must set only, severity_up or tighten",
+            ));
         }
         c.finish()?;
-        context.push(ContextRule { warning, min_level, min_magnitude, only, severity_up: severity_up as u8, tighten });
+        context.push(ContextRule {
+            warning,
+            min_level,
+            min_magnitude,
+            only,
+            severity_up: severity_up as u8,
+            tighten,
+        });
     }
     if !context.is_empty() && matches!(kind, Kind::MissingData { .. } | Kind::AgentOffline { .. }) {
         return Err(r.err("context", "not for missing-data or agent rules"));
@@ -793,7 +1005,10 @@ pub(crate) fn bump(s: Severity, steps: u8) -> Severity {
 pub(crate) fn parse_file(file: &str, text: &str) -> R<(Vec<Rule>, Vec<String>)> {
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| RuleError::Syntax { file: file.to_string(), message: e.message().to_string() })?;
+        .map_err(|e: toml::de::Error| RuleError::Syntax {
+            file: file.to_string(),
+            message: e.message().to_string(),
+        })?;
     let mut rules = Vec::new();
     let mut disabled = Vec::new();
     for (key, value) in table {
@@ -835,4 +1050,51 @@ pub(crate) fn all_keys() -> Vec<&'static str> {
     let mut v: Vec<&str> = COMMON_KEYS.to_vec();
     v.extend(SELECTOR_KEYS);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(side: Side, inclusive: bool) -> Level {
+        Level {
+            side,
+            severity: Severity::Alarm,
+            raise: 10.0,
+            clear: 8.0,
+            inclusive,
+            label: String::new(),
+            clear_label: String::new(),
+        }
+    }
+
+    #[test]
+    fn comparisons_by_side() {
+        let h = level(Side::High, true);
+        assert!(h.raises(10.0, 10.0) && !h.raises(9.99, 10.0));
+        assert!(h.cleared(7.99, 8.0) && !h.cleared(8.0, 8.0));
+        let h = level(Side::High, false);
+        assert!(!h.raises(10.0, 10.0) && h.cleared(8.0, 8.0));
+        let l = level(Side::Low, false);
+        assert!(l.raises(9.99, 10.0) && !l.raises(10.0, 10.0));
+        assert!(l.cleared(10.0, 10.0));
+        assert_eq!((l.op(), l.clear_op()), ("<", ">="));
+    }
+
+    #[test]
+    fn severity_steps_stop_at_critical() {
+        assert_eq!(bump(Severity::Warning, 1), Severity::Alarm);
+        assert_eq!(bump(Severity::Alarm, 3), Severity::Critical);
+        assert_eq!(bump(Severity::Info, 0), Severity::Info);
+    }
+
+    #[test]
+    fn deadband_widens_the_clear_value() {
+        let text = "[[rule]]\nid = \"x\"\nkind = \"threshold\"\ndeadband = 0.5\nhigh = [{ severity = \"alarm\", raise = 10 }]\nlow = [{ severity = \"alarm\", raise = 2 }]\n";
+        let (rules, _) = parse_file("f.toml", text).unwrap();
+        let Kind::Threshold { levels, .. } = &rules[0].kind else {
+            panic!()
+        };
+        assert_eq!((levels[0].clear, levels[1].clear), (9.5, 2.5));
+    }
 }

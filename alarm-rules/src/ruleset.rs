@@ -8,7 +8,10 @@ use std::sync::Arc;
 /// The standard rule pack, compiled in.
 pub const BUILTIN_FILES: [(&str, &str); 3] = [
     ("builtin/coal.toml", include_str!("../rules/coal.toml")),
-    ("builtin/hazchem.toml", include_str!("../rules/hazchem.toml")),
+    (
+        "builtin/hazchem.toml",
+        include_str!("../rules/hazchem.toml"),
+    ),
     ("builtin/common.toml", include_str!("../rules/common.toml")),
 ];
 
@@ -33,8 +36,10 @@ pub struct RuleInfo {
 impl RuleSet {
     /// The built-in standard pack (compiled in from `alarm-rules/rules/*.toml`).
     pub fn builtin() -> RuleSet {
-        let files: Vec<(String, String)> =
-            BUILTIN_FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        let files: Vec<(String, String)> = BUILTIN_FILES
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
         match Self::parse(&files, false) {
             Ok(set) => set,
             // The pack is tested (`builtin_pack_parses`); an error here is a build defect.
@@ -44,7 +49,9 @@ impl RuleSet {
 
     /// An empty set (no rule applies).
     pub fn empty() -> RuleSet {
-        RuleSet { rules: Arc::new(Vec::new()) }
+        RuleSet {
+            rules: Arc::new(Vec::new()),
+        }
     }
 
     /// Parse rule files (file name, text). `with_builtin`: start from the standard pack; files
@@ -63,20 +70,30 @@ impl RuleSet {
             let (rules, disabled) = parse_file(name, text)?;
             for id in disabled {
                 if let Some(first) = seen.get(&id) {
-                    return Err(RuleError::Duplicate { file: name.clone(), rule: id, first_file: first.clone() });
+                    return Err(RuleError::Duplicate {
+                        file: name.clone(),
+                        rule: id,
+                        first_file: first.clone(),
+                    });
                 }
                 seen.insert(id.clone(), name.clone());
                 by_id.remove(&id);
             }
             for r in rules {
                 if let Some(first) = seen.get(&r.id) {
-                    return Err(RuleError::Duplicate { file: name.clone(), rule: r.id, first_file: first.clone() });
+                    return Err(RuleError::Duplicate {
+                        file: name.clone(),
+                        rule: r.id,
+                        first_file: first.clone(),
+                    });
                 }
                 seen.insert(r.id.clone(), name.clone());
                 by_id.insert(r.id.clone(), r);
             }
         }
-        Ok(RuleSet { rules: Arc::new(by_id.into_values().collect()) })
+        Ok(RuleSet {
+            rules: Arc::new(by_id.into_values().collect()),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -119,7 +136,10 @@ impl RuleSet {
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Rule> {
-        self.rules.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &self.rules[i])
+        self.rules
+            .binary_search_by(|r| r.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.rules[i])
     }
 }
 

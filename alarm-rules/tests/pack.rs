@@ -7,7 +7,11 @@ fn builtin_pack_parses_and_cites_sources() {
     let set = RuleSet::builtin();
     assert!(set.len() >= 25, "{:?}", set.ids());
     for info in set.info() {
-        assert!(info.source.as_deref().is_some_and(|s| !s.is_empty()), "{} has no source", info.id);
+        assert!(
+            info.source.as_deref().is_some_and(|s| !s.is_empty()),
+            "{} has no source",
+            info.id
+        );
         assert_eq!(info.version.len(), 12);
     }
 }

@@ -154,7 +154,7 @@ proptest! {
                     e.on_reading(&site(), &agent(), &reading_q(name, at_ms(clock), value, quality), at_ms(clock), &mut out);
                 }
             }
-            out.push(Transition { message: format!("{:?}", e.open_causes()), ..out.last().cloned().unwrap_or_else(|| dummy()) });
+            out.push(Transition { message: format!("{:?}", e.open_causes()), ..out.last().cloned().unwrap_or_else(dummy) });
             out
         }).collect();
         prop_assert_eq!(&outs[0], &outs[1]);
@@ -163,7 +163,13 @@ proptest! {
 
 fn dummy() -> Transition {
     Transition {
-        cause: alarm_rules::Cause { rule: String::new(), site: site(), subject: alarm_rules::Subject::Zone { zone: String::new() } },
+        cause: alarm_rules::Cause {
+            rule: String::new(),
+            site: site(),
+            subject: alarm_rules::Subject::Zone {
+                zone: String::new(),
+            },
+        },
         kind: TransitionKind::Raised,
         severity: telemetry::Severity::Info,
         agent: None,

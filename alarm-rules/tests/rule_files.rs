@@ -8,7 +8,9 @@ fn parse(text: &str) -> Result<RuleSet, RuleError> {
 
 fn field_err(text: &str) -> (String, String) {
     match parse(text) {
-        Err(RuleError::Field { file, rule, field, .. }) => {
+        Err(RuleError::Field {
+            file, rule, field, ..
+        }) => {
             assert_eq!(file, "site.toml");
             (rule, field)
         }
@@ -36,7 +38,11 @@ fn every_readme_example_loads() {
         }
     }
     assert!(blocks.len() >= 5);
-    let files: Vec<(String, String)> = blocks.iter().enumerate().map(|(i, b)| (format!("readme-{i}.toml"), b.clone())).collect();
+    let files: Vec<(String, String)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("readme-{i}.toml"), b.clone()))
+        .collect();
     let set = RuleSet::parse(&files, true).unwrap_or_else(|e| panic!("{e}"));
     assert!(set.len() > RuleSet::builtin().len() + 10);
 }
@@ -52,13 +58,18 @@ high = [{ severity = "alarm", raise = 24.0, colour = "red" }]
 "#,
     );
     assert_eq!((rule.as_str(), field.as_str()), ("x.co", "high[0].colour"));
-    let (rule, field) = field_err("[[rule]]\nid = \"x.co\"\nkind = \"threshold\"\nhigh = [{ severity = \"alarm\" }]\n");
+    let (rule, field) = field_err(
+        "[[rule]]\nid = \"x.co\"\nkind = \"threshold\"\nhigh = [{ severity = \"alarm\" }]\n",
+    );
     assert_eq!((rule.as_str(), field.as_str()), ("x.co", "high[0].raise"));
-    let (_, field) = field_err("[[rule]]\nid = \"x\"\nkind = \"threshold\"\nhigh = [{ severity = \"loud\", raise = 1 }]\n");
+    let (_, field) = field_err(
+        "[[rule]]\nid = \"x\"\nkind = \"threshold\"\nhigh = [{ severity = \"loud\", raise = 1 }]\n",
+    );
     assert_eq!(field, "high[0].severity");
     let (_, field) = field_err("[[rule]]\nid = \"x\"\nkind = \"threshold\"\nselect = { quantity = \"co\", colour = 1 }\nhigh = [{ severity = \"alarm\", raise = 1 }]\n");
     assert_eq!(field, "select.colour");
-    let (_, field) = field_err("[[rule]]\nid = \"x\"\nkind = \"state\"\nseverity = \"alarm\"\nhigh = []\n");
+    let (_, field) =
+        field_err("[[rule]]\nid = \"x\"\nkind = \"state\"\nseverity = \"alarm\"\nhigh = []\n");
     assert_eq!(field, "high", "a field of another kind is refused by name");
     let (_, field) = field_err("[[rule]]\nid = \"x\"\nkind = \"magic\"\n");
     assert_eq!(field, "kind");
@@ -72,10 +83,16 @@ high = [{ severity = "alarm", raise = 24.0, colour = "red" }]
     assert_eq!(field, "confidence");
     let (_, field) = field_err("[[rule]]\nid = \"x\"\nkind = \"threshold\"\nhigh = [{ severity = \"alarm\", raise = 2 }]\n[[rule.context]]\nwarning = \"rainstorm\"\nmin_level = \"purple\"\nonly = true\n");
     assert_eq!(field, "context[0].min_level");
-    let msg = parse("[[rule]]\nid = \"x.co\"\nkind = \"threshold\"\nhigh = [{ severity = \"alarm\" }]\n").unwrap_err().to_string();
+    let msg =
+        parse("[[rule]]\nid = \"x.co\"\nkind = \"threshold\"\nhigh = [{ severity = \"alarm\" }]\n")
+            .unwrap_err()
+            .to_string();
     assert_eq!(msg, "site.toml: rule x.co: field high[0].raise: missing");
     assert!(matches!(parse("[[rule]\n"), Err(RuleError::Syntax { .. })));
-    assert!(matches!(parse("title = \"x\"\n"), Err(RuleError::File { .. })));
+    assert!(matches!(
+        parse("title = \"x\"\n"),
+        Err(RuleError::File { .. })
+    ));
 }
 
 #[test]
@@ -83,14 +100,24 @@ fn duplicates_replacement_and_disabling() {
     let a = ("a.toml".to_string(), "[[rule]]\nid = \"coal.co\"\nkind = \"threshold\"\nhigh = [{ severity = \"alarm\", raise = 30 }]\n".to_string());
     let b = ("b.toml".to_string(), a.1.clone());
     match RuleSet::parse(&[a.clone(), b], true) {
-        Err(RuleError::Duplicate { file, rule, first_file }) => assert_eq!((file.as_str(), rule.as_str(), first_file.as_str()), ("b.toml", "coal.co", "a.toml")),
+        Err(RuleError::Duplicate {
+            file,
+            rule,
+            first_file,
+        }) => assert_eq!(
+            (file.as_str(), rule.as_str(), first_file.as_str()),
+            ("b.toml", "coal.co", "a.toml")
+        ),
         other => panic!("{other:?}"),
     }
     let builtin = RuleSet::builtin();
     let set = RuleSet::parse(&[a], true).unwrap();
     assert_eq!(set.len(), builtin.len());
     assert_ne!(set.version("coal.co"), builtin.version("coal.co"));
-    let off = ("off.toml".to_string(), "[[rule]]\nid = \"sensor.fault\"\nkind = \"sensor_fault\"\nenabled = false\n".to_string());
+    let off = (
+        "off.toml".to_string(),
+        "[[rule]]\nid = \"sensor.fault\"\nkind = \"sensor_fault\"\nenabled = false\n".to_string(),
+    );
     let set = RuleSet::parse(&[off], true).unwrap();
     assert_eq!(set.len(), builtin.len() - 1);
     assert!(!set.ids().contains(&"sensor.fault".to_string()));
@@ -117,12 +144,28 @@ fn versions_are_stable_and_follow_the_content() {
 #[test]
 fn the_pack_marks_what_is_unconfirmed() {
     let set = RuleSet::builtin();
-    let conf = |id: &str| set.info().into_iter().find(|i| i.id == id).unwrap().confidence;
-    for id in ["coal.ch4.coal_bunker", "coal.ch4.substation", "coal.ch4.drainage_roadway", "coal.ch4.power_off_failure", "hazchem.toxic.h2s", "hazchem.toxic.benzene"] {
+    let conf = |id: &str| {
+        set.info()
+            .into_iter()
+            .find(|i| i.id == id)
+            .unwrap()
+            .confidence
+    };
+    for id in [
+        "coal.ch4.coal_bunker",
+        "coal.ch4.substation",
+        "coal.ch4.drainage_roadway",
+        "coal.ch4.power_off_failure",
+        "hazchem.toxic.h2s",
+        "hazchem.toxic.benzene",
+    ] {
         assert_eq!(conf(id), "unconfirmed", "{id}");
     }
     assert_eq!(conf("coal.ch4.working_face"), "secondary");
     for gas in ["h2s", "co", "cl2", "nh3", "hcn", "benzene"] {
-        assert!(set.version(&format!("hazchem.toxic.{gas}")).is_some(), "{gas}");
+        assert!(
+            set.version(&format!("hazchem.toxic.{gas}")).is_some(),
+            "{gas}"
+        );
     }
 }

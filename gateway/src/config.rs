@@ -174,6 +174,8 @@ impl GatewayConfig {
         if let Some(v) = get("HRS_RULES_DIR") {
             self.rules_dir = Some(PathBuf::from(v));
         }
+        // timeseries (issue 10): HRS_INFLUX_URL, HRS_INFLUX_ORG, HRS_INFLUX_BUCKET, HRS_INFLUX_TOKEN.
+        self.timeseries.apply_env(&get);
         Ok(())
     }
 
@@ -196,6 +198,7 @@ impl GatewayConfig {
         if self.ingest.seq_window < 1024 {
             bail!("ingest.seq_window must be at least 1024 (the contract's minimum)");
         }
+        self.timeseries.validate()?; // timeseries (issue 10)
         Ok(())
     }
 

@@ -90,6 +90,8 @@ pub struct Core {
     book: weather::WarningBook,
     /// False while store writes fail.
     pub store_ok: Arc<std::sync::atomic::AtomicBool>,
+    /// timeseries (issue 10): where each taken reading is recorded, when configured.
+    pub timeseries: Option<crate::timeseries::TimeSeriesHandle>,
 }
 
 impl Core {
@@ -128,6 +130,7 @@ impl Core {
             scratch: Vec::new(),
             book: weather::WarningBook::new(weather),
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            timeseries: None, // timeseries (issue 10)
         };
         core.recover().await?;
         Ok(core)
@@ -167,6 +170,11 @@ impl Core {
             }
             self.open_ids.insert(rec.incident.id.clone(), key.clone());
             self.open.insert(key, rec);
+        }
+        for (_, _, body) in self.store.out_of_service().await? {
+            if let Ok(o) = serde_json::from_str::<crate::live::OutOfService>(&body) {
+                self.live.write().expect("live lock").out_of_service.insert((o.site.clone(), o.point.clone()), o);
+            }
         }
         // Rebuild the warning book from the documents as they came, judged at today's clock.
         let now = self.now();
@@ -259,6 +267,11 @@ impl Core {
             })
             .collect();
         live.warnings = list;
+    }
+
+    /// timeseries (issue 10): record every taken reading through `handle`.
+    pub fn set_timeseries(&mut self, handle: crate::timeseries::TimeSeriesHandle) {
+        self.timeseries = Some(handle);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<(i64, IncidentEvent)> {
@@ -438,6 +451,9 @@ impl Core {
                 }
                 entry.agent = agent.clone();
                 self.metrics.readings_taken.inc();
+                if let Some(ts) = &self.timeseries {
+                    ts.record(site, agent, reading, entry.spec.as_ref(), s.info.category.as_ref()); // timeseries (issue 10)
+                }
                 self.engine.on_reading(site, agent, reading, now, &mut self.scratch);
             }
         }
@@ -474,6 +490,11 @@ impl Core {
         let change = self.book.advance(now);
         self.on_warning_change(&change, now);
         let mut events = self.apply_transitions().await?;
+        let ended: Vec<(SiteId, telemetry::PointId)> =
+            self.live.read().expect("live lock").out_of_service.values().filter(|o| o.until <= now).map(|o| (o.site.clone(), o.point.clone())).collect();
+        for (site, point) in ended {
+            self.set_out_of_service(site, point, String::new(), String::new(), None).await?;
+        }
         let expired: Vec<String> = self
             .open
             .iter()
@@ -509,7 +530,27 @@ impl Core {
                 }
                 continue;
             };
-            let stored = self.persist(&key, &rec, ev).await?;
+            let mut rec = rec;
+            let raised_new = ev.event == telemetry::EventKind::Raised;
+            let mut stored = self.persist(&key, &rec, ev).await?;
+            if raised_new {
+                // A point out of service for maintenance: its incident is shelved until the
+                // maintenance ends, and says so. A critical incident is never hidden.
+                let oos = rec.incident.point.as_ref().and_then(|p| {
+                    self.live.read().expect("live lock").out_of_service.get(&(rec.incident.site.clone(), p.clone())).cloned()
+                });
+                if let Some(o) = oos {
+                    if rec.incident.severity < telemetry::Severity::Critical {
+                        let reason = format!("point out of service: {}", o.reason);
+                        if let Ok(ev) = incident::shelve(&mut rec, &o.by, &reason, o.until, t.at.min(o.until - chrono::Duration::milliseconds(1))) {
+                            stored = self.persist(&key, &rec, ev).await?;
+                        }
+                    } else {
+                        self.metrics.critical_on_out_of_service.inc();
+                        tracing::warn!(incident = %rec.incident.id, point = ?rec.incident.point, "critical incident on a point out of service: not shelved");
+                    }
+                }
+            }
             if rec.incident.state.is_standing() {
                 self.open_ids.insert(rec.incident.id.clone(), key.clone());
                 self.last_incident.insert(key.clone(), rec.incident.id.clone());
@@ -574,6 +615,37 @@ impl Core {
             self.open.insert(key, rec.clone());
         }
         Ok((rec.incident, Some(ev)))
+    }
+
+    /// Take a point out of service until a time (or back into service: `until` None).
+    pub async fn set_out_of_service(&mut self, site: SiteId, point: telemetry::PointId, by: String, reason: String, until: Option<Timestamp>) -> Result<Option<crate::live::OutOfService>, CoreError> {
+        let now = self.now();
+        let entry = match until {
+            Some(until) => {
+                if until <= now {
+                    return Err(ActionError::Invalid("`until` must lie in the future".into()).into());
+                }
+                if reason.trim().is_empty() || by.trim().is_empty() {
+                    return Err(ActionError::Invalid("operator and reason are required".into()).into());
+                }
+                Some(crate::live::OutOfService { site: site.clone(), point: point.clone(), by, reason, since: now, until })
+            }
+            None => None,
+        };
+        let body = entry.as_ref().map(|e| serde_json::to_string(e).unwrap_or_default());
+        durably!(self, self.store.set_out_of_service(site.as_str(), point.as_str(), body.as_deref()));
+        let mut live = self.live.write().expect("live lock");
+        match &entry {
+            Some(e) => {
+                tracing::info!(%site, %point, until = %telemetry::format_time(&e.until), reason = %e.reason, by = %e.by, "point out of service");
+                live.out_of_service.insert((site, point), e.clone());
+            }
+            None => {
+                tracing::info!(%site, %point, "point back in service");
+                live.out_of_service.remove(&(site, point));
+            }
+        }
+        Ok(entry)
     }
 
     /// Swap the rule set; open causes of changed rules are re-judged.

@@ -44,6 +44,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sites/{site}/points", get(points))
         .route("/api/v1/sites/{site}/agents", get(agents))
         .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents.csv", get(incidents_csv))
+        .route("/api/v1/alarm-load", get(alarm_load))
+        .route("/api/v1/out-of-service", get(out_of_service_list))
+        .route("/api/v1/sites/{site}/points/{point}/out-of-service", post(out_of_service).delete(back_in_service))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/close", post(close))
@@ -423,6 +427,170 @@ async fn post_cenc(State(s): State<AppState>, body: axum::body::Bytes) -> Result
 
 async fn warnings(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(json!(s.live.read().expect("live lock").warnings))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `GET /api/v1/incidents.csv?since=&until=&site=&state=&severity=&rule=`: incidents raised in a
+/// period, oldest first, as CSV (UTF-8 with a header row).
+async fn incidents_csv(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let time = |v: &Option<String>, name: &str| -> Result<_, ApiError> {
+        v.as_deref().map(|t| parse_time(t).map_err(|e| bad_request(format!("{name}: {e}")))).transpose()
+    };
+    let filter = IncidentFilter {
+        state: q.state.clone(),
+        site: q.site.clone(),
+        severity: q.severity.clone(),
+        rule: q.rule.clone(),
+        since: time(&q.since, "since")?,
+        until: time(&q.until, "until")?,
+        before: None,
+        limit: q.limit.unwrap_or(100_000).clamp(1, 1_000_000),
+    };
+    let mut list = s.store.incidents(&filter).await?;
+    list.reverse();
+    let mut out = String::from("id,site,rule,point,agent,severity,state,value,threshold,raised_at,acked_at,acked_by,cleared_at,closed_at,closed_by,note,message\n");
+    let t = |v: &Option<telemetry::Timestamp>| v.map(|t| format_time(&t)).unwrap_or_default();
+    for i in &list {
+        let row = [
+            i.id.clone(),
+            i.site.to_string(),
+            i.rule.clone(),
+            i.point.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            i.agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            i.severity.to_string(),
+            i.state.as_str().to_string(),
+            i.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            i.threshold.map(|v| v.to_string()).unwrap_or_default(),
+            format_time(&i.raised_at),
+            t(&i.acked_at),
+            i.acked_by.clone().unwrap_or_default(),
+            t(&i.cleared_at),
+            t(&i.closed_at),
+            i.closed_by.clone().unwrap_or_default(),
+            i.note.clone().unwrap_or_default(),
+            i.message.clone(),
+        ];
+        out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"incidents.csv\"")], out).into_response())
+}
+
+#[derive(Deserialize)]
+struct LoadQuery {
+    hours: Option<i64>,
+}
+
+/// `GET /api/v1/alarm-load?hours=24`: alarm-load figures per site (IEC 62682 / ISA-18.2):
+/// incidents raised over the window and per hour, standing incidents, shelved ones, and
+/// chattering causes (raised 3 times or more within an hour).
+async fn alarm_load(State(s): State<AppState>, Query(q): Query<LoadQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let hours = q.hours.unwrap_or(24).clamp(1, 24 * 31);
+    let now = s.clock.now();
+    let since = now - chrono::Duration::hours(hours);
+    let raised = s.store.incidents(&IncidentFilter { since: Some(since), limit: 1_000_000, ..Default::default() }).await?;
+    let standing = s.store.incidents(&IncidentFilter { state: Some("active".into()), limit: 1_000_000, ..Default::default() }).await?;
+    let acked = s.store.incidents(&IncidentFilter { state: Some("acknowledged".into()), limit: 1_000_000, ..Default::default() }).await?;
+    #[derive(Default, serde::Serialize)]
+    struct SiteLoad {
+        raised: u64,
+        per_hour: f64,
+        peak_per_10_min: u64,
+        standing: u64,
+        shelved: u64,
+        chattering_causes: Vec<String>,
+    }
+    let mut sites: std::collections::BTreeMap<String, SiteLoad> = Default::default();
+    let mut raises: std::collections::BTreeMap<(String, String), Vec<telemetry::Timestamp>> = Default::default();
+    for i in &raised {
+        let e = sites.entry(i.site.to_string()).or_default();
+        e.raised += 1;
+        let subject = i.zone.clone().or(i.point.as_ref().map(|p| p.to_string())).or(i.agent.as_ref().map(|a| a.to_string())).unwrap_or_default();
+        raises.entry((i.site.to_string(), format!("{} {}", i.rule, subject))).or_default().push(i.raised_at);
+    }
+    for ((site, cause), mut times) in raises {
+        times.sort();
+        let chatters = times.windows(3).any(|w| w[2] - w[0] <= chrono::Duration::hours(1));
+        if chatters {
+            sites.entry(site).or_default().chattering_causes.push(cause);
+        }
+    }
+    let mut by_site_times: std::collections::BTreeMap<String, Vec<telemetry::Timestamp>> = Default::default();
+    for i in &raised {
+        by_site_times.entry(i.site.to_string()).or_default().push(i.raised_at);
+    }
+    for (site, mut times) in by_site_times {
+        times.sort();
+        let mut peak = 0u64;
+        let mut start = 0usize;
+        for end in 0..times.len() {
+            while times[end] - times[start] > chrono::Duration::minutes(10) {
+                start += 1;
+            }
+            peak = peak.max((end - start + 1) as u64);
+        }
+        sites.entry(site).or_default().peak_per_10_min = peak;
+    }
+    for i in standing.iter().chain(&acked) {
+        let e = sites.entry(i.site.to_string()).or_default();
+        e.standing += 1;
+        if i.shelved_until.is_some_and(|u| u > now) {
+            e.shelved += 1;
+        }
+    }
+    for e in sites.values_mut() {
+        e.per_hour = e.raised as f64 / hours as f64;
+    }
+    Ok(Json(json!({"hours": hours, "since": format_time(&since), "until": format_time(&now), "sites": sites})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutOfServiceBody {
+    operator: String,
+    reason: String,
+    until: Option<String>,
+    duration_ms: Option<u64>,
+}
+
+async fn out_of_service(State(s): State<AppState>, Path((site, point)): Path<(String, String)>, body: axum::body::Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+    let b: OutOfServiceBody = serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
+    let site = telemetry::SiteId::new(site).map_err(|e| bad_request(e.to_string()))?;
+    let point = telemetry::PointId::new(point).map_err(|e| bad_request(e.to_string()))?;
+    let until = match (&b.until, b.duration_ms) {
+        (Some(u), _) => parse_time(u).map_err(|e| bad_request(format!("until: {e}")))?,
+        (None, Some(ms)) => s.clock.now() + chrono::Duration::milliseconds(ms as i64),
+        (None, None) => return Err(bad_request("until or duration_ms is required")),
+    };
+    set_oos(&s, site, point, b.operator, b.reason, Some(until)).await
+}
+
+async fn back_in_service(State(s): State<AppState>, Path((site, point)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+    let site = telemetry::SiteId::new(site).map_err(|e| bad_request(e.to_string()))?;
+    let point = telemetry::PointId::new(point).map_err(|e| bad_request(e.to_string()))?;
+    set_oos(&s, site, point, String::new(), String::new(), None).await
+}
+
+async fn set_oos(s: &AppState, site: telemetry::SiteId, point: telemetry::PointId, by: String, reason: String, until: Option<telemetry::Timestamp>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    s.commands
+        .send(Command::OutOfService { site, point, by, reason, until, reply: tx })
+        .await
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))?;
+    let r = rx.await.map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))??;
+    Ok(Json(json!({"out_of_service": r})))
+}
+
+async fn out_of_service_list(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let live = s.live.read().expect("live lock");
+    Json(json!(live.out_of_service.values().collect::<Vec<_>>()))
 }
 
 async fn openapi() -> Response {

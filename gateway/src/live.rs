@@ -5,8 +5,23 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use telemetry::{AgentId, Catalogue, PointId, PointSpec, Quality, SiteId, SiteInfo, Timestamp, Value};
 
+/// A point taken out of service for maintenance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutOfService {
+    pub site: SiteId,
+    pub point: PointId,
+    pub by: String,
+    pub reason: String,
+    #[serde(with = "telemetry::time::serde_ts")]
+    pub since: Timestamp,
+    #[serde(with = "telemetry::time::serde_ts")]
+    pub until: Timestamp,
+}
+
 #[derive(Debug, Default)]
 pub struct Live {
+    /// Points out of service, by (site, point).
+    pub out_of_service: BTreeMap<(SiteId, PointId), OutOfService>,
     pub sites: BTreeMap<SiteId, SiteLive>,
     /// Active weather and earthquake warnings, as listed (with the sites they touch).
     pub warnings: Vec<serde_json::Value>,

@@ -98,13 +98,11 @@ async fn run_until_signal(mut gw: gateway::service::Gateway) -> anyhow::Result<(
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = hup.recv() => {
-                let url = format!("http://{}/api/v1/rules/reload", gw.http_addr);
-                tokio::spawn(async move {
-                    match reqwest::Client::new().post(&url).timeout(std::time::Duration::from_secs(30)).send().await {
-                        Ok(r) => tracing::info!(status = %r.status(), "SIGHUP: rule reload requested"),
-                        Err(e) => tracing::error!(error = %e, "SIGHUP: rule reload failed"),
-                    }
-                });
+                // The core logs the outcome: reloaded, or refused with the reason (old rules stay).
+                let (tx, _rx) = tokio::sync::oneshot::channel();
+                if gw.commands.send(gateway::service::Command::Reload { reply: tx }).await.is_err() {
+                    break;
+                }
             }
         }
     }

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub mqtt_published: IntCounterVec,
     pub processing_seconds: Histogram,
     pub dead_letters: IntCounter,
+    pub critical_on_out_of_service: IntCounter,
+    pub incidents_shelved: IntGauge,
+    pub chattering_causes: IntGauge,
+    pub incidents_raised_last_hour: IntGauge,
     pub up: Gauge,
 }
 
@@ -38,6 +42,11 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("metric");
     r.register(Box::new(c.clone())).expect("register");
     c
+}
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
 }
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("metric");
@@ -77,6 +86,10 @@ impl Metrics {
             mqtt_published: counter_vec(&r, "hrs_mqtt_published_total", "Messages published by the gateway, by kind", &["kind"]),
             processing_seconds: histogram(&r, "hrs_message_processing_seconds", "Time from receipt to acknowledgement of a message", fast),
             dead_letters: counter(&r, "hrs_dead_letters_total", "Dead-letter records written"),
+            critical_on_out_of_service: counter(&r, "hrs_critical_on_out_of_service_total", "Critical incidents raised on points out of service (never shelved)"),
+            incidents_shelved: gauge(&r, "hrs_incidents_shelved", "Standing incidents that are shelved"),
+            chattering_causes: gauge(&r, "hrs_chattering_causes", "Causes raised 3 times or more in the last hour (IEC 62682)"),
+            incidents_raised_last_hour: gauge(&r, "hrs_incidents_raised_last_hour", "Incidents raised in the last hour, all sites"),
             up,
             registry: r,
         }

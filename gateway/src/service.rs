@@ -26,11 +26,22 @@ pub enum Command {
     Weather { kind: &'static str, body: Vec<u8>, reply: oneshot::Sender<Result<weather::Outcome, CoreError>> },
     Act { id: String, action: Action, reply: oneshot::Sender<ActReply> },
     Reload { reply: oneshot::Sender<Result<usize, String>> },
+    /// Take a point out of service until a time, or back into service (`until` None).
+    OutOfService {
+        site: telemetry::SiteId,
+        point: telemetry::PointId,
+        by: String,
+        reason: String,
+        until: Option<telemetry::Timestamp>,
+        reply: oneshot::Sender<Result<Option<crate::live::OutOfService>, CoreError>>,
+    },
 }
 
 /// A handle to the running gateway.
 pub struct Gateway {
     pub http_addr: std::net::SocketAddr,
+    /// The core's queue (operator actions, rule reload).
+    pub commands: mpsc::Sender<Command>,
     pub shutdown: CancellationToken,
     pub tasks: tokio::task::JoinSet<()>,
 }
@@ -74,6 +85,12 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    // timeseries (issue 10): the writer task, and the core's handle to it (none without a URL).
+    let mut core = core;
+    if let Some((handle, writer)) = crate::timeseries::TimeSeriesWriter::from_config(&config.timeseries, &config.data_dir, &metrics.registry)? {
+        core.set_timeseries(handle);
+        tasks.spawn(writer.run(shutdown.clone()));
+    }
     let (host, port) = config.mqtt.host_port()?;
     let mut opts = MqttOptions::new(config.mqtt.client_id.clone(), host, port);
     opts.set_clean_session(false)
@@ -98,7 +115,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     tasks.spawn(run_event_publisher(store.clone(), client.clone(), scheme.clone(), event_written, metrics.clone(), shutdown.clone()));
 
     let state = AppState {
-        commands: cmd_tx,
+        commands: cmd_tx.clone(),
         store,
         live,
         metrics,
@@ -121,7 +138,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         }
     });
     tracing::info!(%http_addr, "gateway listening");
-    Ok(Gateway { http_addr, shutdown, tasks })
+    Ok(Gateway { http_addr, commands: cmd_tx, shutdown, tasks })
 }
 
 fn redact(url: &str) -> String {
@@ -219,6 +236,9 @@ async fn run_core(mut core: Core, mut commands: mpsc::Receiver<Command>, client:
             }
             Command::Act { id, action, reply } => {
                 let _ = reply.send(core.act(&id, action).await);
+            }
+            Command::OutOfService { site, point, by, reason, until, reply } => {
+                let _ = reply.send(core.set_out_of_service(site, point, by, reason, until).await);
             }
             Command::Reload { reply } => {
                 let r = match load_rules(&config) {

@@ -107,6 +107,11 @@ impl Store {
         self.backend
     }
 
+    /// The pool, for the forwarding tables (issue 9: `forward::db`).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<()> {
         tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.pool))
@@ -433,6 +438,39 @@ impl Store {
         timed(async {
             let rows = sqlx::query("SELECT kind, body FROM weather_docs ORDER BY pos").fetch_all(&self.pool).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        })
+        .await
+    }
+}
+
+impl Store {
+    pub async fn set_out_of_service(&self, site: &str, point: &str, body: Option<&str>) -> Result<()> {
+        timed(async {
+            match body {
+                Some(body) => {
+                    sqlx::query(
+                        "INSERT INTO out_of_service (site, point, body) VALUES ($1, $2, $3) \
+                         ON CONFLICT (site, point) DO UPDATE SET body = excluded.body",
+                    )
+                    .bind(site)
+                    .bind(point)
+                    .bind(body)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM out_of_service WHERE site = $1 AND point = $2").bind(site).bind(point).execute(&self.pool).await?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn out_of_service(&self) -> Result<Vec<(String, String, String)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT site, point, body FROM out_of_service").fetch_all(&self.pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
         })
         .await
     }

@@ -19,6 +19,7 @@ struct System {
     http_port: u16,
     prefix: String,
     store_url: Option<String>,
+    rules_dir: Option<std::path::PathBuf>,
 }
 
 impl System {
@@ -37,6 +38,7 @@ impl System {
             http_port,
             prefix,
             store_url,
+            rules_dir: None,
         };
         s.start_gateway().await;
         s
@@ -52,6 +54,9 @@ impl System {
             .env("HRS_MQTT_CLIENT_ID", format!("gw-{}", self.http_port));
         if let Some(url) = &self.store_url {
             cmd.env("HRS_STORE_URL", url);
+        }
+        if let Some(dir) = &self.rules_dir {
+            cmd.env("HRS_RULES_DIR", dir);
         }
         self.gateway = Proc::spawn("gateway", &mut cmd, &self.dir).unwrap();
         let http = self.http.clone();
@@ -263,4 +268,136 @@ async fn lifecycle_on_postgres() {
     assert!(matches!(ok, Ok(s) if s.success()), "PostgreSQL must be reachable at 127.0.0.1:5432 (scripts/test starts it)");
     lifecycle(Some(format!("postgres://postgres@127.0.0.1:5432/{db}"))).await;
     let _ = Command::new("psql").arg(admin).arg("-qc").arg(format!("DROP DATABASE {db} WITH (FORCE)")).status();
+}
+
+/// Read SSE events from `/api/v1/events` until `n` have come (or the deadline passes).
+async fn sse_events(url: &str, last_event_id: Option<&str>, n: usize) -> Vec<(String, Value)> {
+    use futures_util_lite::next_chunk;
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let mut resp = req.send().await.unwrap();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, next_chunk(&mut resp)).await.expect("SSE events in time").expect("stream open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let id = block.lines().find_map(|l| l.strip_prefix("id:")).map(|s| s.trim().to_string());
+            let data = block.lines().find_map(|l| l.strip_prefix("data:")).map(|s| s.trim().to_string());
+            if let (Some(id), Some(data)) = (id, data) {
+                out.push((id, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+mod futures_util_lite {
+    pub async fn next_chunk(r: &mut reqwest::Response) -> Option<Vec<u8>> {
+        r.chunk().await.ok().flatten().map(|b| b.to_vec())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_resume_out_of_service_csv_and_alarm_load() {
+    let sys = System::start(None).await;
+    sys.birth().await;
+    // Raise and clear three times: six events.
+    for (i, v) in [1.2, 0.5, 1.2, 0.5, 1.2, 0.5].iter().enumerate() {
+        sys.batch(i as u64 + 1, json!([ch4(i as u32, *v)])).await;
+    }
+    let url = format!("{}/api/v1/events", sys.http);
+    // Resume from the beginning: all six, in order, ids = event ids.
+    let all = sse_events(&url, Some("0"), 6).await;
+    let kinds: Vec<&str> = all.iter().map(|(_, e)| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["raised", "cleared", "raised", "cleared", "raised", "cleared"]);
+    for (id, e) in &all {
+        assert_eq!(id, e["event_id"].as_str().unwrap());
+    }
+    // Resume after the second: the four after it, nothing twice.
+    let rest = sse_events(&url, Some(&all[1].0), 4).await;
+    assert_eq!(rest.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), all[2..].iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
+
+    // Chattering: the same cause raised three times within the hour.
+    let (st, load) = get_json(&format!("{}/api/v1/alarm-load?hours=1", sys.http)).await.unwrap();
+    assert_eq!(st, 200, "{load}");
+    assert_eq!(load["sites"][SITE]["raised"], 3, "{load}");
+    assert_eq!(load["sites"][SITE]["chattering_causes"], json!(["coal.ch4.working_face CH4-101"]), "{load}");
+
+    // CSV export of the period.
+    let csv = reqwest::get(format!("{}/api/v1/incidents.csv?since={}", sys.http, ts(0).replace(':', "%3A"))).await.unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("id,site,rule,point"), "{text}");
+    assert_eq!(lines.len(), 4, "a header and three incidents:\n{text}");
+    assert!(lines[1..].iter().all(|l| l.contains(",mine-01,coal.ch4.working_face,CH4-101,")), "{text}");
+
+    // Out of service: an alarm raised meanwhile is shelved until the maintenance ends, and says so.
+    let (st, body) = post_json(
+        &format!("{}/api/v1/sites/{SITE}/points/CH4-101/out-of-service", sys.http),
+        json!({"operator": "li", "reason": "sensor replacement", "duration_ms": 3_600_000}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    sys.batch(7, json!([ch4(7, 1.2)])).await;
+    let shelved = sys.wait_incident("an incident on the point out of service", |i| i["state"] == "active" && i["shelved_until"].is_string()).await;
+    assert_eq!(shelved["severity"], "alarm");
+    // A critical one is never hidden.
+    sys.batch(8, json!([ch4(8, 0.4)])).await;
+    sys.batch(9, json!([ch4(9, 1.8)])).await;
+    let critical = sys.wait_incident("a critical incident", |i| i["severity"] == "critical").await;
+    assert!(critical["shelved_until"].is_null(), "{critical}");
+    let (_, full) = get_json(&format!("{}/api/v1/incidents/{}", sys.http, shelved["id"].as_str().unwrap())).await.unwrap();
+    let history: Vec<&str> = full["history"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(&history[..2], ["raised", "shelved"]);
+    assert!(full["history"][1]["note"].as_str().unwrap().contains("out of service"), "{full}");
+}
+
+fn site_rule(level: f64) -> String {
+    format!(
+        "[[rule]]\nid = \"site.ch4.face\"\nkind = \"threshold\"\nsource = \"site instruction\"\nselect = {{ site = \"mine-01\", quantity = \"ch4\" }}\nhigh = [{{ severity = \"warning\", raise = {level}, label = \"site level\" }}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_reload_by_api_and_sighup() {
+    let mut sys = System::start(None).await;
+    let rules = sys.dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("site.toml"), site_rule(2.0)).unwrap();
+    sys.rules_dir = Some(rules.clone());
+    sys.gateway.kill();
+    sys.start_gateway().await;
+    sys.birth().await;
+    sys.batch(1, json!([ch4(0, 1.6)])).await;
+    sys.wait_incident("the built-in rule raised", |i| i["rule"] == "coal.ch4.working_face").await;
+    assert!(sys.incidents("rule=site.ch4.face").await.is_empty());
+
+    // A bad file is refused with the reason; the old rules stay in force.
+    std::fs::write(rules.join("site.toml"), "[[rule]]\nid = \"site.ch4.face\"\nkind = \"threshold\"\nhigh = [{ severity = \"warning\", raise = 1.0 }]\nbogus = 1\n").unwrap();
+    let (st, body) = post_json(&format!("{}/api/v1/rules/reload", sys.http), json!({})).await.unwrap();
+    assert_eq!(st, 422, "{body}");
+    let reason = body["error"].as_str().unwrap();
+    assert!(reason.contains("site.toml") && reason.contains("bogus"), "the reason names the file and the field: {reason}");
+    sys.batch(2, json!([ch4(1, 1.65)])).await;
+    assert!(sys.incidents("rule=site.ch4.face").await.is_empty(), "the old rule (2.0 %) is still in force");
+
+    // A good file: the changed rule is re-judged at once on the latest value (1.65 >= 1.5).
+    std::fs::write(rules.join("site.toml"), site_rule(1.5)).unwrap();
+    let (st, body) = post_json(&format!("{}/api/v1/rules/reload", sys.http), json!({})).await.unwrap();
+    assert_eq!(st, 200, "{body}");
+    let raised = sys.wait_incident("the lowered site level raised without a new reading", |i| i["rule"] == "site.ch4.face").await;
+    assert_eq!(raised["threshold"], 1.5);
+
+    // SIGHUP reloads too: the level raised past the value clears the incident.
+    std::fs::write(rules.join("site.toml"), site_rule(3.0)).unwrap();
+    let pid = sys.gateway.pid();
+    assert!(Command::new("kill").arg("-HUP").arg(pid.to_string()).status().unwrap().success());
+    sys.wait_incident("the site incident cleared after SIGHUP", |i| i["rule"] == "site.ch4.face" && i["state"] == "cleared").await;
 }

@@ -4,10 +4,15 @@
 use alarm_rules::{Engine, EngineConfig, RuleSet, SiteContext, Transition, TransitionKind};
 use chrono::{DateTime, Duration};
 use std::collections::BTreeMap;
-use telemetry::{AgentId, Catalogue, Category, PointId, PointSpec, Quality, Quantity, Reading, SiteId, Timestamp, Unit, Value};
+use telemetry::{
+    AgentId, Catalogue, Category, PointId, PointSpec, Quality, Quantity, Reading, SiteId,
+    Timestamp, Unit, Value,
+};
 
 pub fn t0() -> Timestamp {
-    DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().to_utc()
+    DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
+        .unwrap()
+        .to_utc()
 }
 pub fn at(secs: i64) -> Timestamp {
     t0() + Duration::seconds(secs)
@@ -41,13 +46,24 @@ pub fn ch4(point: &str, loc: &str) -> PointSpec {
 }
 
 pub fn catalogue(points: Vec<PointSpec>) -> Catalogue {
-    Catalogue { agent: agent(), epoch: String::new(), site: None, points }
+    Catalogue {
+        agent: agent(),
+        epoch: String::new(),
+        site: None,
+        points,
+    }
 }
 
 /// An engine with `rules`, one site of `category` and a catalogue.
 pub fn engine_with(rules: RuleSet, category: Category, points: Vec<PointSpec>) -> Engine {
     let mut e = Engine::new(rules, EngineConfig::default());
-    e.set_site(&site(), SiteContext { category: Some(category), region: None });
+    e.set_site(
+        &site(),
+        SiteContext {
+            category: Some(category),
+            region: None,
+        },
+    );
     let mut out = Vec::new();
     e.set_catalogue(&site(), &catalogue(points), t0(), &mut out);
     assert!(out.is_empty(), "{out:?}");
@@ -62,7 +78,13 @@ pub fn reading(point: &str, ts: Timestamp, v: f64) -> Reading {
     Reading::good(pid(point), ts, Value::Number(v))
 }
 pub fn reading_q(point: &str, ts: Timestamp, v: Value, q: Quality) -> Reading {
-    Reading { point: pid(point), ts, value: v, quality: q, reason: None }
+    Reading {
+        point: pid(point),
+        ts,
+        value: v,
+        quality: q,
+        reason: None,
+    }
 }
 
 /// Feed one reading (clock = reading time) and return the transitions.
@@ -84,11 +106,14 @@ pub fn tick(e: &mut Engine, now: Timestamp) -> Vec<Transition> {
 }
 
 pub fn kinds(ts: &[Transition]) -> Vec<(String, TransitionKind, telemetry::Severity)> {
-    ts.iter().map(|t| (t.cause.rule.clone(), t.kind, t.severity)).collect()
+    ts.iter()
+        .map(|t| (t.cause.rule.clone(), t.kind, t.severity))
+        .collect()
 }
 
 pub fn rules(text: &str) -> RuleSet {
-    RuleSet::parse(&[("test.toml".to_string(), text.to_string())], false).unwrap_or_else(|e| panic!("{e}"))
+    RuleSet::parse(&[("test.toml".to_string(), text.to_string())], false)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Rows of the methane table shipped with the pack.
@@ -103,12 +128,26 @@ pub fn methane_rows() -> Vec<MethaneRow> {
     let mut rows = Vec::new();
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split(',').collect();
-        let opt = |s: &str| if s.is_empty() { None } else { Some(s.parse::<f64>().unwrap()) };
-        rows.push(MethaneRow { location: f[0].to_string(), alarm: f[2].parse().unwrap(), power_off: opt(f[3]), restore: opt(f[4]) });
+        let opt = |s: &str| {
+            if s.is_empty() {
+                None
+            } else {
+                Some(s.parse::<f64>().unwrap())
+            }
+        };
+        rows.push(MethaneRow {
+            location: f[0].to_string(),
+            alarm: f[2].parse().unwrap(),
+            power_off: opt(f[3]),
+            restore: opt(f[4]),
+        });
     }
     rows
 }
 
 pub fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

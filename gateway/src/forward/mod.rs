@@ -1,9 +1,666 @@
-//! Forwarding incident events upstream and notifying subscribers (skeleton; see the issue
-//! "Forwarding to the supervision platform").
+//! Forwarding incident events upstream (the supervision platform, other brokers) and notifying
+//! subscribers (webhook, DingTalk and WeCom robots, MQTT, SSE), with escalation of incidents
+//! nobody acknowledges and flood control. See `docs/forwarding.md`.
+//!
+//! Everything goes out through the durable event log (`incident_events`, the outbox): each
+//! *target* (an endpoint or a subscriber) keeps its own progress per site in the store, so
+//! delivery is in order per site, sites run in parallel, and a restart resumes where it stopped.
 
+pub mod channel;
+pub mod db;
+pub mod escalation;
+pub mod filter;
+pub mod flood;
+pub mod http;
+pub mod lane;
+pub mod sign;
+
+use crate::clock::SharedClock;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::service::Command;
+use crate::store::Store;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use telemetry::{IncidentEvent, SiteId};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
-/// `[forwarding]` in the gateway config; `HRS_PLATFORM_URL` adds the platform endpoint.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub use filter::Filter;
+pub use flood::FloodConfig;
+
+/// Errors of the forwarding layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("forwarding store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("forwarding: corrupt record: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("forwarding config: {0}")]
+    Config(String),
+    #[error("no {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("forwarding: {0}")]
+    Channel(String),
+}
+
+/// `[forwarding]` in the gateway config; `HRS_PLATFORM_URL` / `HRS_PLATFORM_SECRET` add (or
+/// override) the http endpoint named `platform`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ForwardingConfig {}
+pub struct ForwardingConfig {
+    /// Upstream endpoints: every incident event, in order per site.
+    pub endpoints: Vec<EndpointConfig>,
+    /// Subscribers defined in the file (more can be added over the API).
+    pub subscribers: Vec<SubscriberConfig>,
+    /// Escalation policies (none unless configured).
+    pub escalation: Vec<EscalationPolicy>,
+    /// Flood control for subscribers (off unless configured).
+    pub flood: Option<FloodConfig>,
+    /// A heartbeat to the platform (off unless configured).
+    pub heartbeat: Option<HeartbeatConfig>,
+    /// Sends in flight at once per target (sites beyond this wait their turn).
+    pub max_in_flight: usize,
+    /// The first retry delay; it doubles up to the target's `max_backoff_ms`.
+    pub retry_initial_ms: u64,
+    /// How often the escalation timer looks at unacknowledged incidents.
+    pub escalation_check_ms: u64,
+}
+
+impl Default for ForwardingConfig {
+    fn default() -> Self {
+        ForwardingConfig {
+            endpoints: Vec::new(),
+            subscribers: Vec::new(),
+            escalation: Vec::new(),
+            flood: None,
+            heartbeat: None,
+            max_in_flight: 16,
+            retry_initial_ms: 200,
+            escalation_check_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// `POST` the event JSON.
+    Http,
+    /// Publish QoS 1 to `{topic_prefix}/incidents/{site}` on another broker.
+    Mqtt,
+}
+
+/// `[[forwarding.endpoints]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Unique; names its progress in the store (renaming starts it again from the beginning).
+    pub name: String,
+    #[serde(default = "default_kind")]
+    pub kind: EndpointKind,
+    /// `http(s)://...` or `mqtt://host:port`.
+    pub url: String,
+    /// Signs each request (`X-HRS-Timestamp`, `X-HRS-Signature`); http only.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Extra request headers (http), e.g. an authorization token.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Topic prefix on the other broker (mqtt).
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// MQTT client id on the other broker (default `hrs-forward-{name}`).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+fn default_kind() -> EndpointKind {
+    EndpointKind::Http
+}
+pub(crate) fn default_timeout_ms() -> u64 {
+    5_000
+}
+pub(crate) fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+fn default_topic_prefix() -> String {
+    "hrs/v1".into()
+}
+
+impl EndpointConfig {
+    pub fn http(name: &str, url: &str) -> Self {
+        EndpointConfig {
+            name: name.into(),
+            kind: EndpointKind::Http,
+            url: url.into(),
+            secret: None,
+            timeout_ms: default_timeout_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            headers: BTreeMap::new(),
+            topic_prefix: default_topic_prefix(),
+            client_id: None,
+        }
+    }
+}
+
+/// `[[forwarding.subscribers]]`, and the body of `POST /api/v1/subscribers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberConfig {
+    /// `[a-z0-9][a-z0-9_-]{0,63}`; generated when a POST leaves it out.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Which incidents and events; all of them when empty.
+    #[serde(default)]
+    pub filter: Filter,
+    pub channel: ChannelConfig,
+}
+
+/// How a subscriber is reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ChannelConfig {
+    /// `POST` the event JSON (signed like the platform's when a secret is set).
+    Webhook {
+        url: String,
+        #[serde(default)]
+        secret: Option<String>,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+    /// A DingTalk group robot: a markdown message; with a secret, `timestamp` and `sign` query
+    /// parameters.
+    Dingtalk {
+        url: String,
+        #[serde(default)]
+        secret: Option<String>,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+    /// A WeCom (WeChat Work) group robot: a markdown message to its webhook URL.
+    Wecom {
+        url: String,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+    /// Publish QoS 1 on a broker (`topic` may hold `{site}` and `{subscriber}`).
+    Mqtt {
+        url: String,
+        topic: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// Only `GET /api/v1/subscribers/{id}/events` (Server-Sent Events).
+    Sse {},
+}
+
+impl ChannelConfig {
+    /// The metric label of the channel.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelConfig::Webhook { .. } => "webhook",
+            ChannelConfig::Dingtalk { .. } => "dingtalk",
+            ChannelConfig::Wecom { .. } => "wecom",
+            ChannelConfig::Mqtt { .. } => "mqtt",
+            ChannelConfig::Sse {} => "sse",
+        }
+    }
+
+    /// The same with secrets replaced (for listing).
+    pub fn redacted(&self) -> ChannelConfig {
+        let mut c = self.clone();
+        match &mut c {
+            ChannelConfig::Webhook { secret, headers, .. } => {
+                if secret.is_some() {
+                    *secret = Some("***".into());
+                }
+                for v in headers.values_mut() {
+                    *v = "***".into();
+                }
+            }
+            ChannelConfig::Dingtalk { secret, url, .. } => {
+                if secret.is_some() {
+                    *secret = Some("***".into());
+                }
+                *url = redact_query(url);
+            }
+            ChannelConfig::Wecom { url, .. } => *url = redact_query(url),
+            ChannelConfig::Mqtt { .. } | ChannelConfig::Sse {} => {}
+        }
+        c
+    }
+}
+
+/// Robot URLs carry their access token in the query.
+fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?***"),
+        None => url.to_string(),
+    }
+}
+
+/// `[[forwarding.escalation]]`: incidents matching `filter` that nobody acknowledges are
+/// notified tier by tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationPolicy {
+    pub name: String,
+    #[serde(default)]
+    pub filter: Filter,
+    pub tiers: Vec<EscalationTier>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationTier {
+    /// Unique across all policies: it is the `tier` of the `notified` event.
+    pub name: String,
+    /// After this long unacknowledged (from `raised_at`), on the gateway clock.
+    pub after_ms: u64,
+    /// Subscriber ids that receive the `notified` event.
+    pub subscribers: Vec<String>,
+}
+
+/// `[forwarding.heartbeat]`: a small JSON posted every `interval_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    pub url: String,
+    pub interval_ms: u64,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Names this gateway in the heartbeat (default: the MQTT client id).
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
+
+fn check_url(what: &str, url: &str, schemes: &[&str]) -> Result<(), ForwardError> {
+    let ok = schemes.iter().any(|s| url.starts_with(&format!("{s}://")));
+    if !ok {
+        return Err(ForwardError::Config(format!("{what}: url {url:?} must start with {}", schemes.join("://, ") + "://")));
+    }
+    if schemes.contains(&"http") {
+        reqwest::Url::parse(url).map_err(|e| ForwardError::Config(format!("{what}: url {url:?}: {e}")))?;
+    } else {
+        crate::config::parse_mqtt_url(url).map_err(|e| ForwardError::Config(format!("{what}: {e:#}")))?;
+    }
+    Ok(())
+}
+
+fn check_timeout(what: &str, ms: u64) -> Result<(), ForwardError> {
+    if !(1..=600_000).contains(&ms) {
+        return Err(ForwardError::Config(format!("{what}: timeout_ms must be between 1 and 600000")));
+    }
+    Ok(())
+}
+
+impl SubscriberConfig {
+    pub fn validate(&self) -> Result<(), ForwardError> {
+        let what = format!("subscriber {:?}", self.id);
+        SiteId::new(self.id.clone()).map_err(|_| ForwardError::Config(format!("{what}: id must match [a-z0-9][a-z0-9_-]{{0,63}}")))?;
+        self.filter.validate().map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
+        match &self.channel {
+            ChannelConfig::Webhook { url, timeout_ms, .. } | ChannelConfig::Dingtalk { url, timeout_ms, .. } | ChannelConfig::Wecom { url, timeout_ms } => {
+                check_url(&what, url, &["http", "https"])?;
+                check_timeout(&what, *timeout_ms)?;
+            }
+            ChannelConfig::Mqtt { url, topic, .. } => {
+                check_url(&what, url, &["mqtt", "tcp"])?;
+                if topic.is_empty() || topic.contains(['+', '#']) {
+                    return Err(ForwardError::Config(format!("{what}: topic {topic:?} must be non-empty and without wildcards")));
+                }
+            }
+            ChannelConfig::Sse {} => {}
+        }
+        Ok(())
+    }
+}
+
+impl ForwardingConfig {
+    /// `HRS_PLATFORM_URL` adds the http endpoint `platform` (or sets the URL of the one the file
+    /// names); `HRS_PLATFORM_SECRET` sets its secret.
+    pub fn apply_env(&mut self, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ForwardError> {
+        if let Some(url) = get("HRS_PLATFORM_URL").filter(|u| !u.trim().is_empty()) {
+            match self.endpoints.iter_mut().find(|e| e.name == "platform") {
+                Some(e) => e.url = url,
+                None => self.endpoints.push(EndpointConfig::http("platform", &url)),
+            }
+        }
+        if let Some(secret) = get("HRS_PLATFORM_SECRET").filter(|s| !s.is_empty()) {
+            match self.endpoints.iter_mut().find(|e| e.name == "platform") {
+                Some(e) => e.secret = Some(secret),
+                None => return Err(ForwardError::Config("HRS_PLATFORM_SECRET is set but there is no platform endpoint (set HRS_PLATFORM_URL)".into())),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ForwardError> {
+        let mut names = std::collections::HashSet::new();
+        for e in &self.endpoints {
+            let what = format!("forwarding endpoint {:?}", e.name);
+            SiteId::new(e.name.clone()).map_err(|_| ForwardError::Config(format!("{what}: name must match [a-z0-9][a-z0-9_-]{{0,63}}")))?;
+            if !names.insert(e.name.clone()) {
+                return Err(ForwardError::Config(format!("{what} is named twice")));
+            }
+            match e.kind {
+                EndpointKind::Http => check_url(&what, &e.url, &["http", "https"])?,
+                EndpointKind::Mqtt => {
+                    check_url(&what, &e.url, &["mqtt", "tcp"])?;
+                    if e.topic_prefix.is_empty() || e.topic_prefix.contains(['+', '#']) {
+                        return Err(ForwardError::Config(format!("{what}: topic_prefix must be non-empty and without wildcards")));
+                    }
+                }
+            }
+            check_timeout(&what, e.timeout_ms)?;
+            if e.max_backoff_ms == 0 || e.max_backoff_ms > 30_000 {
+                return Err(ForwardError::Config(format!("{what}: max_backoff_ms must be between 1 and 30000 (the contract caps it at 30 s)")));
+            }
+            for (k, v) in &e.headers {
+                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() || reqwest::header::HeaderValue::from_str(v).is_err() {
+                    return Err(ForwardError::Config(format!("{what}: header {k:?} is not a valid header")));
+                }
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for s in &self.subscribers {
+            s.validate()?;
+            if !ids.insert(s.id.clone()) {
+                return Err(ForwardError::Config(format!("subscriber {:?} is defined twice", s.id)));
+            }
+        }
+        let mut tiers = std::collections::HashSet::new();
+        for p in &self.escalation {
+            let what = format!("escalation policy {:?}", p.name);
+            p.filter.validate().map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
+            if p.tiers.is_empty() {
+                return Err(ForwardError::Config(format!("{what} has no tiers")));
+            }
+            for t in &p.tiers {
+                if t.name.trim().is_empty() || !tiers.insert(t.name.clone()) {
+                    return Err(ForwardError::Config(format!("{what}: tier names must be non-empty and unique across policies ({:?})", t.name)));
+                }
+                if t.subscribers.is_empty() {
+                    return Err(ForwardError::Config(format!("{what}: tier {:?} names no subscribers", t.name)));
+                }
+                for s in &t.subscribers {
+                    if !ids.contains(s) {
+                        tracing::info!(tier = %t.name, subscriber = %s, "escalation names a subscriber not in the file; it must be added over the API");
+                    }
+                }
+            }
+        }
+        if let Some(f) = &self.flood {
+            f.validate().map_err(ForwardError::Config)?;
+        }
+        if let Some(h) = &self.heartbeat {
+            check_url("forwarding.heartbeat", &h.url, &["http", "https"])?;
+            check_timeout("forwarding.heartbeat", h.timeout_ms)?;
+            if h.interval_ms < 100 {
+                return Err(ForwardError::Config("forwarding.heartbeat: interval_ms must be at least 100".into()));
+            }
+        }
+        if !(1..=1024).contains(&self.max_in_flight) {
+            return Err(ForwardError::Config("forwarding.max_in_flight must be between 1 and 1024".into()));
+        }
+        if !(1..=30_000).contains(&self.retry_initial_ms) {
+            return Err(ForwardError::Config("forwarding.retry_initial_ms must be between 1 and 30000".into()));
+        }
+        if !(10..=60_000).contains(&self.escalation_check_ms) {
+            return Err(ForwardError::Config("forwarding.escalation_check_ms must be between 10 and 60000".into()));
+        }
+        Ok(())
+    }
+
+    /// Subscriber ids of each tier.
+    pub fn tier_members(&self) -> HashMap<String, Vec<String>> {
+        self.escalation.iter().flat_map(|p| p.tiers.iter()).map(|t| (t.name.clone(), t.subscribers.clone())).collect()
+    }
+}
+
+/// What every forwarding task shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Store,
+    pub live: Arc<RwLock<Live>>,
+    pub clock: SharedClock,
+    pub metrics: ForwardMetrics,
+    pub events: broadcast::Sender<(i64, IncidentEvent)>,
+    pub commands: mpsc::Sender<Command>,
+    pub config: Arc<ForwardingConfig>,
+    pub tiers: Arc<HashMap<String, Vec<String>>>,
+    pub http: reqwest::Client,
+    pub topic_prefix: String,
+}
+
+/// Prometheus metrics of forwarding (registered into the gateway's registry).
+#[derive(Clone)]
+pub struct ForwardMetrics {
+    /// `hrs_deliveries_total{endpoint_kind,outcome}`: outcome `delivered`, `retried`,
+    /// `parked`, `resent`, `held` (flood control), `summary`.
+    pub deliveries: prometheus::IntCounterVec,
+    /// `hrs_deliveries_parked`: parked deliveries waiting for an operator.
+    pub parked: prometheus::IntGauge,
+    /// `hrs_delivery_seconds{endpoint_kind}`: time of one attempt.
+    pub attempt_seconds: prometheus::HistogramVec,
+    /// `hrs_heartbeats_total{outcome}`.
+    pub heartbeats: prometheus::IntCounterVec,
+}
+
+impl ForwardMetrics {
+    pub fn register(m: &Metrics) -> ForwardMetrics {
+        let deliveries = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("hrs_deliveries_total", "Delivery attempts of incident events and notifications, by target kind and outcome"),
+            &["endpoint_kind", "outcome"],
+        )
+        .expect("metric");
+        let parked = prometheus::IntGauge::new("hrs_deliveries_parked", "Deliveries refused permanently (4xx) and parked for an operator").expect("metric");
+        let attempt_seconds = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new("hrs_delivery_seconds", "Time of one delivery attempt, by target kind")
+                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["endpoint_kind"],
+        )
+        .expect("metric");
+        let heartbeats = prometheus::IntCounterVec::new(prometheus::Opts::new("hrs_heartbeats_total", "Heartbeats posted, by outcome"), &["outcome"]).expect("metric");
+        // Registered once per process; a second gateway in one process (tests) keeps its own
+        // registry, so a failure here means a programming error.
+        for c in [
+            Box::new(deliveries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(parked.clone()),
+            Box::new(attempt_seconds.clone()),
+            Box::new(heartbeats.clone()),
+        ] {
+            if let Err(e) = m.registry.register(c) {
+                tracing::warn!(error = %e, "forwarding metric not registered");
+            }
+        }
+        ForwardMetrics { deliveries, parked, attempt_seconds, heartbeats }
+    }
+}
+
+/// A handle to the running forwarding: used by the HTTP routes.
+#[derive(Clone)]
+pub struct Forwarding {
+    pub shared: Shared,
+    pub targets: Arc<lane::Targets>,
+}
+
+/// Everything `start` needs from the gateway.
+pub struct Wiring {
+    pub store: Store,
+    pub live: Arc<RwLock<Live>>,
+    pub clock: SharedClock,
+    pub metrics: Metrics,
+    pub events: broadcast::Sender<(i64, IncidentEvent)>,
+    pub commands: mpsc::Sender<Command>,
+    /// The gateway's own MQTT topic prefix (for MQTT subscribers' `{prefix}`).
+    pub topic_prefix: String,
+    /// Names this gateway in heartbeats.
+    pub gateway_name: String,
+}
+
+/// Start the endpoints, subscribers, escalation and heartbeat tasks.
+pub async fn start(
+    config: &ForwardingConfig,
+    w: Wiring,
+    tasks: &mut tokio::task::JoinSet<()>,
+    shutdown: CancellationToken,
+) -> Result<Forwarding, ForwardError> {
+    config.validate()?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| ForwardError::Channel(format!("http client: {e}")))?;
+    let shared = Shared {
+        store: w.store,
+        live: w.live,
+        clock: w.clock,
+        metrics: ForwardMetrics::register(&w.metrics),
+        events: w.events,
+        commands: w.commands,
+        config: Arc::new(config.clone()),
+        tiers: Arc::new(config.tier_members()),
+        http,
+        topic_prefix: w.topic_prefix,
+    };
+    let db = db::Db::new(&shared.store);
+    // Subscribers of the file are (re)written to the store; those added over the API stay.
+    db.sync_config_subscribers(&config.subscribers, shared.clock.now()).await?;
+    shared.metrics.parked.set(db.parked_count().await?);
+    let targets = Arc::new(lane::Targets::new(shared.clone(), shutdown.clone()));
+    for e in &config.endpoints {
+        targets.add(lane::Target::endpoint(e, &shared)?, tasks).await?;
+    }
+    for s in db.subscribers().await? {
+        if let ChannelConfig::Sse {} = s.config.channel {
+            continue;
+        }
+        targets.add(lane::Target::subscriber(&s.config, &shared)?, tasks).await?;
+    }
+    if !config.escalation.is_empty() {
+        tasks.spawn(escalation::run(shared.clone(), shutdown.clone()));
+    }
+    if let Some(h) = &config.heartbeat {
+        tasks.spawn(channel::run_heartbeat(h.clone(), w.gateway_name, shared.clone(), shutdown.clone()));
+    }
+    tracing::info!(endpoints = config.endpoints.len(), subscribers = targets.len(), policies = config.escalation.len(), "forwarding started");
+    Ok(Forwarding { shared, targets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_from_env() {
+        let mut c = ForwardingConfig::default();
+        c.apply_env(&|k| match k {
+            "HRS_PLATFORM_URL" => Some("http://127.0.0.1:9/in".into()),
+            "HRS_PLATFORM_SECRET" => Some("s".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.endpoints.len(), 1);
+        assert_eq!(c.endpoints[0].name, "platform");
+        assert_eq!(c.endpoints[0].secret.as_deref(), Some("s"));
+        assert_eq!(c.endpoints[0].max_backoff_ms, 30_000);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn env_overrides_the_file_platform() {
+        let mut c: ForwardingConfig = toml::from_str(
+            "[[endpoints]]\nname = \"platform\"\nurl = \"http://x.invalid/\"\ntimeout_ms = 800\nmax_backoff_ms = 1000\n",
+        )
+        .unwrap();
+        c.apply_env(&|k| (k == "HRS_PLATFORM_URL").then(|| "http://127.0.0.1:1/e".to_string())).unwrap();
+        assert_eq!(c.endpoints.len(), 1);
+        assert_eq!(c.endpoints[0].url, "http://127.0.0.1:1/e");
+        assert_eq!(c.endpoints[0].timeout_ms, 800);
+    }
+
+    #[test]
+    fn secret_without_platform_refused() {
+        let mut c = ForwardingConfig::default();
+        assert!(c.apply_env(&|k| (k == "HRS_PLATFORM_SECRET").then(|| "s".to_string())).is_err());
+    }
+
+    #[test]
+    fn config_parses_and_validates() {
+        let c: ForwardingConfig = toml::from_str(
+            r#"
+            [[endpoints]]
+            name = "province"
+            kind = "mqtt"
+            url = "mqtt://10.0.0.1:1883"
+            topic_prefix = "prov/v1"
+
+            [[subscribers]]
+            id = "duty"
+            filter = { region = "4105", min_severity = "alarm" }
+            channel = { kind = "dingtalk", url = "https://oapi.dingtalk.com/robot/send?access_token=x", secret = "SEC1" }
+
+            [[subscribers]]
+            id = "leader"
+            channel = { kind = "wecom", url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k" }
+
+            [[escalation]]
+            name = "default"
+            filter = { min_severity = "alarm" }
+            tiers = [{ name = "leader", after_ms = 300000, subscribers = ["leader"] }]
+
+            [flood]
+            max_incidents = 10
+            window_ms = 60000
+
+            [heartbeat]
+            url = "http://127.0.0.1:9/hb"
+            interval_ms = 10000
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.tier_members()["leader"], vec!["leader".to_string()]);
+        let red = c.subscribers[0].channel.redacted();
+        assert_eq!(red, ChannelConfig::Dingtalk { url: "https://oapi.dingtalk.com/robot/send?***".into(), secret: Some("***".into()), timeout_ms: 5000 });
+    }
+
+    #[test]
+    fn bad_configs_refused() {
+        let bad = [
+            "[[endpoints]]\nname = \"p\"\nurl = \"ftp://x\"\n",
+            "[[endpoints]]\nname = \"p\"\nurl = \"http://x/\"\nmax_backoff_ms = 60000\n",
+            "[[endpoints]]\nname = \"p\"\nurl = \"http://x/\"\n[[endpoints]]\nname = \"p\"\nurl = \"http://y/\"\n",
+            "[[subscribers]]\nid = \"Bad Id\"\nchannel = { kind = \"sse\" }\n",
+            "[[escalation]]\nname = \"e\"\ntiers = []\n",
+            "[flood]\nmax_incidents = 0\nwindow_ms = 1000\n",
+        ];
+        for text in bad {
+            let parsed: Result<ForwardingConfig, _> = toml::from_str(text);
+            if let Ok(c) = parsed {
+                assert!(c.validate().is_err(), "accepted: {text}");
+            }
+        }
+        let unknown: Result<ForwardingConfig, _> = toml::from_str("[[endpoints]]\nname = \"p\"\nurl = \"http://x/\"\ntimeout = 5\n");
+        assert!(unknown.is_err());
+        let unknown: Result<ForwardingConfig, _> = toml::from_str("[[subscribers]]\nid = \"a\"\nchannel = { kind = \"sse\", url = \"x\" }\n");
+        assert!(unknown.is_err(), "unknown key in a channel refused");
+    }
+}

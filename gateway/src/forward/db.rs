@@ -1,0 +1,399 @@
+//! The forwarding tables (migration `0003_forwarding.sql`), the same SQL on SQLite and
+//! PostgreSQL (sqlx `Any`, `$n` placeholders in order). Every query runs under a timeout.
+
+use super::{ForwardError, SubscriberConfig};
+use crate::store::Store;
+use serde::Serialize;
+use sqlx::{AnyPool, Row};
+use std::collections::HashMap;
+use std::time::Duration;
+use telemetry::{format_time, Incident, IncidentEvent, Timestamp};
+
+type Result<T> = std::result::Result<T, ForwardError>;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .map_err(|_| ForwardError::Store(crate::store::StoreError::Timeout(TIMEOUT)))?
+}
+
+fn ms_to_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| format_time(&t)).unwrap_or_default()
+}
+
+/// A delivery refused permanently, kept for an operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parked {
+    pub id: i64,
+    /// `endpoint:{name}` or `subscriber:{id}`.
+    pub target: String,
+    /// The target's kind (`http`, `mqtt`, `webhook`, `dingtalk`, `wecom`).
+    pub kind: String,
+    pub site: String,
+    /// Position of the event in the log (of the last held event, for a summary).
+    pub pos: i64,
+    /// The event id (or summary id): the idempotency key.
+    pub message_id: String,
+    /// The HTTP status of the refusal (0: not an HTTP refusal, e.g. a robot's error code).
+    pub status: i64,
+    pub error: String,
+    pub attempts: i64,
+    pub parked_at: String,
+    /// `parked` or `resent`.
+    pub state: String,
+    pub resent_at: Option<String>,
+    #[serde(skip)]
+    pub body: String,
+}
+
+/// A subscriber as stored.
+#[derive(Debug, Clone)]
+pub struct StoredSubscriber {
+    pub config: SubscriberConfig,
+    /// `config` (from the file) or `api`.
+    pub source: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+}
+
+impl Db {
+    pub fn new(store: &Store) -> Db {
+        Db { pool: store.pool().clone() }
+    }
+
+    /// Where a target starts in the log: recorded when it is first seen (`default`), kept after.
+    pub async fn target_start(&self, target: &str, default: i64) -> Result<i64> {
+        timed(async {
+            sqlx::query("INSERT INTO delivery_targets (target, start_pos) VALUES ($1, $2) ON CONFLICT (target) DO NOTHING")
+                .bind(target)
+                .bind(default)
+                .execute(&self.pool)
+                .await?;
+            let row = sqlx::query("SELECT start_pos FROM delivery_targets WHERE target = $1").bind(target).fetch_one(&self.pool).await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+        .await
+    }
+
+    pub async fn forget_target(&self, target: &str) -> Result<()> {
+        timed(async {
+            sqlx::query("DELETE FROM delivery_progress WHERE target = $1").bind(target).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM delivery_targets WHERE target = $1").bind(target).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest position of the event log (0 when empty).
+    pub async fn max_pos(&self) -> Result<i64> {
+        timed(async {
+            let row = sqlx::query("SELECT COALESCE(MAX(pos), 0) FROM incident_events").fetch_one(&self.pool).await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+        .await
+    }
+
+    /// Sites with events in `(after, upto]`.
+    pub async fn sites_between(&self, after: i64, upto: i64) -> Result<Vec<String>> {
+        timed(async {
+            let rows = sqlx::query("SELECT DISTINCT site FROM incident_events WHERE pos > $1 AND pos <= $2")
+                .bind(after)
+                .bind(upto)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+        })
+        .await
+    }
+
+    /// (pos, site) of the events after `after`, in order.
+    pub async fn event_sites_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT pos, site FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?))).collect()
+        })
+        .await
+    }
+
+    /// The events of one site after `after`, in order.
+    pub async fn site_events_after(&self, site: &str, after: i64, limit: i64) -> Result<Vec<(i64, IncidentEvent)>> {
+        timed(async {
+            let rows = sqlx::query("SELECT pos, body FROM incident_events WHERE site = $1 AND pos > $2 ORDER BY pos LIMIT $3")
+                .bind(site)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i64, _>(0)?, serde_json::from_str(&r.try_get::<String, _>(1)?)?)))
+                .collect()
+        })
+        .await
+    }
+
+    /// The newest events of one site at or before `upto`, newest first.
+    pub async fn site_events_before(&self, site: &str, upto: i64, limit: i64) -> Result<Vec<IncidentEvent>> {
+        timed(async {
+            let rows = sqlx::query("SELECT body FROM incident_events WHERE site = $1 AND pos <= $2 ORDER BY pos DESC LIMIT $3")
+                .bind(site)
+                .bind(upto)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).collect()
+        })
+        .await
+    }
+
+    /// Progress of a target per site: the position up to which the site's events are done.
+    pub async fn progress(&self, target: &str) -> Result<HashMap<String, i64>> {
+        timed(async {
+            let rows = sqlx::query("SELECT site, pos FROM delivery_progress WHERE target = $1").bind(target).fetch_all(&self.pool).await?;
+            rows.iter().map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
+        })
+        .await
+    }
+
+    pub async fn set_progress(&self, target: &str, site: &str, pos: i64) -> Result<()> {
+        timed(async {
+            sqlx::query(
+                "INSERT INTO delivery_progress (target, site, pos) VALUES ($1, $2, $3) \
+                 ON CONFLICT (target, site) DO UPDATE SET pos = excluded.pos",
+            )
+            .bind(target)
+            .bind(site)
+            .bind(pos)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn park(
+        &self,
+        target: &str,
+        kind: &str,
+        site: &str,
+        pos: i64,
+        message_id: &str,
+        body: &str,
+        status: u16,
+        error: &str,
+        attempts: u32,
+        now: Timestamp,
+    ) -> Result<i64> {
+        timed(async {
+            let row = sqlx::query(
+                "INSERT INTO parked_deliveries (target, kind, site, pos, message_id, body, status, error, attempts, parked_ms, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'parked') RETURNING id",
+            )
+            .bind(target)
+            .bind(kind)
+            .bind(site)
+            .bind(pos)
+            .bind(message_id)
+            .bind(body)
+            .bind(i64::from(status))
+            .bind(error)
+            .bind(i64::from(attempts))
+            .bind(now.timestamp_millis())
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+        .await
+    }
+
+    fn parked_from_row(r: &sqlx::any::AnyRow) -> Result<Parked> {
+        let resent: Option<i64> = r.try_get("resent_ms")?;
+        Ok(Parked {
+            id: r.try_get("id")?,
+            target: r.try_get("target")?,
+            kind: r.try_get("kind")?,
+            site: r.try_get("site")?,
+            pos: r.try_get("pos")?,
+            message_id: r.try_get("message_id")?,
+            body: r.try_get("body")?,
+            status: r.try_get("status")?,
+            error: r.try_get("error")?,
+            attempts: r.try_get("attempts")?,
+            parked_at: ms_to_time(r.try_get("parked_ms")?),
+            state: r.try_get("state")?,
+            resent_at: resent.map(ms_to_time),
+        })
+    }
+
+    const PARKED_COLUMNS: &'static str = "id, target, kind, site, pos, message_id, body, status, error, attempts, parked_ms, state, resent_ms";
+
+    /// Parked deliveries, newest first; `state` `parked`, `resent` or all (None).
+    pub async fn parked(&self, state: Option<&str>, limit: i64) -> Result<Vec<Parked>> {
+        timed(async {
+            let rows = match state {
+                Some(s) => {
+                    sqlx::query(&format!("SELECT {} FROM parked_deliveries WHERE state = $1 ORDER BY id DESC LIMIT $2", Self::PARKED_COLUMNS))
+                        .bind(s)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+                None => {
+                    sqlx::query(&format!("SELECT {} FROM parked_deliveries ORDER BY id DESC LIMIT $1", Self::PARKED_COLUMNS))
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+            };
+            rows.iter().map(Self::parked_from_row).collect()
+        })
+        .await
+    }
+
+    pub async fn parked_one(&self, id: i64) -> Result<Option<Parked>> {
+        timed(async {
+            let row = sqlx::query(&format!("SELECT {} FROM parked_deliveries WHERE id = $1", Self::PARKED_COLUMNS))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(Self::parked_from_row).transpose()
+        })
+        .await
+    }
+
+    pub async fn parked_count(&self) -> Result<i64> {
+        timed(async {
+            let row = sqlx::query("SELECT COUNT(*) FROM parked_deliveries WHERE state = 'parked'").fetch_one(&self.pool).await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+        .await
+    }
+
+    /// After a resend attempt: `resent` when delivered, else the new error.
+    pub async fn resend_result(&self, id: i64, delivered: bool, status: u16, error: &str, now: Timestamp) -> Result<()> {
+        timed(async {
+            if delivered {
+                sqlx::query("UPDATE parked_deliveries SET state = 'resent', resent_ms = $1, attempts = attempts + 1 WHERE id = $2")
+                    .bind(now.timestamp_millis())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            } else {
+                sqlx::query("UPDATE parked_deliveries SET status = $1, error = $2, attempts = attempts + 1 WHERE id = $3")
+                    .bind(i64::from(status))
+                    .bind(error)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Write the file's subscribers (source `config`); drop file subscribers no longer in it.
+    pub async fn sync_config_subscribers(&self, subs: &[SubscriberConfig], now: Timestamp) -> Result<()> {
+        timed(async {
+            for s in subs {
+                let body = serde_json::to_string(s)?;
+                sqlx::query(
+                    "INSERT INTO subscribers (id, source, created_ms, body) VALUES ($1, 'config', $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET source = 'config', body = excluded.body",
+                )
+                .bind(&s.id)
+                .bind(now.timestamp_millis())
+                .bind(&body)
+                .execute(&self.pool)
+                .await?;
+            }
+            let rows = sqlx::query("SELECT id FROM subscribers WHERE source = 'config'").fetch_all(&self.pool).await?;
+            for r in rows {
+                let id: String = r.try_get(0)?;
+                if !subs.iter().any(|s| s.id == id) {
+                    sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(&id).execute(&self.pool).await?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn subscribers(&self) -> Result<Vec<StoredSubscriber>> {
+        timed(async {
+            let rows = sqlx::query("SELECT source, created_ms, body FROM subscribers ORDER BY id").fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(StoredSubscriber {
+                        source: r.try_get(0)?,
+                        created_ms: r.try_get(1)?,
+                        config: serde_json::from_str(&r.try_get::<String, _>(2)?)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn subscriber(&self, id: &str) -> Result<Option<StoredSubscriber>> {
+        Ok(self.subscribers().await?.into_iter().find(|s| s.config.id == id))
+    }
+
+    /// Add a subscriber over the API; an id that exists is a conflict.
+    pub async fn add_subscriber(&self, s: &SubscriberConfig, now: Timestamp) -> Result<()> {
+        timed(async {
+            let body = serde_json::to_string(s)?;
+            let done = sqlx::query("INSERT INTO subscribers (id, source, created_ms, body) VALUES ($1, 'api', $2, $3) ON CONFLICT (id) DO NOTHING")
+                .bind(&s.id)
+                .bind(now.timestamp_millis())
+                .bind(&body)
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(ForwardError::Conflict(format!("subscriber {} exists", s.id)));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn delete_subscriber(&self, id: &str) -> Result<()> {
+        timed(async {
+            sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Incidents whose condition stands unacknowledged (state `active`).
+    pub async fn active_incidents(&self) -> Result<Vec<Incident>> {
+        timed(async {
+            let rows = sqlx::query("SELECT body FROM incidents WHERE state = 'active'").fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|r| {
+                    let (i, _seq): (Incident, u64) = serde_json::from_str(&r.try_get::<String, _>(0)?)?;
+                    Ok(i)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Position of an event (for SSE resumption).
+    pub async fn event_pos(&self, event_id: &str) -> Result<Option<i64>> {
+        timed(async {
+            let row = sqlx::query("SELECT pos FROM incident_events WHERE event_id = $1").bind(event_id).fetch_optional(&self.pool).await?;
+            Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,299 @@
+//! The writer against a real VictoriaMetrics (Debian package `victoria-metrics`), on a port of
+//! its own: batches, an outage with the spool, the drain after it, the memory and spool bounds.
+
+use super::*;
+use chrono::TimeZone;
+use prometheus::Registry;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use telemetry::{AgentId, Category, PointId, PointSpec, Quantity, Reading, SiteId, Unit, Value};
+use tokio_util::sync::CancellationToken;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A VictoriaMetrics of our own; SIGKILLed when dropped.
+struct Vm {
+    port: u16,
+    storage: PathBuf,
+    child: Option<Child>,
+}
+
+impl Vm {
+    async fn start(dir: &Path) -> Vm {
+        let mut vm = Vm { port: free_port(), storage: dir.join("vm"), child: None };
+        vm.spawn().await;
+        vm
+    }
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.storage.with_extension("log")).unwrap();
+        let child = Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!("-storageDataPath={}", self.storage.display()))
+            .arg("-dedup.minScrapeInterval=1ms")
+            .arg("-search.latencyOffset=1s")
+            .arg("-loggerLevel=ERROR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("victoria-metrics is not installed: apt-get install victoria-metrics");
+        self.child = Some(child);
+        let url = format!("{}/health", self.url());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::Client::new().get(&url).timeout(Duration::from_secs(2)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "victoria-metrics did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    /// SIGTERM (a clean stop: it flushes its data) and wait for the exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+    /// Samples of `series` as (labels, timestamp ms, value), polled until `pred` holds (deadline 20 s).
+    async fn export_until(&self, series: &str, pred: impl Fn(&[(serde_json::Value, i64, f64)]) -> bool) -> Vec<(serde_json::Value, i64, f64)> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            let url = format!("{}/api/v1/export?match[]={series}", self.url());
+            if let Ok(r) = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await {
+                let text = r.text().await.unwrap_or_default();
+                last = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .flat_map(|v| {
+                        let metric = v["metric"].clone();
+                        let ts: Vec<i64> = v["timestamps"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+                        let vals: Vec<f64> = v["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+                        ts.into_iter().zip(vals).map(move |(t, x)| (metric.clone(), t, x)).collect::<Vec<_>>()
+                    })
+                    .collect();
+                if pred(&last) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        last
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn config(url: String) -> TimeSeriesConfig {
+    TimeSeriesConfig {
+        url: Some(url),
+        batch_points: 100,
+        flush_interval_ms: 50,
+        memory_points: 1_000,
+        request_timeout_ms: 2_000,
+        retry_max_ms: 300,
+        ..Default::default()
+    }
+}
+
+fn base_ms() -> i64 {
+    // A fixed, recent time: VictoriaMetrics keeps a month by default and refuses far-future samples.
+    let day = 86_400_000;
+    (chrono::Utc::now().timestamp_millis() / day - 1) * day
+}
+
+fn record_range(h: &TimeSeriesHandle, range: std::ops::Range<i64>) {
+    let site = SiteId::new("mine-01").unwrap();
+    let agent = AgentId::new("mine-01-edge").unwrap();
+    let mut spec = PointSpec::new(PointId::new("CH4-101").unwrap(), Quantity::Ch4, Unit::PercentVol);
+    spec.location = Some("working_face".into());
+    let base = base_ms();
+    for i in range {
+        let ts = chrono::Utc.timestamp_millis_opt(base + i * 10).unwrap();
+        let r = Reading::good(spec.point.clone(), ts, Value::Number(i as f64 / 1000.0));
+        h.record(&site, &agent, &r, Some(&spec), Some(&Category::CoalMine));
+    }
+}
+
+async fn wait_for(what: &str, within: Duration, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every reading exactly once, in value: n samples at n distinct timestamps, value i/1000 at base + 10 i.
+fn assert_exactly_once(samples: &[(serde_json::Value, i64, f64)], n: i64) {
+    let base = base_ms();
+    let mut seen: Vec<(i64, f64)> = samples.iter().map(|(_, t, v)| (*t, *v)).collect();
+    seen.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(seen.len() as i64, n, "samples: {} (want {n})", seen.len());
+    for (i, (t, v)) in seen.iter().enumerate() {
+        assert_eq!(*t, base + i as i64 * 10);
+        assert_eq!(*v, i as f64 / 1000.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reading_lands_once_across_a_database_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = Vm::start(dir.path()).await;
+    let registry = Registry::new();
+    let (h, w) = TimeSeriesWriter::from_config(&config(vm.url()), &dir.path().join("gw"), &registry).unwrap().unwrap();
+    let m = w.metrics();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+
+    record_range(&h, 0..550);
+    wait_for("550 points written", Duration::from_secs(15), || m.points_written.get() == 550).await;
+    let first = vm.export_until("reading_value", |s| s.len() == 550).await;
+    assert_exactly_once(&first, 550);
+    let labels = &first[0].0;
+    assert_eq!(labels["site"], "mine-01");
+    assert_eq!(labels["agent"], "mine-01-edge");
+    assert_eq!(labels["point"], "CH4-101");
+    assert_eq!(labels["quantity"], "ch4");
+    assert_eq!(labels["location"], "working_face");
+    assert_eq!(labels["category"], "coal_mine");
+
+    // The database stops cleanly; readings keep coming, more than memory holds.
+    vm.stop();
+    record_range(&h, 550..3_000);
+    wait_for("the spool holding points", Duration::from_secs(15), || m.points_spooled.get() > 0 && m.up.get() == 0).await;
+    assert!(m.memory_points.get() <= 1_000, "memory bound: {}", m.memory_points.get());
+    let spool_dir = dir.path().join("gw/spool/timeseries");
+    assert!(std::fs::read_dir(&spool_dir).unwrap().count() > 0);
+    assert!(m.spool_bytes.get() > 0);
+
+    // Back: the spool drains in order, then memory; nothing twice, nothing lost.
+    vm.spawn().await;
+    h.flush();
+    wait_for("every point written", Duration::from_secs(30), || m.points_written.get() == 3_000 && h.backlog_points() == 0).await;
+    let all = vm.export_until("reading_value", |s| s.len() >= 3_000).await;
+    assert_exactly_once(&all, 3_000);
+    assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 0);
+    assert_eq!(m.spool_bytes.get(), 0);
+    assert_eq!(std::fs::read_dir(&spool_dir).unwrap().count(), 0, "drained files are removed");
+    assert!(m.write_failures.with_label_values(&["unreachable"]).get() > 0);
+    stop.cancel();
+    drop(h);
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_left_at_shutdown_is_spooled_and_written_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gw");
+    // First run: the database is not there at all.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let (h, w) = TimeSeriesWriter::from_config(&config(nobody), &data, &Registry::new()).unwrap().unwrap();
+    let m = w.metrics();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    record_range(&h, 0..250); // two full batches and a partial one
+    wait_for("a failed attempt", Duration::from_secs(15), || m.write_failures.with_label_values(&["unreachable"]).get() > 0).await;
+    stop.cancel();
+    drop(h);
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("the writer stops").unwrap();
+    assert_eq!(m.points_written.get(), 0);
+    let spool = Spool::open(&data.join("spool/timeseries"), u64::MAX).unwrap();
+    assert_eq!(spool.points(), 250, "everything, the partial batch too, is on disk");
+    drop(spool);
+
+    // Second run: the database is up; the spool from the first run drains.
+    let vm = Vm::start(dir.path()).await;
+    let (h, w) = TimeSeriesWriter::from_config(&config(vm.url()), &data, &Registry::new()).unwrap().unwrap();
+    let m = w.metrics();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    record_range(&h, 250..300); // new readings after the restart come after the spooled ones
+    h.flush();
+    wait_for("all 300 written", Duration::from_secs(15), || m.points_written.get() == 300).await;
+    let all = vm.export_until("reading_value", |s| s.len() >= 300).await;
+    assert_exactly_once(&all, 300);
+    stop.cancel();
+    drop(h);
+    task.await.unwrap();
+}
+
+#[test]
+fn memory_bound_spills_and_only_a_full_spool_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config("http://127.0.0.1:9".into());
+    c.memory_points = 200;
+    // One batch of 100 lines is about 15 kB: room for three on disk.
+    c.spool_max_bytes = 50_000;
+    let (h, w) = TimeSeriesWriter::from_config(&c, dir.path(), &Registry::new()).unwrap().unwrap();
+    let m = w.metrics();
+    // No writer task runs: nothing leaves memory except by the bound.
+    record_range(&h, 0..200);
+    assert_eq!((m.memory_points.get(), m.points_spooled.get()), (200, 0));
+    record_range(&h, 200..300);
+    assert_eq!(m.memory_points.get(), 200, "the oldest batch went to disk");
+    assert_eq!(m.points_spooled.get(), 100);
+    record_range(&h, 300..600);
+    assert_eq!(m.points_spooled.get(), 300);
+    assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 100, "the batch that did not fit is counted");
+    assert!(m.spool_bytes.get() as u64 <= c.spool_max_bytes);
+    assert_eq!(h.backlog_points(), 500);
+}
+
+#[test]
+fn config_validates_and_keeps_a_path_prefix() {
+    let mut c = TimeSeriesConfig::default();
+    assert!(c.write_url().unwrap().is_none());
+    c.apply_env(|k| match k {
+        "HRS_INFLUX_URL" => Some("https://tsdb.example:8443/influx/".into()),
+        "HRS_INFLUX_ORG" => Some("henan safety".into()),
+        "HRS_INFLUX_BUCKET" => Some("readings".into()),
+        "HRS_INFLUX_TOKEN" => Some("s3cret".into()),
+        _ => None,
+    });
+    c.validate().unwrap();
+    assert_eq!(
+        c.write_url().unwrap().unwrap().as_str(),
+        "https://tsdb.example:8443/influx/api/v2/write?org=henan+safety&bucket=readings&precision=ms"
+    );
+    assert!(!format!("{c:?}").contains("s3cret"), "the token is not logged");
+    c.url = Some("ftp://x".into());
+    assert!(c.validate().is_err());
+    c.url = None;
+    c.memory_points = c.batch_points;
+    assert!(c.validate().is_err());
+    let e = toml::from_str::<TimeSeriesConfig>("batch_size = 5").unwrap_err();
+    assert!(e.to_string().contains("unknown field"), "{e}");
+}
+
+#[test]
+fn metrics_registered_once() {
+    let r = Registry::new();
+    TimeSeriesMetrics::register(&r).unwrap();
+    assert!(TimeSeriesMetrics::register(&r).is_err(), "a second registration is refused, not doubled");
+    let names: Vec<String> = r.gather().iter().map(|f| f.get_name().to_string()).collect();
+    for n in [
+        "hrs_timeseries_points_written_total",
+        "hrs_timeseries_points_spooled_total",
+        "hrs_timeseries_points_dropped_total",
+        "hrs_timeseries_spool_bytes",
+        "hrs_timeseries_write_seconds",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+}
