@@ -9,7 +9,9 @@
 use crate::api::{ActiveWarning, Cause, SiteContext, Subject, Transition, TransitionKind};
 use crate::fxhash::FxHashMap;
 use crate::message;
-use crate::rule::{bump, ContextRule, Kind, Level, Member, Mode, PointCondition, Rule, Selector};
+use crate::rule::{
+    bump, ContextRule, Kind, Level, Member, Mode, PointCondition, Rule, Selector, SITE_ZONE,
+};
 use crate::ruleset::RuleSet;
 use chrono::{DateTime, Duration};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -808,7 +810,7 @@ impl World<'_> {
                     None
                 }
             }
-            Kind::AgentOffline { .. } | Kind::Composite { .. } => return false,
+            Kind::AgentOffline { .. } | Kind::Composite { .. } | Kind::Site { .. } => return false,
         };
         let Some((kind, open)) = b.m.step(want, t, on, off) else {
             return false;
@@ -1024,6 +1026,9 @@ impl World<'_> {
     ) -> bool {
         let rule = &self.rules[z.rule as usize];
         let site = &self.sites[z.site as usize];
+        if let Kind::Site { severity, label } = &rule.kind {
+            return self.judge_site(rule, *severity, label, z, t, src, out);
+        }
         let Kind::Composite {
             severity,
             mode,
@@ -1157,6 +1162,94 @@ impl World<'_> {
         true
     }
 
+    /// A site-level rule: raised while a warning its `only` context names is in force at the
+    /// site; severity steps up with its other context conditions. `value` is the magnitude of
+    /// the strongest matching earthquake (if any), `threshold` the highest `min_magnitude` of
+    /// the conditions met.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_site(
+        &self,
+        rule: &Rule,
+        severity: Severity,
+        label: &str,
+        z: &mut ZoneSt,
+        t: i64,
+        src: Src<'_>,
+        out: &mut Vec<Transition>,
+    ) -> bool {
+        let site = &self.sites[z.site as usize];
+        let (applies, up) = context_effects(rule, &site.warnings);
+        let want = applies.then_some(Open {
+            severity: bump(severity, up),
+            level: 0,
+            threshold: f64::NAN,
+        });
+        let Some((kind, open)) =
+            z.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64)
+        else {
+            return false;
+        };
+        let matching: Vec<&ActiveWarning> = site
+            .warnings
+            .iter()
+            .filter(|w| rule.context.iter().any(|c| warning_matches(c, w)))
+            .collect();
+        let magnitude = matching
+            .iter()
+            .filter_map(|w| w.magnitude)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let threshold = rule
+            .context
+            .iter()
+            .filter(|c| site.warnings.iter().any(|w| warning_matches(c, w)))
+            .filter_map(|c| c.min_magnitude)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let text = match kind {
+            TransitionKind::Cleared => {
+                format!("{label}: the warning that called for it is no longer in force: cleared")
+            }
+            _ => {
+                let what: Vec<String> = matching
+                    .iter()
+                    .map(|w| match w.magnitude {
+                        Some(m) => format!("{} M{} ({})", w.kind.replace('_', " "), message::num(m), w.id),
+                        None => format!(
+                            "{} {} ({})",
+                            w.kind.replace('_', " "),
+                            level_name(w.level),
+                            w.id
+                        ),
+                    })
+                    .collect();
+                format!("{label}: {}", what.join(", "))
+            }
+        };
+        out.push(Transition {
+            cause: Cause {
+                rule: rule.id.clone(),
+                site: site.id.clone(),
+                subject: Subject::Zone {
+                    zone: z.zone.clone(),
+                },
+            },
+            kind,
+            severity: open.severity,
+            agent: None,
+            point: None,
+            value: magnitude
+                .and_then(serde_json::Number::from_f64)
+                .map(serde_json::Value::Number),
+            threshold,
+            at: src.at,
+            rule_version: rule.version.clone(),
+            message: text,
+            warnings: shaping_warnings(rule, &site.warnings),
+            quality: Quality::Good,
+            late: false,
+        });
+        true
+    }
+
     fn judge_agent(
         &self,
         c: &mut AgentCause,
@@ -1206,6 +1299,16 @@ impl World<'_> {
             late: false,
         });
         true
+    }
+}
+
+fn level_name(l: crate::api::WarningLevel) -> &'static str {
+    use crate::api::WarningLevel as L;
+    match l {
+        L::Blue => "blue",
+        L::Yellow => "yellow",
+        L::Orange => "orange",
+        L::Red => "red",
     }
 }
 
@@ -2253,6 +2356,13 @@ impl Engine {
         {
             let site = &self.sites[s as usize];
             for (ri, rule) in self.rules.rules.iter().enumerate() {
+                if matches!(rule.kind, Kind::Site { .. }) {
+                    // A site-level rule: one cause per site, no members.
+                    if selects_site(&rule.select, site) {
+                        want.insert((ri as u32, SITE_ZONE.to_string()), Vec::new());
+                    }
+                    continue;
+                }
                 let Kind::Composite {
                     zone_tag, members, ..
                 } = &rule.kind

@@ -135,7 +135,16 @@ pub(crate) enum Kind {
         members: Vec<Member>,
         within_ms: u64,
     },
+    /// A site-level rule: one cause per site (subject: zone [`SITE_ZONE`]), raised while a
+    /// warning its `only` context names is in force at the site.
+    Site {
+        severity: Severity,
+        label: String,
+    },
 }
+
+/// The zone name of a site-level cause (`Subject::Zone { zone: "site" }`).
+pub const SITE_ZONE: &str = "site";
 
 /// Which points (and sites) a rule applies to. Empty lists match anything.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -214,7 +223,7 @@ impl Rule {
     pub(crate) fn per_point(&self) -> bool {
         !matches!(
             self.kind,
-            Kind::AgentOffline { .. } | Kind::Composite { .. }
+            Kind::AgentOffline { .. } | Kind::Composite { .. } | Kind::Site { .. }
         )
     }
 
@@ -633,7 +642,7 @@ const COMMON_KEYS: [&str; 10] = [
     "off_delay_ms",
 ];
 
-const KIND_KEYS: [(&str, &[&str]); 7] = [
+const KIND_KEYS: [(&str, &[&str]); 8] = [
     ("threshold", &["high", "low", "deadband"]),
     ("rate", &["window_ms", "rise", "fall", "severity"]),
     (
@@ -673,6 +682,7 @@ const KIND_KEYS: [(&str, &[&str]); 7] = [
             "within_ms",
         ],
     ),
+    ("site", &["severity", "label"]),
 ];
 
 /// Parse one `[[rule]]` table. `Ok(None)`: the rule is disabled (`enabled = false`).
@@ -853,6 +863,19 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 label,
             }
         }
+        "site" => {
+            let severity = r.req_severity("severity")?;
+            if select.needs_spec() || select.point.is_some() {
+                return Err(r.err(
+                    "select",
+                    "a site rule selects by site and category only",
+                ));
+            }
+            let label = r
+                .string("label")?
+                .unwrap_or_else(|| "site check required".to_string());
+            Kind::Site { severity, label }
+        }
         _ => {
             // composite
             let severity = r.req_severity("severity")?;
@@ -974,6 +997,12 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
     }
     if !context.is_empty() && matches!(kind, Kind::MissingData { .. } | Kind::AgentOffline { .. }) {
         return Err(r.err("context", "not for missing-data or agent rules"));
+    }
+    if matches!(kind, Kind::Site { .. }) && !context.iter().any(|c| c.only) {
+        return Err(r.err(
+            "context",
+            "a site rule needs a context condition with only = true (it is raised while such a warning is in force)",
+        ));
     }
     r.finish()?;
     if !enabled {

@@ -6,13 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The standard rule pack, compiled in.
-pub const BUILTIN_FILES: [(&str, &str); 3] = [
+pub const BUILTIN_FILES: [(&str, &str); 4] = [
     ("builtin/coal.toml", include_str!("../rules/coal.toml")),
     (
         "builtin/hazchem.toml",
         include_str!("../rules/hazchem.toml"),
     ),
     ("builtin/common.toml", include_str!("../rules/common.toml")),
+    (
+        "builtin/weather.toml",
+        include_str!("../rules/weather.toml"),
+    ),
 ];
 
 /// Validated rules, sorted by id.
@@ -153,5 +157,6 @@ pub(crate) fn kind_name(r: &Rule) -> &'static str {
         Kind::AgentOffline { .. } => "agent_offline",
         Kind::State { .. } => "state",
         Kind::Composite { .. } => "composite",
+        Kind::Site { .. } => "site",
     }
 }

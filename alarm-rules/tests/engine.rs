@@ -269,7 +269,7 @@ fn interlock_bypass_escalates_after_its_maximum_duration() {
     assert_eq!(
         kinds(&out),
         vec![(
-            "hazchem.interlock.bypass".into(),
+            "interlock.bypass".into(),
             TransitionKind::Raised,
             Severity::Warning
         )]
@@ -282,7 +282,7 @@ fn interlock_bypass_escalates_after_its_maximum_duration() {
     assert_eq!(
         kinds(&out),
         vec![(
-            "hazchem.interlock.bypass".into(),
+            "interlock.bypass".into(),
             TransitionKind::Escalated,
             Severity::Alarm
         )]
@@ -297,7 +297,7 @@ fn interlock_bypass_escalates_after_its_maximum_duration() {
     assert_eq!(
         kinds(&out),
         vec![(
-            "hazchem.interlock.bypass".into(),
+            "interlock.bypass".into(),
             TransitionKind::Cleared,
             Severity::Alarm
         )]
@@ -308,7 +308,7 @@ fn interlock_bypass_escalates_after_its_maximum_duration() {
     assert_eq!(
         kinds(&out),
         vec![(
-            "hazchem.interlock.bypass".into(),
+            "interlock.bypass".into(),
             TransitionKind::Escalated,
             Severity::Alarm
         )]
@@ -319,7 +319,7 @@ fn interlock_bypass_escalates_after_its_maximum_duration() {
     assert_eq!(
         kinds(&out),
         vec![(
-            "hazchem.interlock.trip".into(),
+            "interlock.trip".into(),
             TransitionKind::Raised,
             Severity::Alarm
         )]

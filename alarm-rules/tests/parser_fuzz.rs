@@ -102,7 +102,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_builtin_files_never_panic(file in 0usize..3, cut in any::<prop::sample::Index>(), junk in "\\PC{0,8}") {
+    fn mutated_builtin_files_never_panic(file in 0usize..alarm_rules::BUILTIN_FILES.len(), cut in any::<prop::sample::Index>(), junk in "\\PC{0,8}") {
         let text = alarm_rules::BUILTIN_FILES[file].1;
         let mut at = cut.index(text.len() + 1);
         while !text.is_char_boundary(at) { at -= 1; }

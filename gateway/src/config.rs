@@ -176,6 +176,8 @@ impl GatewayConfig {
         }
         // timeseries (issue 10): HRS_INFLUX_URL, HRS_INFLUX_ORG, HRS_INFLUX_BUCKET, HRS_INFLUX_TOKEN.
         self.timeseries.apply_env(&get);
+        // forwarding (issue 9): HRS_PLATFORM_URL, HRS_PLATFORM_SECRET.
+        self.forwarding.apply_env(&get)?;
         Ok(())
     }
 
@@ -199,6 +201,7 @@ impl GatewayConfig {
             bail!("ingest.seq_window must be at least 1024 (the contract's minimum)");
         }
         self.timeseries.validate()?; // timeseries (issue 10)
+        self.forwarding.validate()?; // forwarding (issue 9)
         Ok(())
     }
 

@@ -42,6 +42,8 @@ pub enum Action {
     Assign { operator: String, assignee: String },
     Shelve { operator: String, reason: String, until: Timestamp },
     Unshelve { operator: String },
+    /// An escalation tier was notified (forwarding, issue 9): a `notified` event with `tier`.
+    Notified { tier: String },
 }
 
 /// Run a store operation until it succeeds: a store outage is ridden out, not turned into lost
@@ -606,6 +608,7 @@ impl Core {
             Action::Assign { operator, assignee } => Some(incident::assign(&mut rec, &operator, &assignee, now)?),
             Action::Shelve { operator, reason, until } => Some(incident::shelve(&mut rec, &operator, &reason, until, now)?),
             Action::Unshelve { operator } => incident::unshelve(&mut rec, Some(&operator), now),
+            Action::Notified { tier } => incident::notified(&mut rec, &tier, now), // forwarding (issue 9)
         };
         let Some(ev) = ev else {
             return Ok((rec.incident, None));

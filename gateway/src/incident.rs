@@ -254,6 +254,15 @@ pub fn unshelve(rec: &mut IncidentRecord, operator: Option<&str>, at: Timestamp)
     Some(make_event(rec, EventKind::Unshelved, at, operator.map(str::to_string), None))
 }
 
+/// An escalation tier was notified (forwarding, issue 9). Only an incident whose condition
+/// stands unacknowledged is escalated: acknowledged, cleared or closed ones give `None`.
+pub fn notified(rec: &mut IncidentRecord, tier: &str, at: Timestamp) -> Option<IncidentEvent> {
+    if rec.incident.state != IncidentState::Active || rec.incident.acked_at.is_some() {
+        return None;
+    }
+    Some(make_event(rec, EventKind::Notified, at, None, Some(tier.to_string())))
+}
+
 /// The site of an incident (for routing).
 pub fn site_of(i: &Incident) -> &SiteId {
     &i.site

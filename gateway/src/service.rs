@@ -114,6 +114,25 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     tasks.spawn(run_core(core, cmd_rx, client.clone(), config.clone(), shutdown.clone()));
     tasks.spawn(run_event_publisher(store.clone(), client.clone(), scheme.clone(), event_written, metrics.clone(), shutdown.clone()));
 
+    // forwarding (issue 9): endpoints, subscribers, escalation, heartbeat; routes merged below.
+    let forwarding = crate::forward::start(
+        &config.forwarding,
+        crate::forward::Wiring {
+            store: store.clone(),
+            live: live.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            events: events_tx.clone(),
+            commands: cmd_tx.clone(),
+            topic_prefix: config.mqtt.topic_prefix.clone(),
+            gateway_name: config.mqtt.client_id.clone(),
+        },
+        &mut tasks,
+        shutdown.clone(),
+    )
+    .await
+    .context("starting forwarding")?;
+
     let state = AppState {
         commands: cmd_tx.clone(),
         store,
@@ -129,7 +148,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.addr))?;
     let http_addr = listener.local_addr()?;
-    let app = http::router(state);
+    let app = http::router(state).merge(crate::forward::http::routes(forwarding)); // forwarding (issue 9)
     let sd = shutdown.clone();
     tasks.spawn(async move {
         let r = axum::serve(listener, app).with_graceful_shutdown(async move { sd.cancelled().await }).await;

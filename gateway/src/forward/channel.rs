@@ -84,7 +84,7 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
 /// What is sent: an incident event, or a flood summary in place of many.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Event(IncidentEvent),
+    Event(Box<IncidentEvent>),
     Summary(FloodSummary),
 }
 
@@ -115,7 +115,7 @@ impl Message {
         if v.get("event").and_then(|e| e.as_str()) == Some("flood_summary") {
             Ok(Message::Summary(serde_json::from_value(v)?))
         } else {
-            Ok(Message::Event(serde_json::from_value(v)?))
+            Ok(Message::Event(Box::new(serde_json::from_value(v)?)))
         }
     }
 
@@ -232,7 +232,7 @@ impl MqttSink {
     pub async fn publish(&self, topic: String, body: Vec<u8>) -> Outcome {
         let _one = self.one_at_a_time.lock().await;
         if !self.connected.load(Ordering::Relaxed) {
-            // Let the event loop try: a publish is queued and sent on connect.
+            tracing::debug!("upstream broker not connected yet; the publish waits for the connection");
         }
         let before = self.acked.load(Ordering::Relaxed);
         let wait = async {
@@ -240,7 +240,7 @@ impl MqttSink {
             loop {
                 let notified = self.acked_notify.notified();
                 if self.acked.load(Ordering::Relaxed) > before {
-                    return Ok(());
+                    return Ok::<(), String>(());
                 }
                 notified.await;
             }
@@ -425,10 +425,10 @@ mod tests {
         let mut ev = crate::forward::filter::tests::event("mine-01", "coal.ch4.working_face", telemetry::Severity::Critical, EventKind::Notified);
         ev.tier = Some("director".into());
         let info = SiteInfo { name: Some("Zhaogu No.1 mine".into()), ..Default::default() };
-        let (title, text) = Message::Event(ev.clone()).markdown(Some(&info));
+        let (title, text) = Message::Event(Box::new(ev.clone())).markdown(Some(&info));
         assert!(title.contains("CRITICAL") && title.contains("Zhaogu"), "{title}");
         assert!(text.contains("coal.ch4.working_face") && text.contains("director"), "{text}");
-        let back = Message::from_json(std::str::from_utf8(&Message::Event(ev.clone()).json()).unwrap()).unwrap();
-        assert_eq!(back, Message::Event(ev));
+        let back = Message::from_json(std::str::from_utf8(&Message::Event(Box::new(ev.clone())).json()).unwrap()).unwrap();
+        assert_eq!(back, Message::Event(Box::new(ev)));
     }
 }

@@ -447,6 +447,8 @@ pub struct Shared {
     pub tiers: Arc<HashMap<String, Vec<String>>>,
     pub http: reqwest::Client,
     pub topic_prefix: String,
+    /// Stops everything (targets take child tokens).
+    pub shutdown: CancellationToken,
 }
 
 /// Prometheus metrics of forwarding (registered into the gateway's registry).
@@ -539,20 +541,25 @@ pub async fn start(
         tiers: Arc::new(config.tier_members()),
         http,
         topic_prefix: w.topic_prefix,
+        shutdown: shutdown.clone(),
     };
     let db = db::Db::new(&shared.store);
     // Subscribers of the file are (re)written to the store; those added over the API stay.
     db.sync_config_subscribers(&config.subscribers, shared.clock.now()).await?;
     shared.metrics.parked.set(db.parked_count().await?);
-    let targets = Arc::new(lane::Targets::new(shared.clone(), shutdown.clone()));
+    let targets = Arc::new(lane::Targets::new(shared.clone()));
     for e in &config.endpoints {
-        targets.add(lane::Target::endpoint(e, &shared)?, tasks).await?;
+        tasks.spawn(targets.add(lane::Target::endpoint(e, &shared)?));
     }
     for s in db.subscribers().await? {
-        if let ChannelConfig::Sse {} = s.config.channel {
-            continue;
+        match lane::Target::subscriber(&s.config, &shared) {
+            Ok(Some(t)) => {
+                tasks.spawn(targets.add(t));
+            }
+            Ok(None) => {}
+            // A stored subscriber that no longer passes (e.g. an old API record) is skipped, not fatal.
+            Err(e) => tracing::error!(subscriber = %s.config.id, error = %e, "subscriber not started"),
         }
-        targets.add(lane::Target::subscriber(&s.config, &shared)?, tasks).await?;
     }
     if !config.escalation.is_empty() {
         tasks.spawn(escalation::run(shared.clone(), shutdown.clone()));

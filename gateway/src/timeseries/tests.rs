@@ -243,16 +243,19 @@ fn memory_bound_spills_and_only_a_full_spool_drops() {
     let (h, w) = TimeSeriesWriter::from_config(&c, dir.path(), &Registry::new()).unwrap().unwrap();
     let m = w.metrics();
     // No writer task runs: nothing leaves memory except by the bound.
-    record_range(&h, 0..200);
-    assert_eq!((m.memory_points.get(), m.points_spooled.get()), (200, 0));
-    record_range(&h, 200..300);
-    assert_eq!(m.memory_points.get(), 200, "the oldest batch went to disk");
+    record_range(&h, 0..199);
+    assert_eq!((m.memory_points.get(), m.points_spooled.get()), (199, 0));
+    record_range(&h, 199..200);
+    assert_eq!(m.memory_points.get(), 100, "the oldest batch went to disk: room for the next batch");
     assert_eq!(m.points_spooled.get(), 100);
-    record_range(&h, 300..600);
+    record_range(&h, 200..500);
+    assert_eq!(m.points_spooled.get(), 300);
+    assert_eq!(m.memory_points.get(), 100);
+    record_range(&h, 500..600);
     assert_eq!(m.points_spooled.get(), 300);
     assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 100, "the batch that did not fit is counted");
     assert!(m.spool_bytes.get() as u64 <= c.spool_max_bytes);
-    assert_eq!(h.backlog_points(), 500);
+    assert_eq!(h.backlog_points(), 400);
 }
 
 #[test]

@@ -128,13 +128,15 @@ impl Shared {
         self.metrics.spool_bytes.set(spool.bytes() as i64);
     }
 
-    /// While memory holds more than its bound, move the oldest sealed batches to the spool.
+    /// Keep sealed batches and the batch being filled within `memory_points`: after a seal,
+    /// move the oldest sealed batches to the spool until a whole new batch fits again.
     fn enforce_memory_bound(&self, p: &mut Pending) {
-        if p.points <= self.memory_points {
+        let sealed_bound = self.memory_points - self.batch_points;
+        if p.points <= sealed_bound {
             return;
         }
         let mut spool = self.spool.lock().expect("spool lock");
-        while p.points > self.memory_points {
+        while p.points > sealed_bound {
             let Some(b) = p.sealed.pop_front() else { break };
             p.points -= b.points;
             self.spill(&mut spool, &b);
