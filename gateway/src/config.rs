@@ -22,6 +22,8 @@ pub struct GatewayConfig {
     pub sites: Vec<SiteRegistryEntry>,
     /// Weather and earthquake warnings (CAP, CENC).
     pub weather: weather::WeatherConfig,
+    /// Feeds polled for CAP or CENC documents.
+    pub weather_feeds: Vec<crate::feeds::FeedConfig>,
     /// Time series to InfluxDB v2 (off unless a URL is set).
     pub timeseries: crate::timeseries::TimeSeriesConfig,
     /// Upstream delivery and subscribers.
@@ -39,6 +41,7 @@ impl Default for GatewayConfig {
             ingest: IngestConfig::default(),
             sites: Vec::new(),
             weather: weather::WeatherConfig::default(),
+            weather_feeds: Vec::new(),
             timeseries: Default::default(),
             forwarding: Default::default(),
         }
@@ -197,6 +200,10 @@ impl GatewayConfig {
                 bail!("store_url {url:?} must be sqlite://... or postgres://...");
             }
         }
+        for feed in &self.weather_feeds {
+            feed.validate().map_err(anyhow::Error::msg)?;
+        }
+        self.weather.validate().map_err(|e| anyhow::anyhow!("weather: {e}"))?;
         if self.ingest.seq_window < 1024 {
             bail!("ingest.seq_window must be at least 1024 (the contract's minimum)");
         }

@@ -90,6 +90,8 @@ pub struct Core {
     scratch: Vec<Transition>,
     /// Active weather and earthquake warnings.
     book: weather::WarningBook,
+    /// Raises of the last hour (gateway clock, cause key), for the alarm-load metrics.
+    recent_raises: std::collections::VecDeque<(Timestamp, String)>,
     /// False while store writes fail.
     pub store_ok: Arc<std::sync::atomic::AtomicBool>,
     /// timeseries (issue 10): where each taken reading is recorded, when configured.
@@ -131,6 +133,7 @@ impl Core {
             metrics,
             scratch: Vec::new(),
             book: weather::WarningBook::new(weather),
+            recent_raises: Default::default(),
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             timeseries: None, // timeseries (issue 10)
         };
@@ -382,7 +385,7 @@ impl Core {
         let key = (site.clone(), agent.clone(), batch.epoch.clone());
         let window = self.seqs.entry(key).or_insert_with(|| SeqWindow::new(self.ingest.seq_window));
         let verdict = window.observe(batch.seq);
-        let (completeness, max_seq) = (window.completeness(), window.max_seq());
+        let max_seq = window.max_seq();
         let window_body = serde_json::to_string(window).unwrap_or_default();
         match verdict {
             SeqVerdict::Duplicate | SeqVerdict::TooOld => {
@@ -399,7 +402,11 @@ impl Core {
                 let mut live = self.live.write().expect("live lock");
                 let a = live.site_mut(site).agents.entry(agent.clone()).or_default();
                 a.gaps += gap;
-                a.completeness = completeness;
+                if a.epoch != batch.epoch {
+                    a.arrivals.clear();
+                }
+                a.arrivals.record(now, batch.seq);
+                a.completeness = a.arrivals.completeness(now);
                 a.max_seq = max_seq;
                 a.epoch = batch.epoch.clone();
                 a.last_seen = Some(now);
@@ -492,6 +499,7 @@ impl Core {
         let change = self.book.advance(now);
         self.on_warning_change(&change, now);
         let mut events = self.apply_transitions().await?;
+        self.update_load_gauges();
         let ended: Vec<(SiteId, telemetry::PointId)> =
             self.live.read().expect("live lock").out_of_service.values().filter(|o| o.until <= now).map(|o| (o.site.clone(), o.point.clone())).collect();
         for (site, point) in ended {
@@ -534,6 +542,9 @@ impl Core {
             };
             let mut rec = rec;
             let raised_new = ev.event == telemetry::EventKind::Raised;
+            if raised_new {
+                self.recent_raises.push_back((self.clock.now(), key.clone()));
+            }
             let mut stored = self.persist(&key, &rec, ev).await?;
             if raised_new {
                 // A point out of service for maintenance: its incident is shelved until the
@@ -578,6 +589,23 @@ impl Core {
         let _ = self.events.send((pos, ev.clone()));
         self.event_written.notify_one();
         Ok(ev)
+    }
+
+    /// Alarm-load figures (IEC 62682) in the metrics: raises of the last hour, chattering
+    /// causes (raised 3 times or more within it), shelved standing incidents.
+    fn update_load_gauges(&mut self) {
+        let hour_ago = self.now() - chrono::Duration::hours(1);
+        while self.recent_raises.front().is_some_and(|(t, _)| *t < hour_ago) {
+            self.recent_raises.pop_front();
+        }
+        let mut per_cause: HashMap<&str, u32> = HashMap::new();
+        for (_, k) in &self.recent_raises {
+            *per_cause.entry(k.as_str()).or_default() += 1;
+        }
+        self.metrics.incidents_raised_last_hour.set(self.recent_raises.len() as i64);
+        self.metrics.chattering_causes.set(per_cause.values().filter(|n| **n >= 3).count() as i64);
+        let now = self.now();
+        self.metrics.incidents_shelved.set(self.open.values().filter(|r| r.incident.shelved_until.is_some_and(|u| u > now)).count() as i64);
     }
 
     fn update_open_gauge(&self) {

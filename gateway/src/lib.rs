@@ -8,6 +8,7 @@ pub mod incident;
 pub mod live;
 pub mod replay;
 pub mod demo;
+pub mod feeds;
 pub mod forward;
 pub mod timeseries;
 pub mod metrics;

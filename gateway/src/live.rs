@@ -49,6 +49,8 @@ pub struct AgentLive {
     pub max_seq: u64,
     pub gaps: u64,
     pub duplicates: u64,
+    #[serde(skip)]
+    pub arrivals: crate::seq::HourlyArrivals,
 }
 
 #[derive(Debug, Clone)]

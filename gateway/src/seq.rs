@@ -52,7 +52,7 @@ impl SeqWindow {
         for i in (0..n).rev() {
             let src = i as isize - words as isize;
             let mut v = if src >= 0 { self.bits[src as usize] << bits } else { 0 };
-            if bits > 0 && src - 1 >= 0 {
+            if bits > 0 && src > 0 {
                 v |= self.bits[(src - 1) as usize] >> (64 - bits);
             }
             self.bits[i] = v;
@@ -109,9 +109,71 @@ impl SeqWindow {
     }
 }
 
+/// Batches received over the last hour, in per-minute buckets: the contract's `completeness`
+/// (received seqs over the seq span) for that hour, in bounded memory (60 buckets per agent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HourlyArrivals {
+    /// (minute since the epoch, batches, lowest seq, highest seq), oldest first.
+    buckets: std::collections::VecDeque<(i64, u64, u64, u64)>,
+}
+
+impl HourlyArrivals {
+    fn prune(&mut self, minute: i64) {
+        while self.buckets.front().is_some_and(|b| b.0 <= minute - 60) {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// A new (not duplicate) batch arrived at `now`.
+    pub fn record(&mut self, now: telemetry::Timestamp, seq: u64) {
+        let minute = now.timestamp().div_euclid(60);
+        self.prune(minute);
+        match self.buckets.back_mut() {
+            Some(b) if b.0 == minute => {
+                b.1 += 1;
+                b.2 = b.2.min(seq);
+                b.3 = b.3.max(seq);
+            }
+            _ => self.buckets.push_back((minute, 1, seq, seq)),
+        }
+    }
+
+    /// Received over expected within the last hour (1.0 with nothing received).
+    pub fn completeness(&mut self, now: telemetry::Timestamp) -> f64 {
+        self.prune(now.timestamp().div_euclid(60));
+        let received: u64 = self.buckets.iter().map(|b| b.1).sum();
+        let (Some(lo), Some(hi)) = (self.buckets.iter().map(|b| b.2).min(), self.buckets.iter().map(|b| b.3).max()) else {
+            return 1.0;
+        };
+        (received as f64 / (hi - lo + 1) as f64).min(1.0)
+    }
+
+    pub fn clear(&mut self) {
+        self.buckets.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completeness_over_the_last_hour() {
+        let t0 = telemetry::parse_time("2026-11-28T10:00:00Z").unwrap();
+        let mut a = HourlyArrivals::default();
+        assert_eq!(a.completeness(t0), 1.0);
+        // Seqs 1..=10 with 4 and 5 missing, one a second.
+        for s in [1u64, 2, 3, 6, 7, 8, 9, 10] {
+            a.record(t0 + chrono::Duration::seconds(s as i64), s);
+        }
+        assert!((a.completeness(t0 + chrono::Duration::seconds(10)) - 0.8).abs() < 1e-9);
+        // An hour on, the old minutes no longer count.
+        let later = t0 + chrono::Duration::minutes(61);
+        a.record(later, 11);
+        a.record(later, 12);
+        assert_eq!(a.completeness(later), 1.0);
+        assert_eq!(a.completeness(later + chrono::Duration::minutes(61)), 1.0);
+    }
 
     #[test]
     fn duplicates_gaps_and_late_fill() {

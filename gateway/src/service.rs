@@ -15,6 +15,7 @@ use std::time::Duration;
 use telemetry::{Incident, IncidentEvent, TopicScheme};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub type ActReply = Result<(Incident, Option<IncidentEvent>), CoreError>;
 
@@ -110,7 +111,10 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     let store_ok = core.store_ok.clone();
     let event_written = core.event_written.clone();
 
-    tasks.spawn(run_mqtt_ingest(eventloop, client.clone(), scheme.clone(), cmd_tx.clone(), mqtt_connected.clone(), metrics.clone(), shutdown.clone()));
+    tasks.spawn(
+        run_mqtt_ingest(eventloop, client.clone(), scheme.clone(), cmd_tx.clone(), mqtt_connected.clone(), metrics.clone(), shutdown.clone())
+            .instrument(tracing::info_span!("mqtt", role = "ingest", broker = %config.mqtt.url)),
+    );
     tasks.spawn(run_core(core, cmd_rx, client.clone(), config.clone(), shutdown.clone()));
     tasks.spawn(run_event_publisher(store.clone(), client.clone(), scheme.clone(), event_written, metrics.clone(), shutdown.clone()));
 
@@ -133,6 +137,10 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     .await
     .context("starting forwarding")?;
 
+    for feed in config.weather_feeds.clone() {
+        let span = tracing::info_span!("weather_feed", url = %feed.url);
+        tasks.spawn(crate::feeds::run_feed(feed, cmd_tx.clone(), metrics.weather_feed_polls.clone(), shutdown.clone()).instrument(span));
+    }
     let state = AppState {
         commands: cmd_tx.clone(),
         store,
@@ -176,8 +184,6 @@ async fn run_mqtt_ingest(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
-    let span = tracing::info_span!("mqtt", role = "ingest");
-    let _g = span.enter();
     let mut backoff = Duration::from_millis(200);
     loop {
         let polled = tokio::select! {

@@ -64,7 +64,12 @@ fn hmac_hex(key: &str, text: &[u8]) -> String {
 }
 
 async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut req = Req {
         path: uri.path().to_string(),
@@ -90,7 +95,9 @@ async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: 
                 sleep = true;
             } else if s.rejected_id.as_deref() == Some(id.as_str())
                 || (s.rejected_id.is_none()
-                    && s.reject_escalated_of.as_deref().is_some_and(|site| json["site"] == site && json["event"] == "escalated"))
+                    && s.reject_escalated_of
+                        .as_deref()
+                        .is_some_and(|site| json["site"] == site && json["event"] == "escalated"))
             {
                 s.rejected_id = Some(id);
                 req.status = 400;
@@ -107,7 +114,8 @@ async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: 
                 (Some(ts), Some(sign)) => {
                     let mut m = Hmac::<Sha256>::new_from_slice(DING_SECRET.as_bytes()).unwrap();
                     m.update(format!("{ts}\n{DING_SECRET}").as_bytes());
-                    let expect = base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
+                    let expect =
+                        base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
                     &expect == sign
                 }
                 _ => false,
@@ -121,7 +129,11 @@ async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: 
         return (StatusCode::OK, "too late").into_response();
     }
     if req.path.starts_with("/ding/") || req.path.starts_with("/wecom/") {
-        let body = if req.status == 299 { json!({"errcode": 310000, "errmsg": "sign not match"}) } else { json!({"errcode": 0, "errmsg": "ok"}) };
+        let body = if req.status == 299 {
+            json!({"errcode": 310000, "errmsg": "sign not match"})
+        } else {
+            json!({"errcode": 0, "errmsg": "ok"})
+        };
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
     match req.status {
@@ -158,7 +170,9 @@ struct Server {
 impl Server {
     async fn start(r: &Receiver, port: u16) -> Server {
         let app = axum::Router::new().fallback(receive).with_state(r.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the receiver");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind the receiver");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -167,7 +181,10 @@ impl Server {
                 })
                 .await;
         });
-        Server { stop: Some(tx), task: Some(task) }
+        Server {
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
     /// Stop listening and close every connection (idle keep-alive ones at once).
     async fn stop(&mut self) {
@@ -191,16 +208,24 @@ impl Receiver {
     fn accepted_per_site(&self) -> HashMap<String, Vec<String>> {
         let mut seen = HashSet::new();
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        for r in self.requests().iter().filter(|r| r.path == "/platform" && r.status == 200) {
+        for r in self
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/platform" && r.status == 200)
+        {
             let id = r.json["event_id"].as_str().unwrap().to_string();
             if seen.insert(id.clone()) {
-                out.entry(r.json["site"].as_str().unwrap().to_string()).or_default().push(id);
+                out.entry(r.json["site"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push(id);
             }
         }
         out
     }
     fn accepted(&self, event_id: &str) -> bool {
-        self.requests().iter().any(|r| r.path == "/platform" && r.status == 200 && r.json["event_id"] == event_id)
+        self.requests()
+            .iter()
+            .any(|r| r.path == "/platform" && r.status == 200 && r.json["event_id"] == event_id)
     }
 }
 
@@ -231,7 +256,11 @@ impl System {
             _tmp: tmp,
             dir,
             broker,
-            gateway: Proc { name: String::new(), child: None, log: Default::default() },
+            gateway: Proc {
+                name: String::new(),
+                child: None,
+                log: Default::default(),
+            },
             http: format!("http://127.0.0.1:{http_port}"),
             http_port,
             prefix: format!("f{}/v1", free_port()),
@@ -260,7 +289,9 @@ impl System {
         let http = self.http.clone();
         eventually(Duration::from_secs(30), "gateway ready", || {
             let http = http.clone();
-            async move { matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(()) }
+            async move {
+                matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(())
+            }
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", self.gateway.log_text()));
@@ -270,7 +301,9 @@ impl System {
         let agent = format!("{site}-edge");
         let pts: Vec<Value> = points
             .iter()
-            .map(|p| json!({"point": p, "quantity": "ch4", "unit": "%", "location": "working_face"}))
+            .map(
+                |p| json!({"point": p, "quantity": "ch4", "unit": "%", "location": "working_face"}),
+            )
             .collect();
         let mut birth = json!({"agent": agent, "epoch": "e1",
             "site": {"name": format!("site {site}"), "category": "coal_mine", "region": region}, "points": pts});
@@ -278,17 +311,33 @@ impl System {
             birth = json!({"agent": agent, "epoch": "e1", "site": {"name": "chem", "category": "hazchem", "region": region},
                 "points": [{"point": "IL-R3", "quantity": "interlock_bypass", "unit": "bool"}]});
         }
-        publish(self.broker.port, &format!("{}/sites/{site}/{agent}/birth", self.prefix), birth.to_string().into_bytes(), true).await.unwrap();
+        publish(
+            self.broker.port,
+            &format!("{}/sites/{site}/{agent}/birth", self.prefix),
+            birth.to_string().into_bytes(),
+            true,
+        )
+        .await
+        .unwrap();
     }
 
     async fn batch(&self, site: &str, seq: u64, readings: Value) {
         let agent = format!("{site}-edge");
         let b = json!({"agent": agent, "epoch": "e1", "seq": seq, "readings": readings});
-        publish(self.broker.port, &format!("{}/sites/{site}/{agent}/readings", self.prefix), b.to_string().into_bytes(), false).await.unwrap();
+        publish(
+            self.broker.port,
+            &format!("{}/sites/{site}/{agent}/readings", self.prefix),
+            b.to_string().into_bytes(),
+            false,
+        )
+        .await
+        .unwrap();
     }
 
     async fn incidents(&self, query: &str) -> Vec<Value> {
-        let (status, v) = get_json(&format!("{}/api/v1/incidents?{query}", self.http)).await.unwrap();
+        let (status, v) = get_json(&format!("{}/api/v1/incidents?{query}", self.http))
+            .await
+            .unwrap();
         assert_eq!(status, 200, "{v}");
         v.as_array().cloned().unwrap_or_default()
     }
@@ -305,19 +354,31 @@ impl System {
     async fn wait_incident(&self, what: &str, pred: impl Fn(&Value) -> bool + Clone) -> Value {
         let r = eventually(Duration::from_secs(20), what, || {
             let pred = pred.clone();
-            async move { self.incidents("limit=100").await.into_iter().find(|i| pred(i)) }
+            async move {
+                self.incidents("limit=100")
+                    .await
+                    .into_iter()
+                    .find(|i| pred(i))
+            }
         })
         .await;
         r.unwrap_or_else(|e| panic!("{e}\n{}", self.gateway.log_text()))
     }
 
     async fn history(&self, id: &str) -> Vec<Value> {
-        let (_, full) = get_json(&format!("{}/api/v1/incidents/{id}", self.http)).await.unwrap();
+        let (_, full) = get_json(&format!("{}/api/v1/incidents/{id}", self.http))
+            .await
+            .unwrap();
         full["history"].as_array().cloned().unwrap_or_default()
     }
 
     async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.http)).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("{}/metrics", self.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 
@@ -341,7 +402,11 @@ fn drain(watch: &mut Watcher, log: &mut Vec<Value>) {
 }
 
 fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,39 +422,72 @@ async fn platform_gets_every_event_in_order_through_failures_and_a_sigkill() {
     });
     let config = "[forwarding]\nretry_initial_ms = 100\n\n[[forwarding.endpoints]]\nname = \"platform\"\nurl = \"http://placeholder.invalid/\"\ntimeout_ms = 700\nmax_backoff_ms = 800\n";
     let env = vec![
-        ("HRS_PLATFORM_URL".to_string(), format!("http://127.0.0.1:{rport}/platform")),
-        ("HRS_PLATFORM_SECRET".to_string(), PLATFORM_SECRET.to_string()),
+        (
+            "HRS_PLATFORM_URL".to_string(),
+            format!("http://127.0.0.1:{rport}/platform"),
+        ),
+        (
+            "HRS_PLATFORM_SECRET".to_string(),
+            PLATFORM_SECRET.to_string(),
+        ),
     ];
     let mut sys = System::start(config, env).await;
-    let mut watch = Watcher::start(sys.broker.port, &format!("{}/incidents/#", sys.prefix)).await.unwrap();
+    let mut watch = Watcher::start(sys.broker.port, &format!("{}/incidents/#", sys.prefix))
+        .await
+        .unwrap();
     // The log order, as the gateway's MQTT publisher reports it (deduplicated by event id).
     let mut log: Vec<Value> = Vec::new();
 
-    sys.birth("mine-01", "410522", &["CH4-101", "CH4-102"]).await;
+    sys.birth("mine-01", "410522", &["CH4-101", "CH4-102"])
+        .await;
     sys.birth("chem-01", "410502", &[]).await;
 
     // Phase 1: the platform answers 503 three times; two sites raise.
     sys.batch("mine-01", 1, json!([ch4("CH4-101", 1.1)])).await;
-    sys.batch("chem-01", 1, json!([{"point": "IL-R3", "ts": now_ts(), "value": true}])).await;
+    sys.batch(
+        "chem-01",
+        1,
+        json!([{"point": "IL-R3", "ts": now_ts(), "value": true}]),
+    )
+    .await;
     sys.wait("both raises accepted", Duration::from_secs(30), || {
         let a = receiver.accepted_per_site();
-        (a.get("mine-01").is_some_and(|v| !v.is_empty()) && a.get("chem-01").is_some_and(|v| !v.is_empty())).then_some(())
+        (a.get("mine-01").is_some_and(|v| !v.is_empty())
+            && a.get("chem-01").is_some_and(|v| !v.is_empty()))
+        .then_some(())
     })
     .await;
-    assert_eq!(receiver.with(|s| s.fail_503), 0, "the three 503s were answered");
+    assert_eq!(
+        receiver.with(|s| s.fail_503),
+        0,
+        "the three 503s were answered"
+    );
 
     // Phase 2: the escalation of mine-01 is refused (400: parked); the next two requests time out.
     receiver.with(|s| s.slow = 2);
     sys.batch("mine-01", 2, json!([ch4("CH4-101", 1.6)])).await;
-    let rejected = sys.wait("the escalated event refused", Duration::from_secs(30), || receiver.with(|s| s.rejected_id.clone())).await;
+    let rejected = sys
+        .wait(
+            "the escalated event refused",
+            Duration::from_secs(30),
+            || receiver.with(|s| s.rejected_id.clone()),
+        )
+        .await;
     sys.batch("mine-01", 3, json!([ch4("CH4-102", 1.2)])).await;
-    sys.batch("chem-01", 2, json!([{"point": "IL-R3", "ts": now_ts(), "value": false}])).await;
+    sys.batch(
+        "chem-01",
+        2,
+        json!([{"point": "IL-R3", "ts": now_ts(), "value": false}]),
+    )
+    .await;
     // The parked event is listed with its status, and the site's later events go on.
     let http = sys.http.clone();
     let parked = eventually(Duration::from_secs(20), "the refused event parked", || {
         let http = http.clone();
         async move {
-            let (st, parked) = get_json(&format!("{http}/api/v1/deliveries/parked")).await.ok()?;
+            let (st, parked) = get_json(&format!("{http}/api/v1/deliveries/parked"))
+                .await
+                .ok()?;
             assert_eq!(st, 200);
             let parked = parked.as_array()?.clone();
             (!parked.is_empty()).then_some(parked)
@@ -402,51 +500,121 @@ async fn platform_gets_every_event_in_order_through_failures_and_a_sigkill() {
     assert_eq!(parked[0]["status"], 400);
     assert_eq!(parked[0]["target"], "endpoint:platform");
     assert_eq!(parked[0]["site"], "mine-01");
-    sys.wait("the events after the parked one delivered (after two timeouts)", Duration::from_secs(30), || {
-        let a = receiver.accepted_per_site();
-        (a.get("mine-01").map_or(0, |v| v.len()) >= 2 && a.get("chem-01").map_or(0, |v| v.len()) >= 2).then_some(())
-    })
+    sys.wait(
+        "the events after the parked one delivered (after two timeouts)",
+        Duration::from_secs(30),
+        || {
+            let a = receiver.accepted_per_site();
+            (a.get("mine-01").map_or(0, |v| v.len()) >= 2
+                && a.get("chem-01").map_or(0, |v| v.len()) >= 2)
+                .then_some(())
+        },
+    )
     .await;
     assert_eq!(receiver.with(|s| s.slow), 0, "both slow answers were used");
     let m = sys.metrics().await;
     assert_eq!(metric(&m, "hrs_deliveries_parked "), 1.0, "{m}");
-    assert!(metric(&m, "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\"}") >= 5.0, "3 x 503 + 2 timeouts: {m}");
-    assert!(metric(&m, "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"parked\"}") >= 1.0, "{m}");
+    assert!(
+        metric(
+            &m,
+            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\"}"
+        ) >= 5.0,
+        "3 x 503 + 2 timeouts: {m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"parked\"}"
+        ) >= 1.0,
+        "{m}"
+    );
 
     // Phase 3: the platform is unreachable; events pile up; the gateway is SIGKILLed and
     // restarted; more events arrive meanwhile; then the platform comes back.
     server.stop().await;
-    let refused = reqwest::Client::new().get(format!("http://127.0.0.1:{rport}/")).timeout(Duration::from_secs(2)).send().await;
+    let refused = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{rport}/"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
     assert!(refused.is_err(), "the receiver's port refuses connections");
-    sys.batch("mine-01", 4, json!([ch4("CH4-101", 0.5), ch4("CH4-102", 0.3)])).await;
-    sys.batch("chem-01", 3, json!([{"point": "IL-R3", "ts": now_ts(), "value": true}])).await;
-    let open_chem = sys.wait_incident("a second chem incident", |i| i["site"] == "chem-01" && i["state"] == "active").await;
-    sys.wait_incident("mine-01 cleared", |i| i["point"] == "CH4-102" && i["state"] == "cleared").await;
+    sys.batch(
+        "mine-01",
+        4,
+        json!([ch4("CH4-101", 0.5), ch4("CH4-102", 0.3)]),
+    )
+    .await;
+    sys.batch(
+        "chem-01",
+        3,
+        json!([{"point": "IL-R3", "ts": now_ts(), "value": true}]),
+    )
+    .await;
+    let open_chem = sys
+        .wait_incident("a second chem incident", |i| {
+            i["site"] == "chem-01" && i["state"] == "active"
+        })
+        .await;
+    sys.wait_incident("mine-01 cleared", |i| {
+        i["point"] == "CH4-102" && i["state"] == "cleared"
+    })
+    .await;
     sys.gateway.kill();
     sys.batch("mine-01", 5, json!([ch4("CH4-101", 1.1)])).await; // waits in the broker's session
     sys.start_gateway().await;
-    let (st, _) = post_json(&format!("{}/api/v1/incidents/{}/ack", sys.http, open_chem["id"].as_str().unwrap()), json!({"operator": "wang"})).await.unwrap();
+    let (st, _) = post_json(
+        &format!(
+            "{}/api/v1/incidents/{}/ack",
+            sys.http,
+            open_chem["id"].as_str().unwrap()
+        ),
+        json!({"operator": "wang"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 200);
-    sys.wait_incident("the raise queued while the gateway was down", |i| i["point"] == "CH4-101" && i["state"] == "active").await;
-    // Retries against a closed port, after the restart.
-    eventually(Duration::from_secs(20), "retries counted after the restart", || {
-        let http = http.clone();
-        async move {
-            let m = reqwest::get(format!("{http}/metrics")).await.ok()?.text().await.ok()?;
-            (metric(&m, "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\"}") >= 2.0).then_some(())
-        }
+    sys.wait_incident("the raise queued while the gateway was down", |i| {
+        i["point"] == "CH4-101" && i["state"] == "active"
     })
+    .await;
+    // Retries against a closed port, after the restart.
+    eventually(
+        Duration::from_secs(20),
+        "retries counted after the restart",
+        || {
+            let http = http.clone();
+            async move {
+                let m = reqwest::get(format!("{http}/metrics"))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                (metric(
+                    &m,
+                    "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\"}",
+                ) >= 2.0)
+                    .then_some(())
+            }
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", sys.gateway.log_text()));
     let m = sys.metrics().await;
-    assert_eq!(metric(&m, "hrs_deliveries_parked "), 1.0, "the parked count survives the restart: {m}");
+    assert_eq!(
+        metric(&m, "hrs_deliveries_parked "),
+        1.0,
+        "the parked count survives the restart: {m}"
+    );
     server = Server::start(&receiver, rport).await;
 
     // Every event of the log but the refused one arrives, in log order per site.
     let expected = |log: &[Value]| -> HashMap<String, Vec<String>> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         for e in log.iter().filter(|e| e["event_id"] != rejected.as_str()) {
-            out.entry(e["site"].as_str().unwrap().to_string()).or_default().push(e["event_id"].as_str().unwrap().to_string());
+            out.entry(e["site"].as_str().unwrap().to_string())
+                .or_default()
+                .push(e["event_id"].as_str().unwrap().to_string());
         }
         out
     };
@@ -467,8 +635,24 @@ async fn platform_gets_every_event_in_order_through_failures_and_a_sigkill() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let kinds: Vec<String> = log.iter().map(|e| format!("{}:{}", e["site"].as_str().unwrap(), e["event"].as_str().unwrap())).collect();
-    for k in ["mine-01:raised", "mine-01:escalated", "mine-01:cleared", "chem-01:raised", "chem-01:cleared", "chem-01:acknowledged"] {
+    let kinds: Vec<String> = log
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["site"].as_str().unwrap(),
+                e["event"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for k in [
+        "mine-01:raised",
+        "mine-01:escalated",
+        "mine-01:cleared",
+        "chem-01:raised",
+        "chem-01:cleared",
+        "chem-01:acknowledged",
+    ] {
         assert!(kinds.contains(&k.to_string()), "{k} in {kinds:?}");
     }
 
@@ -478,36 +662,82 @@ async fn platform_gets_every_event_in_order_through_failures_and_a_sigkill() {
     let mut attempts: HashMap<String, usize> = HashMap::new();
     for r in &platform {
         let id = r.json["event_id"].as_str().unwrap();
-        assert_eq!(r.key.as_deref(), Some(id), "Idempotency-Key is the event id");
+        assert_eq!(
+            r.key.as_deref(),
+            Some(id),
+            "Idempotency-Key is the event id"
+        );
         let ts = r.ts.as_deref().expect("X-HRS-Timestamp");
         let mut text = ts.as_bytes().to_vec();
         text.push(b'.');
         text.extend_from_slice(&r.body);
-        assert_eq!(r.sig.as_deref(), Some(format!("sha256={}", hmac_hex(PLATFORM_SECRET, &text)).as_str()), "signature of {id}");
+        assert_eq!(
+            r.sig.as_deref(),
+            Some(format!("sha256={}", hmac_hex(PLATFORM_SECRET, &text)).as_str()),
+            "signature of {id}"
+        );
         *attempts.entry(id.to_string()).or_default() += 1;
     }
-    assert!(attempts.values().any(|n| *n >= 3), "some event was retried under its key: {attempts:?}");
-    assert!(platform.iter().any(|r| r.status == 0), "some attempt timed out");
+    assert!(
+        attempts.values().any(|n| *n >= 3),
+        "some event was retried under its key: {attempts:?}"
+    );
+    assert!(
+        platform.iter().any(|r| r.status == 0),
+        "some attempt timed out"
+    );
 
     // The parked event, resent by an operator once the platform takes it.
     receiver.with(|s| s.rejected_id = Some("nothing".into()));
     assert!(!receiver.accepted(&rejected));
     let id = parked[0]["id"].as_i64().unwrap();
-    let (st, body) = post_json(&format!("{}/api/v1/deliveries/parked/{id}/resend", sys.http), json!({})).await.unwrap();
+    let (st, body) = post_json(
+        &format!("{}/api/v1/deliveries/parked/{id}/resend", sys.http),
+        json!({}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["state"], "resent");
-    assert!(receiver.accepted(&rejected), "the resent event reached the platform");
-    let (st, _) = post_json(&format!("{}/api/v1/deliveries/parked/{id}/resend", sys.http), json!({})).await.unwrap();
+    assert!(
+        receiver.accepted(&rejected),
+        "the resent event reached the platform"
+    );
+    let (st, _) = post_json(
+        &format!("{}/api/v1/deliveries/parked/{id}/resend", sys.http),
+        json!({}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 409, "a resent delivery is not parked any more");
-    let (st, _) = post_json(&format!("{}/api/v1/deliveries/parked/999999/resend", sys.http), json!({})).await.unwrap();
+    let (st, _) = post_json(
+        &format!("{}/api/v1/deliveries/parked/999999/resend", sys.http),
+        json!({}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 404);
-    let (_, still) = get_json(&format!("{}/api/v1/deliveries/parked", sys.http)).await.unwrap();
+    let (_, still) = get_json(&format!("{}/api/v1/deliveries/parked", sys.http))
+        .await
+        .unwrap();
     assert_eq!(still.as_array().unwrap().len(), 0, "{still}");
-    let (_, resent) = get_json(&format!("{}/api/v1/deliveries/parked?state=resent", sys.http)).await.unwrap();
+    let (_, resent) = get_json(&format!(
+        "{}/api/v1/deliveries/parked?state=resent",
+        sys.http
+    ))
+    .await
+    .unwrap();
     assert_eq!(resent[0]["message_id"], rejected.as_str());
     let m = sys.metrics().await;
     assert_eq!(metric(&m, "hrs_deliveries_parked "), 0.0, "{m}");
-    assert_eq!(metric(&m, "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"resent\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"resent\"}"
+        ),
+        1.0,
+        "{m}"
+    );
     server.stop().await;
 }
 
@@ -561,40 +791,98 @@ tiers = [
 
     // Subscribers API: the file's are listed (secrets redacted); an API one can be added and
     // removed; the file's cannot be removed over the API.
-    let (st, list) = get_json(&format!("{http}/api/v1/subscribers")).await.unwrap();
+    let (st, list) = get_json(&format!("{http}/api/v1/subscribers"))
+        .await
+        .unwrap();
     assert_eq!(st, 200);
-    let ding = list.as_array().unwrap().iter().find(|s| s["id"] == "duty-ding").unwrap().clone();
+    let ding = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "duty-ding")
+        .unwrap()
+        .clone();
     assert_eq!(ding["source"], "config");
     assert_eq!(ding["channel"]["secret"], "***");
-    assert!(!ding["channel"]["url"].as_str().unwrap().contains("tok"), "{ding}");
-    let (st, added) = post_json(&format!("{http}/api/v1/subscribers"), json!({"id": "ops-sse", "filter": {"site": "mine-01"}, "channel": {"kind": "sse"}})).await.unwrap();
+    assert!(
+        !ding["channel"]["url"].as_str().unwrap().contains("tok"),
+        "{ding}"
+    );
+    let (st, added) = post_json(
+        &format!("{http}/api/v1/subscribers"),
+        json!({"id": "ops-sse", "filter": {"site": "mine-01"}, "channel": {"kind": "sse"}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 201, "{added}");
     assert_eq!(added["source"], "api");
-    let (st, _) = post_json(&format!("{http}/api/v1/subscribers"), json!({"id": "ops-sse", "channel": {"kind": "sse"}})).await.unwrap();
+    let (st, _) = post_json(
+        &format!("{http}/api/v1/subscribers"),
+        json!({"id": "ops-sse", "channel": {"kind": "sse"}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 409);
-    let (st, e) = post_json(&format!("{http}/api/v1/subscribers"), json!({"id": "x", "channel": {"kind": "webhook", "url": "ftp://x"}})).await.unwrap();
+    let (st, e) = post_json(
+        &format!("{http}/api/v1/subscribers"),
+        json!({"id": "x", "channel": {"kind": "webhook", "url": "ftp://x"}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 400, "{e}");
-    let (st, e) = post_json(&format!("{http}/api/v1/subscribers"), json!({"id": "x", "filter": {"colour": "red"}, "channel": {"kind": "sse"}})).await.unwrap();
+    let (st, e) = post_json(
+        &format!("{http}/api/v1/subscribers"),
+        json!({"id": "x", "filter": {"colour": "red"}, "channel": {"kind": "sse"}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 400, "unknown filter key: {e}");
     let del = |id: &str| {
         let url = format!("{http}/api/v1/subscribers/{id}");
-        async move { reqwest::Client::new().delete(url).timeout(Duration::from_secs(10)).send().await.unwrap().status().as_u16() }
+        async move {
+            reqwest::Client::new()
+                .delete(url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(del("duty-ding").await, 409);
     assert_eq!(del("nobody").await, 404);
-    let (st, _) = post_json(&format!("{http}/api/v1/subscribers"), json!({"id": "tmp-hook", "channel": {"kind": "webhook", "url": format!("{r}/hook/tmp")}})).await.unwrap();
+    let (st, _) = post_json(
+        &format!("{http}/api/v1/subscribers"),
+        json!({"id": "tmp-hook", "channel": {"kind": "webhook", "url": format!("{r}/hook/tmp")}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 201);
     assert_eq!(del("tmp-hook").await, 204);
-    let (_, list) = get_json(&format!("{http}/api/v1/subscribers")).await.unwrap();
-    assert!(!list.as_array().unwrap().iter().any(|s| s["id"] == "tmp-hook"));
+    let (_, list) = get_json(&format!("{http}/api/v1/subscribers"))
+        .await
+        .unwrap();
+    assert!(!list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == "tmp-hook"));
 
     // The SSE subscriber's stream, opened before the incidents.
-    let sse = reqwest::Client::new().get(format!("{http}/api/v1/subscribers/ops-sse/events")).send().await.unwrap();
+    let sse = reqwest::Client::new()
+        .get(format!("{http}/api/v1/subscribers/ops-sse/events"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(sse.status().as_u16(), 200);
     let sse_task = tokio::spawn(async move {
         let mut sse = sse;
         let mut text = String::new();
-        while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(20), sse.chunk()).await.unwrap_or(Ok(None)) {
+        while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(20), sse.chunk())
+            .await
+            .unwrap_or(Ok(None))
+        {
             text.push_str(&String::from_utf8_lossy(&chunk));
             if text.matches("event: incident").count() >= 3 {
                 break;
@@ -604,37 +892,97 @@ tiers = [
     });
 
     // Three methane alarms at mine-01 (no flood: the limit is more than three).
-    sys.birth("mine-01", "410522", &["CH4-101", "CH4-102", "CH4-103"]).await;
-    sys.birth("mine-02", "420100", &["P1", "P2", "P3", "P4", "P5", "P6", "P7"]).await;
-    sys.batch("mine-01", 1, json!([ch4("CH4-101", 1.1), ch4("CH4-102", 1.1), ch4("CH4-103", 1.1)])).await;
-    let i102 = sys.wait_incident("CH4-102 raised", |i| i["point"] == "CH4-102").await;
+    sys.birth("mine-01", "410522", &["CH4-101", "CH4-102", "CH4-103"])
+        .await;
+    sys.birth(
+        "mine-02",
+        "420100",
+        &["P1", "P2", "P3", "P4", "P5", "P6", "P7"],
+    )
+    .await;
+    sys.batch(
+        "mine-01",
+        1,
+        json!([
+            ch4("CH4-101", 1.1),
+            ch4("CH4-102", 1.1),
+            ch4("CH4-103", 1.1)
+        ]),
+    )
+    .await;
+    let i102 = sys
+        .wait_incident("CH4-102 raised", |i| i["point"] == "CH4-102")
+        .await;
     // CH4-102 is acknowledged at once: it is never escalated.
-    let (st, _) = post_json(&format!("{http}/api/v1/incidents/{}/ack", i102["id"].as_str().unwrap()), json!({"operator": "li"})).await.unwrap();
+    let (st, _) = post_json(
+        &format!(
+            "{http}/api/v1/incidents/{}/ack",
+            i102["id"].as_str().unwrap()
+        ),
+        json!({"operator": "li"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 200);
-    let i101 = sys.wait_incident("CH4-101 raised", |i| i["point"] == "CH4-101").await;
-    let i103 = sys.wait_incident("CH4-103 raised", |i| i["point"] == "CH4-103").await;
-    let (id101, id102, id103) = (i101["id"].as_str().unwrap(), i102["id"].as_str().unwrap(), i103["id"].as_str().unwrap());
+    let i101 = sys
+        .wait_incident("CH4-101 raised", |i| i["point"] == "CH4-101")
+        .await;
+    let i103 = sys
+        .wait_incident("CH4-103 raised", |i| i["point"] == "CH4-103")
+        .await;
+    let (id101, id102, id103) = (
+        i101["id"].as_str().unwrap(),
+        i102["id"].as_str().unwrap(),
+        i103["id"].as_str().unwrap(),
+    );
 
     // DingTalk: a signed markdown message per alarm.
     let dings = sys
         .wait("three DingTalk messages", Duration::from_secs(20), || {
-            let d: Vec<Req> = receiver.requests().into_iter().filter(|r| r.path == "/ding/duty").collect();
+            let d: Vec<Req> = receiver
+                .requests()
+                .into_iter()
+                .filter(|r| r.path == "/ding/duty")
+                .collect();
             (d.len() >= 3).then_some(d)
         })
         .await;
     for d in &dings {
-        assert_eq!(d.status, 200, "the robot's signature check passed: {}", d.query);
-        assert!(d.query.starts_with("access_token=tok&timestamp="), "{}", d.query);
+        assert_eq!(
+            d.status, 200,
+            "the robot's signature check passed: {}",
+            d.query
+        );
+        assert!(
+            d.query.starts_with("access_token=tok&timestamp="),
+            "{}",
+            d.query
+        );
         assert_eq!(d.json["msgtype"], "markdown");
-        assert!(d.json["markdown"]["text"].as_str().unwrap().contains("coal.ch4"), "{}", d.json);
+        assert!(
+            d.json["markdown"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("coal.ch4"),
+            "{}",
+            d.json
+        );
     }
 
     // The first tier: CH4-101 and CH4-103 (not CH4-102, acknowledged).
     let leader = sys
-        .wait("shift-leader notified twice", Duration::from_secs(20), || {
-            let l: Vec<Req> = receiver.requests().into_iter().filter(|r| r.path == "/hook/leader").collect();
-            (l.len() >= 2).then_some(l)
-        })
+        .wait(
+            "shift-leader notified twice",
+            Duration::from_secs(20),
+            || {
+                let l: Vec<Req> = receiver
+                    .requests()
+                    .into_iter()
+                    .filter(|r| r.path == "/hook/leader")
+                    .collect();
+                (l.len() >= 2).then_some(l)
+            },
+        )
         .await;
     for l in &leader {
         assert_eq!(l.json["event"], "notified");
@@ -642,55 +990,145 @@ tiers = [
         assert_ne!(l.json["id"], id102);
     }
     // CH4-101 is acknowledged after its first tier: its second tier never comes.
-    let (st, _) = post_json(&format!("{http}/api/v1/incidents/{id101}/ack"), json!({"operator": "zhang"})).await.unwrap();
+    let (st, _) = post_json(
+        &format!("{http}/api/v1/incidents/{id101}/ack"),
+        json!({"operator": "zhang"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(st, 200);
     // CH4-103 stays unacknowledged: the director is notified (WeCom markdown).
     let director = sys
         .wait("mine-director notified", Duration::from_secs(20), || {
-            receiver.requests().into_iter().find(|r| r.path == "/wecom/director")
+            receiver
+                .requests()
+                .into_iter()
+                .find(|r| r.path == "/wecom/director")
         })
         .await;
     assert_eq!(director.json["msgtype"], "markdown");
-    assert!(director.json["markdown"]["content"].as_str().unwrap().contains("mine-director"), "{}", director.json);
+    assert!(
+        director.json["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("mine-director"),
+        "{}",
+        director.json
+    );
     // By now (6 s after the raise, plus checks) the others would have had their tiers.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let tiers = |h: &[Value]| h.iter().filter(|e| e["event"] == "notified").map(|e| e["tier"].as_str().unwrap().to_string()).collect::<Vec<_>>();
-    assert_eq!(tiers(&sys.history(id103).await), ["shift-leader", "mine-director"]);
-    assert_eq!(tiers(&sys.history(id101).await), ["shift-leader"], "acknowledgement stopped the escalation");
-    assert!(tiers(&sys.history(id102).await).is_empty(), "acknowledged before its first tier");
-    assert_eq!(receiver.requests().iter().filter(|r| r.path == "/wecom/director").count(), 1);
+    let tiers = |h: &[Value]| {
+        h.iter()
+            .filter(|e| e["event"] == "notified")
+            .map(|e| e["tier"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        tiers(&sys.history(id103).await),
+        ["shift-leader", "mine-director"]
+    );
+    assert_eq!(
+        tiers(&sys.history(id101).await),
+        ["shift-leader"],
+        "acknowledgement stopped the escalation"
+    );
+    assert!(
+        tiers(&sys.history(id102).await).is_empty(),
+        "acknowledged before its first tier"
+    );
+    assert_eq!(
+        receiver
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/wecom/director")
+            .count(),
+        1
+    );
 
     // A flood at mine-02: seven raises in one batch (one critical). The first three go out
     // one by one, the critical one too, the other three become one summary.
     sys.batch(
         "mine-02",
         1,
-        json!([ch4("P1", 1.1), ch4("P2", 1.1), ch4("P3", 1.1), ch4("P4", 1.1), ch4("P5", 1.1), ch4("P6", 1.6), ch4("P7", 1.1)]),
+        json!([
+            ch4("P1", 1.1),
+            ch4("P2", 1.1),
+            ch4("P3", 1.1),
+            ch4("P4", 1.1),
+            ch4("P5", 1.1),
+            ch4("P6", 1.6),
+            ch4("P7", 1.1)
+        ]),
     )
     .await;
     let summary = sys
         .wait("a flood summary", Duration::from_secs(20), || {
-            receiver.requests().into_iter().find(|r| r.path == "/hook/flood" && r.json["event"] == "flood_summary")
+            receiver
+                .requests()
+                .into_iter()
+                .find(|r| r.path == "/hook/flood" && r.json["event"] == "flood_summary")
         })
         .await;
-    let hooks: Vec<Req> = receiver.requests().into_iter().filter(|r| r.path == "/hook/flood").collect();
-    let singles: Vec<&Req> = hooks.iter().filter(|r| r.json["event"] == "raised").collect();
-    assert_eq!(singles.len(), 4, "three raises and the critical one: {:?}", hooks.iter().map(|r| r.json.clone()).collect::<Vec<_>>());
-    assert!(singles.iter().any(|r| r.json["point"] == "P6" && r.json["severity"] == "critical"), "critical is never held");
+    let hooks: Vec<Req> = receiver
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/hook/flood")
+        .collect();
+    let singles: Vec<&Req> = hooks
+        .iter()
+        .filter(|r| r.json["event"] == "raised")
+        .collect();
+    assert_eq!(
+        singles.len(),
+        4,
+        "three raises and the critical one: {:?}",
+        hooks.iter().map(|r| r.json.clone()).collect::<Vec<_>>()
+    );
+    assert!(
+        singles
+            .iter()
+            .any(|r| r.json["point"] == "P6" && r.json["severity"] == "critical"),
+        "critical is never held"
+    );
     assert_eq!(summary.json["site"], "mine-02");
     assert_eq!(summary.json["raised"], 3, "{}", summary.json);
-    let held: HashSet<&str> = summary.json["incidents"].as_array().unwrap().iter().map(|i| i["point"].as_str().unwrap()).collect();
-    let sent: HashSet<&str> = singles.iter().map(|r| r.json["point"].as_str().unwrap()).collect();
+    let held: HashSet<&str> = summary.json["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["point"].as_str().unwrap())
+        .collect();
+    let sent: HashSet<&str> = singles
+        .iter()
+        .map(|r| r.json["point"].as_str().unwrap())
+        .collect();
     assert!(held.is_disjoint(&sent), "held {held:?} sent {sent:?}");
     assert_eq!(held.len() + sent.len(), 7);
     assert_eq!(summary.key.as_deref(), summary.json["summary_id"].as_str());
-    assert_eq!(hooks.iter().filter(|r| r.json["event"] == "flood_summary").count(), 1, "one summary");
+    assert_eq!(
+        hooks
+            .iter()
+            .filter(|r| r.json["event"] == "flood_summary")
+            .count(),
+        1,
+        "one summary"
+    );
     let m = sys.metrics().await;
-    assert_eq!(metric(&m, "hrs_deliveries_total{endpoint_kind=\"webhook\",outcome=\"held\"}"), 3.0, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "hrs_deliveries_total{endpoint_kind=\"webhook\",outcome=\"held\"}"
+        ),
+        3.0,
+        "{m}"
+    );
 
     // The SSE subscriber (site mine-01) saw mine-01's events, not mine-02's.
     let text = sse_task.await.unwrap();
     assert!(text.matches("event: incident").count() >= 3, "{text}");
-    assert!(text.contains(id101) && !text.contains("\"site\":\"mine-02\""), "{text}");
+    assert!(
+        text.contains(id101) && !text.contains("\"site\":\"mine-02\""),
+        "{text}"
+    );
     server.stop().await;
 }

@@ -136,3 +136,81 @@ async fn cap_and_cenc_over_http_and_mqtt() {
     let (st, _) = post(&format!("{http}/api/v1/weather/cenc"), b"{\"shuju\": 5}".to_vec()).await;
     assert_eq!(st, 400);
 }
+
+/// A feed polled with conditional requests: the document is fetched, taken, and not fetched
+/// again while the feed answers 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_polling_with_conditional_requests() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let served = Arc::new(AtomicUsize::new(0));
+    let not_modified = Arc::new(AtomicUsize::new(0));
+    let doc = rainstorm_now("41050041600000_FEED1");
+    let app = {
+        let (served, not_modified) = (served.clone(), not_modified.clone());
+        axum::Router::new().route(
+            "/cap",
+            axum::routing::get(move |headers: HeaderMap| {
+                let (served, not_modified, doc) = (served.clone(), not_modified.clone(), doc.clone());
+                async move {
+                    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some("\"v1\"") {
+                        not_modified.fetch_add(1, Ordering::SeqCst);
+                        return StatusCode::NOT_MODIFIED.into_response();
+                    }
+                    served.fetch_add(1, Ordering::SeqCst);
+                    ([("etag", "\"v1\""), ("content-type", "application/xml")], doc).into_response()
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let feed_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(tmp.path()).await.unwrap();
+    let http_port = free_port();
+    let http = format!("http://127.0.0.1:{http_port}");
+    let config = tmp.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!("[[weather_feeds]]\nurl = \"http://127.0.0.1:{feed_port}/cap\"\nkind = \"cap\"\ninterval_ms = 200\ntimeout_ms = 2000\n"),
+    )
+    .unwrap();
+    let gw = Proc::spawn(
+        "gateway",
+        Command::new(bin_path("gateway"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("HRS_MQTT_URL", broker.url())
+            .env("HRS_TOPIC_PREFIX", format!("f{http_port}/v1"))
+            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+            .env("HRS_DATA_DIR", tmp.path().join("gw"))
+            .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}")),
+        tmp.path(),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(30), "the feed's warning listed", || {
+        let http = http.clone();
+        async move {
+            let (_, v) = get_json(&format!("{http}/api/v1/weather/warnings")).await.ok()?;
+            v.as_array()?.iter().any(|w| w["id"].as_str().is_some_and(|i| i.starts_with("41050041600000_FEED1"))).then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_text()));
+    let nm = not_modified.clone();
+    eventually(Duration::from_secs(20), "conditional requests answered 304", || {
+        let nm = nm.clone();
+        async move { (nm.load(Ordering::SeqCst) >= 3).then_some(()) }
+    })
+    .await
+    .unwrap();
+    assert_eq!(served.load(Ordering::SeqCst), 1, "the document was fetched once; later polls were conditional");
+    let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hrs_weather_feed_polls_total{outcome=\"taken\"} 1"), "{metrics}");
+}

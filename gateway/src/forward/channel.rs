@@ -21,9 +21,15 @@ pub enum Outcome {
     Delivered,
     /// Try again later (the same message, the same idempotency key); `after` is the target's
     /// own wish (`Retry-After`), capped by the caller.
-    Retry { reason: String, after: Option<Duration> },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
     /// Refused for good: park it and go on.
-    Refused { status: u16, reason: String },
+    Refused {
+        status: u16,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -43,9 +49,18 @@ pub fn classify_status(status: u16, body: &str, retry_after: Option<Duration>) -
     let snippet: String = body.chars().take(200).collect();
     match status {
         200..=299 => Outcome::Delivered,
-        408 | 429 | 500..=599 => Outcome::Retry { reason: format!("HTTP {status} {snippet}").trim_end().to_string(), after: retry_after },
-        400..=499 => Outcome::Refused { status, reason: format!("HTTP {status} {snippet}").trim_end().to_string() },
-        _ => Outcome::Retry { reason: format!("HTTP {status} (unexpected)"), after: None },
+        408 | 429 | 500..=599 => Outcome::Retry {
+            reason: format!("HTTP {status} {snippet}").trim_end().to_string(),
+            after: retry_after,
+        },
+        400..=499 => Outcome::Refused {
+            status,
+            reason: format!("HTTP {status} {snippet}").trim_end().to_string(),
+        },
+        _ => Outcome::Retry {
+            reason: format!("HTTP {status} (unexpected)"),
+            after: None,
+        },
     }
 }
 
@@ -58,7 +73,10 @@ pub fn classify_error(e: &reqwest::Error) -> Outcome {
     } else {
         "request failed"
     };
-    Outcome::Retry { reason: format!("{what}: {e}"), after: None }
+    Outcome::Retry {
+        reason: format!("{what}: {e}"),
+        after: None,
+    }
 }
 
 /// A robot answers HTTP 200 with `{"errcode":..,"errmsg":..}`: 0 is delivery; rate limits
@@ -71,8 +89,14 @@ pub fn classify_robot_reply(body: &str) -> Outcome {
     let msg = v.get("errmsg").and_then(|m| m.as_str()).unwrap_or("");
     match code {
         0 => Outcome::Delivered,
-        130101 | 45009 | -1 => Outcome::Retry { reason: format!("robot errcode {code}: {msg}"), after: Some(Duration::from_secs(10)) },
-        _ => Outcome::Refused { status: 0, reason: format!("robot errcode {code}: {msg}") },
+        130101 | 45009 | -1 => Outcome::Retry {
+            reason: format!("robot errcode {code}: {msg}"),
+            after: Some(Duration::from_secs(10)),
+        },
+        _ => Outcome::Refused {
+            status: 0,
+            reason: format!("robot errcode {code}: {msg}"),
+        },
     }
 }
 
@@ -130,7 +154,10 @@ impl Message {
                 let i = &e.incident;
                 let sev = i.severity.as_str().to_uppercase();
                 let what = match e.event {
-                    EventKind::Notified => format!("未确认告警升级 escalation tier {}", e.tier.as_deref().unwrap_or("?")),
+                    EventKind::Notified => format!(
+                        "未确认告警升级 escalation tier {}",
+                        e.tier.as_deref().unwrap_or("?")
+                    ),
                     k => k.as_str().to_string(),
                 };
                 let title = format!("[{sev}] {} {}", site_label(i.site.as_str()), what);
@@ -152,7 +179,11 @@ impl Message {
                 (title, t)
             }
             Message::Summary(s) => {
-                let title = format!("[FLOOD] {}: {} incidents", site_label(s.site.as_str()), s.raised);
+                let title = format!(
+                    "[FLOOD] {}: {} incidents",
+                    site_label(s.site.as_str()),
+                    s.raised
+                );
                 let mut t = format!("### 告警风暴 flood at {}\n\n", site_label(s.site.as_str()));
                 t.push_str(&format!(
                     "{} incidents raised ({} events) from {} to {}; critical incidents were sent one by one.\n\n",
@@ -166,7 +197,13 @@ impl Message {
                 }
                 t.push('\n');
                 for i in &s.incidents {
-                    t.push_str(&format!("- [{}] {} {}: {}\n", i.severity.as_str(), i.rule, i.point.as_deref().unwrap_or(""), i.message));
+                    t.push_str(&format!(
+                        "- [{}] {} {}: {}\n",
+                        i.severity.as_str(),
+                        i.rule,
+                        i.point.as_deref().unwrap_or(""),
+                        i.message
+                    ));
                 }
                 if s.more > 0 {
                     t.push_str(&format!("- ... and {} more\n", s.more));
@@ -188,10 +225,17 @@ pub struct MqttSink {
 }
 
 impl MqttSink {
-    pub fn start(url: &str, client_id: &str, timeout: Duration, shutdown: CancellationToken) -> Result<MqttSink, ForwardError> {
-        let (host, port) = crate::config::parse_mqtt_url(url).map_err(|e| ForwardError::Config(format!("{e:#}")))?;
+    pub fn start(
+        url: &str,
+        client_id: &str,
+        timeout: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<MqttSink, ForwardError> {
+        let (host, port) = crate::config::parse_mqtt_url(url)
+            .map_err(|e| ForwardError::Config(format!("{e:#}")))?;
         let mut opts = MqttOptions::new(client_id, host, port);
-        opts.set_keep_alive(Duration::from_secs(15)).set_max_packet_size(8 << 20, 8 << 20);
+        opts.set_keep_alive(Duration::from_secs(15))
+            .set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 16);
         let acked = Arc::new(AtomicU64::new(0));
         let acked_notify = Arc::new(Notify::new());
@@ -225,18 +269,30 @@ impl MqttSink {
                 }
             }
         });
-        Ok(MqttSink { client, acked, acked_notify, connected, one_at_a_time: tokio::sync::Mutex::new(()), timeout })
+        Ok(MqttSink {
+            client,
+            acked,
+            acked_notify,
+            connected,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            timeout,
+        })
     }
 
     /// Publish and wait for the PUBACK (one message in flight at a time: order is kept).
     pub async fn publish(&self, topic: String, body: Vec<u8>) -> Outcome {
         let _one = self.one_at_a_time.lock().await;
         if !self.connected.load(Ordering::Relaxed) {
-            tracing::debug!("upstream broker not connected yet; the publish waits for the connection");
+            tracing::debug!(
+                "upstream broker not connected yet; the publish waits for the connection"
+            );
         }
         let before = self.acked.load(Ordering::Relaxed);
         let wait = async {
-            self.client.publish(topic, QoS::AtLeastOnce, false, body).await.map_err(|e| e.to_string())?;
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, body)
+                .await
+                .map_err(|e| e.to_string())?;
             loop {
                 let notified = self.acked_notify.notified();
                 if self.acked.load(Ordering::Relaxed) > before {
@@ -247,8 +303,14 @@ impl MqttSink {
         };
         match tokio::time::timeout(self.timeout, wait).await {
             Ok(Ok(())) => Outcome::Delivered,
-            Ok(Err(e)) => Outcome::Retry { reason: format!("publish: {e}"), after: None },
-            Err(_) => Outcome::Retry { reason: format!("no PUBACK within {:?}", self.timeout), after: None },
+            Ok(Err(e)) => Outcome::Retry {
+                reason: format!("publish: {e}"),
+                after: None,
+            },
+            Err(_) => Outcome::Retry {
+                reason: format!("no PUBACK within {:?}", self.timeout),
+                after: None,
+            },
         }
     }
 }
@@ -256,18 +318,35 @@ impl MqttSink {
 /// The way to one target.
 pub enum Channel {
     /// The platform or a webhook: `POST` the JSON.
-    Http { url: reqwest::Url, secret: Option<String>, headers: HeaderMap, timeout: Duration },
-    Dingtalk { url: String, secret: Option<String>, timeout: Duration },
-    Wecom { url: String, timeout: Duration },
+    Http {
+        url: reqwest::Url,
+        secret: Option<String>,
+        headers: HeaderMap,
+        timeout: Duration,
+    },
+    Dingtalk {
+        url: String,
+        secret: Option<String>,
+        timeout: Duration,
+    },
+    Wecom {
+        url: String,
+        timeout: Duration,
+    },
     /// `topic` holds `{site}` (and `{subscriber}`, filled in already).
-    Mqtt { sink: MqttSink, topic: String },
+    Mqtt {
+        sink: MqttSink,
+        topic: String,
+    },
 }
 
 pub fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ForwardError> {
     let mut h = HeaderMap::new();
     for (k, v) in headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| ForwardError::Config(format!("header {k:?}: {e}")))?;
-        let value = HeaderValue::from_str(v).map_err(|e| ForwardError::Config(format!("header {k:?}: {e}")))?;
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| ForwardError::Config(format!("header {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| ForwardError::Config(format!("header {k:?}: {e}")))?;
         h.insert(name, value);
     }
     Ok(h)
@@ -275,9 +354,20 @@ pub fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, Forwa
 
 impl Channel {
     /// One attempt. `now` (the gateway clock) stamps signatures.
-    pub async fn send(&self, shared: &Shared, msg: &Message, site: Option<&SiteInfo>, now: Timestamp) -> Outcome {
+    pub async fn send(
+        &self,
+        shared: &Shared,
+        msg: &Message,
+        site: Option<&SiteInfo>,
+        now: Timestamp,
+    ) -> Outcome {
         match self {
-            Channel::Http { url, secret, headers, timeout } => {
+            Channel::Http {
+                url,
+                secret,
+                headers,
+                timeout,
+            } => {
                 let body = msg.json();
                 let mut req = shared
                     .http
@@ -288,14 +378,26 @@ impl Channel {
                     .header("Idempotency-Key", msg.id());
                 if let Some(secret) = secret {
                     let ts = now.timestamp_millis().to_string();
-                    req = req.header("X-HRS-Timestamp", &ts).header("X-HRS-Signature", sign::platform_signature(secret, &ts, &body));
+                    req = req.header("X-HRS-Timestamp", &ts).header(
+                        "X-HRS-Signature",
+                        sign::platform_signature(secret, &ts, &body),
+                    );
                 }
                 post(req.body(body), false).await
             }
-            Channel::Dingtalk { url, secret, timeout } => {
+            Channel::Dingtalk {
+                url,
+                secret,
+                timeout,
+            } => {
                 let url = match sign::dingtalk_url(url, secret.as_deref(), now.timestamp_millis()) {
                     Ok(u) => u,
-                    Err(e) => return Outcome::Refused { status: 0, reason: e.to_string() },
+                    Err(e) => {
+                        return Outcome::Refused {
+                            status: 0,
+                            reason: e.to_string(),
+                        }
+                    }
                 };
                 let (title, text) = msg.markdown(site);
                 let body = serde_json::json!({"msgtype": "markdown", "markdown": {"title": title, "text": text}});
@@ -303,10 +405,18 @@ impl Channel {
             }
             Channel::Wecom { url, timeout } => {
                 let (_title, text) = msg.markdown(site);
-                let body = serde_json::json!({"msgtype": "markdown", "markdown": {"content": text}});
-                post(shared.http.post(url.as_str()).timeout(*timeout).json(&body), true).await
+                let body =
+                    serde_json::json!({"msgtype": "markdown", "markdown": {"content": text}});
+                post(
+                    shared.http.post(url.as_str()).timeout(*timeout).json(&body),
+                    true,
+                )
+                .await
             }
-            Channel::Mqtt { sink, topic } => sink.publish(topic.replace("{site}", msg.site()), msg.json()).await,
+            Channel::Mqtt { sink, topic } => {
+                sink.publish(topic.replace("{site}", msg.site()), msg.json())
+                    .await
+            }
         }
     }
 }
@@ -330,7 +440,12 @@ async fn post(req: reqwest::RequestBuilder, robot: bool) -> Outcome {
 }
 
 /// Post a heartbeat every `interval_ms` so the platform can tell a quiet gateway from a dead one.
-pub async fn run_heartbeat(cfg: HeartbeatConfig, gateway: String, shared: Shared, shutdown: CancellationToken) {
+pub async fn run_heartbeat(
+    cfg: HeartbeatConfig,
+    gateway: String,
+    shared: Shared,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(Duration::from_millis(cfg.interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let name = cfg.gateway.clone().unwrap_or(gateway);
@@ -353,13 +468,28 @@ pub async fn run_heartbeat(cfg: HeartbeatConfig, gateway: String, shared: Shared
             "parked": shared.metrics.parked.get(),
         });
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        let mut req = shared.http.post(url.clone()).timeout(Duration::from_millis(cfg.timeout_ms)).header(CONTENT_TYPE, "application/json");
+        let mut req = shared
+            .http
+            .post(url.clone())
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .header(CONTENT_TYPE, "application/json");
         if let Some(secret) = &cfg.secret {
             let ts = now.timestamp_millis().to_string();
-            req = req.header("X-HRS-Timestamp", &ts).header("X-HRS-Signature", sign::platform_signature(secret, &ts, &body));
+            req = req.header("X-HRS-Timestamp", &ts).header(
+                "X-HRS-Signature",
+                sign::platform_signature(secret, &ts, &body),
+            );
         }
         let outcome = post(req.body(body), false).await;
-        shared.metrics.heartbeats.with_label_values(&[if outcome == Outcome::Delivered { "delivered" } else { "failed" }]).inc();
+        shared
+            .metrics
+            .heartbeats
+            .with_label_values(&[if outcome == Outcome::Delivered {
+                "delivered"
+            } else {
+                "failed"
+            }])
+            .inc();
         if let Outcome::Retry { reason, .. } | Outcome::Refused { reason, .. } = &outcome {
             tracing::debug!(%reason, "heartbeat not taken");
         }
@@ -376,25 +506,49 @@ mod tests {
             assert_eq!(classify_status(s, "", None), Outcome::Delivered, "{s}");
         }
         for s in [500, 502, 503, 504, 599, 408, 429] {
-            assert!(matches!(classify_status(s, "", None), Outcome::Retry { .. }), "{s} is retried");
+            assert!(
+                matches!(classify_status(s, "", None), Outcome::Retry { .. }),
+                "{s} is retried"
+            );
         }
         for s in [400, 401, 403, 404, 409, 410, 413, 422, 499] {
-            assert!(matches!(classify_status(s, "bad", None), Outcome::Refused { status, .. } if status == s), "{s} is parked");
+            assert!(
+                matches!(classify_status(s, "bad", None), Outcome::Refused { status, .. } if status == s),
+                "{s} is parked"
+            );
         }
-        assert!(matches!(classify_status(302, "", None), Outcome::Retry { .. }));
+        assert!(matches!(
+            classify_status(302, "", None),
+            Outcome::Retry { .. }
+        ));
         assert_eq!(
             classify_status(503, "", Some(Duration::from_secs(7))),
-            Outcome::Retry { reason: "HTTP 503".into(), after: Some(Duration::from_secs(7)) }
+            Outcome::Retry {
+                reason: "HTTP 503".into(),
+                after: Some(Duration::from_secs(7))
+            }
         );
         assert_eq!(classify_status(400, "", None).label(), "parked");
     }
 
     #[test]
     fn robot_replies() {
-        assert_eq!(classify_robot_reply(r#"{"errcode":0,"errmsg":"ok"}"#), Outcome::Delivered);
-        assert!(matches!(classify_robot_reply(r#"{"errcode":130101,"errmsg":"send too fast"}"#), Outcome::Retry { .. }));
-        assert!(matches!(classify_robot_reply(r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#), Outcome::Retry { .. }));
-        assert!(matches!(classify_robot_reply(r#"{"errcode":310000,"errmsg":"sign not match"}"#), Outcome::Refused { .. }));
+        assert_eq!(
+            classify_robot_reply(r#"{"errcode":0,"errmsg":"ok"}"#),
+            Outcome::Delivered
+        );
+        assert!(matches!(
+            classify_robot_reply(r#"{"errcode":130101,"errmsg":"send too fast"}"#),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_robot_reply(r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_robot_reply(r#"{"errcode":310000,"errmsg":"sign not match"}"#),
+            Outcome::Refused { .. }
+        ));
         assert_eq!(classify_robot_reply("not json"), Outcome::Delivered);
     }
 
@@ -402,9 +556,22 @@ mod tests {
     async fn refused_connection_and_timeout_are_retried() {
         let client = reqwest::Client::new();
         // A port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let o = post(client.post(format!("http://127.0.0.1:{port}/")).timeout(Duration::from_secs(2)), false).await;
-        assert!(matches!(&o, Outcome::Retry { reason, .. } if reason.contains("connection")), "{o:?}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let o = post(
+            client
+                .post(format!("http://127.0.0.1:{port}/"))
+                .timeout(Duration::from_secs(2)),
+            false,
+        )
+        .await;
+        assert!(
+            matches!(&o, Outcome::Retry { reason, .. } if reason.contains("connection")),
+            "{o:?}"
+        );
         // A server that accepts and never answers.
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -415,20 +582,46 @@ mod tests {
                 conns.push(s);
             }
         });
-        let o = post(client.post(format!("http://{addr}/")).timeout(Duration::from_millis(300)), false).await;
-        assert!(matches!(&o, Outcome::Retry { reason, .. } if reason.contains("timeout")), "{o:?}");
+        let o = post(
+            client
+                .post(format!("http://{addr}/"))
+                .timeout(Duration::from_millis(300)),
+            false,
+        )
+        .await;
+        assert!(
+            matches!(&o, Outcome::Retry { reason, .. } if reason.contains("timeout")),
+            "{o:?}"
+        );
         hold.abort();
     }
 
     #[test]
     fn markdown_names_site_rule_and_tier() {
-        let mut ev = crate::forward::filter::tests::event("mine-01", "coal.ch4.working_face", telemetry::Severity::Critical, EventKind::Notified);
+        let mut ev = crate::forward::filter::tests::event(
+            "mine-01",
+            "coal.ch4.working_face",
+            telemetry::Severity::Critical,
+            EventKind::Notified,
+        );
         ev.tier = Some("director".into());
-        let info = SiteInfo { name: Some("Zhaogu No.1 mine".into()), ..Default::default() };
+        let info = SiteInfo {
+            name: Some("Zhaogu No.1 mine".into()),
+            ..Default::default()
+        };
         let (title, text) = Message::Event(Box::new(ev.clone())).markdown(Some(&info));
-        assert!(title.contains("CRITICAL") && title.contains("Zhaogu"), "{title}");
-        assert!(text.contains("coal.ch4.working_face") && text.contains("director"), "{text}");
-        let back = Message::from_json(std::str::from_utf8(&Message::Event(Box::new(ev.clone())).json()).unwrap()).unwrap();
+        assert!(
+            title.contains("CRITICAL") && title.contains("Zhaogu"),
+            "{title}"
+        );
+        assert!(
+            text.contains("coal.ch4.working_face") && text.contains("director"),
+            "{text}"
+        );
+        let back = Message::from_json(
+            std::str::from_utf8(&Message::Event(Box::new(ev.clone())).json()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(back, Message::Event(Box::new(ev)));
     }
 }

@@ -20,7 +20,9 @@ async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> 
 }
 
 fn ms_to_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| format_time(&t)).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| format_time(&t))
+        .unwrap_or_default()
 }
 
 /// A delivery refused permanently, kept for an operator.
@@ -64,7 +66,9 @@ pub struct Db {
 
 impl Db {
     pub fn new(store: &Store) -> Db {
-        Db { pool: store.pool().clone() }
+        Db {
+            pool: store.pool().clone(),
+        }
     }
 
     /// Where a target starts in the log: recorded when it is first seen (`default`), kept after.
@@ -83,8 +87,14 @@ impl Db {
 
     pub async fn forget_target(&self, target: &str) -> Result<()> {
         timed(async {
-            sqlx::query("DELETE FROM delivery_progress WHERE target = $1").bind(target).execute(&self.pool).await?;
-            sqlx::query("DELETE FROM delivery_targets WHERE target = $1").bind(target).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM delivery_progress WHERE target = $1")
+                .bind(target)
+                .execute(&self.pool)
+                .await?;
+            sqlx::query("DELETE FROM delivery_targets WHERE target = $1")
+                .bind(target)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
         .await
@@ -93,7 +103,9 @@ impl Db {
     /// The newest position of the event log (0 when empty).
     pub async fn max_pos(&self) -> Result<i64> {
         timed(async {
-            let row = sqlx::query("SELECT COALESCE(MAX(pos), 0) FROM incident_events").fetch_one(&self.pool).await?;
+            let row = sqlx::query("SELECT COALESCE(MAX(pos), 0) FROM incident_events")
+                .fetch_one(&self.pool)
+                .await?;
             Ok(row.try_get::<i64, _>(0)?)
         })
         .await
@@ -102,12 +114,16 @@ impl Db {
     /// Sites with events in `(after, upto]`.
     pub async fn sites_between(&self, after: i64, upto: i64) -> Result<Vec<String>> {
         timed(async {
-            let rows = sqlx::query("SELECT DISTINCT site FROM incident_events WHERE pos > $1 AND pos <= $2")
-                .bind(after)
-                .bind(upto)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+            let rows = sqlx::query(
+                "SELECT DISTINCT site FROM incident_events WHERE pos > $1 AND pos <= $2",
+            )
+            .bind(after)
+            .bind(upto)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok(r.try_get::<String, _>(0)?))
+                .collect()
         })
         .await
     }
@@ -115,18 +131,27 @@ impl Db {
     /// (pos, site) of the events after `after`, in order.
     pub async fn event_sites_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
         timed(async {
-            let rows = sqlx::query("SELECT pos, site FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?))).collect()
+            let rows = sqlx::query(
+                "SELECT pos, site FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
+                .collect()
         })
         .await
     }
 
     /// The events of one site after `after`, in order.
-    pub async fn site_events_after(&self, site: &str, after: i64, limit: i64) -> Result<Vec<(i64, IncidentEvent)>> {
+    pub async fn site_events_after(
+        &self,
+        site: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, IncidentEvent)>> {
         timed(async {
             let rows = sqlx::query("SELECT pos, body FROM incident_events WHERE site = $1 AND pos > $2 ORDER BY pos LIMIT $3")
                 .bind(site)
@@ -142,7 +167,12 @@ impl Db {
     }
 
     /// The newest events of one site at or before `upto`, newest first.
-    pub async fn site_events_before(&self, site: &str, upto: i64, limit: i64) -> Result<Vec<IncidentEvent>> {
+    pub async fn site_events_before(
+        &self,
+        site: &str,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<IncidentEvent>> {
         timed(async {
             let rows = sqlx::query("SELECT body FROM incident_events WHERE site = $1 AND pos <= $2 ORDER BY pos DESC LIMIT $3")
                 .bind(site)
@@ -158,8 +188,13 @@ impl Db {
     /// Progress of a target per site: the position up to which the site's events are done.
     pub async fn progress(&self, target: &str) -> Result<HashMap<String, i64>> {
         timed(async {
-            let rows = sqlx::query("SELECT site, pos FROM delivery_progress WHERE target = $1").bind(target).fetch_all(&self.pool).await?;
-            rows.iter().map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
+            let rows = sqlx::query("SELECT site, pos FROM delivery_progress WHERE target = $1")
+                .bind(target)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+                .collect()
         })
         .await
     }
@@ -240,19 +275,15 @@ impl Db {
     /// Parked deliveries, newest first; `state` `parked`, `resent` or all (None).
     pub async fn parked(&self, state: Option<&str>, limit: i64) -> Result<Vec<Parked>> {
         timed(async {
+            let cols = Self::PARKED_COLUMNS;
             let rows = match state {
                 Some(s) => {
-                    sqlx::query(&format!("SELECT {} FROM parked_deliveries WHERE state = $1 ORDER BY id DESC LIMIT $2", Self::PARKED_COLUMNS))
-                        .bind(s)
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await?
+                    let sql = format!("SELECT {cols} FROM parked_deliveries WHERE state = $1 ORDER BY id DESC LIMIT $2");
+                    sqlx::query(&sql).bind(s).bind(limit).fetch_all(&self.pool).await?
                 }
                 None => {
-                    sqlx::query(&format!("SELECT {} FROM parked_deliveries ORDER BY id DESC LIMIT $1", Self::PARKED_COLUMNS))
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await?
+                    let sql = format!("SELECT {cols} FROM parked_deliveries ORDER BY id DESC LIMIT $1");
+                    sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?
                 }
             };
             rows.iter().map(Self::parked_from_row).collect()
@@ -262,10 +293,13 @@ impl Db {
 
     pub async fn parked_one(&self, id: i64) -> Result<Option<Parked>> {
         timed(async {
-            let row = sqlx::query(&format!("SELECT {} FROM parked_deliveries WHERE id = $1", Self::PARKED_COLUMNS))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+            let row = sqlx::query(&format!(
+                "SELECT {} FROM parked_deliveries WHERE id = $1",
+                Self::PARKED_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
             row.as_ref().map(Self::parked_from_row).transpose()
         })
         .await
@@ -273,14 +307,23 @@ impl Db {
 
     pub async fn parked_count(&self) -> Result<i64> {
         timed(async {
-            let row = sqlx::query("SELECT COUNT(*) FROM parked_deliveries WHERE state = 'parked'").fetch_one(&self.pool).await?;
+            let row = sqlx::query("SELECT COUNT(*) FROM parked_deliveries WHERE state = 'parked'")
+                .fetch_one(&self.pool)
+                .await?;
             Ok(row.try_get::<i64, _>(0)?)
         })
         .await
     }
 
     /// After a resend attempt: `resent` when delivered, else the new error.
-    pub async fn resend_result(&self, id: i64, delivered: bool, status: u16, error: &str, now: Timestamp) -> Result<()> {
+    pub async fn resend_result(
+        &self,
+        id: i64,
+        delivered: bool,
+        status: u16,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<()> {
         timed(async {
             if delivered {
                 sqlx::query("UPDATE parked_deliveries SET state = 'resent', resent_ms = $1, attempts = attempts + 1 WHERE id = $2")
@@ -302,7 +345,11 @@ impl Db {
     }
 
     /// Write the file's subscribers (source `config`); drop file subscribers no longer in it.
-    pub async fn sync_config_subscribers(&self, subs: &[SubscriberConfig], now: Timestamp) -> Result<()> {
+    pub async fn sync_config_subscribers(
+        &self,
+        subs: &[SubscriberConfig],
+        now: Timestamp,
+    ) -> Result<()> {
         timed(async {
             for s in subs {
                 let body = serde_json::to_string(s)?;
@@ -330,7 +377,9 @@ impl Db {
 
     pub async fn subscribers(&self) -> Result<Vec<StoredSubscriber>> {
         timed(async {
-            let rows = sqlx::query("SELECT source, created_ms, body FROM subscribers ORDER BY id").fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT source, created_ms, body FROM subscribers ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(StoredSubscriber {
@@ -345,7 +394,11 @@ impl Db {
     }
 
     pub async fn subscriber(&self, id: &str) -> Result<Option<StoredSubscriber>> {
-        Ok(self.subscribers().await?.into_iter().find(|s| s.config.id == id))
+        Ok(self
+            .subscribers()
+            .await?
+            .into_iter()
+            .find(|s| s.config.id == id))
     }
 
     /// Add a subscriber over the API; an id that exists is a conflict.
@@ -368,7 +421,10 @@ impl Db {
 
     pub async fn delete_subscriber(&self, id: &str) -> Result<()> {
         timed(async {
-            sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM subscribers WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
         .await
@@ -377,10 +433,13 @@ impl Db {
     /// Incidents whose condition stands unacknowledged (state `active`).
     pub async fn active_incidents(&self) -> Result<Vec<Incident>> {
         timed(async {
-            let rows = sqlx::query("SELECT body FROM incidents WHERE state = 'active'").fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT body FROM incidents WHERE state = 'active'")
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter()
                 .map(|r| {
-                    let (i, _seq): (Incident, u64) = serde_json::from_str(&r.try_get::<String, _>(0)?)?;
+                    let (i, _seq): (Incident, u64) =
+                        serde_json::from_str(&r.try_get::<String, _>(0)?)?;
                     Ok(i)
                 })
                 .collect()
@@ -391,7 +450,10 @@ impl Db {
     /// Position of an event (for SSE resumption).
     pub async fn event_pos(&self, event_id: &str) -> Result<Option<i64>> {
         timed(async {
-            let row = sqlx::query("SELECT pos FROM incident_events WHERE event_id = $1").bind(event_id).fetch_optional(&self.pool).await?;
+            let row = sqlx::query("SELECT pos FROM incident_events WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?;
             Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
         })
         .await

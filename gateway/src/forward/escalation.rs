@@ -16,7 +16,12 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// The tiers of `policies` that are due for `i` at `now`, earliest first. Pure.
-pub fn due_tiers<'a>(policies: &'a [EscalationPolicy], i: &Incident, site: Option<&SiteInfo>, now: Timestamp) -> Vec<&'a EscalationTier> {
+pub fn due_tiers<'a>(
+    policies: &'a [EscalationPolicy],
+    i: &Incident,
+    site: Option<&SiteInfo>,
+    now: Timestamp,
+) -> Vec<&'a EscalationTier> {
     if i.acked_at.is_some() || !i.state.is_standing() || i.shelved_until.is_some_and(|u| u > now) {
         return Vec::new();
     }
@@ -35,7 +40,8 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
     let policies = shared.config.escalation.clone();
     // Tiers already notified, per incident (loaded from its history when first seen).
     let mut notified: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(shared.config.escalation_check_ms));
+    let mut ticker =
+        tokio::time::interval(Duration::from_millis(shared.config.escalation_check_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -53,7 +59,13 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
         let ids: HashSet<&str> = active.iter().map(|i| i.id.as_str()).collect();
         notified.retain(|id, _| ids.contains(id.as_str()));
         for i in &active {
-            let info = shared.live.read().expect("live lock").sites.get(i.site.as_str()).map(|s| s.info.clone());
+            let info = shared
+                .live
+                .read()
+                .expect("live lock")
+                .sites
+                .get(i.site.as_str())
+                .map(|s| s.info.clone());
             let due = due_tiers(&policies, i, info.as_ref(), now);
             if due.is_empty() {
                 continue;
@@ -61,7 +73,11 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
             if !notified.contains_key(&i.id) {
                 match shared.store.history(&i.id).await {
                     Ok(h) => {
-                        let tiers = h.into_iter().filter(|e| e.event == EventKind::Notified).filter_map(|e| e.tier).collect();
+                        let tiers = h
+                            .into_iter()
+                            .filter(|e| e.event == EventKind::Notified)
+                            .filter_map(|e| e.tier)
+                            .collect();
                         notified.insert(i.id.clone(), tiers);
                     }
                     Err(e) => {
@@ -76,7 +92,13 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
                     continue;
                 }
                 let (tx, rx) = oneshot::channel();
-                let cmd = Command::Act { id: i.id.clone(), action: Action::Notified { tier: tier.name.clone() }, reply: tx };
+                let cmd = Command::Act {
+                    id: i.id.clone(),
+                    action: Action::Notified {
+                        tier: tier.name.clone(),
+                    },
+                    reply: tx,
+                };
                 if shared.commands.send(cmd).await.is_err() {
                     return;
                 }
@@ -110,10 +132,21 @@ mod tests {
     fn policy() -> Vec<EscalationPolicy> {
         vec![EscalationPolicy {
             name: "p".into(),
-            filter: Filter { min_severity: Some(Severity::Alarm), ..Default::default() },
+            filter: Filter {
+                min_severity: Some(Severity::Alarm),
+                ..Default::default()
+            },
             tiers: vec![
-                EscalationTier { name: "director".into(), after_ms: 600_000, subscribers: vec!["d".into()] },
-                EscalationTier { name: "leader".into(), after_ms: 60_000, subscribers: vec!["l".into()] },
+                EscalationTier {
+                    name: "director".into(),
+                    after_ms: 600_000,
+                    subscribers: vec!["d".into()],
+                },
+                EscalationTier {
+                    name: "leader".into(),
+                    after_ms: 60_000,
+                    subscribers: vec!["l".into()],
+                },
             ],
         }]
     }
@@ -125,18 +158,31 @@ mod tests {
         let t0 = i.raised_at;
         let at = |s: i64| t0 + chrono::Duration::seconds(s);
         assert!(due_tiers(&p, &i, None, at(59)).is_empty());
-        let names = |v: Vec<&EscalationTier>| v.into_iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        let names =
+            |v: Vec<&EscalationTier>| v.into_iter().map(|t| t.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(due_tiers(&p, &i, None, at(60))), ["leader"]);
-        assert_eq!(names(due_tiers(&p, &i, None, at(600))), ["leader", "director"]);
+        assert_eq!(
+            names(due_tiers(&p, &i, None, at(600))),
+            ["leader", "director"]
+        );
         let mut acked = i.clone();
         acked.acked_at = Some(at(30));
         acked.state = telemetry::IncidentState::Acknowledged;
-        assert!(due_tiers(&p, &acked, None, at(600)).is_empty(), "acknowledgement stops escalation");
+        assert!(
+            due_tiers(&p, &acked, None, at(600)).is_empty(),
+            "acknowledgement stops escalation"
+        );
         let mut shelved = i.clone();
         shelved.shelved_until = Some(at(700));
-        assert!(due_tiers(&p, &shelved, None, at(600)).is_empty(), "shelved: waits");
+        assert!(
+            due_tiers(&p, &shelved, None, at(600)).is_empty(),
+            "shelved: waits"
+        );
         assert_eq!(due_tiers(&p, &shelved, None, at(700)).len(), 2);
         let low = event("mine-01", "r", Severity::Warning, EventKind::Raised).incident;
-        assert!(due_tiers(&p, &low, None, at(600)).is_empty(), "the policy's filter applies");
+        assert!(
+            due_tiers(&p, &low, None, at(600)).is_empty(),
+            "the policy's filter applies"
+        );
     }
 }

@@ -35,7 +35,9 @@ impl Filter {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(r) = &self.region {
             if r.is_empty() || r.len() > 6 || !r.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("filter.region {r:?} must be a prefix of a six-digit region code"));
+                return Err(format!(
+                    "filter.region {r:?} must be a prefix of a six-digit region code"
+                ));
             }
         }
         if let Some(s) = &self.site {
@@ -48,7 +50,10 @@ impl Filter {
         }
         if let Some(e) = &self.events {
             if e.is_empty() {
-                return Err("filter.events must name at least one event (leave it out for the default)".into());
+                return Err(
+                    "filter.events must name at least one event (leave it out for the default)"
+                        .into(),
+                );
             }
         }
         Ok(())
@@ -79,7 +84,9 @@ impl Filter {
         }
         if let Some(r) = &self.rule {
             let r = r.trim_end_matches(['.', '*']);
-            if !(i.rule == r || (i.rule.starts_with(r) && i.rule.as_bytes().get(r.len()) == Some(&b'.'))) {
+            if !(i.rule == r
+                || (i.rule.starts_with(r) && i.rule.as_bytes().get(r.len()) == Some(&b'.')))
+            {
                 return false;
             }
         }
@@ -108,7 +115,12 @@ impl Filter {
 
 /// Whether a subscriber with `filter` gets `ev`: a `notified` event goes to the members of its
 /// tier (`in_tier` says whether the subscriber is one), every other event by the filter.
-pub fn wants(filter: &Filter, ev: &IncidentEvent, site: Option<&SiteInfo>, in_tier: impl Fn(&str) -> bool) -> bool {
+pub fn wants(
+    filter: &Filter,
+    ev: &IncidentEvent,
+    site: Option<&SiteInfo>,
+    in_tier: impl Fn(&str) -> bool,
+) -> bool {
     if ev.event == EventKind::Notified {
         return ev.tier.as_deref().is_some_and(in_tier);
     }
@@ -160,7 +172,13 @@ pub(crate) mod tests {
     }
 
     fn mine() -> SiteInfo {
-        SiteInfo { name: None, category: Some(Category::parse("coal_mine")), region: Some(RegionCode::new("410522").unwrap()), lat: None, lon: None }
+        SiteInfo {
+            name: None,
+            category: Some(Category::parse("coal_mine")),
+            region: Some(RegionCode::new("410522").unwrap()),
+            lat: None,
+            lon: None,
+        }
     }
 
     #[test]
@@ -168,8 +186,14 @@ pub(crate) mod tests {
         let f = Filter::default();
         assert!(f.matches_event(&event("m", "r", Severity::Info, EventKind::Raised), None));
         assert!(f.matches_event(&event("m", "r", Severity::Info, EventKind::Escalated), None));
-        assert!(!f.matches_event(&event("m", "r", Severity::Info, EventKind::Acknowledged), None));
-        let all = Filter { events: Some(vec![EventKind::Cleared]), ..Default::default() };
+        assert!(!f.matches_event(
+            &event("m", "r", Severity::Info, EventKind::Acknowledged),
+            None
+        ));
+        let all = Filter {
+            events: Some(vec![EventKind::Cleared]),
+            ..Default::default()
+        };
         assert!(all.matches_event(&event("m", "r", Severity::Info, EventKind::Cleared), None));
         assert!(!all.matches_event(&event("m", "r", Severity::Info, EventKind::Raised), None));
     }
@@ -177,49 +201,147 @@ pub(crate) mod tests {
     #[test]
     fn region_prefix_and_code() {
         let s = mine();
-        for (region, expect) in [("41", true), ("4105", true), ("410500", true), ("410522", true), ("410000", true), ("4106", false), ("410600", false), ("42", false)] {
-            let f = Filter { region: Some(region.into()), ..Default::default() };
-            assert_eq!(f.matches_incident(&event("m", "r", Severity::Alarm, EventKind::Raised).incident, Some(&s)), expect, "{region}");
+        for (region, expect) in [
+            ("41", true),
+            ("4105", true),
+            ("410500", true),
+            ("410522", true),
+            ("410000", true),
+            ("4106", false),
+            ("410600", false),
+            ("42", false),
+        ] {
+            let f = Filter {
+                region: Some(region.into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                f.matches_incident(
+                    &event("m", "r", Severity::Alarm, EventKind::Raised).incident,
+                    Some(&s)
+                ),
+                expect,
+                "{region}"
+            );
         }
         // A site whose region is unknown matches no region filter.
-        let f = Filter { region: Some("41".into()), ..Default::default() };
-        assert!(!f.matches_incident(&event("m", "r", Severity::Alarm, EventKind::Raised).incident, None));
+        let f = Filter {
+            region: Some("41".into()),
+            ..Default::default()
+        };
+        assert!(!f.matches_incident(
+            &event("m", "r", Severity::Alarm, EventKind::Raised).incident,
+            None
+        ));
     }
 
     #[test]
     fn severity_site_category_rule() {
         let s = mine();
-        let i = event("mine-01", "coal.ch4.working_face", Severity::Alarm, EventKind::Raised).incident;
+        let i = event(
+            "mine-01",
+            "coal.ch4.working_face",
+            Severity::Alarm,
+            EventKind::Raised,
+        )
+        .incident;
         let f = |f: Filter| f.matches_incident(&i, Some(&s));
-        assert!(f(Filter { min_severity: Some(Severity::Warning), ..Default::default() }));
-        assert!(f(Filter { min_severity: Some(Severity::Alarm), ..Default::default() }));
-        assert!(!f(Filter { min_severity: Some(Severity::Critical), ..Default::default() }));
-        assert!(f(Filter { site: Some("mine-01".into()), ..Default::default() }));
-        assert!(!f(Filter { site: Some("mine-02".into()), ..Default::default() }));
-        assert!(f(Filter { category: Some("coal_mine".into()), ..Default::default() }));
-        assert!(!f(Filter { category: Some("hazchem".into()), ..Default::default() }));
-        assert!(f(Filter { rule: Some("coal.ch4.working_face".into()), ..Default::default() }));
-        assert!(f(Filter { rule: Some("coal.ch4".into()), ..Default::default() }));
-        assert!(f(Filter { rule: Some("coal.*".into()), ..Default::default() }));
-        assert!(!f(Filter { rule: Some("coal.ch".into()), ..Default::default() }), "a prefix only at a dot");
-        assert!(!f(Filter { rule: Some("chem".into()), ..Default::default() }));
+        assert!(f(Filter {
+            min_severity: Some(Severity::Warning),
+            ..Default::default()
+        }));
+        assert!(f(Filter {
+            min_severity: Some(Severity::Alarm),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            min_severity: Some(Severity::Critical),
+            ..Default::default()
+        }));
+        assert!(f(Filter {
+            site: Some("mine-01".into()),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            site: Some("mine-02".into()),
+            ..Default::default()
+        }));
+        assert!(f(Filter {
+            category: Some("coal_mine".into()),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            category: Some("hazchem".into()),
+            ..Default::default()
+        }));
+        assert!(f(Filter {
+            rule: Some("coal.ch4.working_face".into()),
+            ..Default::default()
+        }));
+        assert!(f(Filter {
+            rule: Some("coal.ch4".into()),
+            ..Default::default()
+        }));
+        assert!(f(Filter {
+            rule: Some("coal.*".into()),
+            ..Default::default()
+        }));
+        assert!(
+            !f(Filter {
+                rule: Some("coal.ch".into()),
+                ..Default::default()
+            }),
+            "a prefix only at a dot"
+        );
+        assert!(!f(Filter {
+            rule: Some("chem".into()),
+            ..Default::default()
+        }));
     }
 
     #[test]
     fn notified_goes_by_tier() {
         let mut ev = event("m", "r", Severity::Alarm, EventKind::Notified);
         ev.tier = Some("leader".into());
-        let strict = Filter { min_severity: Some(Severity::Critical), ..Default::default() };
+        let strict = Filter {
+            min_severity: Some(Severity::Critical),
+            ..Default::default()
+        };
         assert!(wants(&strict, &ev, None, |t| t == "leader"));
         assert!(!wants(&Filter::default(), &ev, None, |_| false));
     }
 
     #[test]
     fn validation() {
-        assert!(Filter { region: Some("41a".into()), ..Default::default() }.validate().is_err());
-        assert!(Filter { region: Some("4105221".into()), ..Default::default() }.validate().is_err());
-        assert!(Filter { site: Some("Bad".into()), ..Default::default() }.validate().is_err());
-        assert!(Filter { events: Some(vec![]), ..Default::default() }.validate().is_err());
-        assert!(Filter { region: Some("4105".into()), ..Default::default() }.validate().is_ok());
+        assert!(Filter {
+            region: Some("41a".into()),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Filter {
+            region: Some("4105221".into()),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Filter {
+            site: Some("Bad".into()),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Filter {
+            events: Some(vec![]),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Filter {
+            region: Some("4105".into()),
+            ..Default::default()
+        }
+        .validate()
+        .is_ok());
     }
 }

@@ -98,7 +98,11 @@ pub struct FloodGate {
 
 impl FloodGate {
     pub fn new(cfg: FloodConfig) -> Self {
-        FloodGate { cfg, recent: VecDeque::new(), held: None }
+        FloodGate {
+            cfg,
+            recent: VecDeque::new(),
+            held: None,
+        }
     }
 
     fn window(&self) -> chrono::Duration {
@@ -145,7 +149,8 @@ impl FloodGate {
                 });
             }
         }
-        let never_held = ev.incident.severity == Severity::Critical || ev.event == EventKind::Notified;
+        let never_held =
+            ev.incident.severity == Severity::Critical || ev.event == EventKind::Notified;
         let Some(h) = self.held.as_mut() else {
             return Verdict::Send;
         };
@@ -157,7 +162,9 @@ impl FloodGate {
         h.to = h.to.max(ev.at);
         if ev.event == EventKind::Raised {
             h.raised += 1;
-            *h.by_severity.entry(ev.incident.severity.as_str().to_string()).or_default() += 1;
+            *h.by_severity
+                .entry(ev.incident.severity.as_str().to_string())
+                .or_default() += 1;
         }
         if h.seen.insert(ev.incident.id.clone()) && h.incidents.len() < SUMMARY_LIST {
             h.incidents.push(SummaryItem {
@@ -211,20 +218,48 @@ mod tests {
 
     #[test]
     fn storm_becomes_one_summary_and_critical_goes_through() {
-        let mut g = FloodGate::new(FloodConfig { max_incidents: 3, window_ms: 60_000 });
+        let mut g = FloodGate::new(FloodConfig {
+            max_incidents: 3,
+            window_ms: 60_000,
+        });
         let now = telemetry::parse_time("2026-11-28T10:00:00Z").unwrap();
         let site = SiteId::new("mine-01").unwrap();
         for n in 0..3 {
-            assert_eq!(g.observe(&raised(n, n as i64, Severity::Alarm), now), Verdict::Send, "the first three go out");
+            assert_eq!(
+                g.observe(&raised(n, n as i64, Severity::Alarm), now),
+                Verdict::Send,
+                "the first three go out"
+            );
         }
-        assert_eq!(g.observe(&raised(3, 3, Severity::Alarm), now), Verdict::Hold, "the fourth within a minute is a flood");
-        assert_eq!(g.observe(&raised(4, 4, Severity::Critical), now), Verdict::Send, "critical is never held");
-        assert_eq!(g.observe(&raised(5, 5, Severity::Warning), now), Verdict::Hold);
+        assert_eq!(
+            g.observe(&raised(3, 3, Severity::Alarm), now),
+            Verdict::Hold,
+            "the fourth within a minute is a flood"
+        );
+        assert_eq!(
+            g.observe(&raised(4, 4, Severity::Critical), now),
+            Verdict::Send,
+            "critical is never held"
+        );
+        assert_eq!(
+            g.observe(&raised(5, 5, Severity::Warning), now),
+            Verdict::Hold
+        );
         let mut cleared = raised(3, 6, Severity::Alarm);
         cleared.event = EventKind::Cleared;
-        assert_eq!(g.observe(&cleared, now), Verdict::Hold, "later events of the storm are held too");
-        assert!(g.flush(&site, now + chrono::Duration::seconds(59), false).is_none(), "not before the window ends");
-        let s = g.flush(&site, now + chrono::Duration::seconds(60), false).expect("summary");
+        assert_eq!(
+            g.observe(&cleared, now),
+            Verdict::Hold,
+            "later events of the storm are held too"
+        );
+        assert!(
+            g.flush(&site, now + chrono::Duration::seconds(59), false)
+                .is_none(),
+            "not before the window ends"
+        );
+        let s = g
+            .flush(&site, now + chrono::Duration::seconds(60), false)
+            .expect("summary");
         assert_eq!(s.raised, 2);
         assert_eq!(s.events, 3);
         assert_eq!(s.incidents.len(), 2, "distinct incidents: {s:?}");
@@ -232,35 +267,57 @@ mod tests {
         assert_eq!(s.by_severity.get("warning"), Some(&1));
         assert_eq!(s.summary_id, "flood-E3");
         assert!(!g.holding());
-        assert!(g.flush(&site, now + chrono::Duration::seconds(120), false).is_none(), "one summary per window");
+        assert!(
+            g.flush(&site, now + chrono::Duration::seconds(120), false)
+                .is_none(),
+            "one summary per window"
+        );
     }
 
     #[test]
     fn spread_out_raises_are_no_flood() {
-        let mut g = FloodGate::new(FloodConfig { max_incidents: 2, window_ms: 10_000 });
+        let mut g = FloodGate::new(FloodConfig {
+            max_incidents: 2,
+            window_ms: 10_000,
+        });
         let now = telemetry::parse_time("2026-11-28T10:00:00Z").unwrap();
         for n in 0..10 {
-            assert_eq!(g.observe(&raised(n, n as i64 * 6, Severity::Alarm), now), Verdict::Send, "raise {n}");
+            assert_eq!(
+                g.observe(&raised(n, n as i64 * 6, Severity::Alarm), now),
+                Verdict::Send,
+                "raise {n}"
+            );
         }
     }
 
     #[test]
     fn primed_window_counts_earlier_raises() {
-        let mut g = FloodGate::new(FloodConfig { max_incidents: 2, window_ms: 10_000 });
+        let mut g = FloodGate::new(FloodConfig {
+            max_incidents: 2,
+            window_ms: 10_000,
+        });
         let now = telemetry::parse_time("2026-11-28T10:00:00Z").unwrap();
         g.prime(raised(0, 0, Severity::Alarm).at);
         g.prime(raised(1, 1, Severity::Alarm).at);
-        assert_eq!(g.observe(&raised(2, 2, Severity::Alarm), now), Verdict::Hold);
+        assert_eq!(
+            g.observe(&raised(2, 2, Severity::Alarm), now),
+            Verdict::Hold
+        );
     }
 
     #[test]
     fn summary_lists_at_most_twenty() {
-        let mut g = FloodGate::new(FloodConfig { max_incidents: 1, window_ms: 60_000 });
+        let mut g = FloodGate::new(FloodConfig {
+            max_incidents: 1,
+            window_ms: 60_000,
+        });
         let now = telemetry::parse_time("2026-11-28T10:00:00Z").unwrap();
         for n in 0..40 {
             g.observe(&raised(n, 1, Severity::Info), now);
         }
-        let s = g.flush(&SiteId::new("mine-01").unwrap(), now, true).unwrap();
+        let s = g
+            .flush(&SiteId::new("mine-01").unwrap(), now, true)
+            .unwrap();
         assert_eq!(s.raised, 39);
         assert_eq!(s.incidents.len(), SUMMARY_LIST);
         assert_eq!(s.more, 39 - SUMMARY_LIST);

@@ -26,7 +26,10 @@ pub fn routes(fwd: Forwarding) -> Router {
         .route("/api/v1/deliveries/parked", get(parked))
         .route("/api/v1/deliveries/parked/{id}/resend", post(resend))
         .route("/api/v1/subscribers", get(subscribers).post(add_subscriber))
-        .route("/api/v1/subscribers/{id}", get(subscriber).delete(delete_subscriber))
+        .route(
+            "/api/v1/subscribers/{id}",
+            get(subscriber).delete(delete_subscriber),
+        )
         .route("/api/v1/subscribers/{id}/events", get(subscriber_events))
         .with_state(fwd)
 }
@@ -46,7 +49,9 @@ impl From<ForwardError> for FwdApiError {
             ForwardError::Conflict(_) => StatusCode::CONFLICT,
             ForwardError::Config(_) => StatusCode::BAD_REQUEST,
             ForwardError::Channel(_) => StatusCode::BAD_GATEWAY,
-            ForwardError::Store(_) | ForwardError::Db(_) | ForwardError::Corrupt(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ForwardError::Store(_) | ForwardError::Db(_) | ForwardError::Corrupt(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         FwdApiError(status, e.to_string())
     }
@@ -63,15 +68,26 @@ struct ParkedQuery {
     limit: Option<i64>,
 }
 
-async fn parked(State(f): State<Forwarding>, Query(q): Query<ParkedQuery>) -> Result<Json<serde_json::Value>, FwdApiError> {
+async fn parked(
+    State(f): State<Forwarding>,
+    Query(q): Query<ParkedQuery>,
+) -> Result<Json<serde_json::Value>, FwdApiError> {
     let state = match q.state.as_deref().unwrap_or("parked") {
         "all" => None,
         s @ ("parked" | "resent") => Some(s),
-        other => return Err(err(StatusCode::BAD_REQUEST, format!("state {other:?} is not parked, resent or all"))),
+        other => {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                format!("state {other:?} is not parked, resent or all"),
+            ))
+        }
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(err(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000"));
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "limit must be between 1 and 1000",
+        ));
     }
     let list = Db::new(&f.shared.store).parked(state, limit).await?;
     Ok(Json(json!(list)))
@@ -79,38 +95,72 @@ async fn parked(State(f): State<Forwarding>, Query(q): Query<ParkedQuery>) -> Re
 
 /// Send a parked delivery again, now, once. 200 when delivered (it becomes `resent`); 502 with
 /// the reason when not (it stays parked).
-async fn resend(State(f): State<Forwarding>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, FwdApiError> {
+async fn resend(
+    State(f): State<Forwarding>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, FwdApiError> {
     let not_found = || err(StatusCode::NOT_FOUND, format!("no parked delivery {id}"));
     let n: i64 = id.parse().map_err(|_| not_found())?;
     let db = Db::new(&f.shared.store);
     let p = db.parked_one(n).await?.ok_or_else(not_found)?;
     if p.state != "parked" {
-        return Err(err(StatusCode::CONFLICT, format!("parked delivery {n} was already resent")));
+        return Err(err(
+            StatusCode::CONFLICT,
+            format!("parked delivery {n} was already resent"),
+        ));
     }
-    let target = f
-        .targets
-        .get(&p.target)
-        .ok_or_else(|| err(StatusCode::CONFLICT, format!("{} is no longer configured", p.target)))?;
+    let target = f.targets.get(&p.target).ok_or_else(|| {
+        err(
+            StatusCode::CONFLICT,
+            format!("{} is no longer configured", p.target),
+        )
+    })?;
     let msg = Message::from_json(&p.body)?;
-    let info = f.shared.live.read().expect("live lock").sites.get(p.site.as_str()).map(|s| s.info.clone());
+    let info = f
+        .shared
+        .live
+        .read()
+        .expect("live lock")
+        .sites
+        .get(p.site.as_str())
+        .map(|s| s.info.clone());
     let now = f.shared.clock.now();
-    let outcome = target.channel.send(&f.shared, &msg, info.as_ref(), now).await;
-    let label = if outcome == Outcome::Delivered { "resent" } else { outcome.label() };
-    f.shared.metrics.deliveries.with_label_values(&[target.kind, label]).inc();
+    let outcome = target
+        .channel
+        .send(&f.shared, &msg, info.as_ref(), now)
+        .await;
+    let label = if outcome == Outcome::Delivered {
+        "resent"
+    } else {
+        outcome.label()
+    };
+    f.shared
+        .metrics
+        .deliveries
+        .with_label_values(&[target.kind, label])
+        .inc();
     match outcome {
         Outcome::Delivered => {
             db.resend_result(n, true, 0, "", now).await?;
             f.shared.metrics.parked.set(db.parked_count().await?);
             tracing::info!(target = %p.target, id = %p.message_id, "parked delivery resent");
-            Ok(Json(json!({"id": n, "state": "resent", "message_id": p.message_id, "resent_at": format_time(&now)})))
+            Ok(Json(
+                json!({"id": n, "state": "resent", "message_id": p.message_id, "resent_at": format_time(&now)}),
+            ))
         }
         Outcome::Retry { reason, .. } => {
             db.resend_result(n, false, 0, &reason, now).await?;
-            Err(err(StatusCode::BAD_GATEWAY, format!("not delivered (still parked): {reason}")))
+            Err(err(
+                StatusCode::BAD_GATEWAY,
+                format!("not delivered (still parked): {reason}"),
+            ))
         }
         Outcome::Refused { status, reason } => {
             db.resend_result(n, false, status, &reason, now).await?;
-            Err(err(StatusCode::BAD_GATEWAY, format!("refused again (still parked): {reason}")))
+            Err(err(
+                StatusCode::BAD_GATEWAY,
+                format!("refused again (still parked): {reason}"),
+            ))
         }
     }
 }
@@ -129,21 +179,37 @@ fn subscriber_json(s: &super::db::StoredSubscriber) -> serde_json::Value {
 
 async fn subscribers(State(f): State<Forwarding>) -> Result<Json<serde_json::Value>, FwdApiError> {
     let list = Db::new(&f.shared.store).subscribers().await?;
-    Ok(Json(json!(list.iter().map(subscriber_json).collect::<Vec<_>>())))
+    Ok(Json(json!(list
+        .iter()
+        .map(subscriber_json)
+        .collect::<Vec<_>>())))
 }
 
-async fn subscriber(State(f): State<Forwarding>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, FwdApiError> {
-    let s = Db::new(&f.shared.store).subscriber(&id).await?.ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
+async fn subscriber(
+    State(f): State<Forwarding>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, FwdApiError> {
+    let s = Db::new(&f.shared.store)
+        .subscriber(&id)
+        .await?
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
     Ok(Json(subscriber_json(&s)))
 }
 
-async fn add_subscriber(State(f): State<Forwarding>, body: axum::body::Bytes) -> Result<Response, FwdApiError> {
-    let mut s: SubscriberConfig = serde_json::from_slice(&body).map_err(|e| err(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+async fn add_subscriber(
+    State(f): State<Forwarding>,
+    body: axum::body::Bytes,
+) -> Result<Response, FwdApiError> {
+    let mut s: SubscriberConfig = serde_json::from_slice(&body)
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
     let now = f.shared.clock.now();
     if s.id.is_empty() {
         // Derived from the clock and the body: no hidden randomness.
         use sha2::{Digest, Sha256};
-        let d = Sha256::new().chain_update(&body).chain_update(now.timestamp_nanos_opt().unwrap_or(0).to_be_bytes()).finalize();
+        let d = Sha256::new()
+            .chain_update(&body)
+            .chain_update(now.timestamp_nanos_opt().unwrap_or(0).to_be_bytes())
+            .finalize();
         s.id = format!("sub-{}", &hex::encode(d)[..12]);
     }
     s.validate()?;
@@ -160,15 +226,27 @@ async fn add_subscriber(State(f): State<Forwarding>, body: axum::body::Bytes) ->
         }
     }
     tracing::info!(subscriber = %s.id, channel = s.channel.kind(), "subscriber added");
-    let stored = db.subscriber(&s.id).await?.ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "subscriber vanished"))?;
+    let stored = db
+        .subscriber(&s.id)
+        .await?
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "subscriber vanished"))?;
     Ok((StatusCode::CREATED, Json(subscriber_json(&stored))).into_response())
 }
 
-async fn delete_subscriber(State(f): State<Forwarding>, Path(id): Path<String>) -> Result<StatusCode, FwdApiError> {
+async fn delete_subscriber(
+    State(f): State<Forwarding>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, FwdApiError> {
     let db = Db::new(&f.shared.store);
-    let s = db.subscriber(&id).await?.ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
+    let s = db
+        .subscriber(&id)
+        .await?
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
     if s.source == "config" {
-        return Err(err(StatusCode::CONFLICT, format!("subscriber {id} is defined in the config file; remove it there")));
+        return Err(err(
+            StatusCode::CONFLICT,
+            format!("subscriber {id} is defined in the config file; remove it there"),
+        ));
     }
     db.delete_subscriber(&id).await?;
     let key = format!("subscriber:{id}");
@@ -186,7 +264,10 @@ async fn subscriber_events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, FwdApiError> {
     let db = Db::new(&f.shared.store);
-    let s = db.subscriber(&id).await?.ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
+    let s = db
+        .subscriber(&id)
+        .await?
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
     let rx = f.shared.events.subscribe();
     let from = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(last) => db.event_pos(last).await?.unwrap_or(0),
@@ -199,41 +280,59 @@ async fn subscriber_events(
     }
     let shared = f.shared.clone();
     let sub = s.config;
-    let stream = stream::unfold(St { pos: from, buf: VecDeque::new(), rx }, move |mut st| {
-        let shared = shared.clone();
-        let sub = sub.clone();
-        async move {
-            loop {
-                if let Some(ev) = st.buf.pop_front() {
-                    return Some((Ok(ev), st));
-                }
-                let page = match shared.store.events_after(st.pos, 200).await {
-                    Ok(p) => p,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+    let stream = stream::unfold(
+        St {
+            pos: from,
+            buf: VecDeque::new(),
+            rx,
+        },
+        move |mut st| {
+            let shared = shared.clone();
+            let sub = sub.clone();
+            async move {
+                loop {
+                    if let Some(ev) = st.buf.pop_front() {
+                        return Some((Ok(ev), st));
+                    }
+                    let page = match shared.store.events_after(st.pos, 200).await {
+                        Ok(p) => p,
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    if page.is_empty() {
+                        tokio::select! {
+                            _ = shared.shutdown.cancelled() => return None,
+                            _ = st.rx.recv() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        }
                         continue;
                     }
-                };
-                if page.is_empty() {
-                    tokio::select! {
-                        _ = shared.shutdown.cancelled() => return None,
-                        _ = st.rx.recv() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                    continue;
-                }
-                for (pos, ev) in page {
-                    st.pos = pos;
-                    let info = shared.live.read().expect("live lock").sites.get(ev.incident.site.as_str()).map(|s| s.info.clone());
-                    let wanted = filter::wants(&sub.filter, &ev, info.as_ref(), |tier| shared.tiers.get(tier).is_some_and(|m| m.contains(&sub.id)));
-                    if wanted {
-                        st.buf.push_back(
-                            SseEvent::default().id(ev.event_id.clone()).event("incident").data(serde_json::to_string(&ev).unwrap_or_default()),
-                        );
+                    for (pos, ev) in page {
+                        st.pos = pos;
+                        let info = shared
+                            .live
+                            .read()
+                            .expect("live lock")
+                            .sites
+                            .get(ev.incident.site.as_str())
+                            .map(|s| s.info.clone());
+                        let wanted = filter::wants(&sub.filter, &ev, info.as_ref(), |tier| {
+                            shared.tiers.get(tier).is_some_and(|m| m.contains(&sub.id))
+                        });
+                        if wanted {
+                            st.buf.push_back(
+                                SseEvent::default()
+                                    .id(ev.event_id.clone())
+                                    .event("incident")
+                                    .data(serde_json::to_string(&ev).unwrap_or_default()),
+                            );
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -50,16 +50,27 @@ impl Target {
             EndpointKind::Http => (
                 "http",
                 Channel::Http {
-                    url: reqwest::Url::parse(&e.url).map_err(|err| ForwardError::Config(format!("endpoint {}: {err}", e.name)))?,
+                    url: reqwest::Url::parse(&e.url).map_err(|err| {
+                        ForwardError::Config(format!("endpoint {}: {err}", e.name))
+                    })?,
                     secret: e.secret.clone(),
                     headers: header_map(&e.headers)?,
                     timeout,
                 },
             ),
             EndpointKind::Mqtt => {
-                let client_id = e.client_id.clone().unwrap_or_else(|| format!("hrs-forward-{}", e.name));
+                let client_id = e
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| format!("hrs-forward-{}", e.name));
                 let sink = MqttSink::start(&e.url, &client_id, timeout, stop.clone())?;
-                ("mqtt", Channel::Mqtt { sink, topic: format!("{}/incidents/{{site}}", e.topic_prefix) })
+                (
+                    "mqtt",
+                    Channel::Mqtt {
+                        sink,
+                        topic: format!("{}/incidents/{{site}}", e.topic_prefix),
+                    },
+                )
             }
         };
         Ok(Target {
@@ -76,23 +87,54 @@ impl Target {
     }
 
     /// A subscriber's target; `None` for SSE subscribers (they read the log themselves).
-    pub fn subscriber(s: &SubscriberConfig, shared: &Shared) -> Result<Option<Target>, ForwardError> {
+    pub fn subscriber(
+        s: &SubscriberConfig,
+        shared: &Shared,
+    ) -> Result<Option<Target>, ForwardError> {
         let stop = shared.shutdown.child_token();
         let channel = match &s.channel {
-            ChannelConfig::Webhook { url, secret, timeout_ms, headers } => Channel::Http {
-                url: reqwest::Url::parse(url).map_err(|e| ForwardError::Config(format!("subscriber {}: {e}", s.id)))?,
+            ChannelConfig::Webhook {
+                url,
+                secret,
+                timeout_ms,
+                headers,
+            } => Channel::Http {
+                url: reqwest::Url::parse(url)
+                    .map_err(|e| ForwardError::Config(format!("subscriber {}: {e}", s.id)))?,
                 secret: secret.clone(),
                 headers: header_map(headers)?,
                 timeout: Duration::from_millis(*timeout_ms),
             },
-            ChannelConfig::Dingtalk { url, secret, timeout_ms } => {
-                Channel::Dingtalk { url: url.clone(), secret: secret.clone(), timeout: Duration::from_millis(*timeout_ms) }
-            }
-            ChannelConfig::Wecom { url, timeout_ms } => Channel::Wecom { url: url.clone(), timeout: Duration::from_millis(*timeout_ms) },
-            ChannelConfig::Mqtt { url, topic, client_id } => {
-                let client_id = client_id.clone().unwrap_or_else(|| format!("hrs-notify-{}", s.id));
-                let sink = MqttSink::start(url, &client_id, Duration::from_millis(super::default_timeout_ms()), stop.clone())?;
-                let topic = topic.replace("{subscriber}", &s.id).replace("{prefix}", &shared.topic_prefix);
+            ChannelConfig::Dingtalk {
+                url,
+                secret,
+                timeout_ms,
+            } => Channel::Dingtalk {
+                url: url.clone(),
+                secret: secret.clone(),
+                timeout: Duration::from_millis(*timeout_ms),
+            },
+            ChannelConfig::Wecom { url, timeout_ms } => Channel::Wecom {
+                url: url.clone(),
+                timeout: Duration::from_millis(*timeout_ms),
+            },
+            ChannelConfig::Mqtt {
+                url,
+                topic,
+                client_id,
+            } => {
+                let client_id = client_id
+                    .clone()
+                    .unwrap_or_else(|| format!("hrs-notify-{}", s.id));
+                let sink = MqttSink::start(
+                    url,
+                    &client_id,
+                    Duration::from_millis(super::default_timeout_ms()),
+                    stop.clone(),
+                )?;
+                let topic = topic
+                    .replace("{subscriber}", &s.id)
+                    .replace("{prefix}", &shared.topic_prefix);
                 Channel::Mqtt { sink, topic }
             }
             ChannelConfig::Sse {} => return Ok(None),
@@ -100,7 +142,10 @@ impl Target {
         Ok(Some(Target {
             key: format!("subscriber:{}", s.id),
             kind: s.channel.kind(),
-            selector: Selector::Subscriber { id: s.id.clone(), filter: s.filter.clone() },
+            selector: Selector::Subscriber {
+                id: s.id.clone(),
+                filter: s.filter.clone(),
+            },
             flood: shared.config.flood.clone(),
             channel,
             max_backoff: Duration::from_millis(super::default_max_backoff_ms()),
@@ -114,9 +159,12 @@ impl Target {
     pub fn wants(&self, shared: &Shared, ev: &IncidentEvent, site: Option<&SiteInfo>) -> bool {
         match &self.selector {
             Selector::All => true,
-            Selector::Subscriber { id, filter } => {
-                filter::wants(filter, ev, site, |tier| shared.tiers.get(tier).is_some_and(|m| m.iter().any(|s| s == id)))
-            }
+            Selector::Subscriber { id, filter } => filter::wants(filter, ev, site, |tier| {
+                shared
+                    .tiers
+                    .get(tier)
+                    .is_some_and(|m| m.iter().any(|s| s == id))
+            }),
         }
     }
 }
@@ -129,13 +177,21 @@ pub struct Targets {
 
 impl Targets {
     pub fn new(shared: Shared) -> Targets {
-        Targets { shared, map: RwLock::new(HashMap::new()) }
+        Targets {
+            shared,
+            map: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Register a target; the returned future runs it (spawn it).
     pub fn add(&self, t: Target) -> impl std::future::Future<Output = ()> + Send + 'static {
         let t = Arc::new(t);
-        if let Some(old) = self.map.write().expect("targets lock").insert(t.key.clone(), t.clone()) {
+        if let Some(old) = self
+            .map
+            .write()
+            .expect("targets lock")
+            .insert(t.key.clone(), t.clone())
+        {
             old.stop.cancel();
         }
         let span = tracing::info_span!("forward", target = %t.key, kind = t.kind);
@@ -186,11 +242,23 @@ async fn run_target(t: Arc<Target>, shared: Shared) {
     let stop = t.stop.clone();
     // Subscribe before reading the log: nothing falls between the two.
     let mut rx = shared.events.subscribe();
-    let Some(max) = durably(&stop, "log end", || db.max_pos()).await else { return };
+    let Some(max) = durably(&stop, "log end", || db.max_pos()).await else {
+        return;
+    };
     let default_start = if t.from_start { 0 } else { max };
-    let Some(start) = durably(&stop, "target start", || db.target_start(&t.key, default_start)).await else { return };
-    let Some(progress) = durably(&stop, "progress", || db.progress(&t.key)).await else { return };
-    let Some(mut sites) = durably(&stop, "sites", || db.sites_between(start, max)).await else { return };
+    let Some(start) = durably(&stop, "target start", || {
+        db.target_start(&t.key, default_start)
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(progress) = durably(&stop, "progress", || db.progress(&t.key)).await else {
+        return;
+    };
+    let Some(mut sites) = durably(&stop, "sites", || db.sites_between(start, max)).await else {
+        return;
+    };
     sites.extend(progress.keys().cloned());
     let sites: HashSet<String> = sites.into_iter().collect();
     let mut lanes: HashMap<String, Arc<Notify>> = HashMap::new();
@@ -198,7 +266,13 @@ async fn run_target(t: Arc<Target>, shared: Shared) {
     for site in sites {
         let from = progress.get(&site).copied().unwrap_or(start);
         let wake = Arc::new(Notify::new());
-        running.spawn(run_lane(t.clone(), shared.clone(), site.clone(), from, wake.clone()));
+        running.spawn(run_lane(
+            t.clone(),
+            shared.clone(),
+            site.clone(),
+            from,
+            wake.clone(),
+        ));
         lanes.insert(site, wake);
     }
     tracing::info!(target = %t.key, start, sites = lanes.len(), "delivery started");
@@ -222,7 +296,13 @@ async fn run_target(t: Arc<Target>, shared: Shared) {
                 Some(w) => w.notify_one(),
                 None => {
                     let wake = Arc::new(Notify::new());
-                    running.spawn(run_lane(t.clone(), shared.clone(), site.clone(), start, wake.clone()));
+                    running.spawn(run_lane(
+                        t.clone(),
+                        shared.clone(),
+                        site.clone(),
+                        start,
+                        wake.clone(),
+                    ));
                     lanes.insert(site, wake);
                 }
             }
@@ -234,7 +314,13 @@ async fn run_target(t: Arc<Target>, shared: Shared) {
 }
 
 fn site_info(shared: &Shared, site: &str) -> Option<SiteInfo> {
-    shared.live.read().expect("live lock").sites.get(site).map(|s| s.info.clone())
+    shared
+        .live
+        .read()
+        .expect("live lock")
+        .sites
+        .get(site)
+        .map(|s| s.info.clone())
 }
 
 /// Send one message until it is delivered or refused; `None` when the target stops.
@@ -255,10 +341,18 @@ async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) 
                 _ = t.stop.cancelled() => return None,
                 o = t.channel.send(shared, msg, info.as_ref(), shared.clock.now()) => o,
             };
-            shared.metrics.attempt_seconds.with_label_values(&[t.kind]).observe(started.elapsed().as_secs_f64());
+            shared
+                .metrics
+                .attempt_seconds
+                .with_label_values(&[t.kind])
+                .observe(started.elapsed().as_secs_f64());
             o
         };
-        shared.metrics.deliveries.with_label_values(&[t.kind, outcome.label()]).inc();
+        shared
+            .metrics
+            .deliveries
+            .with_label_values(&[t.kind, outcome.label()])
+            .inc();
         match outcome {
             Outcome::Delivered => {
                 tracing::debug!(target = %t.key, id = msg.id(), attempts, "delivered");
@@ -268,7 +362,21 @@ async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) 
                 tracing::warn!(target = %t.key, id = msg.id(), status, %reason, "refused for good; parked");
                 let body = String::from_utf8(msg.json()).unwrap_or_default();
                 let now = shared.clock.now();
-                durably(&t.stop, "park", || db.park(&t.key, t.kind, msg.site(), pos, msg.id(), &body, status, &reason, attempts, now)).await?;
+                durably(&t.stop, "park", || {
+                    db.park(
+                        &t.key,
+                        t.kind,
+                        msg.site(),
+                        pos,
+                        msg.id(),
+                        &body,
+                        status,
+                        &reason,
+                        attempts,
+                        now,
+                    )
+                })
+                .await?;
                 shared.metrics.parked.inc();
                 return Some(());
             }
@@ -298,9 +406,16 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
     if let (Some(g), Some(f)) = (gate.as_mut(), t.flood.as_ref()) {
         // Restore the window from the raises just before where we resume.
         if from > 0 {
-            if let Ok(recent) = db.site_events_before(&site, from, (f.max_incidents as i64 + 1) * 4).await {
+            if let Ok(recent) = db
+                .site_events_before(&site, from, (f.max_incidents as i64 + 1) * 4)
+                .await
+            {
                 let info = site_info(&shared, &site);
-                for ev in recent.iter().rev().filter(|e| e.event == EventKind::Raised && t.wants(&shared, e, info.as_ref())) {
+                for ev in recent
+                    .iter()
+                    .rev()
+                    .filter(|e| e.event == EventKind::Raised && t.wants(&shared, e, info.as_ref()))
+                {
                     g.prime(ev.at);
                 }
             }
@@ -320,10 +435,17 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
         // A flood summary that is due goes out first.
         if let Some(g) = gate.as_mut() {
             if let Some(summary) = g.flush(&site_id, shared.clock.now(), false) {
-                if deliver(&t, &shared, &db, &Message::Summary(summary), read).await.is_none() {
+                if deliver(&t, &shared, &db, &Message::Summary(summary), read)
+                    .await
+                    .is_none()
+                {
                     return;
                 }
-                shared.metrics.deliveries.with_label_values(&[t.kind, "summary"]).inc();
+                shared
+                    .metrics
+                    .deliveries
+                    .with_label_values(&[t.kind, "summary"])
+                    .inc();
                 done = read;
                 durably(&stop, "progress", || db.set_progress(&t.key, &site, done)).await;
             }
@@ -338,7 +460,11 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
             }
         };
         if page.is_empty() {
-            let idle = if holding { Duration::from_millis(100) } else { Duration::from_secs(5) };
+            let idle = if holding {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(5)
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = wake.notified() => {}
@@ -360,11 +486,18 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
             }
             if let Some(g) = gate.as_mut() {
                 if g.observe(&ev, shared.clock.now()) == Verdict::Hold {
-                    shared.metrics.deliveries.with_label_values(&[t.kind, "held"]).inc();
+                    shared
+                        .metrics
+                        .deliveries
+                        .with_label_values(&[t.kind, "held"])
+                        .inc();
                     continue;
                 }
             }
-            if deliver(&t, &shared, &db, &Message::Event(Box::new(ev)), pos).await.is_none() {
+            if deliver(&t, &shared, &db, &Message::Event(Box::new(ev)), pos)
+                .await
+                .is_none()
+            {
                 return;
             }
             if !gate.as_ref().is_some_and(|g| g.holding()) {

@@ -224,7 +224,9 @@ impl ChannelConfig {
     pub fn redacted(&self) -> ChannelConfig {
         let mut c = self.clone();
         match &mut c {
-            ChannelConfig::Webhook { secret, headers, .. } => {
+            ChannelConfig::Webhook {
+                secret, headers, ..
+            } => {
                 if secret.is_some() {
                     *secret = Some("***".into());
                 }
@@ -293,19 +295,26 @@ pub struct HeartbeatConfig {
 fn check_url(what: &str, url: &str, schemes: &[&str]) -> Result<(), ForwardError> {
     let ok = schemes.iter().any(|s| url.starts_with(&format!("{s}://")));
     if !ok {
-        return Err(ForwardError::Config(format!("{what}: url {url:?} must start with {}", schemes.join("://, ") + "://")));
+        return Err(ForwardError::Config(format!(
+            "{what}: url {url:?} must start with {}",
+            schemes.join("://, ") + "://"
+        )));
     }
     if schemes.contains(&"http") {
-        reqwest::Url::parse(url).map_err(|e| ForwardError::Config(format!("{what}: url {url:?}: {e}")))?;
+        reqwest::Url::parse(url)
+            .map_err(|e| ForwardError::Config(format!("{what}: url {url:?}: {e}")))?;
     } else {
-        crate::config::parse_mqtt_url(url).map_err(|e| ForwardError::Config(format!("{what}: {e:#}")))?;
+        crate::config::parse_mqtt_url(url)
+            .map_err(|e| ForwardError::Config(format!("{what}: {e:#}")))?;
     }
     Ok(())
 }
 
 fn check_timeout(what: &str, ms: u64) -> Result<(), ForwardError> {
     if !(1..=600_000).contains(&ms) {
-        return Err(ForwardError::Config(format!("{what}: timeout_ms must be between 1 and 600000")));
+        return Err(ForwardError::Config(format!(
+            "{what}: timeout_ms must be between 1 and 600000"
+        )));
     }
     Ok(())
 }
@@ -313,17 +322,29 @@ fn check_timeout(what: &str, ms: u64) -> Result<(), ForwardError> {
 impl SubscriberConfig {
     pub fn validate(&self) -> Result<(), ForwardError> {
         let what = format!("subscriber {:?}", self.id);
-        SiteId::new(self.id.clone()).map_err(|_| ForwardError::Config(format!("{what}: id must match [a-z0-9][a-z0-9_-]{{0,63}}")))?;
-        self.filter.validate().map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
+        SiteId::new(self.id.clone()).map_err(|_| {
+            ForwardError::Config(format!("{what}: id must match [a-z0-9][a-z0-9_-]{{0,63}}"))
+        })?;
+        self.filter
+            .validate()
+            .map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
         match &self.channel {
-            ChannelConfig::Webhook { url, timeout_ms, .. } | ChannelConfig::Dingtalk { url, timeout_ms, .. } | ChannelConfig::Wecom { url, timeout_ms } => {
+            ChannelConfig::Webhook {
+                url, timeout_ms, ..
+            }
+            | ChannelConfig::Dingtalk {
+                url, timeout_ms, ..
+            }
+            | ChannelConfig::Wecom { url, timeout_ms } => {
                 check_url(&what, url, &["http", "https"])?;
                 check_timeout(&what, *timeout_ms)?;
             }
             ChannelConfig::Mqtt { url, topic, .. } => {
                 check_url(&what, url, &["mqtt", "tcp"])?;
                 if topic.is_empty() || topic.contains(['+', '#']) {
-                    return Err(ForwardError::Config(format!("{what}: topic {topic:?} must be non-empty and without wildcards")));
+                    return Err(ForwardError::Config(format!(
+                        "{what}: topic {topic:?} must be non-empty and without wildcards"
+                    )));
                 }
             }
             ChannelConfig::Sse {} => {}
@@ -355,7 +376,11 @@ impl ForwardingConfig {
         let mut names = std::collections::HashSet::new();
         for e in &self.endpoints {
             let what = format!("forwarding endpoint {:?}", e.name);
-            SiteId::new(e.name.clone()).map_err(|_| ForwardError::Config(format!("{what}: name must match [a-z0-9][a-z0-9_-]{{0,63}}")))?;
+            SiteId::new(e.name.clone()).map_err(|_| {
+                ForwardError::Config(format!(
+                    "{what}: name must match [a-z0-9][a-z0-9_-]{{0,63}}"
+                ))
+            })?;
             if !names.insert(e.name.clone()) {
                 return Err(ForwardError::Config(format!("{what} is named twice")));
             }
@@ -364,7 +389,9 @@ impl ForwardingConfig {
                 EndpointKind::Mqtt => {
                     check_url(&what, &e.url, &["mqtt", "tcp"])?;
                     if e.topic_prefix.is_empty() || e.topic_prefix.contains(['+', '#']) {
-                        return Err(ForwardError::Config(format!("{what}: topic_prefix must be non-empty and without wildcards")));
+                        return Err(ForwardError::Config(format!(
+                            "{what}: topic_prefix must be non-empty and without wildcards"
+                        )));
                     }
                 }
             }
@@ -373,8 +400,12 @@ impl ForwardingConfig {
                 return Err(ForwardError::Config(format!("{what}: max_backoff_ms must be between 1 and 30000 (the contract caps it at 30 s)")));
             }
             for (k, v) in &e.headers {
-                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() || reqwest::header::HeaderValue::from_str(v).is_err() {
-                    return Err(ForwardError::Config(format!("{what}: header {k:?} is not a valid header")));
+                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                    || reqwest::header::HeaderValue::from_str(v).is_err()
+                {
+                    return Err(ForwardError::Config(format!(
+                        "{what}: header {k:?} is not a valid header"
+                    )));
                 }
             }
         }
@@ -382,22 +413,33 @@ impl ForwardingConfig {
         for s in &self.subscribers {
             s.validate()?;
             if !ids.insert(s.id.clone()) {
-                return Err(ForwardError::Config(format!("subscriber {:?} is defined twice", s.id)));
+                return Err(ForwardError::Config(format!(
+                    "subscriber {:?} is defined twice",
+                    s.id
+                )));
             }
         }
         let mut tiers = std::collections::HashSet::new();
         for p in &self.escalation {
             let what = format!("escalation policy {:?}", p.name);
-            p.filter.validate().map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
+            p.filter
+                .validate()
+                .map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
             if p.tiers.is_empty() {
                 return Err(ForwardError::Config(format!("{what} has no tiers")));
             }
             for t in &p.tiers {
                 if t.name.trim().is_empty() || !tiers.insert(t.name.clone()) {
-                    return Err(ForwardError::Config(format!("{what}: tier names must be non-empty and unique across policies ({:?})", t.name)));
+                    return Err(ForwardError::Config(format!(
+                        "{what}: tier names must be non-empty and unique across policies ({:?})",
+                        t.name
+                    )));
                 }
                 if t.subscribers.is_empty() {
-                    return Err(ForwardError::Config(format!("{what}: tier {:?} names no subscribers", t.name)));
+                    return Err(ForwardError::Config(format!(
+                        "{what}: tier {:?} names no subscribers",
+                        t.name
+                    )));
                 }
                 for s in &t.subscribers {
                     if !ids.contains(s) {
@@ -413,24 +455,36 @@ impl ForwardingConfig {
             check_url("forwarding.heartbeat", &h.url, &["http", "https"])?;
             check_timeout("forwarding.heartbeat", h.timeout_ms)?;
             if h.interval_ms < 100 {
-                return Err(ForwardError::Config("forwarding.heartbeat: interval_ms must be at least 100".into()));
+                return Err(ForwardError::Config(
+                    "forwarding.heartbeat: interval_ms must be at least 100".into(),
+                ));
             }
         }
         if !(1..=1024).contains(&self.max_in_flight) {
-            return Err(ForwardError::Config("forwarding.max_in_flight must be between 1 and 1024".into()));
+            return Err(ForwardError::Config(
+                "forwarding.max_in_flight must be between 1 and 1024".into(),
+            ));
         }
         if !(1..=30_000).contains(&self.retry_initial_ms) {
-            return Err(ForwardError::Config("forwarding.retry_initial_ms must be between 1 and 30000".into()));
+            return Err(ForwardError::Config(
+                "forwarding.retry_initial_ms must be between 1 and 30000".into(),
+            ));
         }
         if !(10..=60_000).contains(&self.escalation_check_ms) {
-            return Err(ForwardError::Config("forwarding.escalation_check_ms must be between 10 and 60000".into()));
+            return Err(ForwardError::Config(
+                "forwarding.escalation_check_ms must be between 10 and 60000".into(),
+            ));
         }
         Ok(())
     }
 
     /// Subscriber ids of each tier.
     pub fn tier_members(&self) -> HashMap<String, Vec<String>> {
-        self.escalation.iter().flat_map(|p| p.tiers.iter()).map(|t| (t.name.clone(), t.subscribers.clone())).collect()
+        self.escalation
+            .iter()
+            .flat_map(|p| p.tiers.iter())
+            .map(|t| (t.name.clone(), t.subscribers.clone()))
+            .collect()
     }
 }
 
@@ -472,14 +526,25 @@ impl ForwardMetrics {
             &["endpoint_kind", "outcome"],
         )
         .expect("metric");
-        let parked = prometheus::IntGauge::new("hrs_deliveries_parked", "Deliveries refused permanently (4xx) and parked for an operator").expect("metric");
+        let parked = prometheus::IntGauge::new(
+            "hrs_deliveries_parked",
+            "Deliveries refused permanently (4xx) and parked for an operator",
+        )
+        .expect("metric");
         let attempt_seconds = prometheus::HistogramVec::new(
-            prometheus::HistogramOpts::new("hrs_delivery_seconds", "Time of one delivery attempt, by target kind")
-                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            prometheus::HistogramOpts::new(
+                "hrs_delivery_seconds",
+                "Time of one delivery attempt, by target kind",
+            )
+            .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["endpoint_kind"],
         )
         .expect("metric");
-        let heartbeats = prometheus::IntCounterVec::new(prometheus::Opts::new("hrs_heartbeats_total", "Heartbeats posted, by outcome"), &["outcome"]).expect("metric");
+        let heartbeats = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("hrs_heartbeats_total", "Heartbeats posted, by outcome"),
+            &["outcome"],
+        )
+        .expect("metric");
         // Registered once per process; a second gateway in one process (tests) keeps its own
         // registry, so a failure here means a programming error.
         for c in [
@@ -492,7 +557,12 @@ impl ForwardMetrics {
                 tracing::warn!(error = %e, "forwarding metric not registered");
             }
         }
-        ForwardMetrics { deliveries, parked, attempt_seconds, heartbeats }
+        ForwardMetrics {
+            deliveries,
+            parked,
+            attempt_seconds,
+            heartbeats,
+        }
     }
 }
 
@@ -545,7 +615,8 @@ pub async fn start(
     };
     let db = db::Db::new(&shared.store);
     // Subscribers of the file are (re)written to the store; those added over the API stay.
-    db.sync_config_subscribers(&config.subscribers, shared.clock.now()).await?;
+    db.sync_config_subscribers(&config.subscribers, shared.clock.now())
+        .await?;
     shared.metrics.parked.set(db.parked_count().await?);
     let targets = Arc::new(lane::Targets::new(shared.clone()));
     for e in &config.endpoints {
@@ -558,16 +629,28 @@ pub async fn start(
             }
             Ok(None) => {}
             // A stored subscriber that no longer passes (e.g. an old API record) is skipped, not fatal.
-            Err(e) => tracing::error!(subscriber = %s.config.id, error = %e, "subscriber not started"),
+            Err(e) => {
+                tracing::error!(subscriber = %s.config.id, error = %e, "subscriber not started")
+            }
         }
     }
     if !config.escalation.is_empty() {
         tasks.spawn(escalation::run(shared.clone(), shutdown.clone()));
     }
     if let Some(h) = &config.heartbeat {
-        tasks.spawn(channel::run_heartbeat(h.clone(), w.gateway_name, shared.clone(), shutdown.clone()));
+        tasks.spawn(channel::run_heartbeat(
+            h.clone(),
+            w.gateway_name,
+            shared.clone(),
+            shutdown.clone(),
+        ));
     }
-    tracing::info!(endpoints = config.endpoints.len(), subscribers = targets.len(), policies = config.escalation.len(), "forwarding started");
+    tracing::info!(
+        endpoints = config.endpoints.len(),
+        subscribers = targets.len(),
+        policies = config.escalation.len(),
+        "forwarding started"
+    );
     Ok(Forwarding { shared, targets })
 }
 
@@ -597,7 +680,8 @@ mod tests {
             "[[endpoints]]\nname = \"platform\"\nurl = \"http://x.invalid/\"\ntimeout_ms = 800\nmax_backoff_ms = 1000\n",
         )
         .unwrap();
-        c.apply_env(&|k| (k == "HRS_PLATFORM_URL").then(|| "http://127.0.0.1:1/e".to_string())).unwrap();
+        c.apply_env(&|k| (k == "HRS_PLATFORM_URL").then(|| "http://127.0.0.1:1/e".to_string()))
+            .unwrap();
         assert_eq!(c.endpoints.len(), 1);
         assert_eq!(c.endpoints[0].url, "http://127.0.0.1:1/e");
         assert_eq!(c.endpoints[0].timeout_ms, 800);
@@ -606,7 +690,9 @@ mod tests {
     #[test]
     fn secret_without_platform_refused() {
         let mut c = ForwardingConfig::default();
-        assert!(c.apply_env(&|k| (k == "HRS_PLATFORM_SECRET").then(|| "s".to_string())).is_err());
+        assert!(c
+            .apply_env(&|k| (k == "HRS_PLATFORM_SECRET").then(|| "s".to_string()))
+            .is_err());
     }
 
     #[test]
@@ -646,7 +732,14 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.tier_members()["leader"], vec!["leader".to_string()]);
         let red = c.subscribers[0].channel.redacted();
-        assert_eq!(red, ChannelConfig::Dingtalk { url: "https://oapi.dingtalk.com/robot/send?***".into(), secret: Some("***".into()), timeout_ms: 5000 });
+        assert_eq!(
+            red,
+            ChannelConfig::Dingtalk {
+                url: "https://oapi.dingtalk.com/robot/send?***".into(),
+                secret: Some("***".into()),
+                timeout_ms: 5000
+            }
+        );
     }
 
     #[test]
@@ -665,9 +758,12 @@ mod tests {
                 assert!(c.validate().is_err(), "accepted: {text}");
             }
         }
-        let unknown: Result<ForwardingConfig, _> = toml::from_str("[[endpoints]]\nname = \"p\"\nurl = \"http://x/\"\ntimeout = 5\n");
+        let unknown: Result<ForwardingConfig, _> =
+            toml::from_str("[[endpoints]]\nname = \"p\"\nurl = \"http://x/\"\ntimeout = 5\n");
         assert!(unknown.is_err());
-        let unknown: Result<ForwardingConfig, _> = toml::from_str("[[subscribers]]\nid = \"a\"\nchannel = { kind = \"sse\", url = \"x\" }\n");
+        let unknown: Result<ForwardingConfig, _> = toml::from_str(
+            "[[subscribers]]\nid = \"a\"\nchannel = { kind = \"sse\", url = \"x\" }\n",
+        );
         assert!(unknown.is_err(), "unknown key in a channel refused");
     }
 }

@@ -179,7 +179,9 @@ impl TimeSeriesHandle {
         p.current_points += 1;
         p.points += 1;
         if p.current_since.is_none() {
+            // The first point of a batch: the writer starts its flush timer.
             p.current_since = Some(Instant::now());
+            s.wake.notify_one();
         }
         if p.current_points >= s.batch_points {
             s.seal(&mut p);

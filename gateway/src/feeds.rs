@@ -1,0 +1,132 @@
+//! Polling of weather feeds: each configured URL is fetched on its interval with conditional
+//! requests (`If-None-Match`, `If-Modified-Since`); a new document goes through the core like a
+//! posted one; failures back off (doubling, capped).
+
+use crate::service::Command;
+use prometheus::IntCounterVec;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// `[[weather_feeds]]`: a URL that serves one CAP document (or one CENC JSON document).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    pub url: String,
+    /// `cap` (default) or `cenc`.
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The longest wait after failures.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_kind() -> String {
+    "cap".into()
+}
+fn default_interval_ms() -> u64 {
+    60_000
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_backoff_ms() -> u64 {
+    600_000
+}
+
+impl FeedConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(format!("weather feed {:?}: url must be http:// or https://", self.url));
+        }
+        if self.kind != "cap" && self.kind != "cenc" {
+            return Err(format!("weather feed {:?}: kind must be cap or cenc", self.url));
+        }
+        if self.interval_ms < 100 || self.timeout_ms == 0 || self.max_backoff_ms < self.interval_ms {
+            return Err(format!("weather feed {:?}: interval_ms >= 100, timeout_ms > 0, max_backoff_ms >= interval_ms", self.url));
+        }
+        Ok(())
+    }
+}
+
+/// Poll one feed until shutdown.
+pub async fn run_feed(feed: FeedConfig, commands: mpsc::Sender<Command>, polls: IntCounterVec, shutdown: CancellationToken) {
+    let client = match reqwest::Client::builder().timeout(Duration::from_millis(feed.timeout_ms)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client");
+            return;
+        }
+    };
+    let kind: &'static str = if feed.kind == "cenc" { "cenc" } else { "cap" };
+    let interval = Duration::from_millis(feed.interval_ms);
+    let mut wait = Duration::ZERO;
+    let (mut etag, mut last_modified): (Option<String>, Option<String>) = (None, None);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let mut req = client.get(&feed.url);
+        if let Some(e) = &etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, e);
+        }
+        if let Some(m) = &last_modified {
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, m);
+        }
+        let outcome = match req.send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_MODIFIED => "not_modified",
+            Ok(r) if r.status().is_success() => {
+                let header = |name| r.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+                let (new_etag, new_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
+                match r.bytes().await {
+                    Ok(body) => {
+                        let (tx, rx) = oneshot::channel();
+                        if commands.send(Command::Weather { kind, body: body.to_vec(), reply: tx }).await.is_err() {
+                            return;
+                        }
+                        match rx.await {
+                            Ok(Ok(o)) => {
+                                tracing::info!(outcome = o.as_str(), "feed document taken");
+                                etag = new_etag;
+                                last_modified = new_modified;
+                                "taken"
+                            }
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "feed document refused");
+                                // Remember it anyway: the same refused document is not fetched again.
+                                etag = new_etag;
+                                last_modified = new_modified;
+                                "refused"
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the feed body");
+                        "error"
+                    }
+                }
+            }
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "feed answered an error");
+                "error"
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "feed unreachable");
+                "error"
+            }
+        };
+        polls.with_label_values(&[outcome]).inc();
+        wait = if outcome == "error" {
+            (wait.max(interval) * 2).min(Duration::from_millis(feed.max_backoff_ms))
+        } else {
+            interval
+        };
+    }
+}
