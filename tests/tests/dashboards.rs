@@ -24,16 +24,30 @@ impl VictoriaMetrics {
         let port = free_port();
         let mut cmd = Command::new("victoria-metrics");
         cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", dir.join("vm-data").display()))
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.join("vm-data").display()
+            ))
             .arg("-dedup.minScrapeInterval=1ms")
             .arg("-search.latencyOffset=1s")
             .args(extra);
-        let proc = Proc::spawn("victoria-metrics", &mut cmd, dir).expect("victoria-metrics is not installed (Debian package victoria-metrics)");
+        let proc = Proc::spawn("victoria-metrics", &mut cmd, dir)
+            .expect("victoria-metrics is not installed (Debian package victoria-metrics)");
         let vm = VictoriaMetrics { port, proc };
         let url = format!("{}/health", vm.url());
         eventually(Duration::from_secs(20), "victoria-metrics healthy", || {
             let url = url.clone();
-            async move { reqwest::Client::new().get(&url).timeout(Duration::from_secs(2)).send().await.ok()?.status().is_success().then_some(()) }
+            async move {
+                reqwest::Client::new()
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .ok()?
+                    .status()
+                    .is_success()
+                    .then_some(())
+            }
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", vm.proc.log_text()));
@@ -44,17 +58,31 @@ impl VictoriaMetrics {
     }
     /// Every sample of the series matching `selector`: (labels, timestamp ms, value).
     async fn export(&self, selector: &str) -> Vec<(Value, i64, f64)> {
-        let r = reqwest::Client::new().get(format!("{}/api/v1/export", self.url())).query(&[("match[]", selector)]).timeout(Duration::from_secs(10)).send().await;
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/export", self.url()))
+            .query(&[("match[]", selector)])
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
         let text = match r {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => return Vec::new(),
         };
         let mut out = Vec::new();
         for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-            let (Some(ts), Some(vals)) = (v["timestamps"].as_array(), v["values"].as_array()) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let (Some(ts), Some(vals)) = (v["timestamps"].as_array(), v["values"].as_array())
+            else {
+                continue;
+            };
             for (t, x) in ts.iter().zip(vals) {
-                out.push((v["metric"].clone(), t.as_i64().unwrap_or_default(), x.as_f64().unwrap_or(f64::NAN)));
+                out.push((
+                    v["metric"].clone(),
+                    t.as_i64().unwrap_or_default(),
+                    x.as_f64().unwrap_or(f64::NAN),
+                ));
             }
         }
         out
@@ -67,11 +95,18 @@ fn dashboards_dir() -> PathBuf {
 
 fn load(kind: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    let mut paths: Vec<_> = std::fs::read_dir(dashboards_dir().join(kind)).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(dashboards_dir().join(kind))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     paths.sort();
-    for p in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+    for p in paths
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
         let text = std::fs::read_to_string(&p).unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         out.push((p.file_name().unwrap().to_string_lossy().into_owned(), v));
     }
     assert!(!out.is_empty(), "no dashboards under {kind}/");
@@ -84,7 +119,11 @@ fn queries(kind: &str, field: &str) -> Vec<(String, String, String)> {
     for (file, d) in load(kind) {
         for p in d["panels"].as_array().unwrap() {
             for t in p["targets"].as_array().unwrap() {
-                out.push((file.clone(), p["title"].as_str().unwrap().to_string(), t[field].as_str().unwrap().to_string()));
+                out.push((
+                    file.clone(),
+                    p["title"].as_str().unwrap().to_string(),
+                    t[field].as_str().unwrap().to_string(),
+                ));
             }
         }
     }
@@ -93,28 +132,53 @@ fn queries(kind: &str, field: &str) -> Vec<(String, String, String)> {
 
 /// Grafana's variables as a test fills them: all sites, a five-minute rate window.
 fn substitute(q: &str) -> String {
-    q.replace("$__rate_interval", "5m").replace("$__interval", "15s").replace("${site:regex}", ".*").replace("$site", ".*").replace("${bucket}", "hrs")
+    q.replace("$__rate_interval", "5m")
+        .replace("$__interval", "15s")
+        .replace("${site:regex}", ".*")
+        .replace("$site", ".*")
+        .replace("${bucket}", "hrs")
 }
 
 #[test]
 fn dashboards_are_well_formed() {
     let mut uids = BTreeSet::new();
-    for (kind, ds_type, field) in [("prometheus", "prometheus", "expr"), ("influxdb", "influxdb", "query")] {
+    for (kind, ds_type, field) in [
+        ("prometheus", "prometheus", "expr"),
+        ("influxdb", "influxdb", "query"),
+    ] {
         for (file, d) in load(kind) {
-            assert!(uids.insert(d["uid"].as_str().unwrap().to_string()), "{file}: uid used twice");
-            assert!(d["title"].as_str().is_some_and(|t| t.starts_with("HRS / ")), "{file}");
+            assert!(
+                uids.insert(d["uid"].as_str().unwrap().to_string()),
+                "{file}: uid used twice"
+            );
+            assert!(
+                d["title"].as_str().is_some_and(|t| t.starts_with("HRS / ")),
+                "{file}"
+            );
             let vars = d["templating"]["list"].as_array().unwrap();
-            let ds = vars.iter().find(|v| v["name"] == "datasource").unwrap_or_else(|| panic!("{file}: a data source variable"));
+            let ds = vars
+                .iter()
+                .find(|v| v["name"] == "datasource")
+                .unwrap_or_else(|| panic!("{file}: a data source variable"));
             assert_eq!(ds["query"], ds_type, "{file}");
             let panels = d["panels"].as_array().unwrap();
             let ids: BTreeSet<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
             assert_eq!(ids.len(), panels.len(), "{file}: panel ids unique");
             for p in panels {
-                assert_eq!(p["datasource"], json!({"type": ds_type, "uid": "${datasource}"}), "{file}: {}", p["title"]);
+                assert_eq!(
+                    p["datasource"],
+                    json!({"type": ds_type, "uid": "${datasource}"}),
+                    "{file}: {}",
+                    p["title"]
+                );
                 let targets = p["targets"].as_array().unwrap();
                 assert!(!targets.is_empty(), "{file}: {} has no query", p["title"]);
                 for t in targets {
-                    assert!(t[field].as_str().is_some_and(|q| !q.trim().is_empty()), "{file}: {}", p["title"]);
+                    assert!(
+                        t[field].as_str().is_some_and(|q| !q.trim().is_empty()),
+                        "{file}: {}",
+                        p["title"]
+                    );
                 }
                 for k in ["x", "y", "w", "h"] {
                     assert!(p["gridPos"][k].is_u64(), "{file}: {} gridPos", p["title"]);
@@ -123,23 +187,59 @@ fn dashboards_are_well_formed() {
         }
     }
     // The gas panels draw the alarm and power-off levels of the standard.
-    let (_, overview) = load("prometheus").into_iter().find(|(f, _)| f == "site-overview.json").unwrap();
-    let face = overview["panels"].as_array().unwrap().iter().find(|p| p["targets"][0]["expr"].as_str().unwrap().contains("working_face|")).unwrap();
-    let steps: Vec<f64> = face["fieldConfig"]["defaults"]["thresholds"]["steps"].as_array().unwrap().iter().filter_map(|s| s["value"].as_f64()).collect();
+    let (_, overview) = load("prometheus")
+        .into_iter()
+        .find(|(f, _)| f == "site-overview.json")
+        .unwrap();
+    let face = overview["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .unwrap()
+                .contains("working_face|")
+        })
+        .unwrap();
+    let steps: Vec<f64> = face["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["value"].as_f64())
+        .collect();
     assert_eq!(steps, vec![1.0, 1.5]);
-    assert_eq!(face["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"], "line+area");
+    assert_eq!(
+        face["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"],
+        "line+area"
+    );
     // Provisioning: both data source types, both dashboard folders.
     let prov = dashboards_dir().join("provisioning");
     let ds = std::fs::read_to_string(prov.join("datasources/hrs.yaml")).unwrap();
-    for want in ["type: prometheus", "type: influxdb", "version: Flux", "uid: hrs-prometheus", "uid: hrs-influxdb"] {
+    for want in [
+        "type: prometheus",
+        "type: influxdb",
+        "version: Flux",
+        "uid: hrs-prometheus",
+        "uid: hrs-influxdb",
+    ] {
         assert!(ds.contains(want), "datasources/hrs.yaml: {want}");
     }
     let dash = std::fs::read_to_string(prov.join("dashboards/hrs.yaml")).unwrap();
-    assert!(dash.contains("hrs/prometheus") && dash.contains("hrs/influxdb"), "{dash}");
+    assert!(
+        dash.contains("hrs/prometheus") && dash.contains("hrs/influxdb"),
+        "{dash}"
+    );
 }
 
 async fn prom_query(base: &str, q: &str) -> Option<Vec<Value>> {
-    let r = reqwest::Client::new().get(format!("{base}/api/v1/query")).query(&[("query", q)]).timeout(Duration::from_secs(10)).send().await.ok()?;
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", q)])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
     let v: Value = r.json().await.ok()?;
     if v["status"] != "success" {
         panic!("{base}: query {q:?} failed: {v}");
@@ -165,9 +265,11 @@ async fn prometheus_scrapes_gateway_and_agent_and_every_dashboard_query_has_data
     let dir = tmp.path();
     let broker = Mosquitto::start(dir).await.unwrap();
     let prefix = format!("db{}/v1", free_port());
-    let (plc_port, http_port, agent_metrics_port, prom_port) = (free_port(), free_port(), free_port(), free_port());
+    let (plc_port, http_port, agent_metrics_port, prom_port) =
+        (free_port(), free_port(), free_port(), free_port());
     let scrape = scrape_config(dir, http_port, agent_metrics_port);
-    let vm = VictoriaMetrics::start(dir, &[format!("-promscrape.config={}", scrape.display())]).await;
+    let vm =
+        VictoriaMetrics::start(dir, &[format!("-promscrape.config={}", scrape.display())]).await;
 
     // A gas PLC (simulated Modbus device) and the edge agent polling it, with its metrics served.
     std::fs::write(
@@ -177,7 +279,15 @@ async fn prometheus_scrapes_gateway_and_agent_and_every_dashboard_query_has_data
         ),
     )
     .unwrap();
-    let _sim = Proc::spawn("simulator", Command::new(bin_path("edge-agent")).arg("simulate").arg("--config").arg(dir.join("sim.toml")), dir).unwrap();
+    let _sim = Proc::spawn(
+        "simulator",
+        Command::new(bin_path("edge-agent"))
+            .arg("simulate")
+            .arg("--config")
+            .arg(dir.join("sim.toml")),
+        dir,
+    )
+    .unwrap();
     wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
     std::fs::write(
         dir.join("agent.toml"),
@@ -231,7 +341,15 @@ poll_interval_ms = 300
         dir,
     )
     .unwrap();
-    let agent = Proc::spawn("agent", Command::new(bin_path("edge-agent")).arg("run").arg("--config").arg(dir.join("agent.toml")), dir).unwrap();
+    let agent = Proc::spawn(
+        "agent",
+        Command::new(bin_path("edge-agent"))
+            .arg("run")
+            .arg("--config")
+            .arg(dir.join("agent.toml")),
+        dir,
+    )
+    .unwrap();
     let prom_data = dir.join("prometheus");
     let prometheus = Proc::spawn(
         "prometheus",
@@ -254,19 +372,31 @@ poll_interval_ms = 300
     };
 
     // Prometheus: both targets up, with data from each.
-    let targets = eventually(Duration::from_secs(60), "gateway and agent targets up in Prometheus", || {
-        let prom = prom.clone();
-        async move {
-            let (_, v) = get_json(&format!("{prom}/api/v1/targets")).await.ok()?;
-            let active = v["data"]["activeTargets"].as_array()?.clone();
-            let up = |job: &str| active.iter().any(|t| t["labels"]["job"] == job && t["health"] == "up");
-            (up("hrs-gateway") && up("hrs-agents")).then_some(active)
-        }
-    })
+    let targets = eventually(
+        Duration::from_secs(60),
+        "gateway and agent targets up in Prometheus",
+        || {
+            let prom = prom.clone();
+            async move {
+                let (_, v) = get_json(&format!("{prom}/api/v1/targets")).await.ok()?;
+                let active = v["data"]["activeTargets"].as_array()?.clone();
+                let up = |job: &str| {
+                    active
+                        .iter()
+                        .any(|t| t["labels"]["job"] == job && t["health"] == "up")
+                };
+                (up("hrs-gateway") && up("hrs-agents")).then_some(active)
+            }
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
     assert_eq!(targets.len(), 2, "{targets:?}");
-    for (q, what) in [("hrs_gateway_up == 1", "the gateway's own metrics"), ("hrs_agent_readings_total > 0", "the agent's metrics"), ("hrs_readings_taken_total > 0", "readings taken")] {
+    for (q, what) in [
+        ("hrs_gateway_up == 1", "the gateway's own metrics"),
+        ("hrs_agent_readings_total > 0", "the agent's metrics"),
+        ("hrs_readings_taken_total > 0", "readings taken"),
+    ] {
         let prom = prom.clone();
         eventually(Duration::from_secs(30), what, || {
             let prom = prom.clone();
@@ -276,7 +406,10 @@ poll_interval_ms = 300
         .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
     }
     let agent_series = prom_query(&prom, "hrs_agent_mqtt_connected").await.unwrap();
-    assert_eq!(agent_series[0]["metric"]["agent"], "mine-01-edge", "target labels: {agent_series:?}");
+    assert_eq!(
+        agent_series[0]["metric"]["agent"], "mine-01-edge",
+        "target labels: {agent_series:?}"
+    );
 
     // Traffic for every panel: a second agent of the site with points at other locations and
     // of other quantities, an alarm, a bad reading, a refused reading and a duplicate batch.
@@ -291,7 +424,14 @@ poll_interval_ms = 300
         {"point": "FEED-1201", "quantity": "power_cut", "unit": "bool", "tags": {"zone": "1201"}},
         {"point": "TRK-1", "quantity": "position", "unit": "wgs84"}]});
     let topic = |kind: &str| format!("{prefix}/sites/mine-01/mine-01-kj/{kind}");
-    publish(broker.port, &topic("birth"), birth.to_string().into_bytes(), true).await.unwrap();
+    publish(
+        broker.port,
+        &topic("birth"),
+        birth.to_string().into_bytes(),
+        true,
+    )
+    .await
+    .unwrap();
     let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let batch = |seq: u64, ch4_return: f64| {
         json!({"agent": "mine-01-kj", "seq": seq, "readings": [
@@ -308,15 +448,24 @@ poll_interval_ms = 300
         .to_string()
         .into_bytes()
     };
-    publish(broker.port, &topic("readings"), batch(1, 0.4), false).await.unwrap();
-    publish(broker.port, &topic("readings"), batch(2, 1.2), false).await.unwrap(); // alarm at a return airway
-    publish(broker.port, &topic("readings"), batch(2, 1.2), false).await.unwrap(); // a duplicate
+    publish(broker.port, &topic("readings"), batch(1, 0.4), false)
+        .await
+        .unwrap();
+    publish(broker.port, &topic("readings"), batch(2, 1.2), false)
+        .await
+        .unwrap(); // alarm at a return airway
+    publish(broker.port, &topic("readings"), batch(2, 1.2), false)
+        .await
+        .unwrap(); // a duplicate
     let http = format!("http://127.0.0.1:{http_port}");
     eventually(Duration::from_secs(30), "an incident raised", || {
         let http = http.clone();
         async move {
             let (_, v) = get_json(&format!("{http}/api/v1/incidents")).await.ok()?;
-            v.as_array()?.iter().any(|i| i["point"] == "CH4-201").then_some(())
+            v.as_array()?
+                .iter()
+                .any(|i| i["point"] == "CH4-201")
+                .then_some(())
         }
     })
     .await
@@ -351,24 +500,53 @@ poll_interval_ms = 300
             }
         }
     }
-    assert!(checked.1 >= 20, "queries checked against Prometheus: {checked:?}");
+    assert!(
+        checked.1 >= 20,
+        "queries checked against Prometheus: {checked:?}"
+    );
 
     // The site variable of the overview (label_values(reading_value, site)).
-    let (_, sites) = get_json(&format!("{}/api/v1/label/site/values?match[]=reading_value", vm.url())).await.unwrap();
+    let (_, sites) = get_json(&format!(
+        "{}/api/v1/label/site/values?match[]=reading_value",
+        vm.url()
+    ))
+    .await
+    .unwrap();
     assert_eq!(sites["data"], json!(["mine-01"]));
 
     // Flux: only the measurement, fields and tags the writer wrote. VictoriaMetrics names a
     // line-protocol field `{measurement}_{field}`, tags become labels.
     let written = vm.export(r#"{__name__=~"reading_.+"}"#).await;
-    let fields: BTreeSet<String> = written.iter().map(|(m, _, _)| m["__name__"].as_str().unwrap().trim_start_matches("reading_").to_string()).collect();
-    let tags: BTreeSet<String> = written.iter().flat_map(|(m, _, _)| m.as_object().unwrap().keys().filter(|k| *k != "__name__").cloned().collect::<Vec<_>>()).collect();
+    let fields: BTreeSet<String> = written
+        .iter()
+        .map(|(m, _, _)| {
+            m["__name__"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("reading_")
+                .to_string()
+        })
+        .collect();
+    let tags: BTreeSet<String> = written
+        .iter()
+        .flat_map(|(m, _, _)| {
+            m.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "__name__")
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for want in ["value", "quality", "lat", "lon", "speed_kmh", "heading"] {
         assert!(fields.contains(want), "field {want} written: {fields:?}");
     }
     let flux = queries("influxdb", "query");
     assert!(flux.len() >= 8);
     let quoted = |q: &str, before: &str| -> Vec<String> {
-        q.match_indices(before).map(|(i, _)| q[i + before.len()..].split('"').next().unwrap().to_string()).collect()
+        q.match_indices(before)
+            .map(|(i, _)| q[i + before.len()..].split('"').next().unwrap().to_string())
+            .collect()
     };
     for (file, title, q) in &flux {
         let q = substitute(q);
@@ -378,24 +556,52 @@ poll_interval_ms = 300
         let fs = quoted(&q, "r._field == \"");
         assert!(!fs.is_empty(), "{file} / {title}: names its field");
         for f in fs {
-            assert!(fields.contains(&f), "{file} / {title}: field {f} is not written ({fields:?})");
+            assert!(
+                fields.contains(&f),
+                "{file} / {title}: field {f} is not written ({fields:?})"
+            );
         }
         // Tags: `r.tag` in predicates and the columns of keep()/group().
         let mut used = BTreeSet::new();
         for (i, _) in q.match_indices("r.") {
-            let name: String = q[i + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            if !name.is_empty() && !name.starts_with('_') && (i == 0 || !q.as_bytes()[i - 1].is_ascii_alphanumeric()) {
+            let name: String = q[i + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty()
+                && !name.starts_with('_')
+                && (i == 0 || !q.as_bytes()[i - 1].is_ascii_alphanumeric())
+            {
                 used.insert(name);
             }
         }
         for (i, _) in q.match_indices("columns: [") {
             let list = q[i + 10..].split(']').next().unwrap();
-            used.extend(list.split(',').map(|s| s.trim().trim_matches('"').to_string()).filter(|s| !s.starts_with('_')));
+            used.extend(
+                list.split(',')
+                    .map(|s| s.trim().trim_matches('"').to_string())
+                    .filter(|s| !s.starts_with('_')),
+            );
         }
         for t in &used {
-            assert!(tags.contains(t), "{file} / {title}: tag {t} is not written ({tags:?})");
+            assert!(
+                tags.contains(t),
+                "{file} / {title}: tag {t} is not written ({tags:?})"
+            );
         }
     }
-    let flux_tags: BTreeSet<String> = flux.iter().flat_map(|(_, _, q)| ["site", "point", "location", "quantity"].into_iter().filter(|t| q.contains(&format!("\"{t}\"")) || q.contains(&format!("r.{t}"))).map(String::from).collect::<Vec<_>>()).collect();
-    assert!(flux_tags.len() >= 4, "the Flux panels use the main tags: {flux_tags:?}");
+    let flux_tags: BTreeSet<String> = flux
+        .iter()
+        .flat_map(|(_, _, q)| {
+            ["site", "point", "location", "quantity"]
+                .into_iter()
+                .filter(|t| q.contains(&format!("\"{t}\"")) || q.contains(&format!("r.{t}")))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        flux_tags.len() >= 4,
+        "the Flux panels use the main tags: {flux_tags:?}"
+    );
 }

@@ -23,7 +23,13 @@ impl VictoriaMetrics {
         let port = free_port();
         let storage = dir.join("vm-data");
         let proc = Self::spawn(port, &storage, dir, extra);
-        let vm = VictoriaMetrics { port, proc, storage, dir: dir.to_path_buf(), extra: extra.to_vec() };
+        let vm = VictoriaMetrics {
+            port,
+            proc,
+            storage,
+            dir: dir.to_path_buf(),
+            extra: extra.to_vec(),
+        };
         vm.wait_healthy().await;
         vm
     }
@@ -34,14 +40,20 @@ impl VictoriaMetrics {
             .arg("-dedup.minScrapeInterval=1ms")
             .arg("-search.latencyOffset=1s")
             .args(extra);
-        Proc::spawn("victoria-metrics", &mut cmd, dir).expect("victoria-metrics is not installed (Debian package victoria-metrics)")
+        Proc::spawn("victoria-metrics", &mut cmd, dir)
+            .expect("victoria-metrics is not installed (Debian package victoria-metrics)")
     }
     async fn wait_healthy(&self) {
         let url = format!("{}/health", self.url());
         eventually(Duration::from_secs(20), "victoria-metrics healthy", || {
             let url = url.clone();
             async move {
-                let r = reqwest::Client::new().get(&url).timeout(Duration::from_secs(2)).send().await.ok()?;
+                let r = reqwest::Client::new()
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .ok()?;
                 r.status().is_success().then_some(())
             }
         })
@@ -73,10 +85,19 @@ impl VictoriaMetrics {
         let text = r.text().await.unwrap_or_default();
         let mut out = Vec::new();
         for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-            let (Some(ts), Some(vals)) = (v["timestamps"].as_array(), v["values"].as_array()) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let (Some(ts), Some(vals)) = (v["timestamps"].as_array(), v["values"].as_array())
+            else {
+                continue;
+            };
             for (t, x) in ts.iter().zip(vals) {
-                out.push((v["metric"].clone(), t.as_i64().unwrap_or_default(), x.as_f64().unwrap_or(f64::NAN)));
+                out.push((
+                    v["metric"].clone(),
+                    t.as_i64().unwrap_or_default(),
+                    x.as_f64().unwrap_or(f64::NAN),
+                ));
             }
         }
         out
@@ -85,7 +106,9 @@ impl VictoriaMetrics {
 
 /// A metric's value from a Prometheus text page (the first sample whose line starts with `name`).
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{'])).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 const SITE: &str = "mine-01";
@@ -116,7 +139,13 @@ async fn every_reading_lands_once_across_a_database_restart() {
         dir,
     )
     .unwrap();
-    let logs = |vm: &VictoriaMetrics| format!("--- gateway\n{}\n--- victoria-metrics\n{}", gateway.log_text(), vm.proc.log_text());
+    let logs = |vm: &VictoriaMetrics| {
+        format!(
+            "--- gateway\n{}\n--- victoria-metrics\n{}",
+            gateway.log_text(),
+            vm.proc.log_text()
+        )
+    };
     eventually(Duration::from_secs(30), "gateway ready", || {
         let http = http.clone();
         async move { matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(()) }
@@ -126,17 +155,29 @@ async fn every_reading_lands_once_across_a_database_restart() {
 
     let topic = |kind: &str| format!("{prefix}/sites/{SITE}/{AGENT}/{kind}");
     let birth = json!({"agent": AGENT, "epoch": "e1",
-        "site": {"name": "Zhaogu No.1 mine", "category": "coal_mine", "region": "410522"},
-        "points": [
-            {"point": "CH4-101", "quantity": "ch4", "unit": "%", "location": "working_face", "tags": {"zone": "1201"}},
-            {"point": "FEED-1201", "quantity": "power_cut", "unit": "bool", "tags": {"zone": "1201"}},
-            {"point": "TRK-YA12345", "quantity": "position", "unit": "wgs84"}
-        ]});
-    publish(broker.port, &topic("birth"), birth.to_string().into_bytes(), true).await.unwrap();
+    "site": {"name": "Zhaogu No.1 mine", "category": "coal_mine", "region": "410522"},
+    "points": [
+        {"point": "CH4-101", "quantity": "ch4", "unit": "%", "location": "working_face", "tags": {"zone": "1201"}},
+        {"point": "FEED-1201", "quantity": "power_cut", "unit": "bool", "tags": {"zone": "1201"}},
+        {"point": "TRK-YA12345", "quantity": "position", "unit": "wgs84"}
+    ]});
+    publish(
+        broker.port,
+        &topic("birth"),
+        birth.to_string().into_bytes(),
+        true,
+    )
+    .await
+    .unwrap();
 
     // Readings 10 ms apart, ten minutes ago onwards; methane stays below every level.
-    let base = (chrono::Utc::now() - chrono::Duration::minutes(10)).timestamp_millis() / 1000 * 1000;
-    let ts = |i: i64| chrono::DateTime::from_timestamp_millis(base + i * 10).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let base =
+        (chrono::Utc::now() - chrono::Duration::minutes(10)).timestamp_millis() / 1000 * 1000;
+    let ts = |i: i64| {
+        chrono::DateTime::from_timestamp_millis(base + i * 10)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
     let value = |i: i64| (i % 90) as f64 / 100.0;
     const PER_BATCH: i64 = 20;
     let send = |seq: u64| {
@@ -149,7 +190,11 @@ async fn every_reading_lands_once_across_a_database_restart() {
         let b = json!({"agent": AGENT, "epoch": "e1", "seq": seq, "readings": readings});
         let port = broker.port;
         let topic = topic("readings");
-        async move { publish(port, &topic, b.to_string().into_bytes(), false).await.unwrap() }
+        async move {
+            publish(port, &topic, b.to_string().into_bytes(), false)
+                .await
+                .unwrap()
+        }
     };
     // A bool, a bad reading and a position, for the field names.
     let extra = json!({"agent": AGENT, "epoch": "extra", "seq": 1, "readings": [
@@ -161,11 +206,22 @@ async fn every_reading_lands_once_across_a_database_restart() {
     for seq in 1..=10 {
         send(seq).await;
     }
-    publish(broker.port, &topic("readings"), extra.to_string().into_bytes(), false).await.unwrap();
+    publish(
+        broker.port,
+        &topic("readings"),
+        extra.to_string().into_bytes(),
+        false,
+    )
+    .await
+    .unwrap();
     let phase1 = 10 * PER_BATCH as usize;
-    eventually(Duration::from_secs(30), "phase 1 in VictoriaMetrics", || async {
-        (vm.export(r#"reading_value{point="CH4-101"}"#).await.len() >= phase1).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "phase 1 in VictoriaMetrics",
+        || async {
+            (vm.export(r#"reading_value{point="CH4-101"}"#).await.len() >= phase1).then_some(())
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
 
@@ -174,19 +230,40 @@ async fn every_reading_lands_once_across_a_database_restart() {
     for seq in 11..=40 {
         send(seq).await;
     }
-    let m = eventually(Duration::from_secs(30), "points spooled while the database is down", || {
-        let http = http.clone();
-        async move {
-            let text = reqwest::get(format!("{http}/metrics")).await.ok()?.text().await.ok()?;
-            let spooled = metric(&text, "hrs_timeseries_points_spooled_total")?;
-            let taken = metric(&text, "hrs_readings_taken_total")?;
-            (spooled > 0.0 && taken >= (40 * PER_BATCH + 3) as f64 && metric(&text, "hrs_timeseries_up") == Some(0.0)).then_some(text)
-        }
-    })
+    let m = eventually(
+        Duration::from_secs(30),
+        "points spooled while the database is down",
+        || {
+            let http = http.clone();
+            async move {
+                let text = reqwest::get(format!("{http}/metrics"))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                let spooled = metric(&text, "hrs_timeseries_points_spooled_total")?;
+                let taken = metric(&text, "hrs_readings_taken_total")?;
+                (spooled > 0.0
+                    && taken >= (40 * PER_BATCH + 3) as f64
+                    && metric(&text, "hrs_timeseries_up") == Some(0.0))
+                .then_some(text)
+            }
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
-    assert!(metric(&m, "hrs_timeseries_spool_bytes").unwrap() > 0.0, "{m}");
-    assert!(std::fs::read_dir(dir.join("gw/spool/timeseries")).unwrap().count() > 0, "spool files on disk");
+    assert!(
+        metric(&m, "hrs_timeseries_spool_bytes").unwrap() > 0.0,
+        "{m}"
+    );
+    assert!(
+        std::fs::read_dir(dir.join("gw/spool/timeseries"))
+            .unwrap()
+            .count()
+            > 0,
+        "spool files on disk"
+    );
 
     // Phase 3: the database is back: everything lands, exactly once.
     vm.restart().await;
@@ -194,17 +271,25 @@ async fn every_reading_lands_once_across_a_database_restart() {
         send(seq).await;
     }
     let total = 50 * PER_BATCH as usize;
-    let samples = eventually(Duration::from_secs(45), "every reading in VictoriaMetrics", || async {
-        let s = vm.export(r#"reading_value{point="CH4-101"}"#).await;
-        (s.len() >= total).then_some(s)
-    })
+    let samples = eventually(
+        Duration::from_secs(45),
+        "every reading in VictoriaMetrics",
+        || async {
+            let s = vm.export(r#"reading_value{point="CH4-101"}"#).await;
+            (s.len() >= total).then_some(s)
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
     let mut seen: Vec<(i64, f64)> = samples.iter().map(|(_, t, v)| (*t, *v)).collect();
     seen.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(seen.len(), total, "exactly once: no reading twice");
     for (i, (t, v)) in seen.iter().enumerate() {
-        assert_eq!((*t, *v), (base + i as i64 * 10, value(i as i64)), "reading {i}");
+        assert_eq!(
+            (*t, *v),
+            (base + i as i64 * 10, value(i as i64)),
+            "reading {i}"
+        );
     }
     let labels = &samples[0].0;
     assert_eq!(
@@ -216,27 +301,63 @@ async fn every_reading_lands_once_across_a_database_restart() {
 
     // The other fields: quality as an integer code, a bool as 1, a position's lat/lon/speed/heading.
     let quality = vm.export(r#"reading_quality{point="CH4-101"}"#).await;
-    assert_eq!(quality.iter().filter(|(_, _, q)| *q == 2.0).count(), 1, "one bad reading, quality 2");
+    assert_eq!(
+        quality.iter().filter(|(_, _, q)| *q == 2.0).count(),
+        1,
+        "one bad reading, quality 2"
+    );
     assert_eq!(quality.iter().filter(|(_, _, q)| *q == 0.0).count(), total);
     let feed = vm.export(r#"reading_value{point="FEED-1201"}"#).await;
     assert_eq!(feed.iter().map(|s| s.2).collect::<Vec<_>>(), vec![1.0]);
     assert_eq!(feed[0].0["quantity"], "power_cut");
-    for (field, want) in [("lat", 36.0975), ("lon", 114.3928), ("speed_kmh", 82.5), ("heading", 90.0)] {
-        let s = vm.export(&format!(r#"reading_{field}{{point="TRK-YA12345"}}"#)).await;
-        assert_eq!(s.iter().map(|s| s.2).collect::<Vec<_>>(), vec![want], "{field}");
+    for (field, want) in [
+        ("lat", 36.0975),
+        ("lon", 114.3928),
+        ("speed_kmh", 82.5),
+        ("heading", 90.0),
+    ] {
+        let s = vm
+            .export(&format!(r#"reading_{field}{{point="TRK-YA12345"}}"#))
+            .await;
+        assert_eq!(
+            s.iter().map(|s| s.2).collect::<Vec<_>>(),
+            vec![want],
+            "{field}"
+        );
     }
 
     // The gateway's own account agrees: all written, nothing dropped, the spool empty.
     let text = eventually(Duration::from_secs(20), "spool drained", || {
         let http = http.clone();
         async move {
-            let text = reqwest::get(format!("{http}/metrics")).await.ok()?.text().await.ok()?;
-            (metric(&text, "hrs_timeseries_spool_bytes") == Some(0.0) && metric(&text, "hrs_timeseries_up") == Some(1.0)).then_some(text)
+            let text = reqwest::get(format!("{http}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (metric(&text, "hrs_timeseries_spool_bytes") == Some(0.0)
+                && metric(&text, "hrs_timeseries_up") == Some(1.0))
+            .then_some(text)
         }
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
-    assert_eq!(metric(&text, "hrs_timeseries_points_written_total"), Some((total + 3) as f64), "{text}");
-    assert!(!text.lines().any(|l| l.starts_with("hrs_timeseries_points_dropped_total{") && !l.ends_with(" 0")), "{text}");
-    assert_eq!(std::fs::read_dir(dir.join("gw/spool/timeseries")).unwrap().count(), 0);
+    assert_eq!(
+        metric(&text, "hrs_timeseries_points_written_total"),
+        Some((total + 3) as f64),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("hrs_timeseries_points_dropped_total{") && !l.ends_with(" 0")),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("gw/spool/timeseries"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

@@ -14,7 +14,15 @@ pub const MEASUREMENT: &str = "reading";
 /// The tag keys the writer may set, in the order it writes them.
 pub const TAGS: [&str; 6] = ["agent", "category", "location", "point", "quantity", "site"];
 /// The field keys the writer may set.
-pub const FIELDS: [&str; 7] = ["value", "quality", "lat", "lon", "speed_kmh", "heading", "alt_m"];
+pub const FIELDS: [&str; 7] = [
+    "value",
+    "quality",
+    "lat",
+    "lon",
+    "speed_kmh",
+    "heading",
+    "alt_m",
+];
 
 /// Append one line (with its trailing newline) for `reading` to `out`.
 pub fn encode_reading(
@@ -58,7 +66,12 @@ pub fn encode_reading(
         }
         Value::Null => {}
     }
-    let _ = write!(out, "quality={}i {}", reading.quality.code(), reading.ts.timestamp_millis());
+    let _ = write!(
+        out,
+        "quality={}i {}",
+        reading.quality.code(),
+        reading.ts.timestamp_millis()
+    );
     out.push('\n');
 }
 
@@ -105,7 +118,10 @@ mod tests {
     use telemetry::{PointId, Position, Quality, Quantity, Unit};
 
     fn ids() -> (SiteId, AgentId) {
-        (SiteId::new("mine-01").unwrap(), AgentId::new("mine-01-edge").unwrap())
+        (
+            SiteId::new("mine-01").unwrap(),
+            AgentId::new("mine-01-edge").unwrap(),
+        )
     }
 
     fn at(ms: i64) -> telemetry::Timestamp {
@@ -115,11 +131,26 @@ mod tests {
     #[test]
     fn number_with_catalogue_and_category() {
         let (site, agent) = ids();
-        let mut spec = PointSpec::new(PointId::new("CH4-101").unwrap(), Quantity::Ch4, Unit::PercentVol);
+        let mut spec = PointSpec::new(
+            PointId::new("CH4-101").unwrap(),
+            Quantity::Ch4,
+            Unit::PercentVol,
+        );
         spec.location = Some("working_face".into());
-        let r = Reading::good(spec.point.clone(), at(1_795_860_000_123), Value::Number(0.42));
+        let r = Reading::good(
+            spec.point.clone(),
+            at(1_795_860_000_123),
+            Value::Number(0.42),
+        );
         let mut out = String::new();
-        encode_reading(&mut out, &site, &agent, &r, Some(&spec), Some(&Category::CoalMine));
+        encode_reading(
+            &mut out,
+            &site,
+            &agent,
+            &r,
+            Some(&spec),
+            Some(&Category::CoalMine),
+        );
         assert_eq!(
             out,
             "reading,agent=mine-01-edge,category=coal_mine,location=working_face,point=CH4-101,quantity=ch4,site=mine-01 value=0.42,quality=0i 1795860000123\n"
@@ -134,7 +165,14 @@ mod tests {
         let mut r = Reading::good(p.clone(), at(1000), Value::Bool(true));
         r.quality = Quality::Uncertain;
         encode_reading(&mut out, &site, &agent, &r, None, None);
-        encode_reading(&mut out, &site, &agent, &Reading::bad(p.clone(), at(2000), "modbus timeout"), None, None);
+        encode_reading(
+            &mut out,
+            &site,
+            &agent,
+            &Reading::bad(p.clone(), at(2000), "modbus timeout"),
+            None,
+            None,
+        );
         let mut c = Reading::good(p, at(3000), Value::Bool(false));
         c.quality = Quality::Calibration;
         encode_reading(&mut out, &site, &agent, &c, None, None);
@@ -149,10 +187,27 @@ mod tests {
     #[test]
     fn position_fields() {
         let (site, agent) = ids();
-        let pos = Position { lat: 36.0975, lon: 114.3928, speed_kmh: Some(82.5), heading: Some(90.0), alt_m: None };
-        let r = Reading::good(PointId::new("TRK-YA12345").unwrap(), at(5), Value::Position(pos));
+        let pos = Position {
+            lat: 36.0975,
+            lon: 114.3928,
+            speed_kmh: Some(82.5),
+            heading: Some(90.0),
+            alt_m: None,
+        };
+        let r = Reading::good(
+            PointId::new("TRK-YA12345").unwrap(),
+            at(5),
+            Value::Position(pos),
+        );
         let mut out = String::new();
-        encode_reading(&mut out, &site, &agent, &r, None, Some(&Category::Transport));
+        encode_reading(
+            &mut out,
+            &site,
+            &agent,
+            &r,
+            None,
+            Some(&Category::Transport),
+        );
         assert_eq!(
             out,
             "reading,agent=mine-01-edge,category=transport,point=TRK-YA12345,site=mine-01 lat=36.0975,lon=114.3928,speed_kmh=82.5,heading=90,quality=0i 5\n"
@@ -162,11 +217,22 @@ mod tests {
     #[test]
     fn special_characters_escaped_and_non_finite_left_out() {
         let (site, agent) = ids();
-        let mut spec = PointSpec::new(PointId::new("T-1").unwrap(), Quantity::Other("odd qty".into()), Unit::Celsius);
+        let mut spec = PointSpec::new(
+            PointId::new("T-1").unwrap(),
+            Quantity::Other("odd qty".into()),
+            Unit::Celsius,
+        );
         spec.location = Some("tank farm,a=b\\c\nd".into());
         let r = Reading::good(spec.point.clone(), at(7), Value::Number(f64::NAN));
         let mut out = String::new();
-        encode_reading(&mut out, &site, &agent, &r, Some(&spec), Some(&Category::Other(String::new())));
+        encode_reading(
+            &mut out,
+            &site,
+            &agent,
+            &r,
+            Some(&spec),
+            Some(&Category::Other(String::new())),
+        );
         assert_eq!(
             out,
             "reading,agent=mine-01-edge,location=tank\\ farm\\,a\\=b\\\\c\\ d,point=T-1,quantity=odd\\ qty,site=mine-01 quality=0i 7\n"
@@ -180,11 +246,29 @@ mod tests {
         let p = PointId::new("P").unwrap();
         let mut out = String::new();
         for v in [1e-7, 1e21, -3.0, 0.1 + 0.2] {
-            encode_reading(&mut out, &site, &agent, &Reading::good(p.clone(), at(0), Value::Number(v)), None, None);
+            encode_reading(
+                &mut out,
+                &site,
+                &agent,
+                &Reading::good(p.clone(), at(0), Value::Number(v)),
+                None,
+                None,
+            );
         }
         let values: Vec<f64> = out
             .lines()
-            .map(|l| l.split(' ').nth(1).unwrap().split(',').next().unwrap().strip_prefix("value=").unwrap().parse().unwrap())
+            .map(|l| {
+                l.split(' ')
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .strip_prefix("value=")
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(values, vec![1e-7, 1e21, -3.0, 0.1 + 0.2]);
         assert!(!out.contains("e-7") && !out.contains("e21"), "{out}");

@@ -129,13 +129,19 @@ impl TimeSeriesConfig {
 
     /// The write endpoint: `{url}/api/v2/write?org=..&bucket=..&precision=ms`.
     pub fn write_url(&self) -> Result<Option<reqwest::Url>, TimeSeriesError> {
-        self.url.as_deref().map(|u| self.write_url_for(u)).transpose()
+        self.url
+            .as_deref()
+            .map(|u| self.write_url_for(u))
+            .transpose()
     }
 
     fn write_url_for(&self, base: &str) -> Result<reqwest::Url, TimeSeriesError> {
-        let parsed = reqwest::Url::parse(base).map_err(|e| TimeSeriesError::Config(format!("timeseries.url {base:?}: {e}")))?;
+        let parsed = reqwest::Url::parse(base)
+            .map_err(|e| TimeSeriesError::Config(format!("timeseries.url {base:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(TimeSeriesError::Config(format!("timeseries.url {base:?} must be http://host[:port][/prefix] or https://...")));
+            return Err(TimeSeriesError::Config(format!(
+                "timeseries.url {base:?} must be http://host[:port][/prefix] or https://..."
+            )));
         }
         let mut url = parsed;
         let path = format!("{}/api/v2/write", url.path().trim_end_matches('/'));

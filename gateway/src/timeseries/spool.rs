@@ -29,11 +29,17 @@ pub enum SpoolError {
     #[error("spool full: {used} of {max} bytes used, a batch of {needed} bytes does not fit")]
     Full { used: u64, max: u64, needed: u64 },
     #[error("spool I/O on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
-    move |source| SpoolError::Io { path: path.to_path_buf(), source }
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Spool {
@@ -55,11 +61,19 @@ impl Spool {
                 tracing::warn!(file = %path.display(), "not a spool file; left alone");
                 continue;
             };
-            let len = entry.metadata().map_err(|e| TimeSeriesError::Spool(io(&path)(e)))?.len();
+            let len = entry
+                .metadata()
+                .map_err(|e| TimeSeriesError::Spool(io(&path)(e)))?
+                .len();
             bytes += len;
             files.insert(no, SpoolEntry { bytes: len, points });
         }
-        Ok(Spool { dir: dir.to_path_buf(), max_bytes, files, bytes })
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            files,
+            bytes,
+        })
     }
 
     fn path(&self, no: u64, points: usize) -> PathBuf {
@@ -70,13 +84,23 @@ impl Spool {
     pub fn push(&mut self, no: u64, body: &[u8], points: usize) -> Result<(), SpoolError> {
         let needed = body.len() as u64;
         if self.bytes + needed > self.max_bytes {
-            return Err(SpoolError::Full { used: self.bytes, max: self.max_bytes, needed });
+            return Err(SpoolError::Full {
+                used: self.bytes,
+                max: self.max_bytes,
+                needed,
+            });
         }
         let path = self.path(no, points);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, body).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        if let Some(old) = self.files.insert(no, SpoolEntry { bytes: needed, points }) {
+        if let Some(old) = self.files.insert(
+            no,
+            SpoolEntry {
+                bytes: needed,
+                points,
+            },
+        ) {
             self.bytes -= old.bytes;
         }
         self.bytes += needed;
@@ -146,8 +170,14 @@ mod tests {
         drop(s);
 
         let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!((s.batches(), s.points(), s.bytes(), s.last_no()), (3, 4, 13, Some(12)));
-        assert!(!dir.path().join("00000000000000000013-1.tmp").exists(), "a half-written batch is removed");
+        assert_eq!(
+            (s.batches(), s.points(), s.bytes(), s.last_no()),
+            (3, 4, 13, Some(12))
+        );
+        assert!(
+            !dir.path().join("00000000000000000013-1.tmp").exists(),
+            "a half-written batch is removed"
+        );
         let mut order = Vec::new();
         while let Some((no, _)) = s.first() {
             order.push(std::fs::read_to_string(s.file(no).unwrap()).unwrap());
@@ -164,7 +194,17 @@ mod tests {
         let mut s = Spool::open(dir.path(), 10).unwrap();
         s.push(1, b"123456", 1).unwrap();
         let e = s.push(2, b"12345", 1).unwrap_err();
-        assert!(matches!(e, SpoolError::Full { used: 6, max: 10, needed: 5 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                SpoolError::Full {
+                    used: 6,
+                    max: 10,
+                    needed: 5
+                }
+            ),
+            "{e}"
+        );
         s.push(3, b"1234", 1).unwrap();
         assert_eq!(s.bytes(), 10);
         assert_eq!(s.batches(), 2);

@@ -11,7 +11,11 @@ use telemetry::{AgentId, Category, PointId, PointSpec, Quantity, Reading, SiteId
 use tokio_util::sync::CancellationToken;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A VictoriaMetrics of our own; SIGKILLed when dropped.
@@ -23,12 +27,20 @@ struct Vm {
 
 impl Vm {
     async fn start(dir: &Path) -> Vm {
-        let mut vm = Vm { port: free_port(), storage: dir.join("vm"), child: None };
+        let mut vm = Vm {
+            port: free_port(),
+            storage: dir.join("vm"),
+            child: None,
+        };
         vm.spawn().await;
         vm
     }
     async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.storage.with_extension("log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.storage.with_extension("log"))
+            .unwrap();
         let child = Command::new("victoria-metrics")
             .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
             .arg(format!("-storageDataPath={}", self.storage.display()))
@@ -44,12 +56,20 @@ impl Vm {
         let url = format!("{}/health", self.url());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::Client::new().get(&url).timeout(Duration::from_secs(2)).send().await {
+            if let Ok(r) = reqwest::Client::new()
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "victoria-metrics did not come up");
+            assert!(
+                Instant::now() < deadline,
+                "victoria-metrics did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -59,26 +79,51 @@ impl Vm {
     /// SIGTERM (a clean stop: it flushes its data) and wait for the exit.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
     }
     /// Samples of `series` as (labels, timestamp ms, value), polled until `pred` holds (deadline 20 s).
-    async fn export_until(&self, series: &str, pred: impl Fn(&[(serde_json::Value, i64, f64)]) -> bool) -> Vec<(serde_json::Value, i64, f64)> {
+    async fn export_until(
+        &self,
+        series: &str,
+        pred: impl Fn(&[(serde_json::Value, i64, f64)]) -> bool,
+    ) -> Vec<(serde_json::Value, i64, f64)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut last = Vec::new();
         while Instant::now() < deadline {
             let url = format!("{}/api/v1/export?match[]={series}", self.url());
-            if let Ok(r) = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await {
+            if let Ok(r) = reqwest::Client::new()
+                .get(&url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+            {
                 let text = r.text().await.unwrap_or_default();
                 last = text
                     .lines()
                     .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                     .flat_map(|v| {
                         let metric = v["metric"].clone();
-                        let ts: Vec<i64> = v["timestamps"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
-                        let vals: Vec<f64> = v["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-                        ts.into_iter().zip(vals).map(move |(t, x)| (metric.clone(), t, x)).collect::<Vec<_>>()
+                        let ts: Vec<i64> = v["timestamps"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|t| t.as_i64().unwrap())
+                            .collect();
+                        let vals: Vec<f64> = v["values"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|x| x.as_f64().unwrap())
+                            .collect();
+                        ts.into_iter()
+                            .zip(vals)
+                            .map(move |(t, x)| (metric.clone(), t, x))
+                            .collect::<Vec<_>>()
                     })
                     .collect();
                 if pred(&last) {
@@ -121,7 +166,11 @@ fn base_ms() -> i64 {
 fn record_range(h: &TimeSeriesHandle, range: std::ops::Range<i64>) {
     let site = SiteId::new("mine-01").unwrap();
     let agent = AgentId::new("mine-01-edge").unwrap();
-    let mut spec = PointSpec::new(PointId::new("CH4-101").unwrap(), Quantity::Ch4, Unit::PercentVol);
+    let mut spec = PointSpec::new(
+        PointId::new("CH4-101").unwrap(),
+        Quantity::Ch4,
+        Unit::PercentVol,
+    );
     spec.location = Some("working_face".into());
     let base = base_ms();
     for i in range {
@@ -156,16 +205,25 @@ async fn every_reading_lands_once_across_a_database_outage() {
     let dir = tempfile::tempdir().unwrap();
     let mut vm = Vm::start(dir.path()).await;
     let registry = Registry::new();
-    let (h, w) = TimeSeriesWriter::from_config(&config(vm.url()), &dir.path().join("gw"), &registry).unwrap().unwrap();
+    let (h, w) =
+        TimeSeriesWriter::from_config(&config(vm.url()), &dir.path().join("gw"), &registry)
+            .unwrap()
+            .unwrap();
     let m = w.metrics();
     let stop = CancellationToken::new();
     let task = tokio::spawn(w.run(stop.clone()));
 
     // A lone point is written by time, without more traffic.
     record_range(&h, 0..1);
-    wait_for("a lone point written", Duration::from_secs(10), || m.points_written.get() == 1).await;
+    wait_for("a lone point written", Duration::from_secs(10), || {
+        m.points_written.get() == 1
+    })
+    .await;
     record_range(&h, 1..550);
-    wait_for("550 points written", Duration::from_secs(15), || m.points_written.get() == 550).await;
+    wait_for("550 points written", Duration::from_secs(15), || {
+        m.points_written.get() == 550
+    })
+    .await;
     let first = vm.export_until("reading_value", |s| s.len() == 550).await;
     assert_exactly_once(&first, 550);
     let labels = &first[0].0;
@@ -179,8 +237,15 @@ async fn every_reading_lands_once_across_a_database_outage() {
     // The database stops cleanly; readings keep coming, more than memory holds.
     vm.stop();
     record_range(&h, 550..3_000);
-    wait_for("the spool holding points", Duration::from_secs(15), || m.points_spooled.get() > 0 && m.up.get() == 0).await;
-    assert!(m.memory_points.get() <= 1_000, "memory bound: {}", m.memory_points.get());
+    wait_for("the spool holding points", Duration::from_secs(15), || {
+        m.points_spooled.get() > 0 && m.up.get() == 0
+    })
+    .await;
+    assert!(
+        m.memory_points.get() <= 1_000,
+        "memory bound: {}",
+        m.memory_points.get()
+    );
     let spool_dir = dir.path().join("gw/spool/timeseries");
     assert!(std::fs::read_dir(&spool_dir).unwrap().count() > 0);
     assert!(m.spool_bytes.get() > 0);
@@ -188,12 +253,19 @@ async fn every_reading_lands_once_across_a_database_outage() {
     // Back: the spool drains in order, then memory; nothing twice, nothing lost.
     vm.spawn().await;
     h.flush();
-    wait_for("every point written", Duration::from_secs(30), || m.points_written.get() == 3_000 && h.backlog_points() == 0).await;
+    wait_for("every point written", Duration::from_secs(30), || {
+        m.points_written.get() == 3_000 && h.backlog_points() == 0
+    })
+    .await;
     let all = vm.export_until("reading_value", |s| s.len() >= 3_000).await;
     assert_exactly_once(&all, 3_000);
     assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 0);
     assert_eq!(m.spool_bytes.get(), 0);
-    assert_eq!(std::fs::read_dir(&spool_dir).unwrap().count(), 0, "drained files are removed");
+    assert_eq!(
+        std::fs::read_dir(&spool_dir).unwrap().count(),
+        0,
+        "drained files are removed"
+    );
     assert!(m.write_failures.with_label_values(&["unreachable"]).get() > 0);
     stop.cancel();
     drop(h);
@@ -206,29 +278,46 @@ async fn what_is_left_at_shutdown_is_spooled_and_written_by_the_next_run() {
     let data = dir.path().join("gw");
     // First run: the database is not there at all.
     let nobody = format!("http://127.0.0.1:{}", free_port());
-    let (h, w) = TimeSeriesWriter::from_config(&config(nobody), &data, &Registry::new()).unwrap().unwrap();
+    let (h, w) = TimeSeriesWriter::from_config(&config(nobody), &data, &Registry::new())
+        .unwrap()
+        .unwrap();
     let m = w.metrics();
     let stop = CancellationToken::new();
     let task = tokio::spawn(w.run(stop.clone()));
     record_range(&h, 0..250); // two full batches and a partial one
-    wait_for("a failed attempt", Duration::from_secs(15), || m.write_failures.with_label_values(&["unreachable"]).get() > 0).await;
+    wait_for("a failed attempt", Duration::from_secs(15), || {
+        m.write_failures.with_label_values(&["unreachable"]).get() > 0
+    })
+    .await;
     stop.cancel();
     drop(h);
-    tokio::time::timeout(Duration::from_secs(10), task).await.expect("the writer stops").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the writer stops")
+        .unwrap();
     assert_eq!(m.points_written.get(), 0);
     let spool = Spool::open(&data.join("spool/timeseries"), u64::MAX).unwrap();
-    assert_eq!(spool.points(), 250, "everything, the partial batch too, is on disk");
+    assert_eq!(
+        spool.points(),
+        250,
+        "everything, the partial batch too, is on disk"
+    );
     drop(spool);
 
     // Second run: the database is up; the spool from the first run drains.
     let vm = Vm::start(dir.path()).await;
-    let (h, w) = TimeSeriesWriter::from_config(&config(vm.url()), &data, &Registry::new()).unwrap().unwrap();
+    let (h, w) = TimeSeriesWriter::from_config(&config(vm.url()), &data, &Registry::new())
+        .unwrap()
+        .unwrap();
     let m = w.metrics();
     let stop = CancellationToken::new();
     let task = tokio::spawn(w.run(stop.clone()));
     record_range(&h, 250..300); // new readings after the restart come after the spooled ones
     h.flush();
-    wait_for("all 300 written", Duration::from_secs(15), || m.points_written.get() == 300).await;
+    wait_for("all 300 written", Duration::from_secs(15), || {
+        m.points_written.get() == 300
+    })
+    .await;
     let all = vm.export_until("reading_value", |s| s.len() >= 300).await;
     assert_exactly_once(&all, 300);
     stop.cancel();
@@ -243,21 +332,35 @@ fn memory_bound_spills_and_only_a_full_spool_drops() {
     c.memory_points = 200;
     // One batch of 100 lines is about 15 kB: room for three on disk.
     c.spool_max_bytes = 50_000;
-    let (h, w) = TimeSeriesWriter::from_config(&c, dir.path(), &Registry::new()).unwrap().unwrap();
+    let (h, w) = TimeSeriesWriter::from_config(&c, dir.path(), &Registry::new())
+        .unwrap()
+        .unwrap();
     let m = w.metrics();
     // No writer task runs: nothing leaves memory except by the bound.
     record_range(&h, 0..199);
     assert_eq!((m.memory_points.get(), m.points_spooled.get()), (199, 0));
     record_range(&h, 199..200);
-    assert_eq!(m.memory_points.get(), 100, "the oldest batch went to disk: room for the next batch");
+    assert_eq!(
+        m.memory_points.get(),
+        100,
+        "the oldest batch went to disk: room for the next batch"
+    );
     assert_eq!(m.points_spooled.get(), 100);
     record_range(&h, 200..400);
     assert_eq!(m.points_spooled.get(), 300);
-    assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 0, "nothing dropped while the spool has room");
+    assert_eq!(
+        m.points_dropped.with_label_values(&["spool_full"]).get(),
+        0,
+        "nothing dropped while the spool has room"
+    );
     record_range(&h, 400..600);
     assert_eq!(m.memory_points.get(), 100);
     assert_eq!(m.points_spooled.get(), 300);
-    assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 200, "the batches that did not fit are counted");
+    assert_eq!(
+        m.points_dropped.with_label_values(&["spool_full"]).get(),
+        200,
+        "the batches that did not fit are counted"
+    );
     assert!(m.spool_bytes.get() as u64 <= c.spool_max_bytes);
     assert_eq!(h.backlog_points(), 400);
 }
@@ -278,7 +381,10 @@ fn config_validates_and_keeps_a_path_prefix() {
         c.write_url().unwrap().unwrap().as_str(),
         "https://tsdb.example:8443/influx/api/v2/write?org=henan+safety&bucket=readings&precision=ms"
     );
-    assert!(!format!("{c:?}").contains("s3cret"), "the token is not logged");
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "the token is not logged"
+    );
     c.url = Some("ftp://x".into());
     assert!(c.validate().is_err());
     c.url = None;
@@ -292,8 +398,15 @@ fn config_validates_and_keeps_a_path_prefix() {
 fn metrics_registered_once() {
     let r = Registry::new();
     TimeSeriesMetrics::register(&r).unwrap();
-    assert!(TimeSeriesMetrics::register(&r).is_err(), "a second registration is refused, not doubled");
-    let names: Vec<String> = r.gather().iter().map(|f| f.get_name().to_string()).collect();
+    assert!(
+        TimeSeriesMetrics::register(&r).is_err(),
+        "a second registration is refused, not doubled"
+    );
+    let names: Vec<String> = r
+        .gather()
+        .iter()
+        .map(|f| f.get_name().to_string())
+        .collect();
     for n in [
         "hrs_timeseries_points_written_total",
         "hrs_timeseries_points_spooled_total",

@@ -32,31 +32,79 @@ pub struct TimeSeriesMetrics {
 
 impl TimeSeriesMetrics {
     pub fn register(r: &Registry) -> Result<TimeSeriesMetrics, prometheus::Error> {
-        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> Result<T, prometheus::Error> {
+        fn reg<T: prometheus::core::Collector + Clone + 'static>(
+            r: &Registry,
+            m: T,
+        ) -> Result<T, prometheus::Error> {
             r.register(Box::new(m.clone()))?;
             Ok(m)
         }
         let m = TimeSeriesMetrics {
-            points_written: reg(r, IntCounter::new("hrs_timeseries_points_written_total", "Points the time-series database took")?)?,
-            points_spooled: reg(r, IntCounter::new("hrs_timeseries_points_spooled_total", "Points put into the disk spool")?)?,
+            points_written: reg(
+                r,
+                IntCounter::new(
+                    "hrs_timeseries_points_written_total",
+                    "Points the time-series database took",
+                )?,
+            )?,
+            points_spooled: reg(
+                r,
+                IntCounter::new(
+                    "hrs_timeseries_points_spooled_total",
+                    "Points put into the disk spool",
+                )?,
+            )?,
             points_dropped: reg(
                 r,
-                IntCounterVec::new(Opts::new("hrs_timeseries_points_dropped_total", "Points lost, by reason (spool_full, spool_io, refused)"), &["reason"])?,
+                IntCounterVec::new(
+                    Opts::new(
+                        "hrs_timeseries_points_dropped_total",
+                        "Points lost, by reason (spool_full, spool_io, refused)",
+                    ),
+                    &["reason"],
+                )?,
             )?,
-            spool_bytes: reg(r, IntGauge::new("hrs_timeseries_spool_bytes", "Bytes in the time-series disk spool")?)?,
-            memory_points: reg(r, IntGauge::new("hrs_timeseries_memory_points", "Points waiting in memory")?)?,
+            spool_bytes: reg(
+                r,
+                IntGauge::new(
+                    "hrs_timeseries_spool_bytes",
+                    "Bytes in the time-series disk spool",
+                )?,
+            )?,
+            memory_points: reg(
+                r,
+                IntGauge::new("hrs_timeseries_memory_points", "Points waiting in memory")?,
+            )?,
             write_seconds: reg(
                 r,
                 Histogram::with_opts(
-                    HistogramOpts::new("hrs_timeseries_write_seconds", "Latency of one time-series write request")
-                        .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                    HistogramOpts::new(
+                        "hrs_timeseries_write_seconds",
+                        "Latency of one time-series write request",
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ]),
                 )?,
             )?,
             write_failures: reg(
                 r,
-                IntCounterVec::new(Opts::new("hrs_timeseries_write_failures_total", "Failed time-series write attempts, by reason"), &["reason"])?,
+                IntCounterVec::new(
+                    Opts::new(
+                        "hrs_timeseries_write_failures_total",
+                        "Failed time-series write attempts, by reason",
+                    ),
+                    &["reason"],
+                )?,
             )?,
-            up: reg(r, IntGauge::new("hrs_timeseries_up", "1 while the last time-series write succeeded")?)?,
+            up: reg(
+                r,
+                IntGauge::new(
+                    "hrs_timeseries_up",
+                    "1 while the last time-series write succeeded",
+                )?,
+            )?,
         };
         for reason in ["spool_full", "spool_io", "refused"] {
             m.points_dropped.with_label_values(&[reason]);
@@ -103,7 +151,11 @@ impl Shared {
         }
         let cap = p.current.capacity();
         let body = std::mem::replace(&mut p.current, String::with_capacity(cap));
-        p.sealed.push_back(Sealed { no: p.next_no, body, points: p.current_points });
+        p.sealed.push_back(Sealed {
+            no: p.next_no,
+            body,
+            points: p.current_points,
+        });
         p.next_no += 1;
         p.current_points = 0;
         p.current_since = None;
@@ -117,11 +169,23 @@ impl Shared {
                 self.metrics.points_spooled.inc_by(b.points as u64);
             }
             Err(SpoolError::Full { used, max, needed }) => {
-                self.metrics.points_dropped.with_label_values(&["spool_full"]).inc_by(b.points as u64);
-                tracing::error!(points = b.points, used, max, needed, "time-series spool full: points dropped");
+                self.metrics
+                    .points_dropped
+                    .with_label_values(&["spool_full"])
+                    .inc_by(b.points as u64);
+                tracing::error!(
+                    points = b.points,
+                    used,
+                    max,
+                    needed,
+                    "time-series spool full: points dropped"
+                );
             }
             Err(e) => {
-                self.metrics.points_dropped.with_label_values(&["spool_io"]).inc_by(b.points as u64);
+                self.metrics
+                    .points_dropped
+                    .with_label_values(&["spool_io"])
+                    .inc_by(b.points as u64);
                 tracing::error!(points = b.points, error = %e, "time-series spool write failed: points dropped");
             }
         }
@@ -172,7 +236,14 @@ pub struct TimeSeriesHandle {
 impl TimeSeriesHandle {
     /// Record one taken reading. Bounded memory: when the writer is behind or the database is
     /// down, the oldest batches go to the disk spool.
-    pub fn record(&self, site: &SiteId, agent: &AgentId, reading: &Reading, spec: Option<&PointSpec>, category: Option<&Category>) {
+    pub fn record(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        reading: &Reading,
+        spec: Option<&PointSpec>,
+        category: Option<&Category>,
+    ) {
         let s = &*self.shared;
         let mut p = s.pending.lock().expect("pending lock");
         encode_reading(&mut p.current, site, agent, reading, spec, category);
@@ -215,7 +286,11 @@ enum Outcome {
 /// The next batch to send, and where it is kept.
 enum Next {
     Memory(Sealed),
-    Spool { no: u64, points: usize, path: std::path::PathBuf },
+    Spool {
+        no: u64,
+        points: usize,
+        path: std::path::PathBuf,
+    },
 }
 
 /// The writer task.
@@ -233,12 +308,19 @@ impl TimeSeriesWriter {
     /// Build the writer and its handle from the config, or `None` when no URL is set. Opens the
     /// spool under `<data_dir>/spool/timeseries/` (what a previous run left is drained first)
     /// and registers the metrics on `registry`.
-    pub fn from_config(config: &TimeSeriesConfig, data_dir: &Path, registry: &Registry) -> Result<Option<(TimeSeriesHandle, TimeSeriesWriter)>, TimeSeriesError> {
+    pub fn from_config(
+        config: &TimeSeriesConfig,
+        data_dir: &Path,
+        registry: &Registry,
+    ) -> Result<Option<(TimeSeriesHandle, TimeSeriesWriter)>, TimeSeriesError> {
         config.validate()?;
         let Some(url) = config.write_url()? else {
             return Ok(None);
         };
-        let spool = Spool::open(&data_dir.join("spool").join("timeseries"), config.spool_max_bytes)?;
+        let spool = Spool::open(
+            &data_dir.join("spool").join("timeseries"),
+            config.spool_max_bytes,
+        )?;
         let metrics = TimeSeriesMetrics::register(registry)?;
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let client = reqwest::Client::builder()
@@ -249,7 +331,12 @@ impl TimeSeriesWriter {
             .map_err(TimeSeriesError::Client)?;
         metrics.spool_bytes.set(spool.bytes() as i64);
         if spool.batches() > 0 {
-            tracing::info!(batches = spool.batches(), points = spool.points(), bytes = spool.bytes(), "time-series spool from an earlier run: draining first");
+            tracing::info!(
+                batches = spool.batches(),
+                points = spool.points(),
+                bytes = spool.bytes(),
+                "time-series spool from an earlier run: draining first"
+            );
         }
         let next_no = spool.last_no().map_or(1, |n| n + 1);
         let shared = Arc::new(Shared {
@@ -268,7 +355,10 @@ impl TimeSeriesWriter {
             memory_points: config.memory_points,
         });
         let (alive_tx, alive_rx) = mpsc::channel(1);
-        let handle = TimeSeriesHandle { shared: shared.clone(), _alive: alive_tx };
+        let handle = TimeSeriesHandle {
+            shared: shared.clone(),
+            _alive: alive_tx,
+        };
         let writer = TimeSeriesWriter {
             shared,
             client,
@@ -318,7 +408,11 @@ impl TimeSeriesWriter {
                 Next::Spool { path, points, .. } => match tokio::fs::read(path).await {
                     Ok(body) => (self.send(body).await, *points),
                     Err(e) => {
-                        shared.metrics.points_dropped.with_label_values(&["spool_io"]).inc_by(*points as u64);
+                        shared
+                            .metrics
+                            .points_dropped
+                            .with_label_values(&["spool_io"])
+                            .inc_by(*points as u64);
                         tracing::error!(points, file = %path.display(), error = %e, "time-series spool file unreadable: dropped");
                         self.forget(&next);
                         continue;
@@ -330,13 +424,20 @@ impl TimeSeriesWriter {
                     shared.metrics.points_written.inc_by(points as u64);
                     shared.metrics.up.set(1);
                     if let Some(since) = down_since.take() {
-                        tracing::info!(down_for_ms = since.elapsed().as_millis() as u64, "time-series database reachable again; draining the spool");
+                        tracing::info!(
+                            down_for_ms = since.elapsed().as_millis() as u64,
+                            "time-series database reachable again; draining the spool"
+                        );
                     }
                     backoff = Duration::from_millis(100);
                     self.forget(&next);
                 }
                 Outcome::Refused(reason) => {
-                    shared.metrics.points_dropped.with_label_values(&["refused"]).inc_by(points as u64);
+                    shared
+                        .metrics
+                        .points_dropped
+                        .with_label_values(&["refused"])
+                        .inc_by(points as u64);
                     tracing::error!(points, %reason, "time-series batch refused by the database: dropped");
                     self.forget(&next);
                 }
@@ -367,7 +468,11 @@ impl TimeSeriesWriter {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.alive.recv()).await;
         shared.spill_all(true);
         let spool = shared.spool.lock().expect("spool lock");
-        tracing::info!(spooled_batches = spool.batches(), spooled_points = spool.points(), "time-series writer stopped");
+        tracing::info!(
+            spooled_batches = spool.batches(),
+            spooled_points = spool.points(),
+            "time-series writer stopped"
+        );
     }
 
     fn seal_deadline(&self) -> Option<Instant> {
@@ -377,7 +482,9 @@ impl TimeSeriesWriter {
 
     fn seal_if_due(&self) {
         let mut p = self.shared.pending.lock().expect("pending lock");
-        if p.current_since.is_some_and(|t| t.elapsed() >= self.flush_interval) {
+        if p.current_since
+            .is_some_and(|t| t.elapsed() >= self.flush_interval)
+        {
             self.shared.seal(&mut p);
         }
     }
@@ -388,8 +495,16 @@ impl TimeSeriesWriter {
         let spool = self.shared.spool.lock().expect("spool lock");
         let mem = p.sealed.front().map(|b| b.no);
         match (mem, spool.first()) {
-            (Some(m), Some((s, e))) if s < m => Some(Next::Spool { no: s, points: e.points, path: spool.file(s)? }),
-            (None, Some((s, e))) => Some(Next::Spool { no: s, points: e.points, path: spool.file(s)? }),
+            (Some(m), Some((s, e))) if s < m => Some(Next::Spool {
+                no: s,
+                points: e.points,
+                path: spool.file(s)?,
+            }),
+            (None, Some((s, e))) => Some(Next::Spool {
+                no: s,
+                points: e.points,
+                path: spool.file(s)?,
+            }),
             (Some(_), _) => {
                 let b = p.sealed.pop_front()?;
                 p.points -= b.points;
@@ -413,7 +528,11 @@ impl TimeSeriesWriter {
 
     async fn send(&self, body: Vec<u8>) -> Outcome {
         let started = std::time::Instant::now();
-        let mut req = self.client.post(self.url.clone()).header("Content-Type", "text/plain; charset=utf-8").body(body);
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(body);
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Token {t}"));
         }
@@ -425,8 +544,13 @@ impl TimeSeriesWriter {
                 if status.is_success() {
                     Outcome::Written
                 } else {
-                    let text = tokio::time::timeout(Duration::from_secs(2), r.text()).await.ok().and_then(Result::ok).unwrap_or_default();
-                    let reason = format!("{status}: {}", text.chars().take(500).collect::<String>());
+                    let text = tokio::time::timeout(Duration::from_secs(2), r.text())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                    let reason =
+                        format!("{status}: {}", text.chars().take(500).collect::<String>());
                     match status.as_u16() {
                         400 | 413 | 422 => Outcome::Refused(reason),
                         401 | 403 | 404 => Outcome::Retry("auth", reason),
@@ -435,11 +559,24 @@ impl TimeSeriesWriter {
                 }
             }
         };
-        self.shared.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
+        self.shared
+            .metrics
+            .write_seconds
+            .observe(started.elapsed().as_secs_f64());
         match &outcome {
             Outcome::Written => {}
-            Outcome::Retry(kind, _) => self.shared.metrics.write_failures.with_label_values(&[kind]).inc(),
-            Outcome::Refused(_) => self.shared.metrics.write_failures.with_label_values(&["refused"]).inc(),
+            Outcome::Retry(kind, _) => self
+                .shared
+                .metrics
+                .write_failures
+                .with_label_values(&[kind])
+                .inc(),
+            Outcome::Refused(_) => self
+                .shared
+                .metrics
+                .write_failures
+                .with_label_values(&["refused"])
+                .inc(),
         }
         outcome
     }
