@@ -267,3 +267,80 @@ pub fn notified(rec: &mut IncidentRecord, tier: &str, at: Timestamp) -> Option<I
 pub fn site_of(i: &Incident) -> &SiteId {
     &i.site
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telemetry::{parse_time, Quality, Severity};
+
+    fn t(s: &str) -> Timestamp {
+        parse_time(s).unwrap()
+    }
+
+    fn transition(kind: TransitionKind, severity: Severity, at: &str, value: f64) -> Transition {
+        Transition {
+            cause: Cause {
+                rule: "coal.ch4.working_face".into(),
+                site: SiteId::new("mine-01").unwrap(),
+                subject: Subject::Point { point: PointId::new("CH4-101").unwrap() },
+            },
+            kind,
+            severity,
+            agent: Some(AgentId::new("edge").unwrap()),
+            point: Some(PointId::new("CH4-101").unwrap()),
+            value: Some(serde_json::json!(value)),
+            threshold: Some(1.0),
+            at: t(at),
+            rule_version: "v1".into(),
+            message: format!("CH4 {value}"),
+            warnings: vec![],
+            quality: Quality::Good,
+            late: false,
+        }
+    }
+
+    #[test]
+    fn raise_escalate_clear_ack_close() {
+        let (rec, ev) = apply_transition(None, &transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:00Z", 1.1), None).unwrap();
+        assert_eq!(ev.event, EventKind::Raised);
+        assert_eq!(ev.event_seq, 1);
+        assert_eq!(ev.event_id, format!("{}-1", rec.incident.id));
+        assert_eq!(rec.incident.state, IncidentState::Active);
+        // The same severity restated: no event.
+        assert!(apply_transition(Some(rec.clone()), &transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:01Z", 1.2), None).is_none());
+        let (rec, ev) = apply_transition(Some(rec), &transition(TransitionKind::Escalated, Severity::Critical, "2026-11-28T10:00:02Z", 1.6), None).unwrap();
+        assert_eq!((ev.event, ev.event_seq, rec.incident.severity), (EventKind::Escalated, 2, Severity::Critical));
+        let mut rec = rec;
+        // Close before clear: refused.
+        assert!(matches!(close(&mut rec, "li", Some("done"), t("2026-11-28T10:00:03Z")), Err(ActionError::NotCleared(_))));
+        let ev = acknowledge(&mut rec, "wang", None, t("2026-11-28T10:00:04Z")).unwrap().unwrap();
+        assert_eq!((ev.event, rec.incident.state), (EventKind::Acknowledged, IncidentState::Acknowledged));
+        assert!(acknowledge(&mut rec, "zhao", None, t("2026-11-28T10:00:05Z")).unwrap().is_none(), "again: no change");
+        assert_eq!(rec.incident.acked_by.as_deref(), Some("wang"));
+        let (mut rec, ev) = apply_transition(Some(rec), &transition(TransitionKind::Cleared, Severity::Critical, "2026-11-28T10:00:06Z", 0.5), None).unwrap();
+        assert_eq!((ev.event, rec.incident.state), (EventKind::Cleared, IncidentState::Cleared));
+        assert_eq!(rec.incident.cleared_at, Some(t("2026-11-28T10:00:06Z")));
+        assert_eq!(close(&mut rec, "li", None, t("2026-11-28T10:00:07Z")), Err(ActionError::NoteRequired));
+        let ev = close(&mut rec, "li", Some("ventilation restored"), t("2026-11-28T10:00:08Z")).unwrap();
+        assert_eq!((ev.event, ev.event_seq), (EventKind::Closed, 5));
+        assert!(matches!(close(&mut rec, "li", Some("again"), t("2026-11-28T10:00:09Z")), Err(ActionError::AlreadyClosed(_))));
+    }
+
+    #[test]
+    fn ids_are_derived_and_sort_by_time() {
+        let a = transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:00Z", 1.1);
+        let b = transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:01Z", 1.1);
+        assert_eq!(incident_id(&a.cause, a.at, None), incident_id(&a.cause, a.at, None));
+        assert_ne!(incident_id(&a.cause, a.at, None), incident_id(&a.cause, a.at, Some("x")));
+        assert!(incident_id(&a.cause, a.at, None) < incident_id(&b.cause, b.at, None));
+        let (rec, _) = apply_transition(None, &b, Some("PREV".into())).unwrap();
+        assert_eq!(rec.incident.previous.as_deref(), Some("PREV"));
+        assert_eq!(cause_of(&rec.incident), Some(b.cause.clone()));
+        assert_eq!(cause_key(&b.cause), "coal.ch4.working_face|mine-01|point:CH4-101");
+    }
+
+    #[test]
+    fn a_clear_without_an_open_incident_is_nothing() {
+        assert!(apply_transition(None, &transition(TransitionKind::Cleared, Severity::Alarm, "2026-11-28T10:00:00Z", 0.1), None).is_none());
+    }
+}

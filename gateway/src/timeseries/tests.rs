@@ -405,7 +405,7 @@ fn metrics_registered_once() {
     let names: Vec<String> = r
         .gather()
         .iter()
-        .map(|f| f.get_name().to_string())
+        .map(|f| f.name().to_string())
         .collect();
     for n in [
         "hrs_timeseries_points_written_total",
