@@ -1212,7 +1212,12 @@ impl World<'_> {
                 let what: Vec<String> = matching
                     .iter()
                     .map(|w| match w.magnitude {
-                        Some(m) => format!("{} M{} ({})", w.kind.replace('_', " "), message::num(m), w.id),
+                        Some(m) => format!(
+                            "{} M{} ({})",
+                            w.kind.replace('_', " "),
+                            message::num(m),
+                            w.id
+                        ),
                         None => format!(
                             "{} {} ({})",
                             w.kind.replace('_', " "),

@@ -866,10 +866,7 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
         "site" => {
             let severity = r.req_severity("severity")?;
             if select.needs_spec() || select.point.is_some() {
-                return Err(r.err(
-                    "select",
-                    "a site rule selects by site and category only",
-                ));
+                return Err(r.err("select", "a site rule selects by site and category only"));
             }
             let label = r
                 .string("label")?

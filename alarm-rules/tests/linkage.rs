@@ -44,7 +44,12 @@ fn with_sites(sites: &[(&str, Category)]) -> Engine {
     e
 }
 
-fn warn(e: &mut Engine, site: &str, w: Vec<ActiveWarning>, secs: i64) -> Vec<alarm_rules::Transition> {
+fn warn(
+    e: &mut Engine,
+    site: &str,
+    w: Vec<ActiveWarning>,
+    secs: i64,
+) -> Vec<alarm_rules::Transition> {
     let mut out = Vec::new();
     e.set_warnings(&sid(site), w, at(secs), &mut out);
     out
@@ -94,19 +99,48 @@ fn a_quake_of_magnitude_4_raises_one_inspection_per_site_and_its_end_clears_it()
     assert_eq!(t.threshold, Some(4.0));
     assert_eq!(t.point, None);
     assert_eq!(t.at, at(10));
-    assert!(t.message.contains("inspection") && t.message.contains("M4.6"), "{}", t.message);
+    assert!(
+        t.message.contains("inspection") && t.message.contains("M4.6"),
+        "{}",
+        t.message
+    );
 
     let out = warn(&mut e, "mine-01", vec![quake("cenc/q1", 4.6)], 10);
-    assert_eq!(kinds(&out), vec![("quake.inspection".into(), TransitionKind::Raised, Severity::Alarm)]);
-    assert!(warn(&mut e, "chem-01", vec![quake("cenc/q1", 4.6)], 10).is_empty(), "hazchem is not selected");
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "quake.inspection".into(),
+            TransitionKind::Raised,
+            Severity::Alarm
+        )]
+    );
+    assert!(
+        warn(&mut e, "chem-01", vec![quake("cenc/q1", 4.6)], 10).is_empty(),
+        "hazchem is not selected"
+    );
 
     // A second quake while open: still one incident (no new raise).
-    let out = warn(&mut e, "tail-01", vec![quake("cenc/q1", 4.6), quake("cenc/q2", 4.1)], 20);
+    let out = warn(
+        &mut e,
+        "tail-01",
+        vec![quake("cenc/q1", 4.6), quake("cenc/q2", 4.1)],
+        20,
+    );
     assert!(out.is_empty(), "{out:#?}");
     // The warnings end: cleared.
     let out = warn(&mut e, "tail-01", vec![], 30);
-    assert_eq!(kinds(&out), vec![("quake.inspection".into(), TransitionKind::Cleared, Severity::Alarm)]);
-    assert_eq!(e.open_causes(), vec![(site_cause("mine-01"), Severity::Alarm)]);
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "quake.inspection".into(),
+            TransitionKind::Cleared,
+            Severity::Alarm
+        )]
+    );
+    assert_eq!(
+        e.open_causes(),
+        vec![(site_cause("mine-01"), Severity::Alarm)]
+    );
 }
 
 #[test]
@@ -114,11 +148,24 @@ fn below_magnitude_4_nothing_and_a_strong_quake_is_critical() {
     let mut e = with_sites(&[("tail-01", Category::Tailings)]);
     assert!(warn(&mut e, "tail-01", vec![quake("cenc/small", 3.9)], 10).is_empty());
     let out = warn(&mut e, "tail-01", vec![quake("cenc/big", 6.1)], 20);
-    assert_eq!(kinds(&out), vec![("quake.inspection".into(), TransitionKind::Raised, Severity::Critical)]);
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "quake.inspection".into(),
+            TransitionKind::Raised,
+            Severity::Critical
+        )]
+    );
     assert_eq!(out[0].threshold, Some(6.0));
     // Other warning kinds do not call for it.
     let mut e = with_sites(&[("tail-02", Category::Tailings)]);
-    assert!(warn(&mut e, "tail-02", vec![warning("w", "rainstorm", WarningLevel::Red)], 10).is_empty());
+    assert!(warn(
+        &mut e,
+        "tail-02",
+        vec![warning("w", "rainstorm", WarningLevel::Red)],
+        10
+    )
+    .is_empty());
 }
 
 #[test]
@@ -127,13 +174,23 @@ fn a_restored_inspection_is_not_raised_twice_and_its_clear_is_not_lost() {
     e.restore_open(&site_cause("tail-01"), Severity::Alarm);
     assert!(warn(&mut e, "tail-01", vec![quake("cenc/q1", 4.6)], 10).is_empty());
     let out = warn(&mut e, "tail-01", vec![], 20);
-    assert_eq!(kinds(&out), vec![("quake.inspection".into(), TransitionKind::Cleared, Severity::Alarm)]);
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "quake.inspection".into(),
+            TransitionKind::Cleared,
+            Severity::Alarm
+        )]
+    );
 }
 
 #[test]
 fn a_site_rule_removed_by_reload_clears_its_open_cause() {
     let mut e = with_sites(&[("tail-01", Category::Tailings)]);
-    assert_eq!(warn(&mut e, "tail-01", vec![quake("cenc/q1", 5.0)], 10).len(), 1);
+    assert_eq!(
+        warn(&mut e, "tail-01", vec![quake("cenc/q1", 5.0)], 10).len(),
+        1
+    );
     let off = RuleSet::parse(
         &[(
             "site.toml".into(),
@@ -144,7 +201,14 @@ fn a_site_rule_removed_by_reload_clears_its_open_cause() {
     .unwrap();
     let mut out = Vec::new();
     e.reload(off, at(20), &mut out);
-    assert_eq!(kinds(&out), vec![("quake.inspection".into(), TransitionKind::Cleared, Severity::Alarm)]);
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "quake.inspection".into(),
+            TransitionKind::Cleared,
+            Severity::Alarm
+        )]
+    );
 }
 
 #[test]
@@ -155,7 +219,10 @@ fn site_rules_are_validated() {
             .to_string()
     };
     let e = err("[[rule]]\nid = \"s\"\nkind = \"site\"\nseverity = \"alarm\"\n");
-    assert!(e.contains("field context") && e.contains("only = true"), "{e}");
+    assert!(
+        e.contains("field context") && e.contains("only = true"),
+        "{e}"
+    );
     let e = err("[[rule]]\nid = \"s\"\nkind = \"site\"\nseverity = \"alarm\"\nselect = { quantity = \"ch4\" }\n[[rule.context]]\nwarning = \"earthquake\"\nonly = true\n");
     assert!(e.contains("field select"), "{e}");
     let e = err("[[rule]]\nid = \"s\"\nkind = \"site\"\nseverity = \"alarm\"\nhigh = []\n[[rule.context]]\nwarning = \"earthquake\"\nonly = true\n");
@@ -164,38 +231,112 @@ fn site_rules_are_validated() {
 
 #[test]
 fn lightning_makes_loading_at_a_hazchem_site_an_incident() {
-    let loading = with_tag(spec("LOAD-1", "operation_active", "bool"), "operation", "loading");
-    let hot = with_tag(spec("HOT-1", "operation_active", "bool"), "operation", "hot_work");
+    let loading = with_tag(
+        spec("LOAD-1", "operation_active", "bool"),
+        "operation",
+        "loading",
+    );
+    let hot = with_tag(
+        spec("HOT-1", "operation_active", "bool"),
+        "operation",
+        "hot_work",
+    );
     let mut e = engine_with(RuleSet::builtin(), Category::Hazchem, vec![loading, hot]);
-    assert!(boolean(&mut e, "LOAD-1", at(0), true).is_empty(), "no warning: loading is normal");
+    assert!(
+        boolean(&mut e, "LOAD-1", at(0), true).is_empty(),
+        "no warning: loading is normal"
+    );
     assert!(boolean(&mut e, "HOT-1", at(0), true).is_empty());
     // Blue is below yellow.
-    assert!(warn(&mut e, "mine-01", vec![warning("l0", "lightning", WarningLevel::Blue)], 5).is_empty());
-    let out = warn(&mut e, "mine-01", vec![warning("l1", "lightning", WarningLevel::Yellow)], 10);
-    assert_eq!(kinds(&out), vec![("hazchem.loading.lightning".into(), TransitionKind::Raised, Severity::Alarm)]);
+    assert!(warn(
+        &mut e,
+        "mine-01",
+        vec![warning("l0", "lightning", WarningLevel::Blue)],
+        5
+    )
+    .is_empty());
+    let out = warn(
+        &mut e,
+        "mine-01",
+        vec![warning("l1", "lightning", WarningLevel::Yellow)],
+        10,
+    );
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "hazchem.loading.lightning".into(),
+            TransitionKind::Raised,
+            Severity::Alarm
+        )]
+    );
     assert_eq!(out[0].warnings, vec!["l1".to_string()]);
     assert_eq!(out[0].point, Some(pid("LOAD-1")));
     // Loading stops: cleared; starts again under the warning: raised again.
     let out = boolean(&mut e, "LOAD-1", at(20), false);
-    assert_eq!(kinds(&out), vec![("hazchem.loading.lightning".into(), TransitionKind::Cleared, Severity::Alarm)]);
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "hazchem.loading.lightning".into(),
+            TransitionKind::Cleared,
+            Severity::Alarm
+        )]
+    );
     let out = boolean(&mut e, "LOAD-1", at(30), true);
-    assert_eq!(kinds(&out), vec![("hazchem.loading.lightning".into(), TransitionKind::Raised, Severity::Alarm)]);
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "hazchem.loading.lightning".into(),
+            TransitionKind::Raised,
+            Severity::Alarm
+        )]
+    );
     // The warning ends: cleared at once.
     let out = warn(&mut e, "mine-01", vec![], 40);
-    assert_eq!(kinds(&out), vec![("hazchem.loading.lightning".into(), TransitionKind::Cleared, Severity::Alarm)]);
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "hazchem.loading.lightning".into(),
+            TransitionKind::Cleared,
+            Severity::Alarm
+        )]
+    );
 }
 
 #[test]
 fn interlocks_apply_at_every_kind_of_site() {
-    for cat in [Category::CoalMine, Category::Hazchem, Category::Tailings, Category::NonCoalMine] {
+    for cat in [
+        Category::CoalMine,
+        Category::Hazchem,
+        Category::Tailings,
+        Category::NonCoalMine,
+    ] {
         let mut e = engine_with(
             RuleSet::builtin(),
             cat.clone(),
-            vec![spec("IL-1", "interlock_bypass", "bool"), spec("TR-1", "interlock_trip", "bool")],
+            vec![
+                spec("IL-1", "interlock_bypass", "bool"),
+                spec("TR-1", "interlock_trip", "bool"),
+            ],
         );
         let out = boolean(&mut e, "IL-1", at(0), true);
-        assert_eq!(kinds(&out), vec![("interlock.bypass".into(), TransitionKind::Raised, Severity::Warning)], "{cat:?}");
+        assert_eq!(
+            kinds(&out),
+            vec![(
+                "interlock.bypass".into(),
+                TransitionKind::Raised,
+                Severity::Warning
+            )],
+            "{cat:?}"
+        );
         let out = boolean(&mut e, "TR-1", at(0), true);
-        assert_eq!(kinds(&out), vec![("interlock.trip".into(), TransitionKind::Raised, Severity::Alarm)], "{cat:?}");
+        assert_eq!(
+            kinds(&out),
+            vec![(
+                "interlock.trip".into(),
+                TransitionKind::Raised,
+                Severity::Alarm
+            )],
+            "{cat:?}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! clock that follows the event time of the input, with an in-memory store. The same input
 //! gives the same output byte for byte.
 
-use crate::clock::{ManualClock, SharedClock};
+use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::config::{GatewayConfig, IngestConfig};
 use crate::core::Core;
 use crate::metrics::Metrics;
@@ -113,6 +113,15 @@ pub async fn replay(input: &[u8], rules_dir: Option<&Path>, out: &mut dyn Write)
             continue;
         };
         if let Some(t) = event_time(payload) {
+            // Timers due before this message fire at their own time, in order.
+            while let Some(due) = core.next_deadline() {
+                if due > t || due <= clock.now() {
+                    break;
+                }
+                clock.advance_to(due);
+                let events = core.tick().await?;
+                emit(events, &mut summary, out)?;
+            }
             clock.advance_to(t);
         }
         let events = core.tick().await?;

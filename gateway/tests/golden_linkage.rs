@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn cap(name: &str) -> Value {
-    let xml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../weather/tests/data").join(name)).unwrap();
+    let xml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../weather/tests/data")
+            .join(name),
+    )
+    .unwrap();
     json!({"topic": "hrs/v1/weather/cap", "payload": xml})
 }
 
@@ -23,7 +28,15 @@ struct Script {
 }
 
 impl Script {
-    fn birth(&mut self, site: &str, category: &str, region: &str, lat: f64, lon: f64, points: Value) -> &mut Self {
+    fn birth(
+        &mut self,
+        site: &str,
+        category: &str,
+        region: &str,
+        lat: f64,
+        lon: f64,
+        points: Value,
+    ) -> &mut Self {
         self.lines.push(json!({"topic": format!("hrs/v1/sites/{site}/edge/birth"),
             "payload": {"agent": "edge", "site": {"category": category, "region": region, "lat": lat, "lon": lon}, "points": points}}));
         self
@@ -46,8 +59,14 @@ impl Script {
     async fn replay(&self) -> Vec<Value> {
         let input: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
         let mut out = Vec::new();
-        gateway::replay::replay(input.as_bytes(), None, &mut out).await.unwrap();
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        gateway::replay::replay(input.as_bytes(), None, &mut out)
+            .await
+            .unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -74,12 +93,30 @@ fn line(e: &Value) -> String {
 
 /// An expected event, by hand. `at` as the output writes it (`2026-07-28T02:00:00.000Z`).
 #[allow(clippy::too_many_arguments)]
-fn ev(event: &str, rule: &str, site: &str, subject: &str, severity: &str, value: Value, threshold: Option<f64>, at: &str, warnings: &[&str]) -> String {
-    format!("{event} {rule} {site}/{subject} {severity} v={value} th={} @{at} w={}", threshold.map_or(Value::Null, |x| json!(x)), json!(warnings))
+fn ev(
+    event: &str,
+    rule: &str,
+    site: &str,
+    subject: &str,
+    severity: &str,
+    value: Value,
+    threshold: Option<f64>,
+    at: &str,
+    warnings: &[&str],
+) -> String {
+    format!(
+        "{event} {rule} {site}/{subject} {severity} v={value} th={} @{at} w={}",
+        threshold.map_or(Value::Null, |x| json!(x)),
+        json!(warnings)
+    )
 }
 
 fn of_site(events: &[Value], site: &str) -> Vec<String> {
-    events.iter().filter(|e| e["site"] == site).map(line).collect()
+    events
+        .iter()
+        .filter(|e| e["site"] == site)
+        .map(line)
+        .collect()
 }
 
 const ORANGE: &str = "41050041600000_20260728100000/11B03";
@@ -99,7 +136,8 @@ fn mine_points() -> Value {
 // Rainstorm orange / red: tailings and open pits, tighter levels and one step more severe.
 
 #[tokio::test]
-async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_severity_until_the_cancel() {
+async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_severity_until_the_cancel(
+) {
     let mut s = Script::default();
     s.birth("tail-01", "tailings", "410522", 36.10, 114.30, mine_points())
         .birth("tail-02", "tailings", "410622", 35.50, 114.10, mine_points()) // Hebi: not under 410500
@@ -130,35 +168,185 @@ async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_sev
     assert_eq!(
         of_site(&events, "tail-01"),
         vec![
-            ev("raised", "tailings.displacement", "tail-01", "D-1", "warning", json!(40.0), Some(30.0), at0, &[]),
+            ev(
+                "raised",
+                "tailings.displacement",
+                "tail-01",
+                "D-1",
+                "warning",
+                json!(40.0),
+                Some(30.0),
+                at0,
+                &[]
+            ),
             // Orange: water level 14 m (was 15), rainfall 15 mm/h (was 20), displacement alarm
             // level 35 mm (was 50); each one step more severe.
-            ev("raised", "tailings.water_level", "tail-01", "WL-1", "alarm", json!(14.5), Some(14.0), at_orange, &[ORANGE]),
-            ev("raised", "tailings.rainfall", "tail-01", "RF-1", "alarm", json!(16.0), Some(15.0), at_orange, &[ORANGE]),
-            ev("escalated", "tailings.displacement", "tail-01", "D-1", "critical", json!(40.0), Some(35.0), at_orange, &[ORANGE]),
+            ev(
+                "raised",
+                "tailings.water_level",
+                "tail-01",
+                "WL-1",
+                "alarm",
+                json!(14.5),
+                Some(14.0),
+                at_orange,
+                &[ORANGE]
+            ),
+            ev(
+                "raised",
+                "tailings.rainfall",
+                "tail-01",
+                "RF-1",
+                "alarm",
+                json!(16.0),
+                Some(15.0),
+                at_orange,
+                &[ORANGE]
+            ),
+            ev(
+                "escalated",
+                "tailings.displacement",
+                "tail-01",
+                "D-1",
+                "critical",
+                json!(40.0),
+                Some(35.0),
+                at_orange,
+                &[ORANGE]
+            ),
             // Red (the update): rain at 35 mm/h passes the tightened alarm level 30: critical.
-            ev("escalated", "tailings.rainfall", "tail-01", "RF-1", "critical", json!(35.0), Some(30.0), "2026-07-28T06:00:00.000Z", &[RED]),
+            ev(
+                "escalated",
+                "tailings.rainfall",
+                "tail-01",
+                "RF-1",
+                "critical",
+                json!(35.0),
+                Some(30.0),
+                "2026-07-28T06:00:00.000Z",
+                &[RED]
+            ),
             // Cancel: the base levels again.
-            ev("cleared", "tailings.water_level", "tail-01", "WL-1", "alarm", json!(14.5), Some(15.0), at_cancel, &[]),
-            ev("deescalated", "tailings.rainfall", "tail-01", "RF-1", "warning", json!(35.0), Some(20.0), at_cancel, &[]),
-            ev("deescalated", "tailings.displacement", "tail-01", "D-1", "warning", json!(40.0), Some(30.0), at_cancel, &[]),
+            ev(
+                "cleared",
+                "tailings.water_level",
+                "tail-01",
+                "WL-1",
+                "alarm",
+                json!(14.5),
+                Some(15.0),
+                at_cancel,
+                &[]
+            ),
+            ev(
+                "deescalated",
+                "tailings.rainfall",
+                "tail-01",
+                "RF-1",
+                "warning",
+                json!(35.0),
+                Some(20.0),
+                at_cancel,
+                &[]
+            ),
+            ev(
+                "deescalated",
+                "tailings.displacement",
+                "tail-01",
+                "D-1",
+                "warning",
+                json!(40.0),
+                Some(30.0),
+                at_cancel,
+                &[]
+            ),
         ]
     );
     assert_eq!(
         of_site(&events, "pit-01"),
         vec![
-            ev("raised", "open_pit.water_level", "pit-01", "WL-1", "alarm", json!(4.5), Some(4.0), at_orange, &[ORANGE]),
-            ev("raised", "open_pit.rainfall", "pit-01", "RF-1", "alarm", json!(16.0), Some(15.0), at_orange, &[ORANGE]),
-            ev("raised", "open_pit.displacement", "pit-01", "D-1", "alarm", json!(25.0), Some(20.0), at_orange, &[ORANGE]),
-            ev("cleared", "open_pit.water_level", "pit-01", "WL-1", "alarm", json!(4.5), Some(5.0), at_cancel, &[]),
-            ev("cleared", "open_pit.rainfall", "pit-01", "RF-1", "alarm", json!(16.0), Some(20.0), at_cancel, &[]),
-            ev("cleared", "open_pit.displacement", "pit-01", "D-1", "alarm", json!(25.0), Some(30.0), at_cancel, &[]),
+            ev(
+                "raised",
+                "open_pit.water_level",
+                "pit-01",
+                "WL-1",
+                "alarm",
+                json!(4.5),
+                Some(4.0),
+                at_orange,
+                &[ORANGE]
+            ),
+            ev(
+                "raised",
+                "open_pit.rainfall",
+                "pit-01",
+                "RF-1",
+                "alarm",
+                json!(16.0),
+                Some(15.0),
+                at_orange,
+                &[ORANGE]
+            ),
+            ev(
+                "raised",
+                "open_pit.displacement",
+                "pit-01",
+                "D-1",
+                "alarm",
+                json!(25.0),
+                Some(20.0),
+                at_orange,
+                &[ORANGE]
+            ),
+            ev(
+                "cleared",
+                "open_pit.water_level",
+                "pit-01",
+                "WL-1",
+                "alarm",
+                json!(4.5),
+                Some(5.0),
+                at_cancel,
+                &[]
+            ),
+            ev(
+                "cleared",
+                "open_pit.rainfall",
+                "pit-01",
+                "RF-1",
+                "alarm",
+                json!(16.0),
+                Some(20.0),
+                at_cancel,
+                &[]
+            ),
+            ev(
+                "cleared",
+                "open_pit.displacement",
+                "pit-01",
+                "D-1",
+                "alarm",
+                json!(25.0),
+                Some(30.0),
+                at_cancel,
+                &[]
+            ),
         ]
     );
     // Outside the warning's region: the base levels only.
     assert_eq!(
         of_site(&events, "tail-02"),
-        vec![ev("raised", "tailings.displacement", "tail-02", "D-1", "warning", json!(40.0), Some(30.0), at0, &[])]
+        vec![ev(
+            "raised",
+            "tailings.displacement",
+            "tail-02",
+            "D-1",
+            "warning",
+            json!(40.0),
+            Some(30.0),
+            at0,
+            &[]
+        )]
     );
     // Under the warning, but no rainstorm linkage for these kinds of site.
     assert_eq!(of_site(&events, "chem-01"), Vec::<String>::new());
@@ -181,7 +369,8 @@ async fn loading_at_a_hazchem_site_under_a_lightning_yellow_warning_is_an_incide
         .birth("chem-02", "hazchem", "410522", 36.50, 114.30, ops.clone()) // north of the polygon
         .birth("tail-01", "tailings", "410522", 36.10, 114.30, ops); // in it, not hazchem
     for site in ["chem-01", "chem-02", "tail-01"] {
-        s.read(site, "LOAD-1", "2026-07-28T06:30:00Z", json!(true)).read(site, "HOT-1", "2026-07-28T06:30:00Z", json!(true));
+        s.read(site, "LOAD-1", "2026-07-28T06:30:00Z", json!(true))
+            .read(site, "HOT-1", "2026-07-28T06:30:00Z", json!(true));
     }
     s.push(cap("cn_lightning_yellow_polygon.xml")) // 15:00+08:00 = 07:00Z, no <expires>: 24 h
         .read("chem-01", "LOAD-1", "2026-07-28T07:30:00Z", json!(false))
@@ -192,13 +381,57 @@ async fn loading_at_a_hazchem_site_under_a_lightning_yellow_warning_is_an_incide
     assert_eq!(
         of_site(&events, "chem-01"),
         vec![
-            ev("raised", rule, "chem-01", "LOAD-1", "alarm", json!(true), None, "2026-07-28T07:00:00.000Z", &[LIGHTNING]),
-            ev("cleared", rule, "chem-01", "LOAD-1", "alarm", json!(false), None, "2026-07-28T07:30:00.000Z", &[LIGHTNING]),
-            ev("raised", rule, "chem-01", "LOAD-1", "alarm", json!(true), None, "2026-07-28T08:00:00.000Z", &[LIGHTNING]),
-            ev("cleared", rule, "chem-01", "LOAD-1", "alarm", json!(true), None, "2026-07-29T07:00:00.000Z", &[]),
+            ev(
+                "raised",
+                rule,
+                "chem-01",
+                "LOAD-1",
+                "alarm",
+                json!(true),
+                None,
+                "2026-07-28T07:00:00.000Z",
+                &[LIGHTNING]
+            ),
+            ev(
+                "cleared",
+                rule,
+                "chem-01",
+                "LOAD-1",
+                "alarm",
+                json!(false),
+                None,
+                "2026-07-28T07:30:00.000Z",
+                &[LIGHTNING]
+            ),
+            ev(
+                "raised",
+                rule,
+                "chem-01",
+                "LOAD-1",
+                "alarm",
+                json!(true),
+                None,
+                "2026-07-28T08:00:00.000Z",
+                &[LIGHTNING]
+            ),
+            ev(
+                "cleared",
+                rule,
+                "chem-01",
+                "LOAD-1",
+                "alarm",
+                json!(true),
+                None,
+                "2026-07-29T07:00:00.000Z",
+                &[]
+            ),
         ]
     );
-    assert_eq!(events.len(), 4, "nothing at chem-02 (outside), tail-01 (not hazchem) or for hot work: {events:#?}");
+    assert_eq!(
+        events.len(),
+        4,
+        "nothing at chem-02 (outside), tail-01 (not hazchem) or for hot work: {events:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -213,7 +446,8 @@ async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressur
     ]);
     let mut s = Script::default();
     // The warning's circle: 30 km around 34.75 N 113.62 E (Zhengzhou).
-    s.birth("chem-zz", "hazchem", "410122", 34.76, 113.65, tanks.clone()).birth("chem-ay", "hazchem", "410522", 36.10, 114.40, tanks);
+    s.birth("chem-zz", "hazchem", "410122", 34.76, 113.65, tanks.clone())
+        .birth("chem-ay", "hazchem", "410522", 36.10, 114.40, tanks);
     for site in ["chem-zz", "chem-ay"] {
         // Below the base levels (40 degC, 1500 kPa), past the tightened ones (35 degC, 1400 kPa).
         s.read(site, "TT-1", "2026-07-28T03:00:00Z", json!(37.0))
@@ -230,15 +464,69 @@ async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressur
         of_site(&events, "chem-zz"),
         vec![
             // Tighter levels, same severities (no severity step for heat).
-            ev("raised", "hazchem.tank.temperature", "chem-zz", "TT-1", "warning", json!(37.0), Some(35.0), at, &[HEAT]),
-            ev("raised", "hazchem.tank.pressure", "chem-zz", "PT-1", "warning", json!(1450.0), Some(1400.0), at, &[HEAT]),
-            ev("escalated", "hazchem.tank.temperature", "chem-zz", "TT-1", "alarm", json!(46.0), Some(45.0), "2026-07-28T05:00:00.000Z", &[HEAT]),
+            ev(
+                "raised",
+                "hazchem.tank.temperature",
+                "chem-zz",
+                "TT-1",
+                "warning",
+                json!(37.0),
+                Some(35.0),
+                at,
+                &[HEAT]
+            ),
+            ev(
+                "raised",
+                "hazchem.tank.pressure",
+                "chem-zz",
+                "PT-1",
+                "warning",
+                json!(1450.0),
+                Some(1400.0),
+                at,
+                &[HEAT]
+            ),
+            ev(
+                "escalated",
+                "hazchem.tank.temperature",
+                "chem-zz",
+                "TT-1",
+                "alarm",
+                json!(46.0),
+                Some(45.0),
+                "2026-07-28T05:00:00.000Z",
+                &[HEAT]
+            ),
             // Expired: the base levels (alarm 50, warning 40 degC; warning 1500 kPa).
-            ev("deescalated", "hazchem.tank.temperature", "chem-zz", "TT-1", "warning", json!(46.0), Some(40.0), end, &[]),
-            ev("cleared", "hazchem.tank.pressure", "chem-zz", "PT-1", "warning", json!(1450.0), Some(1500.0), end, &[]),
+            ev(
+                "deescalated",
+                "hazchem.tank.temperature",
+                "chem-zz",
+                "TT-1",
+                "warning",
+                json!(46.0),
+                Some(40.0),
+                end,
+                &[]
+            ),
+            ev(
+                "cleared",
+                "hazchem.tank.pressure",
+                "chem-zz",
+                "PT-1",
+                "warning",
+                json!(1450.0),
+                Some(1500.0),
+                end,
+                &[]
+            ),
         ]
     );
-    assert_eq!(events.len(), 5, "nothing outside the circle (chem-ay) or for the reactor: {events:#?}");
+    assert_eq!(
+        events.len(),
+        5,
+        "nothing outside the circle (chem-ay) or for the reactor: {events:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -269,32 +557,125 @@ async fn a_magnitude_4_quake_raises_one_inspection_per_covered_tailings_and_coal
     let events = s.replay().await;
     let q1 = "cenc/CC20260728160000";
     let q3 = "cenc/CC20260728170000";
-    let (at1, at3, end) = ("2026-07-28T08:00:05.000Z", "2026-07-28T09:00:05.000Z", "2026-07-29T09:00:05.000Z");
+    // The M6.1 warning ends exactly 24 h after its origin time (17:00 Beijing = 09:00Z): replay
+    // fires the timer at its own time, before the next line.
+    let (at1, at3, end) = (
+        "2026-07-28T08:00:05.000Z",
+        "2026-07-28T09:00:05.000Z",
+        "2026-07-29T09:00:00.000Z",
+    );
     let rule = "quake.inspection";
     assert_eq!(
         of_site(&events, "tail-01"),
         vec![
-            ev("raised", rule, "tail-01", "zone:site", "alarm", json!(4.6), Some(4.0), at1, &[q1]),
-            ev("escalated", rule, "tail-01", "zone:site", "critical", json!(6.1), Some(6.0), at3, &[q1, q3]),
-            ev("cleared", rule, "tail-01", "zone:site", "critical", Value::Null, None, end, &[]),
+            ev(
+                "raised",
+                rule,
+                "tail-01",
+                "zone:site",
+                "alarm",
+                json!(4.6),
+                Some(4.0),
+                at1,
+                &[q1]
+            ),
+            ev(
+                "escalated",
+                rule,
+                "tail-01",
+                "zone:site",
+                "critical",
+                json!(6.1),
+                Some(6.0),
+                at3,
+                &[q1, q3]
+            ),
+            ev(
+                "cleared",
+                rule,
+                "tail-01",
+                "zone:site",
+                "critical",
+                Value::Null,
+                None,
+                end,
+                &[]
+            ),
         ]
     );
     assert_eq!(
         of_site(&events, "mine-01"),
         vec![
-            ev("raised", rule, "mine-01", "zone:site", "alarm", json!(4.6), Some(4.0), at1, &[q1]),
-            ev("escalated", rule, "mine-01", "zone:site", "critical", json!(6.1), Some(6.0), at3, &[q1, q3]),
-            ev("cleared", rule, "mine-01", "zone:site", "critical", Value::Null, None, end, &[]),
+            ev(
+                "raised",
+                rule,
+                "mine-01",
+                "zone:site",
+                "alarm",
+                json!(4.6),
+                Some(4.0),
+                at1,
+                &[q1]
+            ),
+            ev(
+                "escalated",
+                rule,
+                "mine-01",
+                "zone:site",
+                "critical",
+                json!(6.1),
+                Some(6.0),
+                at3,
+                &[q1, q3]
+            ),
+            ev(
+                "cleared",
+                rule,
+                "mine-01",
+                "zone:site",
+                "critical",
+                Value::Null,
+                None,
+                end,
+                &[]
+            ),
         ]
     );
     assert_eq!(
         of_site(&events, "mine-far"),
         vec![
-            ev("raised", rule, "mine-far", "zone:site", "critical", json!(6.1), Some(6.0), at3, &[q3]),
-            ev("cleared", rule, "mine-far", "zone:site", "critical", Value::Null, None, end, &[]),
+            ev(
+                "raised",
+                rule,
+                "mine-far",
+                "zone:site",
+                "critical",
+                json!(6.1),
+                Some(6.0),
+                at3,
+                &[q3]
+            ),
+            ev(
+                "cleared",
+                rule,
+                "mine-far",
+                "zone:site",
+                "critical",
+                Value::Null,
+                None,
+                end,
+                &[]
+            ),
         ]
     );
-    assert_eq!(events.len(), 8, "nothing for hazchem or open-pit sites: {events:#?}");
+    assert_eq!(
+        events.len(),
+        8,
+        "nothing for hazchem or open-pit sites: {events:#?}"
+    );
     let raised = &events[0];
-    assert!(raised["message"].as_str().unwrap().contains("inspection"), "{raised}");
+    assert!(
+        raised["message"].as_str().unwrap().contains("inspection"),
+        "{raised}"
+    );
 }

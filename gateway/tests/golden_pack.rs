@@ -24,7 +24,8 @@ struct Script {
 
 impl Script {
     fn birth(&mut self, site: &str, category: &str, points: Value) -> &mut Self {
-        self.lines.push(json!({"topic": format!("hrs/v1/sites/{site}/edge/birth"),
+        self.lines
+            .push(json!({"topic": format!("hrs/v1/sites/{site}/edge/birth"),
             "payload": {"agent": "edge", "site": {"category": category}, "points": points}}));
         self
     }
@@ -40,8 +41,14 @@ impl Script {
     async fn replay(&self) -> Vec<Value> {
         let input: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
         let mut out = Vec::new();
-        gateway::replay::replay(input.as_bytes(), None, &mut out).await.unwrap();
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        gateway::replay::replay(input.as_bytes(), None, &mut out)
+            .await
+            .unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -70,7 +77,16 @@ fn line(e: &Value) -> String {
 
 /// An expected event, written by hand.
 #[allow(clippy::too_many_arguments)]
-fn ev(event: &str, rule: &str, site: &str, subject: &str, severity: &str, value: Value, threshold: Option<f64>, at: i64) -> String {
+fn ev(
+    event: &str,
+    rule: &str,
+    site: &str,
+    subject: &str,
+    severity: &str,
+    value: Value,
+    threshold: Option<f64>,
+    at: i64,
+) -> String {
     format!(
         "{event} {rule} {site}/{subject} {severity} v={value} th={} @{}",
         threshold.map_or(Value::Null, |x| json!(x)),
@@ -79,7 +95,11 @@ fn ev(event: &str, rule: &str, site: &str, subject: &str, severity: &str, value:
 }
 
 fn of_site(events: &[Value], site: &str) -> Vec<String> {
-    events.iter().filter(|e| e["site"] == site).map(line).collect()
+    events
+        .iter()
+        .filter(|e| e["site"] == site)
+        .map(line)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -108,15 +128,15 @@ type Step = (f64, Option<(&'static str, &'static str, f64)>);
 fn methane_steps(location: &str) -> Vec<Step> {
     // Rows with alarm 1.0, power-off 1.5, restore below 1.0.
     let face: Vec<Step> = vec![
-        (0.99, None),                                  // below the alarm level
-        (1.0, Some(("raised", "alarm", 1.0))),         // at the alarm level
-        (1.2, None),                                   // past alarm, below power-off
-        (1.5, Some(("escalated", "critical", 1.5))),   // at the power-off level
-        (2.0, None),                                   // past it
-        (1.2, None),                                   // back under power-off: held until below restore
-        (1.0, None),                                   // at the restore level: not below it
-        (0.99, Some(("cleared", "critical", 1.0))),    // below restore
-        (1.6, Some(("raised", "critical", 1.5))),      // both levels at once: one raise, at the highest
+        (0.99, None),                                // below the alarm level
+        (1.0, Some(("raised", "alarm", 1.0))),       // at the alarm level
+        (1.2, None),                                 // past alarm, below power-off
+        (1.5, Some(("escalated", "critical", 1.5))), // at the power-off level
+        (2.0, None),                                 // past it
+        (1.2, None), // back under power-off: held until below restore
+        (1.0, None), // at the restore level: not below it
+        (0.99, Some(("cleared", "critical", 1.0))), // below restore
+        (1.6, Some(("raised", "critical", 1.5))), // both levels at once: one raise, at the highest
         (0.5, Some(("cleared", "critical", 1.0))),
     ];
     // Rows where alarm == power-off == restore = x: the first crossing is critical.
@@ -150,11 +170,29 @@ fn methane_steps(location: &str) -> Vec<Step> {
 #[test]
 fn the_hand_written_methane_table_is_the_shared_table() {
     let csv = include_str!("../../alarm-rules/rules/methane_levels.csv");
-    let rows: Vec<Vec<&str>> = csv.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), METHANE_TABLE.len(), "a row was added or removed: write its golden steps");
-    let num = |s: &str| if s.is_empty() { None } else { Some(s.parse::<f64>().unwrap()) };
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        METHANE_TABLE.len(),
+        "a row was added or removed: write its golden steps"
+    );
+    let num = |s: &str| {
+        if s.is_empty() {
+            None
+        } else {
+            Some(s.parse::<f64>().unwrap())
+        }
+    };
     for (row, (loc, alarm, po, restore)) in rows.iter().zip(METHANE_TABLE) {
-        assert_eq!((row[0], num(row[2]), num(row[3]), num(row[4])), (loc, Some(alarm), po, restore));
+        assert_eq!(
+            (row[0], num(row[2]), num(row[3]), num(row[4])),
+            (loc, Some(alarm), po, restore)
+        );
     }
 }
 
@@ -164,14 +202,27 @@ async fn every_methane_row_below_at_past_each_level_and_back() {
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, (loc, ..)) in METHANE_TABLE.iter().enumerate() {
         let site = format!("m-{}", loc.replace('_', "-"));
-        s.birth(&site, "coal_mine", json!([{"point": "CH4-1", "quantity": "ch4", "unit": "%", "location": loc}]));
+        s.birth(
+            &site,
+            "coal_mine",
+            json!([{"point": "CH4-1", "quantity": "ch4", "unit": "%", "location": loc}]),
+        );
         let start = i as i64 * 1000;
         let mut want = Vec::new();
         for (k, (v, e)) in methane_steps(loc).into_iter().enumerate() {
             let secs = start + 10 * k as i64;
             s.read(&site, "CH4-1", secs, json!(v));
             if let Some((event, severity, th)) = e {
-                want.push(ev(event, &format!("coal.ch4.{loc}"), &site, "CH4-1", severity, json!(v), Some(th), secs));
+                want.push(ev(
+                    event,
+                    &format!("coal.ch4.{loc}"),
+                    &site,
+                    "CH4-1",
+                    severity,
+                    json!(v),
+                    Some(th),
+                    secs,
+                ));
             }
         }
         expected.insert(site, want);
@@ -180,7 +231,11 @@ async fn every_methane_row_below_at_past_each_level_and_back() {
     for (site, want) in &expected {
         assert_eq!(&of_site(&events, site), want, "{site}");
     }
-    assert_eq!(events.len(), expected.values().map(Vec::len).sum::<usize>(), "no other events");
+    assert_eq!(
+        events.len(),
+        expected.values().map(Vec::len).sum::<usize>(),
+        "no other events"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -209,10 +264,46 @@ async fn power_not_cut_within_60_s_of_the_power_off_level_is_a_critical_power_of
         .read("m-pof", "FEED-1201", 90, json!(true)) // cut at last
         .read("m-pof", "CH4-101", 100, json!(0.5));
     let want = vec![
-        ev("raised", "coal.ch4.working_face", "m-pof", "CH4-101", "critical", json!(1.6), Some(1.5), 10),
-        ev("raised", "coal.ch4.power_off_failure", "m-pof", "zone:1201(CH4-101)", "critical", json!(1.6), None, 70),
-        ev("cleared", "coal.ch4.power_off_failure", "m-pof", "zone:1201(CH4-101)", "critical", json!(1.6), None, 90),
-        ev("cleared", "coal.ch4.working_face", "m-pof", "CH4-101", "critical", json!(0.5), Some(1.0), 100),
+        ev(
+            "raised",
+            "coal.ch4.working_face",
+            "m-pof",
+            "CH4-101",
+            "critical",
+            json!(1.6),
+            Some(1.5),
+            10,
+        ),
+        ev(
+            "raised",
+            "coal.ch4.power_off_failure",
+            "m-pof",
+            "zone:1201(CH4-101)",
+            "critical",
+            json!(1.6),
+            None,
+            70,
+        ),
+        ev(
+            "cleared",
+            "coal.ch4.power_off_failure",
+            "m-pof",
+            "zone:1201(CH4-101)",
+            "critical",
+            json!(1.6),
+            None,
+            90,
+        ),
+        ev(
+            "cleared",
+            "coal.ch4.working_face",
+            "m-pof",
+            "CH4-101",
+            "critical",
+            json!(0.5),
+            Some(1.0),
+            100,
+        ),
     ];
     assert_eq!(of_site(&s.replay().await, "m-pof"), want);
 }
@@ -228,8 +319,26 @@ async fn power_cut_in_time_raises_no_power_off_failure() {
         .read("m-cut", "CH4-101", 200, json!(1.6)) // long past the allowance
         .read("m-cut", "CH4-101", 300, json!(0.5));
     let want = vec![
-        ev("raised", "coal.ch4.working_face", "m-cut", "CH4-101", "critical", json!(1.6), Some(1.5), 10),
-        ev("cleared", "coal.ch4.working_face", "m-cut", "CH4-101", "critical", json!(0.5), Some(1.0), 300),
+        ev(
+            "raised",
+            "coal.ch4.working_face",
+            "m-cut",
+            "CH4-101",
+            "critical",
+            json!(1.6),
+            Some(1.5),
+            10,
+        ),
+        ev(
+            "cleared",
+            "coal.ch4.working_face",
+            "m-cut",
+            "CH4-101",
+            "critical",
+            json!(0.5),
+            Some(1.0),
+            300,
+        ),
     ];
     assert_eq!(of_site(&s.replay().await, "m-cut"), want);
 }
@@ -264,9 +373,36 @@ async fn every_toxic_gas_at_100_and_200_percent_of_its_limit() {
             .read("chem-tox", &p, t0 + 10, json!(oel))
             .read("chem-tox", &p, t0 + 20, json!(twice))
             .read("chem-tox", &p, t0 + 30, json!(0.0));
-        want.push(ev("raised", &rule, "chem-tox", &p, "alarm", json!(oel), Some(*oel), t0 + 10));
-        want.push(ev("escalated", &rule, "chem-tox", &p, "critical", json!(twice), Some(*twice), t0 + 20));
-        want.push(ev("cleared", &rule, "chem-tox", &p, "critical", json!(0.0), Some(*twice), t0 + 30));
+        want.push(ev(
+            "raised",
+            &rule,
+            "chem-tox",
+            &p,
+            "alarm",
+            json!(oel),
+            Some(*oel),
+            t0 + 10,
+        ));
+        want.push(ev(
+            "escalated",
+            &rule,
+            "chem-tox",
+            &p,
+            "critical",
+            json!(twice),
+            Some(*twice),
+            t0 + 20,
+        ));
+        want.push(ev(
+            "cleared",
+            &rule,
+            "chem-tox",
+            &p,
+            "critical",
+            json!(0.0),
+            Some(*twice),
+            t0 + 30,
+        ));
     }
     assert_eq!(of_site(&s.replay().await, "chem-tox"), want);
 }
@@ -282,22 +418,108 @@ async fn lel_25_and_50_and_oxygen_at_a_hazchem_site() {
             {"point": "O2-1", "quantity": "o2", "unit": "%", "location": "warehouse"}
         ]),
     );
-    for (secs, v) in [(0, 24.9), (10, 25.0), (20, 49.9), (30, 50.0), (40, 49.9), (50, 24.9)] {
+    for (secs, v) in [
+        (0, 24.9),
+        (10, 25.0),
+        (20, 49.9),
+        (30, 50.0),
+        (40, 49.9),
+        (50, 24.9),
+    ] {
         s.read("chem-01", "LEL-1", secs, json!(v));
     }
-    for (secs, v) in [(100, 19.5), (110, 19.4), (120, 19.5), (130, 23.5), (140, 23.6), (150, 23.5)] {
+    for (secs, v) in [
+        (100, 19.5),
+        (110, 19.4),
+        (120, 19.5),
+        (130, 23.5),
+        (140, 23.6),
+        (150, 23.5),
+    ] {
         s.read("chem-01", "O2-1", secs, json!(v));
     }
     let want = vec![
-        ev("raised", "hazchem.lel", "chem-01", "LEL-1", "alarm", json!(25.0), Some(25.0), 10),
-        ev("escalated", "hazchem.lel", "chem-01", "LEL-1", "critical", json!(50.0), Some(50.0), 30),
-        ev("deescalated", "hazchem.lel", "chem-01", "LEL-1", "alarm", json!(49.9), Some(25.0), 40),
-        ev("cleared", "hazchem.lel", "chem-01", "LEL-1", "alarm", json!(24.9), Some(25.0), 50),
+        ev(
+            "raised",
+            "hazchem.lel",
+            "chem-01",
+            "LEL-1",
+            "alarm",
+            json!(25.0),
+            Some(25.0),
+            10,
+        ),
+        ev(
+            "escalated",
+            "hazchem.lel",
+            "chem-01",
+            "LEL-1",
+            "critical",
+            json!(50.0),
+            Some(50.0),
+            30,
+        ),
+        ev(
+            "deescalated",
+            "hazchem.lel",
+            "chem-01",
+            "LEL-1",
+            "alarm",
+            json!(49.9),
+            Some(25.0),
+            40,
+        ),
+        ev(
+            "cleared",
+            "hazchem.lel",
+            "chem-01",
+            "LEL-1",
+            "alarm",
+            json!(24.9),
+            Some(25.0),
+            50,
+        ),
         // O2: deficiency below 19.5 %, enrichment above 23.5 %.
-        ev("raised", "hazchem.o2", "chem-01", "O2-1", "alarm", json!(19.4), Some(19.5), 110),
-        ev("cleared", "hazchem.o2", "chem-01", "O2-1", "alarm", json!(19.5), Some(19.5), 120),
-        ev("raised", "hazchem.o2", "chem-01", "O2-1", "alarm", json!(23.6), Some(23.5), 140),
-        ev("cleared", "hazchem.o2", "chem-01", "O2-1", "alarm", json!(23.5), Some(23.5), 150),
+        ev(
+            "raised",
+            "hazchem.o2",
+            "chem-01",
+            "O2-1",
+            "alarm",
+            json!(19.4),
+            Some(19.5),
+            110,
+        ),
+        ev(
+            "cleared",
+            "hazchem.o2",
+            "chem-01",
+            "O2-1",
+            "alarm",
+            json!(19.5),
+            Some(19.5),
+            120,
+        ),
+        ev(
+            "raised",
+            "hazchem.o2",
+            "chem-01",
+            "O2-1",
+            "alarm",
+            json!(23.6),
+            Some(23.5),
+            140,
+        ),
+        ev(
+            "cleared",
+            "hazchem.o2",
+            "chem-01",
+            "O2-1",
+            "alarm",
+            json!(23.5),
+            Some(23.5),
+            150,
+        ),
     ];
     assert_eq!(of_site(&s.replay().await, "chem-01"), want);
 }
@@ -320,10 +542,46 @@ async fn co_24_ppm_and_o2_20_percent_at_a_coal_mine() {
         .read("m-air", "O2-1", 40, json!(19.9))
         .read("m-air", "O2-1", 50, json!(20.0));
     let want = vec![
-        ev("raised", "coal.co", "m-air", "CO-1", "alarm", json!(24.0), Some(24.0), 10),
-        ev("cleared", "coal.co", "m-air", "CO-1", "alarm", json!(23.9), Some(24.0), 20),
-        ev("raised", "coal.o2.low", "m-air", "O2-1", "alarm", json!(19.9), Some(20.0), 40),
-        ev("cleared", "coal.o2.low", "m-air", "O2-1", "alarm", json!(20.0), Some(20.0), 50),
+        ev(
+            "raised",
+            "coal.co",
+            "m-air",
+            "CO-1",
+            "alarm",
+            json!(24.0),
+            Some(24.0),
+            10,
+        ),
+        ev(
+            "cleared",
+            "coal.co",
+            "m-air",
+            "CO-1",
+            "alarm",
+            json!(23.9),
+            Some(24.0),
+            20,
+        ),
+        ev(
+            "raised",
+            "coal.o2.low",
+            "m-air",
+            "O2-1",
+            "alarm",
+            json!(19.9),
+            Some(20.0),
+            40,
+        ),
+        ev(
+            "cleared",
+            "coal.o2.low",
+            "m-air",
+            "O2-1",
+            "alarm",
+            json!(20.0),
+            Some(20.0),
+            50,
+        ),
     ];
     assert_eq!(of_site(&s.replay().await, "m-air"), want);
 }
@@ -354,11 +612,56 @@ async fn interlock_bypass_warns_at_once_escalates_after_8_h_and_a_trip_is_an_ala
             .read(&site, "IL-1", 10 + EIGHT_H + 20, json!(false))
             .read(&site, "TR-1", 10 + EIGHT_H + 30, json!(false));
         let want = vec![
-            ev("raised", "interlock.bypass", &site, "IL-1", "warning", json!(true), None, 10),
-            ev("escalated", "interlock.bypass", &site, "IL-1", "alarm", json!(true), None, 10 + EIGHT_H),
-            ev("raised", "interlock.trip", &site, "TR-1", "alarm", json!(true), None, 10 + EIGHT_H + 10),
-            ev("cleared", "interlock.bypass", &site, "IL-1", "alarm", json!(false), None, 10 + EIGHT_H + 20),
-            ev("cleared", "interlock.trip", &site, "TR-1", "alarm", json!(false), None, 10 + EIGHT_H + 30),
+            ev(
+                "raised",
+                "interlock.bypass",
+                &site,
+                "IL-1",
+                "warning",
+                json!(true),
+                None,
+                10,
+            ),
+            ev(
+                "escalated",
+                "interlock.bypass",
+                &site,
+                "IL-1",
+                "alarm",
+                json!(true),
+                None,
+                10 + EIGHT_H,
+            ),
+            ev(
+                "raised",
+                "interlock.trip",
+                &site,
+                "TR-1",
+                "alarm",
+                json!(true),
+                None,
+                10 + EIGHT_H + 10,
+            ),
+            ev(
+                "cleared",
+                "interlock.bypass",
+                &site,
+                "IL-1",
+                "alarm",
+                json!(false),
+                None,
+                10 + EIGHT_H + 20,
+            ),
+            ev(
+                "cleared",
+                "interlock.trip",
+                &site,
+                "TR-1",
+                "alarm",
+                json!(false),
+                None,
+                10 + EIGHT_H + 30,
+            ),
         ];
         assert_eq!(of_site(&s.replay().await, &site), want, "{category}");
     }

@@ -402,11 +402,7 @@ fn metrics_registered_once() {
         TimeSeriesMetrics::register(&r).is_err(),
         "a second registration is refused, not doubled"
     );
-    let names: Vec<String> = r
-        .gather()
-        .iter()
-        .map(|f| f.name().to_string())
-        .collect();
+    let names: Vec<String> = r.gather().iter().map(|f| f.name().to_string()).collect();
     for n in [
         "hrs_timeseries_points_written_total",
         "hrs_timeseries_points_spooled_total",
@@ -416,4 +412,82 @@ fn metrics_registered_once() {
     ] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
     }
+}
+
+/// Points written per second into a real VictoriaMetrics on this machine, through the handle
+/// (encoding) and the writer (batches of `batch_points`, one request at a time). A figure for
+/// BENCHMARKS.md, not a check:
+/// `cargo test -p gateway --release --lib timeseries::tests::throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_into_victoriametrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let vm = Vm::start(dir.path()).await;
+    let n: i64 = std::env::var("HRS_TS_BENCH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let c = TimeSeriesConfig {
+        url: Some(vm.url()),
+        ..Default::default()
+    };
+    let (h, w) = TimeSeriesWriter::from_config(&c, &dir.path().join("gw"), &Registry::new())
+        .unwrap()
+        .unwrap();
+    let m = w.metrics();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    let site = SiteId::new("mine-01").unwrap();
+    let agent = AgentId::new("mine-01-edge").unwrap();
+    let specs: Vec<PointSpec> = (0..1000)
+        .map(|i| {
+            let mut s = PointSpec::new(
+                PointId::new(format!("CH4-{i}")).unwrap(),
+                Quantity::Ch4,
+                Unit::PercentVol,
+            );
+            s.location = Some("working_face".into());
+            s
+        })
+        .collect();
+    let base = base_ms();
+    let started = Instant::now();
+    let mut record_time = Duration::ZERO;
+    for i in 0..n {
+        let spec = &specs[(i % 1000) as usize];
+        let ts = chrono::Utc
+            .timestamp_millis_opt(base + (i / 1000) * 10)
+            .unwrap();
+        let r = Reading::good(
+            spec.point.clone(),
+            ts,
+            Value::Number((i % 100) as f64 / 100.0),
+        );
+        let t = Instant::now();
+        h.record(&site, &agent, &r, Some(spec), Some(&Category::CoalMine));
+        record_time += t.elapsed();
+        // Keep the producer at the writer's pace (as the core would be, under load), not ahead of it.
+        if i % 50_000 == 0 {
+            while h.backlog_points() > 150_000 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    h.flush();
+    wait_for("all points written", Duration::from_secs(600), || {
+        m.points_written.get() == n as u64
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "timeseries throughput: {n} points in {secs:.2} s = {:.0} points/s written; record() {:.0} ns/point; spooled {}; write p50 batch {} points",
+        n as f64 / secs,
+        record_time.as_nanos() as f64 / n as f64,
+        m.points_spooled.get(),
+        c.batch_points
+    );
+    assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 0);
+    stop.cancel();
+    drop(h);
+    task.await.unwrap();
 }
