@@ -91,7 +91,11 @@ pub fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
         .with_context(|| format!("MQTT url {url:?} must start with mqtt://"))?;
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
-        Some((h, p)) => Ok((h.to_string(), p.parse().with_context(|| format!("MQTT url {url:?}: bad port"))?)),
+        Some((h, p)) => Ok((
+            h.to_string(),
+            p.parse()
+                .with_context(|| format!("MQTT url {url:?}: bad port"))?,
+        )),
         None => Ok((rest.to_string(), 1883)),
     }
 }
@@ -104,7 +108,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { addr: "127.0.0.1:8080".parse().expect("literal address") }
+        HttpConfig {
+            addr: "127.0.0.1:8080".parse().expect("literal address"),
+        }
     }
 }
 
@@ -123,7 +129,12 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_future_ms: 300_000, late_after_ms: 60_000, dead_letter_capacity: 10_000, seq_window: 4096 }
+        IngestConfig {
+            max_future_ms: 300_000,
+            late_after_ms: 60_000,
+            dead_letter_capacity: 10_000,
+            seq_window: 4096,
+        }
     }
 }
 
@@ -144,8 +155,10 @@ impl GatewayConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let mut c = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-                Self::from_toml_str(&text).with_context(|| format!("config file {}", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                Self::from_toml_str(&text)
+                    .with_context(|| format!("config file {}", p.display()))?
             }
             None => GatewayConfig::default(),
         };
@@ -166,7 +179,9 @@ impl GatewayConfig {
             self.mqtt.client_id = v;
         }
         if let Some(v) = get("HRS_HTTP_ADDR") {
-            self.http.addr = v.parse().with_context(|| format!("HRS_HTTP_ADDR {v:?} is not host:port"))?;
+            self.http.addr = v
+                .parse()
+                .with_context(|| format!("HRS_HTTP_ADDR {v:?} is not host:port"))?;
         }
         if let Some(v) = get("HRS_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -190,20 +205,28 @@ impl GatewayConfig {
             bail!("mqtt.client_id must not be empty");
         }
         if self.mqtt.topic_prefix.is_empty() || self.mqtt.topic_prefix.contains(['+', '#']) {
-            bail!("mqtt.topic_prefix {:?} must be non-empty and without wildcards", self.mqtt.topic_prefix);
+            bail!(
+                "mqtt.topic_prefix {:?} must be non-empty and without wildcards",
+                self.mqtt.topic_prefix
+            );
         }
         if self.mqtt.inflight == 0 {
             bail!("mqtt.inflight must be at least 1");
         }
         if let Some(url) = &self.store_url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
                 bail!("store_url {url:?} must be sqlite://... or postgres://...");
             }
         }
         for feed in &self.weather_feeds {
             feed.validate().map_err(anyhow::Error::msg)?;
         }
-        self.weather.validate().map_err(|e| anyhow::anyhow!("weather: {e}"))?;
+        self.weather
+            .validate()
+            .map_err(|e| anyhow::anyhow!("weather: {e}"))?;
         if self.ingest.seq_window < 1024 {
             bail!("ingest.seq_window must be at least 1024 (the contract's minimum)");
         }
@@ -226,7 +249,8 @@ mod tests {
 
     #[test]
     fn env_overrides_file() {
-        let mut c = GatewayConfig::from_toml_str("[mqtt]\nurl = \"mqtt://10.0.0.1:1883\"\n").unwrap();
+        let mut c =
+            GatewayConfig::from_toml_str("[mqtt]\nurl = \"mqtt://10.0.0.1:1883\"\n").unwrap();
         c.apply_env(|k| match k {
             "HRS_MQTT_URL" => Some("mqtt://127.0.0.1:2883".into()),
             "HRS_HTTP_ADDR" => Some("127.0.0.1:9999".into()),

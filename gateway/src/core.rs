@@ -15,8 +15,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use telemetry::catalogue::ValueKind;
 use telemetry::{
-    decode_batch, decode_catalogue, decode_status, AgentId, AgentState, DecodeLimits, IncidentEvent, SiteId,
-    SiteInfo, Timestamp, Topic, TopicScheme, Value,
+    decode_batch, decode_catalogue, decode_status, AgentId, AgentState, DecodeLimits,
+    IncidentEvent, SiteId, SiteInfo, Timestamp, Topic, TopicScheme, Value,
 };
 use tokio::sync::{broadcast, Notify};
 
@@ -36,14 +36,34 @@ pub enum CoreError {
 /// An operator's action on an incident.
 #[derive(Debug, Clone)]
 pub enum Action {
-    Ack { operator: String, note: Option<String> },
-    Close { operator: String, note: Option<String> },
-    Comment { operator: String, text: String },
-    Assign { operator: String, assignee: String },
-    Shelve { operator: String, reason: String, until: Timestamp },
-    Unshelve { operator: String },
+    Ack {
+        operator: String,
+        note: Option<String>,
+    },
+    Close {
+        operator: String,
+        note: Option<String>,
+    },
+    Comment {
+        operator: String,
+        text: String,
+    },
+    Assign {
+        operator: String,
+        assignee: String,
+    },
+    Shelve {
+        operator: String,
+        reason: String,
+        until: Timestamp,
+    },
+    Unshelve {
+        operator: String,
+    },
     /// An escalation tier was notified (forwarding, issue 9): a `notified` event with `tier`.
-    Notified { tier: String },
+    Notified {
+        tier: String,
+    },
 }
 
 /// Run a store operation until it succeeds: a store outage is ridden out, not turned into lost
@@ -144,24 +164,41 @@ impl Core {
     /// Restore what a previous run left: registry sites, catalogues, seq windows, standing
     /// incidents (so a standing condition is not raised twice and its clear is not lost).
     async fn recover(&mut self) -> Result<(), CoreError> {
-        let registry: Vec<(SiteId, SiteInfo)> = self.registry.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let registry: Vec<(SiteId, SiteInfo)> = self
+            .registry
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (site, info) in registry {
             let mut live = self.live.write().expect("live lock");
             let s = live.site_mut(&site);
             s.info = info.clone();
             s.from_registry = true;
             drop(live);
-            self.engine.set_site(&site, SiteContext { category: info.category.clone(), region: info.region.clone() });
+            self.engine.set_site(
+                &site,
+                SiteContext {
+                    category: info.category.clone(),
+                    region: info.region.clone(),
+                },
+            );
         }
         for (site, _agent, body) in self.store.catalogues().await? {
-            let (Ok(site), Ok(cat)) = (SiteId::new(site), serde_json::from_str::<telemetry::Catalogue>(&body)) else {
+            let (Ok(site), Ok(cat)) = (
+                SiteId::new(site),
+                serde_json::from_str::<telemetry::Catalogue>(&body),
+            ) else {
                 continue;
             };
             self.bind_catalogue(&site, &cat);
         }
         self.scratch.clear();
         for (site, agent, epoch, body) in self.store.seq_windows().await? {
-            let (Ok(site), Ok(agent), Ok(w)) = (SiteId::new(site), AgentId::new(agent), serde_json::from_str::<SeqWindow>(&body)) else {
+            let (Ok(site), Ok(agent), Ok(w)) = (
+                SiteId::new(site),
+                AgentId::new(agent),
+                serde_json::from_str::<SeqWindow>(&body),
+            ) else {
                 continue;
             };
             self.seqs.insert((site, agent, epoch), w);
@@ -178,7 +215,11 @@ impl Core {
         }
         for (_, _, body) in self.store.out_of_service().await? {
             if let Ok(o) = serde_json::from_str::<crate::live::OutOfService>(&body) {
-                self.live.write().expect("live lock").out_of_service.insert((o.site.clone(), o.point.clone()), o);
+                self.live
+                    .write()
+                    .expect("live lock")
+                    .out_of_service
+                    .insert((o.site.clone(), o.point.clone()), o);
             }
         }
         // Rebuild the warning book from the documents as they came, judged at today's clock.
@@ -187,7 +228,14 @@ impl Core {
             let _ = self.apply_weather(&kind, body.as_bytes(), now);
         }
         let _ = self.book.advance(now);
-        let sites: Vec<SiteId> = self.live.read().expect("live lock").sites.keys().cloned().collect();
+        let sites: Vec<SiteId> = self
+            .live
+            .read()
+            .expect("live lock")
+            .sites
+            .keys()
+            .cloned()
+            .collect();
         self.scratch.clear();
         for site in sites {
             self.rejudge_site_warnings(&site, now);
@@ -198,14 +246,21 @@ impl Core {
     }
 
     /// Parse a weather document and apply it to the book (no I/O).
-    fn apply_weather(&mut self, kind: &str, body: &[u8], now: Timestamp) -> Result<weather::Applied, CoreError> {
+    fn apply_weather(
+        &mut self,
+        kind: &str,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<weather::Applied, CoreError> {
         let applied = match kind {
             "cap" => {
-                let alert = weather::parse_cap(body, &self.book.config().cap).map_err(|e| CoreError::Refused(e.to_string()))?;
+                let alert = weather::parse_cap(body, &self.book.config().cap)
+                    .map_err(|e| CoreError::Refused(e.to_string()))?;
                 self.book.apply(&alert, now)
             }
             _ => {
-                let report = weather::parse_cenc(body, self.book.config()).map_err(|e| CoreError::Refused(e.to_string()))?;
+                let report = weather::parse_cenc(body, self.book.config())
+                    .map_err(|e| CoreError::Refused(e.to_string()))?;
                 self.book.apply_cenc(&report, now)
             }
         };
@@ -213,14 +268,24 @@ impl Core {
     }
 
     /// A CAP or CENC document (from MQTT or HTTP). Affected sites are re-judged at once.
-    pub async fn handle_weather(&mut self, kind: &str, body: &[u8]) -> Result<(weather::Outcome, Vec<IncidentEvent>), CoreError> {
+    pub async fn handle_weather(
+        &mut self,
+        kind: &str,
+        body: &[u8],
+    ) -> Result<(weather::Outcome, Vec<IncidentEvent>), CoreError> {
         self.scratch.clear();
         let now = self.now();
         let applied = self.apply_weather(kind, body, now)?;
         let keep_ms = i64::from(self.book.config().book.remember_for_h) * 3_600_000;
         let text = String::from_utf8_lossy(body).into_owned();
         durably!(self, self.store.add_weather_doc(kind, now, &text, keep_ms));
-        tracing::info!(kind, outcome = applied.outcome.as_str(), started = applied.change.started.len(), ended = applied.change.ended.len(), "weather document taken");
+        tracing::info!(
+            kind,
+            outcome = applied.outcome.as_str(),
+            started = applied.change.started.len(),
+            ended = applied.change.ended.len(),
+            "weather document taken"
+        );
         self.on_warning_change(&applied.change, now);
         let events = self.apply_transitions().await?;
         Ok((applied.outcome, events))
@@ -237,7 +302,11 @@ impl Core {
                 .iter()
                 .filter(|(_, s)| {
                     let loc = s.location();
-                    change.started.iter().chain(&change.ended).any(|w| w.affects(&loc))
+                    change
+                        .started
+                        .iter()
+                        .chain(&change.ended)
+                        .any(|w| w.affects(&loc))
                 })
                 .map(|(id, _)| id.clone())
                 .collect()
@@ -253,8 +322,14 @@ impl Core {
             Some(s) => s.location(),
             None => return,
         };
-        let active: Vec<alarm_rules::ActiveWarning> = self.book.warnings_for(&loc).into_iter().map(|w| w.to_active_warning()).collect();
-        self.engine.set_warnings(site, active, now, &mut self.scratch);
+        let active: Vec<alarm_rules::ActiveWarning> = self
+            .book
+            .warnings_for(&loc)
+            .into_iter()
+            .map(|w| w.to_active_warning())
+            .collect();
+        self.engine
+            .set_warnings(site, active, now, &mut self.scratch);
     }
 
     /// Refresh the list `GET /api/v1/weather/warnings` serves.
@@ -266,7 +341,12 @@ impl Core {
             .into_iter()
             .map(|w| {
                 let mut v = serde_json::to_value(w).unwrap_or_default();
-                let sites: Vec<&str> = live.sites.iter().filter(|(_, s)| w.affects(&s.location())).map(|(id, _)| id.as_str()).collect();
+                let sites: Vec<&str> = live
+                    .sites
+                    .iter()
+                    .filter(|(_, s)| w.affects(&s.location()))
+                    .map(|(id, _)| id.as_str())
+                    .collect();
                 v["sites"] = serde_json::json!(sites);
                 v
             })
@@ -294,12 +374,18 @@ impl Core {
         let live = self.live.read().expect("live lock");
         live.sites
             .get(site)
-            .map(|s| SiteContext { category: s.info.category.clone(), region: s.info.region.clone() })
+            .map(|s| SiteContext {
+                category: s.info.category.clone(),
+                region: s.info.region.clone(),
+            })
             .unwrap_or_default()
     }
 
     fn bind_catalogue(&mut self, site: &SiteId, cat: &telemetry::Catalogue) {
-        self.live.write().expect("live lock").apply_catalogue(site, cat);
+        self.live
+            .write()
+            .expect("live lock")
+            .apply_catalogue(site, cat);
         let ctx = self.site_context(site);
         self.engine.set_site(site, ctx);
         let now = self.now();
@@ -309,7 +395,11 @@ impl Core {
 
     /// Handle one MQTT message. Returns the incident events it caused. The caller acknowledges
     /// the message to the broker after this returns `Ok`.
-    pub async fn handle_message(&mut self, topic: &str, payload: &[u8]) -> Result<Vec<IncidentEvent>, CoreError> {
+    pub async fn handle_message(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+    ) -> Result<Vec<IncidentEvent>, CoreError> {
         let started = Instant::now();
         self.scratch.clear();
         let now = self.now();
@@ -322,68 +412,138 @@ impl Core {
             Ok(Topic::WeatherCenc) => "weather_cenc",
             Ok(Topic::Incidents { .. }) | Err(_) => "other",
         };
-        self.metrics.messages_received.with_label_values(&[kind]).inc();
+        self.metrics
+            .messages_received
+            .with_label_values(&[kind])
+            .inc();
         match parsed {
             Err(e) => {
-                self.refuse_message(topic, "bad_topic", &e.to_string(), payload).await?;
+                self.refuse_message(topic, "bad_topic", &e.to_string(), payload)
+                    .await?;
             }
-            Ok(Topic::Birth { site, agent }) => match decode_catalogue(payload, Some(&agent), &self.limits) {
-                Err(e) => self.refuse_message(topic, e.code(), &e.to_string(), payload).await?,
-                Ok(decoded) => {
-                    for (i, reason) in &decoded.refused {
-                        self.metrics.readings_refused.with_label_values(&["bad_point_spec"]).inc();
-                        self.dead_letter(topic, "bad_point_spec", &format!("point {i}: {reason}"), "").await?;
+            Ok(Topic::Birth { site, agent }) => {
+                match decode_catalogue(payload, Some(&agent), &self.limits) {
+                    Err(e) => {
+                        self.refuse_message(topic, e.code(), &e.to_string(), payload)
+                            .await?
                     }
-                    for p in &decoded.catalogue.points {
-                        if !p.unit.is_known() || !p.quantity.is_known() {
-                            tracing::info!(%site, point = %p.point, unit = %p.unit, quantity = %p.quantity, "unit or quantity not known; kept as given");
+                    Ok(decoded) => {
+                        for (i, reason) in &decoded.refused {
+                            self.metrics
+                                .readings_refused
+                                .with_label_values(&["bad_point_spec"])
+                                .inc();
+                            self.dead_letter(
+                                topic,
+                                "bad_point_spec",
+                                &format!("point {i}: {reason}"),
+                                "",
+                            )
+                            .await?;
                         }
+                        for p in &decoded.catalogue.points {
+                            if !p.unit.is_known() || !p.quantity.is_known() {
+                                tracing::info!(%site, point = %p.point, unit = %p.unit, quantity = %p.quantity, "unit or quantity not known; kept as given");
+                            }
+                        }
+                        let body = serde_json::to_string(&decoded.catalogue).unwrap_or_default();
+                        durably!(
+                            self,
+                            self.store
+                                .save_catalogue(site.as_str(), agent.as_str(), &body)
+                        );
+                        self.bind_catalogue(&site, &decoded.catalogue);
                     }
-                    let body = serde_json::to_string(&decoded.catalogue).unwrap_or_default();
-                    durably!(self, self.store.save_catalogue(site.as_str(), agent.as_str(), &body));
-                    self.bind_catalogue(&site, &decoded.catalogue);
                 }
-            },
-            Ok(Topic::Status { site, agent }) => match decode_status(payload, Some(&agent), &self.limits) {
-                Err(e) => self.refuse_message(topic, e.code(), &e.to_string(), payload).await?,
-                Ok(status) => {
-                    {
-                        let mut live = self.live.write().expect("live lock");
-                        let a = live.site_mut(&site).agents.entry(agent.clone()).or_default();
-                        a.online = status.state == AgentState::Online;
-                        a.last_seen = Some(now);
-                        let online = live.sites.values().flat_map(|s| s.agents.values()).filter(|a| a.online).count();
-                        self.metrics.agents_online.set(online as i64);
+            }
+            Ok(Topic::Status { site, agent }) => {
+                match decode_status(payload, Some(&agent), &self.limits) {
+                    Err(e) => {
+                        self.refuse_message(topic, e.code(), &e.to_string(), payload)
+                            .await?
                     }
-                    self.engine.on_agent_status(&site, &agent, status.state, status.ts, &mut self.scratch);
+                    Ok(status) => {
+                        {
+                            let mut live = self.live.write().expect("live lock");
+                            let a = live
+                                .site_mut(&site)
+                                .agents
+                                .entry(agent.clone())
+                                .or_default();
+                            a.online = status.state == AgentState::Online;
+                            a.last_seen = Some(now);
+                            let online = live
+                                .sites
+                                .values()
+                                .flat_map(|s| s.agents.values())
+                                .filter(|a| a.online)
+                                .count();
+                            self.metrics.agents_online.set(online as i64);
+                        }
+                        self.engine.on_agent_status(
+                            &site,
+                            &agent,
+                            status.state,
+                            status.ts,
+                            &mut self.scratch,
+                        );
+                    }
                 }
-            },
-            Ok(Topic::Readings { site, agent }) => self.handle_batch(topic, &site, &agent, payload, now).await?,
+            }
+            Ok(Topic::Readings { site, agent }) => {
+                self.handle_batch(topic, &site, &agent, payload, now)
+                    .await?
+            }
             Ok(Topic::WeatherCap) | Ok(Topic::WeatherCenc) => {
-                let kind = if matches!(parsed, Ok(Topic::WeatherCap)) { "cap" } else { "cenc" };
+                let kind = if matches!(parsed, Ok(Topic::WeatherCap)) {
+                    "cap"
+                } else {
+                    "cenc"
+                };
                 match self.handle_weather(kind, payload).await {
                     Ok((_, events)) => {
-                        self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+                        self.metrics
+                            .processing_seconds
+                            .observe(started.elapsed().as_secs_f64());
                         return Ok(events);
                     }
-                    Err(CoreError::Refused(reason)) => self.refuse_message(topic, "bad_weather_document", &reason, payload).await?,
+                    Err(CoreError::Refused(reason)) => {
+                        self.refuse_message(topic, "bad_weather_document", &reason, payload)
+                            .await?
+                    }
                     Err(e) => return Err(e),
                 }
             }
             Ok(Topic::Incidents { .. }) => {}
         }
         let events = self.apply_transitions().await?;
-        self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .processing_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(events)
     }
 
-    async fn handle_batch(&mut self, topic: &str, site: &SiteId, agent: &AgentId, payload: &[u8], now: Timestamp) -> Result<(), CoreError> {
+    async fn handle_batch(
+        &mut self,
+        topic: &str,
+        site: &SiteId,
+        agent: &AgentId,
+        payload: &[u8],
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
         let batch = match decode_batch(payload, Some(agent), now, &self.limits) {
             Ok(b) => b,
-            Err(e) => return self.refuse_message(topic, e.code(), &e.to_string(), payload).await,
+            Err(e) => {
+                return self
+                    .refuse_message(topic, e.code(), &e.to_string(), payload)
+                    .await
+            }
         };
         let key = (site.clone(), agent.clone(), batch.epoch.clone());
-        let window = self.seqs.entry(key).or_insert_with(|| SeqWindow::new(self.ingest.seq_window));
+        let window = self
+            .seqs
+            .entry(key)
+            .or_insert_with(|| SeqWindow::new(self.ingest.seq_window));
         let verdict = window.observe(batch.seq);
         let max_seq = window.max_seq();
         let window_body = serde_json::to_string(window).unwrap_or_default();
@@ -391,7 +551,11 @@ impl Core {
             SeqVerdict::Duplicate | SeqVerdict::TooOld => {
                 self.metrics.batches_duplicate.inc();
                 let mut live = self.live.write().expect("live lock");
-                live.site_mut(site).agents.entry(agent.clone()).or_default().duplicates += 1;
+                live.site_mut(site)
+                    .agents
+                    .entry(agent.clone())
+                    .or_default()
+                    .duplicates += 1;
                 return Ok(());
             }
             SeqVerdict::New { gap, filled_gap } => {
@@ -416,10 +580,19 @@ impl Core {
             }
         }
         for r in &batch.refused {
-            self.metrics.readings_refused.with_label_values(&[r.error.code()]).inc();
-            let reason = format!("reading {} ({}): {}", r.index, r.point.as_deref().unwrap_or("?"), r.error);
+            self.metrics
+                .readings_refused
+                .with_label_values(&[r.error.code()])
+                .inc();
+            let reason = format!(
+                "reading {} ({}): {}",
+                r.index,
+                r.point.as_deref().unwrap_or("?"),
+                r.error
+            );
             tracing::warn!(%site, %agent, seq = batch.seq, %reason, "reading refused");
-            self.dead_letter(topic, r.error.code(), &reason, &r.raw).await?;
+            self.dead_letter(topic, r.error.code(), &reason, &r.raw)
+                .await?;
         }
         let eval_started = Instant::now();
         let mut mismatched = Vec::new();
@@ -427,14 +600,17 @@ impl Core {
             let mut live = self.live.write().expect("live lock");
             let s = live.site_mut(site);
             for reading in &batch.readings {
-                let entry = s.points.entry(reading.point.clone()).or_insert_with(|| PointLive {
-                    agent: agent.clone(),
-                    spec: None,
-                    value: None,
-                    ts: None,
-                    quality: None,
-                    reason: None,
-                });
+                let entry = s
+                    .points
+                    .entry(reading.point.clone())
+                    .or_insert_with(|| PointLive {
+                        agent: agent.clone(),
+                        spec: None,
+                        value: None,
+                        ts: None,
+                        quality: None,
+                        reason: None,
+                    });
                 if let Some(spec) = &entry.spec {
                     let ok = match (spec.quantity.value_kind(), &reading.value) {
                         (_, Value::Null) => true,
@@ -461,33 +637,69 @@ impl Core {
                 entry.agent = agent.clone();
                 self.metrics.readings_taken.inc();
                 if let Some(ts) = &self.timeseries {
-                    ts.record(site, agent, reading, entry.spec.as_ref(), s.info.category.as_ref()); // timeseries (issue 10)
+                    ts.record(
+                        site,
+                        agent,
+                        reading,
+                        entry.spec.as_ref(),
+                        s.info.category.as_ref(),
+                    ); // timeseries (issue 10)
                 }
-                self.engine.on_reading(site, agent, reading, now, &mut self.scratch);
+                self.engine
+                    .on_reading(site, agent, reading, now, &mut self.scratch);
             }
         }
-        self.metrics.rule_evaluation_seconds.observe(eval_started.elapsed().as_secs_f64());
+        self.metrics
+            .rule_evaluation_seconds
+            .observe(eval_started.elapsed().as_secs_f64());
         for (point, quantity) in mismatched {
-            self.metrics.readings_refused.with_label_values(&["type_mismatch"]).inc();
+            self.metrics
+                .readings_refused
+                .with_label_values(&["type_mismatch"])
+                .inc();
             let reason = format!("point {point}: value does not fit quantity {quantity}");
-            self.dead_letter(topic, "type_mismatch", &reason, "").await?;
+            self.dead_letter(topic, "type_mismatch", &reason, "")
+                .await?;
         }
-        durably!(self, self.store.save_seq_window(site.as_str(), agent.as_str(), &batch.epoch, &window_body));
+        durably!(
+            self,
+            self.store
+                .save_seq_window(site.as_str(), agent.as_str(), &batch.epoch, &window_body)
+        );
         Ok(())
     }
 
-    async fn refuse_message(&mut self, topic: &str, code: &str, reason: &str, payload: &[u8]) -> Result<(), CoreError> {
-        self.metrics.messages_refused.with_label_values(&[code]).inc();
+    async fn refuse_message(
+        &mut self,
+        topic: &str,
+        code: &str,
+        reason: &str,
+        payload: &[u8],
+    ) -> Result<(), CoreError> {
+        self.metrics
+            .messages_refused
+            .with_label_values(&[code])
+            .inc();
         tracing::warn!(topic, code, reason, "message refused");
         let raw = String::from_utf8_lossy(&payload[..payload.len().min(1024)]).into_owned();
         self.dead_letter(topic, code, reason, &raw).await
     }
 
-    async fn dead_letter(&mut self, topic: &str, code: &str, reason: &str, raw: &str) -> Result<(), CoreError> {
+    async fn dead_letter(
+        &mut self,
+        topic: &str,
+        code: &str,
+        reason: &str,
+        raw: &str,
+    ) -> Result<(), CoreError> {
         self.metrics.dead_letters.inc();
         let now = self.now();
         let capacity = self.ingest.dead_letter_capacity;
-        durably!(self, self.store.add_dead_letter(now, topic, code, reason, raw, capacity));
+        durably!(
+            self,
+            self.store
+                .add_dead_letter(now, topic, code, reason, raw, capacity)
+        );
         Ok(())
     }
 
@@ -500,10 +712,18 @@ impl Core {
         self.on_warning_change(&change, now);
         let mut events = self.apply_transitions().await?;
         self.update_load_gauges();
-        let ended: Vec<(SiteId, telemetry::PointId)> =
-            self.live.read().expect("live lock").out_of_service.values().filter(|o| o.until <= now).map(|o| (o.site.clone(), o.point.clone())).collect();
+        let ended: Vec<(SiteId, telemetry::PointId)> = self
+            .live
+            .read()
+            .expect("live lock")
+            .out_of_service
+            .values()
+            .filter(|o| o.until <= now)
+            .map(|o| (o.site.clone(), o.point.clone()))
+            .collect();
         for (site, point) in ended {
-            self.set_out_of_service(site, point, String::new(), String::new(), None).await?;
+            self.set_out_of_service(site, point, String::new(), String::new(), None)
+                .await?;
         }
         let expired: Vec<String> = self
             .open
@@ -523,8 +743,19 @@ impl Core {
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let shelving = self.open.values().filter_map(|r| r.incident.shelved_until).min();
-        [self.engine.next_deadline(), shelving, self.book.next_deadline()].into_iter().flatten().min()
+        let shelving = self
+            .open
+            .values()
+            .filter_map(|r| r.incident.shelved_until)
+            .min();
+        [
+            self.engine.next_deadline(),
+            shelving,
+            self.book.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     async fn apply_transitions(&mut self) -> Result<Vec<IncidentEvent>, CoreError> {
@@ -533,7 +764,11 @@ impl Core {
         for t in &transitions {
             let key = cause_key(&t.cause);
             let open = self.open.remove(&key);
-            let previous = if open.is_none() { self.last_incident.get(&key).cloned() } else { None };
+            let previous = if open.is_none() {
+                self.last_incident.get(&key).cloned()
+            } else {
+                None
+            };
             let Some((rec, ev)) = incident::apply_transition(open.clone(), t, previous) else {
                 if let Some(rec) = open {
                     self.open.insert(key, rec);
@@ -543,19 +778,31 @@ impl Core {
             let mut rec = rec;
             let raised_new = ev.event == telemetry::EventKind::Raised;
             if raised_new {
-                self.recent_raises.push_back((self.clock.now(), key.clone()));
+                self.recent_raises
+                    .push_back((self.clock.now(), key.clone()));
             }
             let mut stored = self.persist(&key, &rec, ev).await?;
             if raised_new {
                 // A point out of service for maintenance: its incident is shelved until the
                 // maintenance ends, and says so. A critical incident is never hidden.
                 let oos = rec.incident.point.as_ref().and_then(|p| {
-                    self.live.read().expect("live lock").out_of_service.get(&(rec.incident.site.clone(), p.clone())).cloned()
+                    self.live
+                        .read()
+                        .expect("live lock")
+                        .out_of_service
+                        .get(&(rec.incident.site.clone(), p.clone()))
+                        .cloned()
                 });
                 if let Some(o) = oos {
                     if rec.incident.severity < telemetry::Severity::Critical {
                         let reason = format!("point out of service: {}", o.reason);
-                        if let Ok(ev) = incident::shelve(&mut rec, &o.by, &reason, o.until, t.at.min(o.until - chrono::Duration::milliseconds(1))) {
+                        if let Ok(ev) = incident::shelve(
+                            &mut rec,
+                            &o.by,
+                            &reason,
+                            o.until,
+                            t.at.min(o.until - chrono::Duration::milliseconds(1)),
+                        ) {
                             stored = self.persist(&key, &rec, ev).await?;
                         }
                     } else {
@@ -566,7 +813,8 @@ impl Core {
             }
             if rec.incident.state.is_standing() {
                 self.open_ids.insert(rec.incident.id.clone(), key.clone());
-                self.last_incident.insert(key.clone(), rec.incident.id.clone());
+                self.last_incident
+                    .insert(key.clone(), rec.incident.id.clone());
                 self.open.insert(key, rec);
             } else {
                 self.open_ids.remove(&rec.incident.id);
@@ -579,11 +827,21 @@ impl Core {
         Ok(out)
     }
 
-    async fn persist(&mut self, key: &str, rec: &IncidentRecord, ev: IncidentEvent) -> Result<IncidentEvent, CoreError> {
+    async fn persist(
+        &mut self,
+        key: &str,
+        rec: &IncidentRecord,
+        ev: IncidentEvent,
+    ) -> Result<IncidentEvent, CoreError> {
         let started = Instant::now();
         let pos = durably!(self, self.store.write_change(key, rec, &ev));
-        self.metrics.store_write_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.incident_events.with_label_values(&[ev.event.as_str()]).inc();
+        self.metrics
+            .store_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .incident_events
+            .with_label_values(&[ev.event.as_str()])
+            .inc();
         tracing::info!(incident = %rec.incident.id, event = ev.event.as_str(), site = %rec.incident.site,
             rule = %rec.incident.rule, severity = %rec.incident.severity, "{}", rec.incident.message);
         let _ = self.events.send((pos, ev.clone()));
@@ -595,46 +853,94 @@ impl Core {
     /// causes (raised 3 times or more within it), shelved standing incidents.
     fn update_load_gauges(&mut self) {
         let hour_ago = self.now() - chrono::Duration::hours(1);
-        while self.recent_raises.front().is_some_and(|(t, _)| *t < hour_ago) {
+        while self
+            .recent_raises
+            .front()
+            .is_some_and(|(t, _)| *t < hour_ago)
+        {
             self.recent_raises.pop_front();
         }
         let mut per_cause: HashMap<&str, u32> = HashMap::new();
         for (_, k) in &self.recent_raises {
             *per_cause.entry(k.as_str()).or_default() += 1;
         }
-        self.metrics.incidents_raised_last_hour.set(self.recent_raises.len() as i64);
-        self.metrics.chattering_causes.set(per_cause.values().filter(|n| **n >= 3).count() as i64);
+        self.metrics
+            .incidents_raised_last_hour
+            .set(self.recent_raises.len() as i64);
+        self.metrics
+            .chattering_causes
+            .set(per_cause.values().filter(|n| **n >= 3).count() as i64);
         let now = self.now();
-        self.metrics.incidents_shelved.set(self.open.values().filter(|r| r.incident.shelved_until.is_some_and(|u| u > now)).count() as i64);
+        self.metrics.incidents_shelved.set(
+            self.open
+                .values()
+                .filter(|r| r.incident.shelved_until.is_some_and(|u| u > now))
+                .count() as i64,
+        );
     }
 
     fn update_open_gauge(&self) {
         for sev in telemetry::Severity::ALL {
-            let n = self.open.values().filter(|r| r.incident.severity == sev).count();
-            self.metrics.incidents_open.with_label_values(&[sev.as_str()]).set(n as i64);
+            let n = self
+                .open
+                .values()
+                .filter(|r| r.incident.severity == sev)
+                .count();
+            self.metrics
+                .incidents_open
+                .with_label_values(&[sev.as_str()])
+                .set(n as i64);
         }
     }
 
     /// An operator's action. `Ok(None)`: nothing changed (a repeated acknowledgement).
-    pub async fn act(&mut self, id: &str, action: Action) -> Result<(telemetry::Incident, Option<IncidentEvent>), CoreError> {
+    pub async fn act(
+        &mut self,
+        id: &str,
+        action: Action,
+    ) -> Result<(telemetry::Incident, Option<IncidentEvent>), CoreError> {
         let now = self.now();
         let (key, mut rec, standing) = match self.open_ids.get(id).cloned() {
             Some(key) => {
-                let rec = self.open.get(&key).cloned().ok_or_else(|| CoreError::NotFound(id.to_string()))?;
+                let rec = self
+                    .open
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| CoreError::NotFound(id.to_string()))?;
                 (key, rec, true)
             }
             None => {
-                let rec = self.store.incident(id).await?.ok_or_else(|| CoreError::NotFound(id.to_string()))?;
-                let key = self.store.cause_of(id).await?.ok_or_else(|| CoreError::NotFound(id.to_string()))?;
+                let rec = self
+                    .store
+                    .incident(id)
+                    .await?
+                    .ok_or_else(|| CoreError::NotFound(id.to_string()))?;
+                let key = self
+                    .store
+                    .cause_of(id)
+                    .await?
+                    .ok_or_else(|| CoreError::NotFound(id.to_string()))?;
                 (key, rec, false)
             }
         };
         let ev = match action {
-            Action::Ack { operator, note } => incident::acknowledge(&mut rec, &operator, note.as_deref(), now)?,
-            Action::Close { operator, note } => Some(incident::close(&mut rec, &operator, note.as_deref(), now)?),
-            Action::Comment { operator, text } => Some(incident::comment(&mut rec, &operator, &text, now)?),
-            Action::Assign { operator, assignee } => Some(incident::assign(&mut rec, &operator, &assignee, now)?),
-            Action::Shelve { operator, reason, until } => Some(incident::shelve(&mut rec, &operator, &reason, until, now)?),
+            Action::Ack { operator, note } => {
+                incident::acknowledge(&mut rec, &operator, note.as_deref(), now)?
+            }
+            Action::Close { operator, note } => {
+                Some(incident::close(&mut rec, &operator, note.as_deref(), now)?)
+            }
+            Action::Comment { operator, text } => {
+                Some(incident::comment(&mut rec, &operator, &text, now)?)
+            }
+            Action::Assign { operator, assignee } => {
+                Some(incident::assign(&mut rec, &operator, &assignee, now)?)
+            }
+            Action::Shelve {
+                operator,
+                reason,
+                until,
+            } => Some(incident::shelve(&mut rec, &operator, &reason, until, now)?),
             Action::Unshelve { operator } => incident::unshelve(&mut rec, Some(&operator), now),
             Action::Notified { tier } => incident::notified(&mut rec, &tier, now), // forwarding (issue 9)
         };
@@ -649,22 +955,46 @@ impl Core {
     }
 
     /// Take a point out of service until a time (or back into service: `until` None).
-    pub async fn set_out_of_service(&mut self, site: SiteId, point: telemetry::PointId, by: String, reason: String, until: Option<Timestamp>) -> Result<Option<crate::live::OutOfService>, CoreError> {
+    pub async fn set_out_of_service(
+        &mut self,
+        site: SiteId,
+        point: telemetry::PointId,
+        by: String,
+        reason: String,
+        until: Option<Timestamp>,
+    ) -> Result<Option<crate::live::OutOfService>, CoreError> {
         let now = self.now();
         let entry = match until {
             Some(until) => {
                 if until <= now {
-                    return Err(ActionError::Invalid("`until` must lie in the future".into()).into());
+                    return Err(
+                        ActionError::Invalid("`until` must lie in the future".into()).into(),
+                    );
                 }
                 if reason.trim().is_empty() || by.trim().is_empty() {
-                    return Err(ActionError::Invalid("operator and reason are required".into()).into());
+                    return Err(
+                        ActionError::Invalid("operator and reason are required".into()).into(),
+                    );
                 }
-                Some(crate::live::OutOfService { site: site.clone(), point: point.clone(), by, reason, since: now, until })
+                Some(crate::live::OutOfService {
+                    site: site.clone(),
+                    point: point.clone(),
+                    by,
+                    reason,
+                    since: now,
+                    until,
+                })
             }
             None => None,
         };
-        let body = entry.as_ref().map(|e| serde_json::to_string(e).unwrap_or_default());
-        durably!(self, self.store.set_out_of_service(site.as_str(), point.as_str(), body.as_deref()));
+        let body = entry
+            .as_ref()
+            .map(|e| serde_json::to_string(e).unwrap_or_default());
+        durably!(
+            self,
+            self.store
+                .set_out_of_service(site.as_str(), point.as_str(), body.as_deref())
+        );
         let mut live = self.live.write().expect("live lock");
         match &entry {
             Some(e) => {
@@ -680,7 +1010,10 @@ impl Core {
     }
 
     /// Swap the rule set; open causes of changed rules are re-judged.
-    pub async fn reload_rules(&mut self, rules: alarm_rules::RuleSet) -> Result<Vec<IncidentEvent>, CoreError> {
+    pub async fn reload_rules(
+        &mut self,
+        rules: alarm_rules::RuleSet,
+    ) -> Result<Vec<IncidentEvent>, CoreError> {
         self.scratch.clear();
         let now = self.now();
         self.engine.reload(rules, now, &mut self.scratch);

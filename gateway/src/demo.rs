@@ -23,9 +23,21 @@ struct DemoSite {
 }
 
 const SITES: &[DemoSite] = &[
-    DemoSite { name: "mine-01", simulator: Some(include_str!("../demo/mine-01.sim.toml")), agent: include_str!("../demo/mine-01.agent.toml") },
-    DemoSite { name: "chem-01", simulator: Some(include_str!("../demo/chem-01.sim.toml")), agent: include_str!("../demo/chem-01.agent.toml") },
-    DemoSite { name: "trans-01", simulator: None, agent: include_str!("../demo/trans-01.agent.toml") },
+    DemoSite {
+        name: "mine-01",
+        simulator: Some(include_str!("../demo/mine-01.sim.toml")),
+        agent: include_str!("../demo/mine-01.agent.toml"),
+    },
+    DemoSite {
+        name: "chem-01",
+        simulator: Some(include_str!("../demo/chem-01.sim.toml")),
+        agent: include_str!("../demo/chem-01.agent.toml"),
+    },
+    DemoSite {
+        name: "trans-01",
+        simulator: None,
+        agent: include_str!("../demo/trans-01.agent.toml"),
+    },
 ];
 
 /// The embedded broker's port: the one asked for, else 1883 when free, else any free port.
@@ -63,18 +75,23 @@ next_connection_delay_ms = 1
 "#
     );
     let config: rumqttd::Config = toml::from_str(&config).context("embedded broker config")?;
-    std::thread::Builder::new().name("broker".into()).spawn(move || {
-        let mut broker = rumqttd::Broker::new(config);
-        if let Err(e) = broker.start() {
-            tracing::error!(error = %e, "embedded broker stopped");
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("broker".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded broker stopped");
+            }
+        })?;
     Ok(())
 }
 
 async fn wait_port(port: u16) -> Result<()> {
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -83,12 +100,17 @@ async fn wait_port(port: u16) -> Result<()> {
 }
 
 pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
-    let data_dir = std::env::var_os("HRS_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("hrs-demo-data"));
+    let data_dir = std::env::var_os("HRS_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("hrs-demo-data"));
     let http_addr: SocketAddr = match std::env::var("HRS_HTTP_ADDR") {
-        Ok(a) => a.parse().with_context(|| format!("HRS_HTTP_ADDR {a:?} is not host:port"))?,
+        Ok(a) => a
+            .parse()
+            .with_context(|| format!("HRS_HTTP_ADDR {a:?} is not host:port"))?,
         Err(_) => "127.0.0.1:8080".parse()?,
     };
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let port = broker_port(mqtt_port)?;
     start_broker(port)?;
     wait_port(port).await?;
@@ -104,18 +126,27 @@ pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
     let shutdown = CancellationToken::new();
     let mut simulators = Vec::new();
     for site in SITES {
-        let mut agent_text = site.agent.replace("{{MQTT_URL}}", &mqtt_url).replace("{{DATA_DIR}}", &data_dir.display().to_string());
+        let mut agent_text = site
+            .agent
+            .replace("{{MQTT_URL}}", &mqtt_url)
+            .replace("{{DATA_DIR}}", &data_dir.display().to_string());
         if let Some(sim) = site.simulator {
-            let sim_config = edge_agent::SimulatorConfig::from_toml_str(sim).with_context(|| format!("demo simulator of {}", site.name))?;
-            let handle = edge_agent::Simulator::start(sim_config).await.with_context(|| format!("starting the simulator of {}", site.name))?;
+            let sim_config = edge_agent::SimulatorConfig::from_toml_str(sim)
+                .with_context(|| format!("demo simulator of {}", site.name))?;
+            let handle = edge_agent::Simulator::start(sim_config)
+                .await
+                .with_context(|| format!("starting the simulator of {}", site.name))?;
             for dev in handle.devices() {
                 let key = format!("{{{{{}_PORT}}}}", dev.name.to_uppercase().replace('-', "_"));
                 agent_text = agent_text.replace(&key, &dev.addr.port().to_string());
             }
             simulators.push(handle);
         }
-        let agent_config = edge_agent::AgentConfig::from_toml_str(&agent_text).with_context(|| format!("demo agent of {}", site.name))?;
-        let agent = edge_agent::Agent::build(agent_config).await.with_context(|| format!("starting the agent of {}", site.name))?;
+        let agent_config = edge_agent::AgentConfig::from_toml_str(&agent_text)
+            .with_context(|| format!("demo agent of {}", site.name))?;
+        let agent = edge_agent::Agent::build(agent_config)
+            .await
+            .with_context(|| format!("starting the agent of {}", site.name))?;
         let sd = shutdown.clone();
         let name = site.name;
         tokio::spawn(async move {
@@ -174,7 +205,14 @@ async fn run_trackers(port: u16, shutdown: CancellationToken) {
         for (plate, base) in [("YA12345", 62.0), ("YA67890", 75.0)] {
             let speed = base + 20.0 * ((t as f64) / 17.0).sin();
             let body = serde_json::json!({"time": now, plate: {"speed_kmh": (speed * 10.0).round() / 10.0}});
-            let _ = client.publish(format!("demo/trackers/{plate}"), QoS::AtLeastOnce, false, body.to_string()).await;
+            let _ = client
+                .publish(
+                    format!("demo/trackers/{plate}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    body.to_string(),
+                )
+                .await;
         }
     }
 }

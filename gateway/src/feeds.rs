@@ -42,12 +42,19 @@ fn default_max_backoff_ms() -> u64 {
 impl FeedConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!("weather feed {:?}: url must be http:// or https://", self.url));
+            return Err(format!(
+                "weather feed {:?}: url must be http:// or https://",
+                self.url
+            ));
         }
         if self.kind != "cap" && self.kind != "cenc" {
-            return Err(format!("weather feed {:?}: kind must be cap or cenc", self.url));
+            return Err(format!(
+                "weather feed {:?}: kind must be cap or cenc",
+                self.url
+            ));
         }
-        if self.interval_ms < 100 || self.timeout_ms == 0 || self.max_backoff_ms < self.interval_ms {
+        if self.interval_ms < 100 || self.timeout_ms == 0 || self.max_backoff_ms < self.interval_ms
+        {
             return Err(format!("weather feed {:?}: interval_ms >= 100, timeout_ms > 0, max_backoff_ms >= interval_ms", self.url));
         }
         Ok(())
@@ -55,8 +62,16 @@ impl FeedConfig {
 }
 
 /// Poll one feed until shutdown.
-pub async fn run_feed(feed: FeedConfig, commands: mpsc::Sender<Command>, polls: IntCounterVec, shutdown: CancellationToken) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_millis(feed.timeout_ms)).build() {
+pub async fn run_feed(
+    feed: FeedConfig,
+    commands: mpsc::Sender<Command>,
+    polls: IntCounterVec,
+    shutdown: CancellationToken,
+) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(feed.timeout_ms))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client");
@@ -82,12 +97,28 @@ pub async fn run_feed(feed: FeedConfig, commands: mpsc::Sender<Command>, polls: 
         let outcome = match req.send().await {
             Ok(r) if r.status() == reqwest::StatusCode::NOT_MODIFIED => "not_modified",
             Ok(r) if r.status().is_success() => {
-                let header = |name| r.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-                let (new_etag, new_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
+                let header = |name| {
+                    r.headers()
+                        .get(name)
+                        .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let (new_etag, new_modified) = (
+                    header(reqwest::header::ETAG),
+                    header(reqwest::header::LAST_MODIFIED),
+                );
                 match r.bytes().await {
                     Ok(body) => {
                         let (tx, rx) = oneshot::channel();
-                        if commands.send(Command::Weather { kind, body: body.to_vec(), reply: tx }).await.is_err() {
+                        if commands
+                            .send(Command::Weather {
+                                kind,
+                                body: body.to_vec(),
+                                reply: tx,
+                            })
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         match rx.await {

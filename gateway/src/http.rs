@@ -47,7 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents.csv", get(incidents_csv))
         .route("/api/v1/alarm-load", get(alarm_load))
         .route("/api/v1/out-of-service", get(out_of_service_list))
-        .route("/api/v1/sites/{site}/points/{point}/out-of-service", post(out_of_service).delete(back_in_service))
+        .route(
+            "/api/v1/sites/{site}/points/{point}/out-of-service",
+            post(out_of_service).delete(back_in_service),
+        )
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/close", post(close))
@@ -115,7 +118,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn sites(State(s): State<AppState>) -> Json<serde_json::Value> {
@@ -139,9 +146,15 @@ async fn sites(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(json!(out))
 }
 
-async fn points(State(s): State<AppState>, Path(site): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn points(
+    State(s): State<AppState>,
+    Path(site): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let live = s.live.read().expect("live lock");
-    let site = live.sites.get(site.as_str()).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    let site = live
+        .sites
+        .get(site.as_str())
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
     let out: Vec<_> = site
         .points
         .iter()
@@ -159,10 +172,20 @@ async fn points(State(s): State<AppState>, Path(site): Path<String>) -> Result<J
     Ok(Json(json!(out)))
 }
 
-async fn agents(State(s): State<AppState>, Path(site): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn agents(
+    State(s): State<AppState>,
+    Path(site): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let live = s.live.read().expect("live lock");
-    let site = live.sites.get(site.as_str()).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
-    let out: Vec<_> = site.agents.iter().map(|(id, a)| json!({"agent": id, "status": a})).collect();
+    let site = live
+        .sites
+        .get(site.as_str())
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    let out: Vec<_> = site
+        .agents
+        .iter()
+        .map(|(id, a)| json!({"agent": id, "status": a}))
+        .collect();
     Ok(Json(json!(out)))
 }
 
@@ -178,19 +201,28 @@ struct ListQuery {
     before: Option<String>,
 }
 
-async fn incidents(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn incidents(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     if let Some(st) = &q.state {
         if st != "open" && telemetry::IncidentState::parse(st).is_none() {
-            return Err(bad_request(format!("state {st:?} is not open, active, acknowledged, cleared or closed")));
+            return Err(bad_request(format!(
+                "state {st:?} is not open, active, acknowledged, cleared or closed"
+            )));
         }
     }
     if let Some(sev) = &q.severity {
         if telemetry::Severity::parse(sev).is_none() {
-            return Err(bad_request(format!("severity {sev:?} is not info, warning, alarm or critical")));
+            return Err(bad_request(format!(
+                "severity {sev:?} is not info, warning, alarm or critical"
+            )));
         }
     }
     let time = |v: &Option<String>, name: &str| -> Result<_, ApiError> {
-        v.as_deref().map(|t| parse_time(t).map_err(|e| bad_request(format!("{name}: {e}")))).transpose()
+        v.as_deref()
+            .map(|t| parse_time(t).map_err(|e| bad_request(format!("{name}: {e}"))))
+            .transpose()
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -198,7 +230,11 @@ async fn incidents(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Res
     }
     let before = match &q.before {
         Some(id) => {
-            let rec = s.store.incident(id).await?.ok_or_else(|| bad_request(format!("before: no incident {id}")))?;
+            let rec = s
+                .store
+                .incident(id)
+                .await?
+                .ok_or_else(|| bad_request(format!("before: no incident {id}")))?;
             Some((rec.incident.raised_at.timestamp_millis(), id.clone()))
         }
         None => None,
@@ -220,7 +256,14 @@ async fn incidents(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Res
     if more {
         if let Some(last) = list.last() {
             let mut params: Vec<String> = Vec::new();
-            for (k, v) in [("state", &q.state), ("site", &q.site), ("severity", &q.severity), ("rule", &q.rule), ("since", &q.since), ("until", &q.until)] {
+            for (k, v) in [
+                ("state", &q.state),
+                ("site", &q.site),
+                ("severity", &q.severity),
+                ("rule", &q.rule),
+                ("since", &q.since),
+                ("until", &q.until),
+            ] {
                 if let Some(v) = v {
                     params.push(format!("{k}={}", urlencode(v)));
                 }
@@ -239,16 +282,26 @@ async fn incidents(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Res
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-async fn incident(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let rec = s.store.incident(&id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")))?;
+async fn incident(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rec = s
+        .store
+        .incident(&id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")))?;
     let history = s.store.history(&id).await?;
-    let mut v = serde_json::to_value(&rec.incident).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut v = serde_json::to_value(&rec.incident)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     v["history"] = json!(history
         .iter()
         .map(|e| json!({"event": e.event, "event_id": e.event_id, "event_seq": e.event_seq, "at": format_time(&e.at),
@@ -277,64 +330,165 @@ fn parse_body(body: &axum::body::Bytes) -> Result<ActionBody, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad_request(format!("body: {e}")))
 }
 
-async fn act(s: &AppState, id: String, action: Action) -> Result<Json<telemetry::Incident>, ApiError> {
+async fn act(
+    s: &AppState,
+    id: String,
+    action: Action,
+) -> Result<Json<telemetry::Incident>, ApiError> {
     let (tx, rx) = oneshot::channel();
     s.commands
-        .send(Command::Act { id, action, reply: tx })
+        .send(Command::Act {
+            id,
+            action,
+            reply: tx,
+        })
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))?;
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is stopping".into(),
+            )
+        })?;
     let r = tokio::time::timeout(Duration::from_secs(30), rx)
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is busy; try again".into()))?
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))?;
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is busy; try again".into(),
+            )
+        })?
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is stopping".into(),
+            )
+        })?;
     Ok(Json(r?.0))
 }
 
 fn operator(b: &ActionBody) -> Result<String, ApiError> {
-    b.operator.clone().filter(|o| !o.trim().is_empty()).ok_or_else(|| bad_request("operator is required"))
+    b.operator
+        .clone()
+        .filter(|o| !o.trim().is_empty())
+        .ok_or_else(|| bad_request("operator is required"))
 }
 
-async fn ack(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<telemetry::Incident>, ApiError> {
+async fn ack(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<telemetry::Incident>, ApiError> {
     let b = parse_body(&body)?;
-    let action = Action::Ack { operator: operator(&b)?, note: b.note };
+    let action = Action::Ack {
+        operator: operator(&b)?,
+        note: b.note,
+    };
     act(&s, id, action).await
 }
 
-async fn close(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<telemetry::Incident>, ApiError> {
+async fn close(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<telemetry::Incident>, ApiError> {
     let b = parse_body(&body)?;
     if b.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
-        return Err(bad_request("a disposal note is required to close an incident"));
+        return Err(bad_request(
+            "a disposal note is required to close an incident",
+        ));
     }
-    let action = Action::Close { operator: operator(&b)?, note: b.note };
+    let action = Action::Close {
+        operator: operator(&b)?,
+        note: b.note,
+    };
     act(&s, id, action).await
 }
 
-async fn comment(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<telemetry::Incident>, ApiError> {
+async fn comment(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<telemetry::Incident>, ApiError> {
     let b = parse_body(&body)?;
-    let text = b.text.clone().or(b.note.clone()).ok_or_else(|| bad_request("text is required"))?;
-    act(&s, id, Action::Comment { operator: operator(&b)?, text }).await
+    let text = b
+        .text
+        .clone()
+        .or(b.note.clone())
+        .ok_or_else(|| bad_request("text is required"))?;
+    act(
+        &s,
+        id,
+        Action::Comment {
+            operator: operator(&b)?,
+            text,
+        },
+    )
+    .await
 }
 
-async fn assign(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<telemetry::Incident>, ApiError> {
+async fn assign(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<telemetry::Incident>, ApiError> {
     let b = parse_body(&body)?;
-    let assignee = b.assignee.clone().ok_or_else(|| bad_request("assignee is required"))?;
-    act(&s, id, Action::Assign { operator: operator(&b)?, assignee }).await
+    let assignee = b
+        .assignee
+        .clone()
+        .ok_or_else(|| bad_request("assignee is required"))?;
+    act(
+        &s,
+        id,
+        Action::Assign {
+            operator: operator(&b)?,
+            assignee,
+        },
+    )
+    .await
 }
 
-async fn shelve(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<telemetry::Incident>, ApiError> {
+async fn shelve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<telemetry::Incident>, ApiError> {
     let b = parse_body(&body)?;
-    let reason = b.reason.clone().or(b.note.clone()).ok_or_else(|| bad_request("reason is required"))?;
+    let reason = b
+        .reason
+        .clone()
+        .or(b.note.clone())
+        .ok_or_else(|| bad_request("reason is required"))?;
     let until = match (&b.until, b.duration_ms) {
         (Some(u), _) => parse_time(u).map_err(|e| bad_request(format!("until: {e}")))?,
         (None, Some(ms)) => s.clock.now() + chrono::Duration::milliseconds(ms as i64),
         (None, None) => return Err(bad_request("until or duration_ms is required")),
     };
-    act(&s, id, Action::Shelve { operator: operator(&b)?, reason, until }).await
+    act(
+        &s,
+        id,
+        Action::Shelve {
+            operator: operator(&b)?,
+            reason,
+            until,
+        },
+    )
+    .await
 }
 
-async fn unshelve(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<telemetry::Incident>, ApiError> {
+async fn unshelve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<telemetry::Incident>, ApiError> {
     let b = parse_body(&body)?;
-    act(&s, id, Action::Unshelve { operator: operator(&b)? }).await
+    act(
+        &s,
+        id,
+        Action::Unshelve {
+            operator: operator(&b)?,
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -342,8 +496,14 @@ struct LimitQuery {
     limit: Option<i64>,
 }
 
-async fn dead_letters(State(s): State<AppState>, Query(q): Query<LimitQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = s.store.dead_letters(q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+async fn dead_letters(
+    State(s): State<AppState>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = s
+        .store
+        .dead_letters(q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
     Ok(Json(json!(list)))
 }
 
@@ -352,15 +512,26 @@ async fn reload(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
     s.commands
         .send(Command::Reload { reply: tx })
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))?;
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is stopping".into(),
+            )
+        })?;
     match rx.await {
         Ok(Ok(n)) => Ok(Json(json!({"reloaded": true, "rules": n}))),
         Ok(Err(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e)),
-        Err(_) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into())),
+        Err(_) => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway is stopping".into(),
+        )),
     }
 }
 
-async fn events(State(s): State<AppState>, headers: HeaderMap) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+async fn events(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe first, then catch up from the store, so nothing falls between the two.
     let live = s.events.subscribe();
     let mut from = None;
@@ -381,47 +552,90 @@ async fn events(State(s): State<AppState>, headers: HeaderMap) -> Result<Sse<imp
         last_pos = pos;
     }
     let to_sse = |ev: &IncidentEvent| {
-        SseEvent::default().id(ev.event_id.clone()).event("incident").data(serde_json::to_string(ev).unwrap_or_default())
+        SseEvent::default()
+            .id(ev.event_id.clone())
+            .event("incident")
+            .data(serde_json::to_string(ev).unwrap_or_default())
     };
     let backlog_stream = stream::iter(backlog.into_iter().map(move |(_, ev)| Ok(to_sse(&ev))));
-    let live_stream = stream::unfold((live, last_pos, from.is_some()), move |(mut rx, last_pos, resumed)| async move {
-        loop {
-            match rx.recv().await {
-                Ok((pos, ev)) => {
-                    if resumed && pos <= last_pos {
+    let live_stream = stream::unfold(
+        (live, last_pos, from.is_some()),
+        move |(mut rx, last_pos, resumed)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok((pos, ev)) => {
+                        if resumed && pos <= last_pos {
+                            continue;
+                        }
+                        return Some((Ok(to_sse(&ev)), (rx, last_pos, resumed)));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "SSE client lagged; it may resume with Last-Event-ID"
+                        );
                         continue;
                     }
-                    return Some((Ok(to_sse(&ev)), (rx, last_pos, resumed)));
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "SSE client lagged; it may resume with Last-Event-ID");
-                    continue;
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
-    Ok(Sse::new(backlog_stream.chain(live_stream)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+        },
+    );
+    Ok(Sse::new(backlog_stream.chain(live_stream))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-async fn post_weather(s: &AppState, kind: &'static str, body: axum::body::Bytes) -> Result<Response, ApiError> {
+async fn post_weather(
+    s: &AppState,
+    kind: &'static str,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let (tx, rx) = oneshot::channel();
     s.commands
-        .send(Command::Weather { kind, body: body.to_vec(), reply: tx })
+        .send(Command::Weather {
+            kind,
+            body: body.to_vec(),
+            reply: tx,
+        })
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))?;
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is stopping".into(),
+            )
+        })?;
     let outcome = tokio::time::timeout(Duration::from_secs(30), rx)
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is busy; try again".into()))?
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))??;
-    Ok((StatusCode::ACCEPTED, Json(json!({"taken": true, "outcome": outcome.as_str()}))).into_response())
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is busy; try again".into(),
+            )
+        })?
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is stopping".into(),
+            )
+        })??;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"taken": true, "outcome": outcome.as_str()})),
+    )
+        .into_response())
 }
 
-async fn post_cap(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+async fn post_cap(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     post_weather(&s, "cap", body).await
 }
 
-async fn post_cenc(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+async fn post_cenc(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     post_weather(&s, "cenc", body).await
 }
 
@@ -439,9 +653,14 @@ fn csv_field(s: &str) -> String {
 
 /// `GET /api/v1/incidents.csv?since=&until=&site=&state=&severity=&rule=`: incidents raised in a
 /// period, oldest first, as CSV (UTF-8 with a header row).
-async fn incidents_csv(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn incidents_csv(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     let time = |v: &Option<String>, name: &str| -> Result<_, ApiError> {
-        v.as_deref().map(|t| parse_time(t).map_err(|e| bad_request(format!("{name}: {e}")))).transpose()
+        v.as_deref()
+            .map(|t| parse_time(t).map_err(|e| bad_request(format!("{name}: {e}"))))
+            .transpose()
     };
     let filter = IncidentFilter {
         state: q.state.clone(),
@@ -477,10 +696,25 @@ async fn incidents_csv(State(s): State<AppState>, Query(q): Query<ListQuery>) ->
             i.note.clone().unwrap_or_default(),
             i.message.clone(),
         ];
-        out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str(
+            &row.iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push('\n');
     }
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"incidents.csv\"")], out).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"incidents.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -491,13 +725,37 @@ struct LoadQuery {
 /// `GET /api/v1/alarm-load?hours=24`: alarm-load figures per site (IEC 62682 / ISA-18.2):
 /// incidents raised over the window and per hour, standing incidents, shelved ones, and
 /// chattering causes (raised 3 times or more within an hour).
-async fn alarm_load(State(s): State<AppState>, Query(q): Query<LoadQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn alarm_load(
+    State(s): State<AppState>,
+    Query(q): Query<LoadQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let hours = q.hours.unwrap_or(24).clamp(1, 24 * 31);
     let now = s.clock.now();
     let since = now - chrono::Duration::hours(hours);
-    let raised = s.store.incidents(&IncidentFilter { since: Some(since), limit: 1_000_000, ..Default::default() }).await?;
-    let standing = s.store.incidents(&IncidentFilter { state: Some("active".into()), limit: 1_000_000, ..Default::default() }).await?;
-    let acked = s.store.incidents(&IncidentFilter { state: Some("acknowledged".into()), limit: 1_000_000, ..Default::default() }).await?;
+    let raised = s
+        .store
+        .incidents(&IncidentFilter {
+            since: Some(since),
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await?;
+    let standing = s
+        .store
+        .incidents(&IncidentFilter {
+            state: Some("active".into()),
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await?;
+    let acked = s
+        .store
+        .incidents(&IncidentFilter {
+            state: Some("acknowledged".into()),
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await?;
     #[derive(Default, serde::Serialize)]
     struct SiteLoad {
         raised: u64,
@@ -508,23 +766,38 @@ async fn alarm_load(State(s): State<AppState>, Query(q): Query<LoadQuery>) -> Re
         chattering_causes: Vec<String>,
     }
     let mut sites: std::collections::BTreeMap<String, SiteLoad> = Default::default();
-    let mut raises: std::collections::BTreeMap<(String, String), Vec<telemetry::Timestamp>> = Default::default();
+    let mut raises: std::collections::BTreeMap<(String, String), Vec<telemetry::Timestamp>> =
+        Default::default();
     for i in &raised {
         let e = sites.entry(i.site.to_string()).or_default();
         e.raised += 1;
-        let subject = i.zone.clone().or(i.point.as_ref().map(|p| p.to_string())).or(i.agent.as_ref().map(|a| a.to_string())).unwrap_or_default();
-        raises.entry((i.site.to_string(), format!("{} {}", i.rule, subject))).or_default().push(i.raised_at);
+        let subject = i
+            .zone
+            .clone()
+            .or(i.point.as_ref().map(|p| p.to_string()))
+            .or(i.agent.as_ref().map(|a| a.to_string()))
+            .unwrap_or_default();
+        raises
+            .entry((i.site.to_string(), format!("{} {}", i.rule, subject)))
+            .or_default()
+            .push(i.raised_at);
     }
     for ((site, cause), mut times) in raises {
         times.sort();
-        let chatters = times.windows(3).any(|w| w[2] - w[0] <= chrono::Duration::hours(1));
+        let chatters = times
+            .windows(3)
+            .any(|w| w[2] - w[0] <= chrono::Duration::hours(1));
         if chatters {
             sites.entry(site).or_default().chattering_causes.push(cause);
         }
     }
-    let mut by_site_times: std::collections::BTreeMap<String, Vec<telemetry::Timestamp>> = Default::default();
+    let mut by_site_times: std::collections::BTreeMap<String, Vec<telemetry::Timestamp>> =
+        Default::default();
     for i in &raised {
-        by_site_times.entry(i.site.to_string()).or_default().push(i.raised_at);
+        by_site_times
+            .entry(i.site.to_string())
+            .or_default()
+            .push(i.raised_at);
     }
     for (site, mut times) in by_site_times {
         times.sort();
@@ -548,7 +821,9 @@ async fn alarm_load(State(s): State<AppState>, Query(q): Query<LoadQuery>) -> Re
     for e in sites.values_mut() {
         e.per_hour = e.raised as f64 / hours as f64;
     }
-    Ok(Json(json!({"hours": hours, "since": format_time(&since), "until": format_time(&now), "sites": sites})))
+    Ok(Json(
+        json!({"hours": hours, "since": format_time(&since), "until": format_time(&now), "sites": sites}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -560,8 +835,13 @@ struct OutOfServiceBody {
     duration_ms: Option<u64>,
 }
 
-async fn out_of_service(State(s): State<AppState>, Path((site, point)): Path<(String, String)>, body: axum::body::Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    let b: OutOfServiceBody = serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
+async fn out_of_service(
+    State(s): State<AppState>,
+    Path((site, point)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let b: OutOfServiceBody =
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
     let site = telemetry::SiteId::new(site).map_err(|e| bad_request(e.to_string()))?;
     let point = telemetry::PointId::new(point).map_err(|e| bad_request(e.to_string()))?;
     let until = match (&b.until, b.duration_ms) {
@@ -572,19 +852,46 @@ async fn out_of_service(State(s): State<AppState>, Path((site, point)): Path<(St
     set_oos(&s, site, point, b.operator, b.reason, Some(until)).await
 }
 
-async fn back_in_service(State(s): State<AppState>, Path((site, point)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn back_in_service(
+    State(s): State<AppState>,
+    Path((site, point)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let site = telemetry::SiteId::new(site).map_err(|e| bad_request(e.to_string()))?;
     let point = telemetry::PointId::new(point).map_err(|e| bad_request(e.to_string()))?;
     set_oos(&s, site, point, String::new(), String::new(), None).await
 }
 
-async fn set_oos(s: &AppState, site: telemetry::SiteId, point: telemetry::PointId, by: String, reason: String, until: Option<telemetry::Timestamp>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn set_oos(
+    s: &AppState,
+    site: telemetry::SiteId,
+    point: telemetry::PointId,
+    by: String,
+    reason: String,
+    until: Option<telemetry::Timestamp>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let (tx, rx) = oneshot::channel();
     s.commands
-        .send(Command::OutOfService { site, point, by, reason, until, reply: tx })
+        .send(Command::OutOfService {
+            site,
+            point,
+            by,
+            reason,
+            until,
+            reply: tx,
+        })
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))?;
-    let r = rx.await.map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "gateway is stopping".into()))??;
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gateway is stopping".into(),
+            )
+        })?;
+    let r = rx.await.map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway is stopping".into(),
+        )
+    })??;
     Ok(Json(json!({"out_of_service": r})))
 }
 
@@ -594,5 +901,9 @@ async fn out_of_service_list(State(s): State<AppState>) -> Json<serde_json::Valu
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json")).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
 }

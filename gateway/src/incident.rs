@@ -28,11 +28,19 @@ pub fn cause_of(i: &Incident) -> Option<Cause> {
     let subject = if let Some(zone) = &i.zone {
         Subject::Zone { zone: zone.clone() }
     } else if let Some(point) = &i.point {
-        Subject::Point { point: point.clone() }
+        Subject::Point {
+            point: point.clone(),
+        }
     } else {
-        Subject::Agent { agent: i.agent.clone()? }
+        Subject::Agent {
+            agent: i.agent.clone()?,
+        }
     };
-    Some(Cause { rule: i.rule.clone(), site: i.site.clone(), subject })
+    Some(Cause {
+        rule: i.rule.clone(),
+        site: i.site.clone(),
+        subject,
+    })
 }
 
 /// A ULID-shaped id derived from the cause, the time it was raised and the incident before it:
@@ -50,7 +58,13 @@ pub fn incident_id(cause: &Cause, raised_at: Timestamp, previous: Option<&str>) 
     ulid::Ulid::from_parts(ms, random).to_string()
 }
 
-fn make_event(rec: &mut IncidentRecord, kind: EventKind, at: Timestamp, by: Option<String>, tier: Option<String>) -> IncidentEvent {
+fn make_event(
+    rec: &mut IncidentRecord,
+    kind: EventKind,
+    at: Timestamp,
+    by: Option<String>,
+    tier: Option<String>,
+) -> IncidentEvent {
     rec.last_event_seq += 1;
     IncidentEvent {
         event: kind,
@@ -174,7 +188,12 @@ fn require_operator(op: &str) -> Result<(), ActionError> {
 }
 
 /// Acknowledge. Again on an acknowledged incident: no change (`None`).
-pub fn acknowledge(rec: &mut IncidentRecord, operator: &str, note: Option<&str>, at: Timestamp) -> Result<Option<IncidentEvent>, ActionError> {
+pub fn acknowledge(
+    rec: &mut IncidentRecord,
+    operator: &str,
+    note: Option<&str>,
+    at: Timestamp,
+) -> Result<Option<IncidentEvent>, ActionError> {
     require_operator(operator)?;
     let i = &mut rec.incident;
     if i.acked_at.is_some() || i.state == IncidentState::Closed {
@@ -188,17 +207,32 @@ pub fn acknowledge(rec: &mut IncidentRecord, operator: &str, note: Option<&str>,
     if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
         i.note = Some(n.to_string());
     }
-    Ok(Some(make_event(rec, EventKind::Acknowledged, at, Some(operator.to_string()), None)))
+    Ok(Some(make_event(
+        rec,
+        EventKind::Acknowledged,
+        at,
+        Some(operator.to_string()),
+        None,
+    )))
 }
 
 /// Close with a disposal note; only a cleared incident can be closed.
-pub fn close(rec: &mut IncidentRecord, operator: &str, note: Option<&str>, at: Timestamp) -> Result<IncidentEvent, ActionError> {
-    let note = note.filter(|n| !n.trim().is_empty()).ok_or(ActionError::NoteRequired)?;
+pub fn close(
+    rec: &mut IncidentRecord,
+    operator: &str,
+    note: Option<&str>,
+    at: Timestamp,
+) -> Result<IncidentEvent, ActionError> {
+    let note = note
+        .filter(|n| !n.trim().is_empty())
+        .ok_or(ActionError::NoteRequired)?;
     require_operator(operator)?;
     let i = &mut rec.incident;
     match i.state {
         IncidentState::Closed => return Err(ActionError::AlreadyClosed(i.id.clone())),
-        IncidentState::Active | IncidentState::Acknowledged => return Err(ActionError::NotCleared(i.id.clone())),
+        IncidentState::Active | IncidentState::Acknowledged => {
+            return Err(ActionError::NotCleared(i.id.clone()))
+        }
         IncidentState::Cleared => {}
     }
     i.state = IncidentState::Closed;
@@ -206,32 +240,66 @@ pub fn close(rec: &mut IncidentRecord, operator: &str, note: Option<&str>, at: T
     i.closed_by = Some(operator.to_string());
     i.note = Some(note.to_string());
     i.shelved_until = None;
-    Ok(make_event(rec, EventKind::Closed, at, Some(operator.to_string()), None))
+    Ok(make_event(
+        rec,
+        EventKind::Closed,
+        at,
+        Some(operator.to_string()),
+        None,
+    ))
 }
 
 /// A comment by an operator (kept in the history; the incident's `note` is not changed).
-pub fn comment(rec: &mut IncidentRecord, operator: &str, text: &str, at: Timestamp) -> Result<IncidentEvent, ActionError> {
+pub fn comment(
+    rec: &mut IncidentRecord,
+    operator: &str,
+    text: &str,
+    at: Timestamp,
+) -> Result<IncidentEvent, ActionError> {
     require_operator(operator)?;
     if text.trim().is_empty() {
         return Err(ActionError::NoteRequired);
     }
-    let mut ev = make_event(rec, EventKind::Commented, at, Some(operator.to_string()), None);
+    let mut ev = make_event(
+        rec,
+        EventKind::Commented,
+        at,
+        Some(operator.to_string()),
+        None,
+    );
     ev.incident.note = Some(text.to_string());
     Ok(ev)
 }
 
 /// Assign to an operator.
-pub fn assign(rec: &mut IncidentRecord, operator: &str, assignee: &str, at: Timestamp) -> Result<IncidentEvent, ActionError> {
+pub fn assign(
+    rec: &mut IncidentRecord,
+    operator: &str,
+    assignee: &str,
+    at: Timestamp,
+) -> Result<IncidentEvent, ActionError> {
     require_operator(operator)?;
     if assignee.trim().is_empty() {
         return Err(ActionError::Invalid("assignee is required".into()));
     }
     rec.incident.assigned_to = Some(assignee.to_string());
-    Ok(make_event(rec, EventKind::Assigned, at, Some(operator.to_string()), None))
+    Ok(make_event(
+        rec,
+        EventKind::Assigned,
+        at,
+        Some(operator.to_string()),
+        None,
+    ))
 }
 
 /// Shelve until a time, with a reason. A closed incident cannot be shelved.
-pub fn shelve(rec: &mut IncidentRecord, operator: &str, reason: &str, until: Timestamp, at: Timestamp) -> Result<IncidentEvent, ActionError> {
+pub fn shelve(
+    rec: &mut IncidentRecord,
+    operator: &str,
+    reason: &str,
+    until: Timestamp,
+    at: Timestamp,
+) -> Result<IncidentEvent, ActionError> {
     require_operator(operator)?;
     if reason.trim().is_empty() {
         return Err(ActionError::NoteRequired);
@@ -240,18 +308,36 @@ pub fn shelve(rec: &mut IncidentRecord, operator: &str, reason: &str, until: Tim
         return Err(ActionError::AlreadyClosed(rec.incident.id.clone()));
     }
     if until <= at {
-        return Err(ActionError::Invalid("`until` must lie in the future".into()));
+        return Err(ActionError::Invalid(
+            "`until` must lie in the future".into(),
+        ));
     }
     rec.incident.shelved_until = Some(until);
-    let mut ev = make_event(rec, EventKind::Shelved, at, Some(operator.to_string()), None);
+    let mut ev = make_event(
+        rec,
+        EventKind::Shelved,
+        at,
+        Some(operator.to_string()),
+        None,
+    );
     ev.incident.note = Some(reason.to_string());
     Ok(ev)
 }
 
 /// End a shelving (by an operator, or by itself when it expires: `operator` None).
-pub fn unshelve(rec: &mut IncidentRecord, operator: Option<&str>, at: Timestamp) -> Option<IncidentEvent> {
+pub fn unshelve(
+    rec: &mut IncidentRecord,
+    operator: Option<&str>,
+    at: Timestamp,
+) -> Option<IncidentEvent> {
     rec.incident.shelved_until.take()?;
-    Some(make_event(rec, EventKind::Unshelved, at, operator.map(str::to_string), None))
+    Some(make_event(
+        rec,
+        EventKind::Unshelved,
+        at,
+        operator.map(str::to_string),
+        None,
+    ))
 }
 
 /// An escalation tier was notified (forwarding, issue 9). Only an incident whose condition
@@ -260,7 +346,13 @@ pub fn notified(rec: &mut IncidentRecord, tier: &str, at: Timestamp) -> Option<I
     if rec.incident.state != IncidentState::Active || rec.incident.acked_at.is_some() {
         return None;
     }
-    Some(make_event(rec, EventKind::Notified, at, None, Some(tier.to_string())))
+    Some(make_event(
+        rec,
+        EventKind::Notified,
+        at,
+        None,
+        Some(tier.to_string()),
+    ))
 }
 
 /// The site of an incident (for routing).
@@ -282,7 +374,9 @@ mod tests {
             cause: Cause {
                 rule: "coal.ch4.working_face".into(),
                 site: SiteId::new("mine-01").unwrap(),
-                subject: Subject::Point { point: PointId::new("CH4-101").unwrap() },
+                subject: Subject::Point {
+                    point: PointId::new("CH4-101").unwrap(),
+                },
             },
             kind,
             severity,
@@ -301,46 +395,146 @@ mod tests {
 
     #[test]
     fn raise_escalate_clear_ack_close() {
-        let (rec, ev) = apply_transition(None, &transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:00Z", 1.1), None).unwrap();
+        let (rec, ev) = apply_transition(
+            None,
+            &transition(
+                TransitionKind::Raised,
+                Severity::Alarm,
+                "2026-11-28T10:00:00Z",
+                1.1,
+            ),
+            None,
+        )
+        .unwrap();
         assert_eq!(ev.event, EventKind::Raised);
         assert_eq!(ev.event_seq, 1);
         assert_eq!(ev.event_id, format!("{}-1", rec.incident.id));
         assert_eq!(rec.incident.state, IncidentState::Active);
         // The same severity restated: no event.
-        assert!(apply_transition(Some(rec.clone()), &transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:01Z", 1.2), None).is_none());
-        let (rec, ev) = apply_transition(Some(rec), &transition(TransitionKind::Escalated, Severity::Critical, "2026-11-28T10:00:02Z", 1.6), None).unwrap();
-        assert_eq!((ev.event, ev.event_seq, rec.incident.severity), (EventKind::Escalated, 2, Severity::Critical));
+        assert!(apply_transition(
+            Some(rec.clone()),
+            &transition(
+                TransitionKind::Raised,
+                Severity::Alarm,
+                "2026-11-28T10:00:01Z",
+                1.2
+            ),
+            None
+        )
+        .is_none());
+        let (rec, ev) = apply_transition(
+            Some(rec),
+            &transition(
+                TransitionKind::Escalated,
+                Severity::Critical,
+                "2026-11-28T10:00:02Z",
+                1.6,
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (ev.event, ev.event_seq, rec.incident.severity),
+            (EventKind::Escalated, 2, Severity::Critical)
+        );
         let mut rec = rec;
         // Close before clear: refused.
-        assert!(matches!(close(&mut rec, "li", Some("done"), t("2026-11-28T10:00:03Z")), Err(ActionError::NotCleared(_))));
-        let ev = acknowledge(&mut rec, "wang", None, t("2026-11-28T10:00:04Z")).unwrap().unwrap();
-        assert_eq!((ev.event, rec.incident.state), (EventKind::Acknowledged, IncidentState::Acknowledged));
-        assert!(acknowledge(&mut rec, "zhao", None, t("2026-11-28T10:00:05Z")).unwrap().is_none(), "again: no change");
+        assert!(matches!(
+            close(&mut rec, "li", Some("done"), t("2026-11-28T10:00:03Z")),
+            Err(ActionError::NotCleared(_))
+        ));
+        let ev = acknowledge(&mut rec, "wang", None, t("2026-11-28T10:00:04Z"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (ev.event, rec.incident.state),
+            (EventKind::Acknowledged, IncidentState::Acknowledged)
+        );
+        assert!(
+            acknowledge(&mut rec, "zhao", None, t("2026-11-28T10:00:05Z"))
+                .unwrap()
+                .is_none(),
+            "again: no change"
+        );
         assert_eq!(rec.incident.acked_by.as_deref(), Some("wang"));
-        let (mut rec, ev) = apply_transition(Some(rec), &transition(TransitionKind::Cleared, Severity::Critical, "2026-11-28T10:00:06Z", 0.5), None).unwrap();
-        assert_eq!((ev.event, rec.incident.state), (EventKind::Cleared, IncidentState::Cleared));
+        let (mut rec, ev) = apply_transition(
+            Some(rec),
+            &transition(
+                TransitionKind::Cleared,
+                Severity::Critical,
+                "2026-11-28T10:00:06Z",
+                0.5,
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (ev.event, rec.incident.state),
+            (EventKind::Cleared, IncidentState::Cleared)
+        );
         assert_eq!(rec.incident.cleared_at, Some(t("2026-11-28T10:00:06Z")));
-        assert_eq!(close(&mut rec, "li", None, t("2026-11-28T10:00:07Z")), Err(ActionError::NoteRequired));
-        let ev = close(&mut rec, "li", Some("ventilation restored"), t("2026-11-28T10:00:08Z")).unwrap();
+        assert_eq!(
+            close(&mut rec, "li", None, t("2026-11-28T10:00:07Z")),
+            Err(ActionError::NoteRequired)
+        );
+        let ev = close(
+            &mut rec,
+            "li",
+            Some("ventilation restored"),
+            t("2026-11-28T10:00:08Z"),
+        )
+        .unwrap();
         assert_eq!((ev.event, ev.event_seq), (EventKind::Closed, 5));
-        assert!(matches!(close(&mut rec, "li", Some("again"), t("2026-11-28T10:00:09Z")), Err(ActionError::AlreadyClosed(_))));
+        assert!(matches!(
+            close(&mut rec, "li", Some("again"), t("2026-11-28T10:00:09Z")),
+            Err(ActionError::AlreadyClosed(_))
+        ));
     }
 
     #[test]
     fn ids_are_derived_and_sort_by_time() {
-        let a = transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:00Z", 1.1);
-        let b = transition(TransitionKind::Raised, Severity::Alarm, "2026-11-28T10:00:01Z", 1.1);
-        assert_eq!(incident_id(&a.cause, a.at, None), incident_id(&a.cause, a.at, None));
-        assert_ne!(incident_id(&a.cause, a.at, None), incident_id(&a.cause, a.at, Some("x")));
+        let a = transition(
+            TransitionKind::Raised,
+            Severity::Alarm,
+            "2026-11-28T10:00:00Z",
+            1.1,
+        );
+        let b = transition(
+            TransitionKind::Raised,
+            Severity::Alarm,
+            "2026-11-28T10:00:01Z",
+            1.1,
+        );
+        assert_eq!(
+            incident_id(&a.cause, a.at, None),
+            incident_id(&a.cause, a.at, None)
+        );
+        assert_ne!(
+            incident_id(&a.cause, a.at, None),
+            incident_id(&a.cause, a.at, Some("x"))
+        );
         assert!(incident_id(&a.cause, a.at, None) < incident_id(&b.cause, b.at, None));
         let (rec, _) = apply_transition(None, &b, Some("PREV".into())).unwrap();
         assert_eq!(rec.incident.previous.as_deref(), Some("PREV"));
         assert_eq!(cause_of(&rec.incident), Some(b.cause.clone()));
-        assert_eq!(cause_key(&b.cause), "coal.ch4.working_face|mine-01|point:CH4-101");
+        assert_eq!(
+            cause_key(&b.cause),
+            "coal.ch4.working_face|mine-01|point:CH4-101"
+        );
     }
 
     #[test]
     fn a_clear_without_an_open_incident_is_nothing() {
-        assert!(apply_transition(None, &transition(TransitionKind::Cleared, Severity::Alarm, "2026-11-28T10:00:00Z", 0.1), None).is_none());
+        assert!(apply_transition(
+            None,
+            &transition(
+                TransitionKind::Cleared,
+                Severity::Alarm,
+                "2026-11-28T10:00:00Z",
+                0.1
+            ),
+            None
+        )
+        .is_none());
     }
 }

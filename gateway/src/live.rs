@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use telemetry::{AgentId, Catalogue, PointId, PointSpec, Quality, SiteId, SiteInfo, Timestamp, Value};
+use telemetry::{
+    AgentId, Catalogue, PointId, PointSpec, Quality, SiteId, SiteInfo, Timestamp, Value,
+};
 
 /// A point taken out of service for maintenance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,7 +68,11 @@ pub struct PointLive {
 impl SiteLive {
     /// Where the site is, as warnings are matched against it.
     pub fn location(&self) -> weather::SiteLocation {
-        weather::SiteLocation { region: self.info.region.clone(), lat: self.info.lat, lon: self.info.lon }
+        weather::SiteLocation {
+            region: self.info.region.clone(),
+            lat: self.info.lat,
+            lon: self.info.lon,
+        }
     }
 }
 
@@ -84,14 +90,17 @@ impl Live {
             }
         }
         for p in &catalogue.points {
-            let entry = s.points.entry(p.point.clone()).or_insert_with(|| PointLive {
-                agent: catalogue.agent.clone(),
-                spec: None,
-                value: None,
-                ts: None,
-                quality: None,
-                reason: None,
-            });
+            let entry = s
+                .points
+                .entry(p.point.clone())
+                .or_insert_with(|| PointLive {
+                    agent: catalogue.agent.clone(),
+                    spec: None,
+                    value: None,
+                    ts: None,
+                    quality: None,
+                    reason: None,
+                });
             entry.agent = catalogue.agent.clone();
             entry.spec = Some(p.clone());
         }

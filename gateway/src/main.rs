@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "gateway", version, about = "Real-time monitoring gateway for high-risk sites: MQTT ingest, alarm rules, incidents, HTTP API")]
+#[command(
+    name = "gateway",
+    version,
+    about = "Real-time monitoring gateway for high-risk sites: MQTT ingest, alarm rules, incidents, HTTP API"
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "HRS_LOG_JSON")]
@@ -47,8 +51,11 @@ enum Cmd {
 }
 
 fn init_logging(json: bool, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HRS_LOG").unwrap_or_else(|_| default.into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("HRS_LOG").unwrap_or_else(|_| default.into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         b.json().init();
     } else {
@@ -79,9 +86,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Demo { mqtt_port } => gateway::demo::run(mqtt_port).await,
         Cmd::Replay { input, rules } => {
-            let text = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let text =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let stdout = std::io::stdout();
-            let summary = gateway::replay::replay(&text, rules.as_deref(), &mut stdout.lock()).await?;
+            let summary =
+                gateway::replay::replay(&text, rules.as_deref(), &mut stdout.lock()).await?;
             eprintln!("{summary}");
             Ok(())
         }
@@ -108,6 +117,9 @@ async fn run_until_signal(mut gw: gateway::service::Gateway) -> anyhow::Result<(
     }
     tracing::info!("stopping");
     gw.shutdown.cancel();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async { while gw.tasks.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while gw.tasks.join_next().await.is_some() {}
+    })
+    .await;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! small fixed sets (reason codes, message kinds, severities), never a point id.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -58,40 +59,136 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogr
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let fast = vec![1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0];
-        let incidents_open = IntGaugeVec::new(Opts::new("hrs_incidents_open", "Incidents whose condition stands, by severity"), &["severity"]).expect("metric");
-        r.register(Box::new(incidents_open.clone())).expect("register");
-        let agents_online = IntGauge::new("hrs_agents_online", "Agents whose last status is online").expect("metric");
-        r.register(Box::new(agents_online.clone())).expect("register");
-        let mqtt_connected = IntGauge::new("hrs_mqtt_connected", "1 while connected to the broker").expect("metric");
-        r.register(Box::new(mqtt_connected.clone())).expect("register");
+        let fast = vec![
+            1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0,
+        ];
+        let incidents_open = IntGaugeVec::new(
+            Opts::new(
+                "hrs_incidents_open",
+                "Incidents whose condition stands, by severity",
+            ),
+            &["severity"],
+        )
+        .expect("metric");
+        r.register(Box::new(incidents_open.clone()))
+            .expect("register");
+        let agents_online =
+            IntGauge::new("hrs_agents_online", "Agents whose last status is online")
+                .expect("metric");
+        r.register(Box::new(agents_online.clone()))
+            .expect("register");
+        let mqtt_connected =
+            IntGauge::new("hrs_mqtt_connected", "1 while connected to the broker").expect("metric");
+        r.register(Box::new(mqtt_connected.clone()))
+            .expect("register");
         let up = Gauge::new("hrs_gateway_up", "1 while the gateway runs").expect("metric");
         r.register(Box::new(up.clone())).expect("register");
         up.set(1.0);
         Metrics {
-            messages_received: counter_vec(&r, "hrs_messages_received_total", "MQTT messages received, by kind", &["kind"]),
-            messages_refused: counter_vec(&r, "hrs_messages_refused_total", "Messages refused whole, by reason", &["reason"]),
+            messages_received: counter_vec(
+                &r,
+                "hrs_messages_received_total",
+                "MQTT messages received, by kind",
+                &["kind"],
+            ),
+            messages_refused: counter_vec(
+                &r,
+                "hrs_messages_refused_total",
+                "Messages refused whole, by reason",
+                &["reason"],
+            ),
             readings_taken: counter(&r, "hrs_readings_taken_total", "Readings taken"),
-            readings_refused: counter_vec(&r, "hrs_readings_refused_total", "Readings refused, by reason", &["reason"]),
-            readings_uncatalogued: counter(&r, "hrs_readings_uncatalogued_total", "Readings of points no birth has named yet"),
-            readings_out_of_order: counter(&r, "hrs_readings_out_of_order_total", "Readings older than the point's latest value"),
-            batches_duplicate: counter(&r, "hrs_batches_duplicate_total", "Batches dropped as duplicates by seq"),
-            seq_gaps: counter(&r, "hrs_seq_gaps_total", "Batches missing when a seq jumped"),
-            seq_gaps_filled: counter(&r, "hrs_seq_gaps_filled_total", "Missing batches that arrived later"),
-            rule_evaluation_seconds: histogram(&r, "hrs_rule_evaluation_seconds", "Rule evaluation time per batch", fast.clone()),
-            incident_events: counter_vec(&r, "hrs_incident_events_total", "Incident events, by event", &["event"]),
+            readings_refused: counter_vec(
+                &r,
+                "hrs_readings_refused_total",
+                "Readings refused, by reason",
+                &["reason"],
+            ),
+            readings_uncatalogued: counter(
+                &r,
+                "hrs_readings_uncatalogued_total",
+                "Readings of points no birth has named yet",
+            ),
+            readings_out_of_order: counter(
+                &r,
+                "hrs_readings_out_of_order_total",
+                "Readings older than the point's latest value",
+            ),
+            batches_duplicate: counter(
+                &r,
+                "hrs_batches_duplicate_total",
+                "Batches dropped as duplicates by seq",
+            ),
+            seq_gaps: counter(
+                &r,
+                "hrs_seq_gaps_total",
+                "Batches missing when a seq jumped",
+            ),
+            seq_gaps_filled: counter(
+                &r,
+                "hrs_seq_gaps_filled_total",
+                "Missing batches that arrived later",
+            ),
+            rule_evaluation_seconds: histogram(
+                &r,
+                "hrs_rule_evaluation_seconds",
+                "Rule evaluation time per batch",
+                fast.clone(),
+            ),
+            incident_events: counter_vec(
+                &r,
+                "hrs_incident_events_total",
+                "Incident events, by event",
+                &["event"],
+            ),
             incidents_open,
             agents_online,
-            store_write_seconds: histogram(&r, "hrs_store_write_seconds", "Store write latency", fast.clone()),
+            store_write_seconds: histogram(
+                &r,
+                "hrs_store_write_seconds",
+                "Store write latency",
+                fast.clone(),
+            ),
             mqtt_connected,
-            mqtt_published: counter_vec(&r, "hrs_mqtt_published_total", "Messages published by the gateway, by kind", &["kind"]),
-            processing_seconds: histogram(&r, "hrs_message_processing_seconds", "Time from receipt to acknowledgement of a message", fast),
+            mqtt_published: counter_vec(
+                &r,
+                "hrs_mqtt_published_total",
+                "Messages published by the gateway, by kind",
+                &["kind"],
+            ),
+            processing_seconds: histogram(
+                &r,
+                "hrs_message_processing_seconds",
+                "Time from receipt to acknowledgement of a message",
+                fast,
+            ),
             dead_letters: counter(&r, "hrs_dead_letters_total", "Dead-letter records written"),
-            weather_feed_polls: counter_vec(&r, "hrs_weather_feed_polls_total", "Weather feed polls, by outcome (taken, not_modified, refused, error)", &["outcome"]),
-            critical_on_out_of_service: counter(&r, "hrs_critical_on_out_of_service_total", "Critical incidents raised on points out of service (never shelved)"),
-            incidents_shelved: gauge(&r, "hrs_incidents_shelved", "Standing incidents that are shelved"),
-            chattering_causes: gauge(&r, "hrs_chattering_causes", "Causes raised 3 times or more in the last hour (IEC 62682)"),
-            incidents_raised_last_hour: gauge(&r, "hrs_incidents_raised_last_hour", "Incidents raised in the last hour, all sites"),
+            weather_feed_polls: counter_vec(
+                &r,
+                "hrs_weather_feed_polls_total",
+                "Weather feed polls, by outcome (taken, not_modified, refused, error)",
+                &["outcome"],
+            ),
+            critical_on_out_of_service: counter(
+                &r,
+                "hrs_critical_on_out_of_service_total",
+                "Critical incidents raised on points out of service (never shelved)",
+            ),
+            incidents_shelved: gauge(
+                &r,
+                "hrs_incidents_shelved",
+                "Standing incidents that are shelved",
+            ),
+            chattering_causes: gauge(
+                &r,
+                "hrs_chattering_causes",
+                "Causes raised 3 times or more in the last hour (IEC 62682)",
+            ),
+            incidents_raised_last_hour: gauge(
+                &r,
+                "hrs_incidents_raised_last_hour",
+                "Incidents raised in the last hour, all sites",
+            ),
             up,
             registry: r,
         }
@@ -99,7 +196,9 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encode metrics");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encode metrics");
         String::from_utf8(buf).expect("metrics are UTF-8")
     }
 }

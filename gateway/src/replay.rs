@@ -27,12 +27,24 @@ pub struct ReplaySummary {
 
 impl std::fmt::Display for ReplaySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "replay: {} lines ({} unreadable), {} incident events", self.lines, self.bad_lines, self.events)?;
+        writeln!(
+            f,
+            "replay: {} lines ({} unreadable), {} incident events",
+            self.lines, self.bad_lines, self.events
+        )?;
         for (rule, n) in &self.raised_per_rule {
             writeln!(f, "  {rule}: {n} incidents")?;
         }
-        let chattering: Vec<_> = self.raises_per_cause.iter().filter(|(_, n)| **n >= 3).collect();
-        writeln!(f, "chattering causes (raised 3 times or more): {}", chattering.len())?;
+        let chattering: Vec<_> = self
+            .raises_per_cause
+            .iter()
+            .filter(|(_, n)| **n >= 3)
+            .collect();
+        writeln!(
+            f,
+            "chattering causes (raised 3 times or more): {}",
+            chattering.len()
+        )?;
         for (cause, n) in chattering {
             writeln!(f, "  {cause}: raised {n} times")?;
         }
@@ -44,7 +56,10 @@ impl std::fmt::Display for ReplaySummary {
 /// CAP `<sent>`; `None` where it carries none (a birth).
 fn event_time(payload: &serde_json::Value) -> Option<Timestamp> {
     if let Some(readings) = payload.get("readings").and_then(|r| r.as_array()) {
-        return readings.iter().filter_map(|r| r.get("ts")?.as_str().and_then(|t| parse_time(t).ok())).max();
+        return readings
+            .iter()
+            .filter_map(|r| r.get("ts")?.as_str().and_then(|t| parse_time(t).ok()))
+            .max();
     }
     if let Some(ts) = payload.get("ts").and_then(|t| t.as_str()) {
         return parse_time(ts).ok();
@@ -59,8 +74,15 @@ fn event_time(payload: &serde_json::Value) -> Option<Timestamp> {
     None
 }
 
-pub async fn replay(input: &[u8], rules_dir: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ReplaySummary> {
-    let config = GatewayConfig { rules_dir: rules_dir.map(Path::to_path_buf), ..GatewayConfig::default() };
+pub async fn replay(
+    input: &[u8],
+    rules_dir: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ReplaySummary> {
+    let config = GatewayConfig {
+        rules_dir: rules_dir.map(Path::to_path_buf),
+        ..GatewayConfig::default()
+    };
     let rules = crate::service::load_rules(&config)?;
     let store = Store::open("sqlite::memory:").await?;
     // The clock starts at the first event time in the input.
@@ -72,20 +94,40 @@ pub async fn replay(input: &[u8], rules_dir: Option<&Path>, out: &mut dyn Write)
     let clock = ManualClock::new(start);
     let shared: SharedClock = Arc::new(clock.clone());
     let engine = alarm_rules::Engine::new(rules, alarm_rules::EngineConfig::default());
-    let mut core = Core::start(engine, store, shared, TopicScheme::new(config.mqtt.topic_prefix.clone()), IngestConfig::default(), Vec::new(), weather::WeatherConfig::default(), Metrics::new())
-        .await
-        .context("starting the replay core")?;
+    let mut core = Core::start(
+        engine,
+        store,
+        shared,
+        TopicScheme::new(config.mqtt.topic_prefix.clone()),
+        IngestConfig::default(),
+        Vec::new(),
+        weather::WeatherConfig::default(),
+        Metrics::new(),
+    )
+    .await
+    .context("starting the replay core")?;
     let mut summary = ReplaySummary::default();
-    let emit = |events: Vec<telemetry::IncidentEvent>, summary: &mut ReplaySummary, out: &mut dyn Write| -> anyhow::Result<()> {
+    let emit = |events: Vec<telemetry::IncidentEvent>,
+                summary: &mut ReplaySummary,
+                out: &mut dyn Write|
+     -> anyhow::Result<()> {
         for ev in events {
             summary.events += 1;
             if ev.event == EventKind::Raised {
-                *summary.raised_per_rule.entry(ev.incident.rule.clone()).or_default() += 1;
+                *summary
+                    .raised_per_rule
+                    .entry(ev.incident.rule.clone())
+                    .or_default() += 1;
                 let cause = format!(
                     "{} {} {}",
                     ev.incident.rule,
                     ev.incident.site,
-                    ev.incident.zone.as_deref().or(ev.incident.point.as_ref().map(|p| p.as_str())).or(ev.incident.agent.as_ref().map(|a| a.as_str())).unwrap_or("")
+                    ev.incident
+                        .zone
+                        .as_deref()
+                        .or(ev.incident.point.as_ref().map(|p| p.as_str()))
+                        .or(ev.incident.agent.as_ref().map(|a| a.as_str()))
+                        .unwrap_or("")
                 );
                 *summary.raises_per_cause.entry(cause).or_default() += 1;
             }
@@ -107,7 +149,10 @@ pub async fn replay(input: &[u8], rules_dir: Option<&Path>, out: &mut dyn Write)
                 continue;
             }
         };
-        let (Some(topic), Some(payload)) = (msg.get("topic").and_then(|t| t.as_str()), msg.get("payload")) else {
+        let (Some(topic), Some(payload)) = (
+            msg.get("topic").and_then(|t| t.as_str()),
+            msg.get("payload"),
+        ) else {
             summary.bad_lines += 1;
             eprintln!("line {}: needs \"topic\" and \"payload\"", n + 1);
             continue;

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqVerdict {
     /// New; `gap` seqs were skipped between the previous highest and this one.
-    New { gap: u64, filled_gap: bool },
+    New {
+        gap: u64,
+        filled_gap: bool,
+    },
     Duplicate,
     TooOld,
 }
@@ -30,7 +33,13 @@ pub struct SeqWindow {
 impl SeqWindow {
     pub fn new(size: u64) -> Self {
         let words = size.div_ceil(64) as usize;
-        SeqWindow { size: words as u64 * 64, max: 0, first: 0, received: 0, bits: vec![0; words] }
+        SeqWindow {
+            size: words as u64 * 64,
+            max: 0,
+            first: 0,
+            received: 0,
+            bits: vec![0; words],
+        }
     }
 
     fn get(&self, i: u64) -> bool {
@@ -51,7 +60,11 @@ impl SeqWindow {
         let n = self.bits.len();
         for i in (0..n).rev() {
             let src = i as isize - words as isize;
-            let mut v = if src >= 0 { self.bits[src as usize] << bits } else { 0 };
+            let mut v = if src >= 0 {
+                self.bits[src as usize] << bits
+            } else {
+                0
+            };
             if bits > 0 && src > 0 {
                 v |= self.bits[(src - 1) as usize] >> (64 - bits);
             }
@@ -65,7 +78,10 @@ impl SeqWindow {
             self.first = seq;
             self.received = 1;
             self.set(0);
-            return SeqVerdict::New { gap: 0, filled_gap: false };
+            return SeqVerdict::New {
+                gap: 0,
+                filled_gap: false,
+            };
         }
         if seq > self.max {
             let by = seq - self.max;
@@ -73,7 +89,10 @@ impl SeqWindow {
             self.max = seq;
             self.set(0);
             self.received += 1;
-            return SeqVerdict::New { gap: by - 1, filled_gap: false };
+            return SeqVerdict::New {
+                gap: by - 1,
+                filled_gap: false,
+            };
         }
         let back = self.max - seq;
         if back >= self.size {
@@ -87,7 +106,10 @@ impl SeqWindow {
         if seq < self.first {
             self.first = seq;
         }
-        SeqVerdict::New { gap: 0, filled_gap: true }
+        SeqVerdict::New {
+            gap: 0,
+            filled_gap: true,
+        }
     }
 
     /// Seqs missing inside the window.
@@ -142,7 +164,10 @@ impl HourlyArrivals {
     pub fn completeness(&mut self, now: telemetry::Timestamp) -> f64 {
         self.prune(now.timestamp().div_euclid(60));
         let received: u64 = self.buckets.iter().map(|b| b.1).sum();
-        let (Some(lo), Some(hi)) = (self.buckets.iter().map(|b| b.2).min(), self.buckets.iter().map(|b| b.3).max()) else {
+        let (Some(lo), Some(hi)) = (
+            self.buckets.iter().map(|b| b.2).min(),
+            self.buckets.iter().map(|b| b.3).max(),
+        ) else {
             return 1.0;
         };
         (received as f64 / (hi - lo + 1) as f64).min(1.0)
@@ -178,16 +203,46 @@ mod tests {
     #[test]
     fn duplicates_gaps_and_late_fill() {
         let mut w = SeqWindow::new(1024);
-        assert_eq!(w.observe(1), SeqVerdict::New { gap: 0, filled_gap: false });
-        assert_eq!(w.observe(2), SeqVerdict::New { gap: 0, filled_gap: false });
+        assert_eq!(
+            w.observe(1),
+            SeqVerdict::New {
+                gap: 0,
+                filled_gap: false
+            }
+        );
+        assert_eq!(
+            w.observe(2),
+            SeqVerdict::New {
+                gap: 0,
+                filled_gap: false
+            }
+        );
         assert_eq!(w.observe(2), SeqVerdict::Duplicate);
-        assert_eq!(w.observe(5), SeqVerdict::New { gap: 2, filled_gap: false });
+        assert_eq!(
+            w.observe(5),
+            SeqVerdict::New {
+                gap: 2,
+                filled_gap: false
+            }
+        );
         assert_eq!(w.missing_in_window(), 2);
-        assert_eq!(w.observe(3), SeqVerdict::New { gap: 0, filled_gap: true });
+        assert_eq!(
+            w.observe(3),
+            SeqVerdict::New {
+                gap: 0,
+                filled_gap: true
+            }
+        );
         assert_eq!(w.observe(3), SeqVerdict::Duplicate);
         assert_eq!(w.missing_in_window(), 1);
         assert!((w.completeness() - 0.8).abs() < 1e-9);
-        assert_eq!(w.observe(4), SeqVerdict::New { gap: 0, filled_gap: true });
+        assert_eq!(
+            w.observe(4),
+            SeqVerdict::New {
+                gap: 0,
+                filled_gap: true
+            }
+        );
         assert_eq!(w.completeness(), 1.0);
     }
 
@@ -200,7 +255,13 @@ mod tests {
             }
         }
         // 2000 is 999 behind the max: still inside the window, taken once.
-        assert!(matches!(w.observe(2000), SeqVerdict::New { filled_gap: true, .. }));
+        assert!(matches!(
+            w.observe(2000),
+            SeqVerdict::New {
+                filled_gap: true,
+                ..
+            }
+        ));
         assert_eq!(w.observe(2000), SeqVerdict::Duplicate);
         for s in 1976..3000u64 {
             assert_eq!(w.observe(s), SeqVerdict::Duplicate, "seq {s}");

@@ -24,9 +24,19 @@ pub enum Command {
     /// An MQTT message; acknowledged to the broker once processed.
     Message(Publish),
     /// A weather document posted over HTTP (`cap` or `cenc`).
-    Weather { kind: &'static str, body: Vec<u8>, reply: oneshot::Sender<Result<weather::Outcome, CoreError>> },
-    Act { id: String, action: Action, reply: oneshot::Sender<ActReply> },
-    Reload { reply: oneshot::Sender<Result<usize, String>> },
+    Weather {
+        kind: &'static str,
+        body: Vec<u8>,
+        reply: oneshot::Sender<Result<weather::Outcome, CoreError>>,
+    },
+    Act {
+        id: String,
+        action: Action,
+        reply: oneshot::Sender<ActReply>,
+    },
+    Reload {
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
     /// Take a point out of service until a time, or back into service (`until` None).
     OutOfService {
         site: telemetry::SiteId,
@@ -58,7 +68,8 @@ pub fn load_rules(config: &GatewayConfig) -> anyhow::Result<alarm_rules::RuleSet
             .collect();
         paths.sort();
         for p in paths {
-            let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
             files.push((p.display().to_string(), text));
         }
     }
@@ -67,8 +78,11 @@ pub fn load_rules(config: &GatewayConfig) -> anyhow::Result<alarm_rules::RuleSet
 
 /// Start the gateway; returns once the HTTP server listens.
 pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<Gateway> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.store_url()).await.with_context(|| format!("opening store {}", redact(&config.store_url())))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.store_url())
+        .await
+        .with_context(|| format!("opening store {}", redact(&config.store_url())))?;
     let rules = load_rules(&config)?;
     tracing::info!(rules = rules.len(), "rules loaded");
     let metrics = Metrics::new();
@@ -80,15 +94,28 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         },
     );
     let scheme = TopicScheme::new(config.mqtt.topic_prefix.clone());
-    let core = Core::start(engine, store.clone(), clock.clone(), scheme.clone(), config.ingest.clone(), config.sites.clone(), config.weather.clone(), metrics.clone())
-        .await
-        .context("recovering state from the store")?;
+    let core = Core::start(
+        engine,
+        store.clone(),
+        clock.clone(),
+        scheme.clone(),
+        config.ingest.clone(),
+        config.sites.clone(),
+        config.weather.clone(),
+        metrics.clone(),
+    )
+    .await
+    .context("recovering state from the store")?;
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     // timeseries (issue 10): the writer task, and the core's handle to it (none without a URL).
     let mut core = core;
-    if let Some((handle, writer)) = crate::timeseries::TimeSeriesWriter::from_config(&config.timeseries, &config.data_dir, &metrics.registry)? {
+    if let Some((handle, writer)) = crate::timeseries::TimeSeriesWriter::from_config(
+        &config.timeseries,
+        &config.data_dir,
+        &metrics.registry,
+    )? {
         core.set_timeseries(handle);
         tasks.spawn(writer.run(shutdown.clone()));
     }
@@ -112,11 +139,60 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     let event_written = core.event_written.clone();
 
     tasks.spawn(
-        run_mqtt_ingest(eventloop, client.clone(), scheme.clone(), cmd_tx.clone(), mqtt_connected.clone(), metrics.clone(), shutdown.clone())
-            .instrument(tracing::info_span!("mqtt", role = "ingest", broker = %config.mqtt.url)),
+        run_mqtt_ingest(
+            eventloop,
+            client.clone(),
+            scheme.clone(),
+            cmd_tx.clone(),
+            mqtt_connected.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("mqtt", role = "ingest", broker = %config.mqtt.url)),
     );
-    tasks.spawn(run_core(core, cmd_rx, client.clone(), config.clone(), shutdown.clone()));
-    tasks.spawn(run_event_publisher(store.clone(), client.clone(), scheme.clone(), event_written, metrics.clone(), shutdown.clone()));
+    tasks.spawn(run_core(
+        core,
+        cmd_rx,
+        client.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
+    // Incident events go out on a connection of their own: the ingest connection's request
+    // queue then only carries acknowledgements (at most `inflight`), so the ingest event loop,
+    // waiting on a busy core, can never hold up an acknowledgement the core waits to send.
+    let (ph, pp) = config.mqtt.host_port()?;
+    let mut pub_opts = MqttOptions::new(format!("{}-pub", config.mqtt.client_id), ph, pp);
+    pub_opts
+        .set_clean_session(true)
+        .set_keep_alive(Duration::from_secs(config.mqtt.keep_alive_s.max(5)))
+        .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+    if let (Some(u), Some(p)) = (&config.mqtt.username, &config.mqtt.password) {
+        pub_opts.set_credentials(u.clone(), p.clone());
+    }
+    let (pub_client, mut pub_loop) = AsyncClient::new(pub_opts, 1024);
+    let sd = shutdown.clone();
+    tasks.spawn(
+        async move {
+            loop {
+                tokio::select! {
+                    _ = sd.cancelled() => break,
+                    r = pub_loop.poll() => if let Err(e) = r {
+                        tracing::debug!(error = %e, "publisher connection");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+        .instrument(tracing::info_span!("mqtt", role = "publisher")),
+    );
+    tasks.spawn(run_event_publisher(
+        store.clone(),
+        pub_client,
+        scheme.clone(),
+        event_written,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     // forwarding (issue 9): endpoints, subscribers, escalation, heartbeat; routes merged below.
     let forwarding = crate::forward::start(
@@ -139,7 +215,15 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
 
     for feed in config.weather_feeds.clone() {
         let span = tracing::info_span!("weather_feed", url = %feed.url);
-        tasks.spawn(crate::feeds::run_feed(feed, cmd_tx.clone(), metrics.weather_feed_polls.clone(), shutdown.clone()).instrument(span));
+        tasks.spawn(
+            crate::feeds::run_feed(
+                feed,
+                cmd_tx.clone(),
+                metrics.weather_feed_polls.clone(),
+                shutdown.clone(),
+            )
+            .instrument(span),
+        );
     }
     let state = AppState {
         commands: cmd_tx.clone(),
@@ -159,13 +243,20 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     let app = http::router(state).merge(crate::forward::http::routes(forwarding)); // forwarding (issue 9)
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        let r = axum::serve(listener, app).with_graceful_shutdown(async move { sd.cancelled().await }).await;
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { sd.cancelled().await })
+            .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
     tracing::info!(%http_addr, "gateway listening");
-    Ok(Gateway { http_addr, commands: cmd_tx, shutdown, tasks })
+    Ok(Gateway {
+        http_addr,
+        commands: cmd_tx,
+        shutdown,
+        tasks,
+    })
 }
 
 fn redact(url: &str) -> String {
@@ -195,7 +286,10 @@ async fn run_mqtt_ingest(
                 backoff = Duration::from_millis(200);
                 connected.store(true, Ordering::Relaxed);
                 metrics.mqtt_connected.set(1);
-                tracing::info!(session_present = ack.session_present, "connected to the broker");
+                tracing::info!(
+                    session_present = ack.session_present,
+                    "connected to the broker"
+                );
                 // Subscribe again on every connect: cheap, and right when the broker lost the session.
                 for filter in scheme.gateway_subscriptions() {
                     let c = client.clone();
@@ -229,7 +323,13 @@ async fn run_mqtt_ingest(
     let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
 }
 
-async fn run_core(mut core: Core, mut commands: mpsc::Receiver<Command>, client: AsyncClient, config: GatewayConfig, shutdown: CancellationToken) {
+async fn run_core(
+    mut core: Core,
+    mut commands: mpsc::Receiver<Command>,
+    client: AsyncClient,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -246,24 +346,34 @@ async fn run_core(mut core: Core, mut commands: mpsc::Receiver<Command>, client:
             _ = shutdown.cancelled() => break,
         };
         match cmd {
-            Command::Message(p) => {
-                match core.handle_message(&p.topic, &p.payload).await {
-                    Ok(_) => {
-                        if let Err(e) = client.ack(&p).await {
-                            tracing::warn!(error = %e, "acknowledgement not sent");
-                        }
+            Command::Message(p) => match core.handle_message(&p.topic, &p.payload).await {
+                Ok(_) => {
+                    if let Err(e) = client.ack(&p).await {
+                        tracing::warn!(error = %e, "acknowledgement not sent");
                     }
-                    Err(e) => tracing::error!(error = %e, topic = %p.topic, "message not processed; not acknowledged"),
                 }
-            }
+                Err(e) => {
+                    tracing::error!(error = %e, topic = %p.topic, "message not processed; not acknowledged")
+                }
+            },
             Command::Weather { kind, body, reply } => {
                 let _ = reply.send(core.handle_weather(kind, &body).await.map(|(o, _)| o));
             }
             Command::Act { id, action, reply } => {
                 let _ = reply.send(core.act(&id, action).await);
             }
-            Command::OutOfService { site, point, by, reason, until, reply } => {
-                let _ = reply.send(core.set_out_of_service(site, point, by, reason, until).await);
+            Command::OutOfService {
+                site,
+                point,
+                by,
+                reason,
+                until,
+                reply,
+            } => {
+                let _ = reply.send(
+                    core.set_out_of_service(site, point, by, reason, until)
+                        .await,
+                );
             }
             Command::Reload { reply } => {
                 let r = match load_rules(&config) {
@@ -278,7 +388,9 @@ async fn run_core(mut core: Core, mut commands: mpsc::Receiver<Command>, client:
                 };
                 match &r {
                     Ok(n) => tracing::info!(rules = n, "rules reloaded"),
-                    Err(e) => tracing::error!(error = %e, "rule reload refused; the old rules stay in force"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "rule reload refused; the old rules stay in force")
+                    }
                 }
                 let _ = reply.send(r);
             }
@@ -313,10 +425,17 @@ async fn run_event_publisher(
                 for (pos, ev) in events {
                     let topic = scheme.incidents(&ev.incident.site);
                     let body = serde_json::to_vec(&ev).unwrap_or_default();
-                    if client.publish(topic, QoS::AtLeastOnce, false, body).await.is_err() {
+                    if client
+                        .publish(topic, QoS::AtLeastOnce, false, body)
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
-                    metrics.mqtt_published.with_label_values(&["incident_event"]).inc();
+                    metrics
+                        .mqtt_published
+                        .with_label_values(&["incident_event"])
+                        .inc();
                     cursor = pos;
                 }
                 if let Err(e) = store.set_cursor(CURSOR, cursor).await {

@@ -62,13 +62,19 @@ pub struct DeadLetter {
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(TIMEOUT, f).await.map_err(|_| StoreError::Timeout(TIMEOUT))?
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .map_err(|_| StoreError::Timeout(TIMEOUT))?
 }
 
 impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let url = if backend == Backend::Sqlite && !url.contains("mode=") {
             format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
         } else {
@@ -87,9 +93,15 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous=NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout=5000")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -114,15 +126,23 @@ impl Store {
 
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<()> {
-        tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.pool))
-            .await
-            .map_err(|_| StoreError::Timeout(Duration::from_secs(2)))??;
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(&self.pool),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout(Duration::from_secs(2)))??;
         Ok(())
     }
 
     /// Write an incident as it is now and the event that made it so, in one transaction.
     /// Returns the event's position in the global event log.
-    pub async fn write_change(&self, cause_key: &str, rec: &IncidentRecord, event: &IncidentEvent) -> Result<i64> {
+    pub async fn write_change(
+        &self,
+        cause_key: &str,
+        rec: &IncidentRecord,
+        event: &IncidentEvent,
+    ) -> Result<i64> {
         timed(async {
             let i = &rec.incident;
             let body = serde_json::to_string(&(i, rec.last_event_seq))?;
@@ -165,13 +185,18 @@ impl Store {
     fn record_from_row(row: &AnyRow) -> Result<IncidentRecord> {
         let body: String = row.try_get("body")?;
         let (incident, last_event_seq): (Incident, u64) = serde_json::from_str(&body)?;
-        Ok(IncidentRecord { incident, last_event_seq })
+        Ok(IncidentRecord {
+            incident,
+            last_event_seq,
+        })
     }
 
     /// Incidents whose condition still stands (to restore the engine and lifecycle on start).
     pub async fn standing(&self) -> Result<Vec<(String, IncidentRecord)>> {
         timed(async {
-            let rows = sqlx::query("SELECT cause, body FROM incidents WHERE standing = 1").fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT cause, body FROM incidents WHERE standing = 1")
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter()
                 .map(|r| Ok((r.try_get::<String, _>("cause")?, Self::record_from_row(r)?)))
                 .collect()
@@ -196,7 +221,10 @@ impl Store {
 
     pub async fn incident(&self, id: &str) -> Result<Option<IncidentRecord>> {
         timed(async {
-            let row = sqlx::query("SELECT body FROM incidents WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+            let row = sqlx::query("SELECT body FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
             row.as_ref().map(Self::record_from_row).transpose()
         })
         .await
@@ -204,7 +232,10 @@ impl Store {
 
     pub async fn cause_of(&self, id: &str) -> Result<Option<String>> {
         timed(async {
-            let row = sqlx::query("SELECT cause FROM incidents WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+            let row = sqlx::query("SELECT cause FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
             Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
         })
         .await
@@ -212,10 +243,12 @@ impl Store {
 
     pub async fn history(&self, id: &str) -> Result<Vec<IncidentEvent>> {
         timed(async {
-            let rows = sqlx::query("SELECT body FROM incident_events WHERE incident_id = $1 ORDER BY event_seq")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT body FROM incident_events WHERE incident_id = $1 ORDER BY event_seq",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
             rows.iter()
                 .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
                 .collect()
@@ -247,10 +280,18 @@ impl Store {
                 push(&mut sql, " AND rule = ?", ArgValue::Text(s.clone()));
             }
             if let Some(t) = f.since {
-                push(&mut sql, " AND raised_ms >= ?", ArgValue::Int(t.timestamp_millis()));
+                push(
+                    &mut sql,
+                    " AND raised_ms >= ?",
+                    ArgValue::Int(t.timestamp_millis()),
+                );
             }
             if let Some(t) = f.until {
-                push(&mut sql, " AND raised_ms < ?", ArgValue::Int(t.timestamp_millis()));
+                push(
+                    &mut sql,
+                    " AND raised_ms < ?",
+                    ArgValue::Int(t.timestamp_millis()),
+                );
             }
             if let Some((ms, id)) = &f.before {
                 push(&mut sql, " AND (raised_ms < ?", ArgValue::Int(*ms));
@@ -267,7 +308,9 @@ impl Store {
                 };
             }
             let rows = q.fetch_all(&self.pool).await?;
-            rows.iter().map(|r| Ok(Self::record_from_row(r)?.incident)).collect()
+            rows.iter()
+                .map(|r| Ok(Self::record_from_row(r)?.incident))
+                .collect()
         })
         .await
     }
@@ -275,13 +318,20 @@ impl Store {
     /// Events after a position of the global event log, in order.
     pub async fn events_after(&self, pos: i64, limit: i64) -> Result<Vec<(i64, IncidentEvent)>> {
         timed(async {
-            let rows = sqlx::query("SELECT pos, body FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2")
-                .bind(pos)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT pos, body FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
+            )
+            .bind(pos)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
             rows.iter()
-                .map(|r| Ok((r.try_get::<i64, _>(0)?, serde_json::from_str(&r.try_get::<String, _>(1)?)?)))
+                .map(|r| {
+                    Ok((
+                        r.try_get::<i64, _>(0)?,
+                        serde_json::from_str(&r.try_get::<String, _>(1)?)?,
+                    ))
+                })
                 .collect()
         })
         .await
@@ -300,8 +350,14 @@ impl Store {
 
     pub async fn cursor(&self, name: &str) -> Result<i64> {
         timed(async {
-            let row = sqlx::query("SELECT pos FROM cursors WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
-            Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+            let row = sqlx::query("SELECT pos FROM cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row
+                .map(|r| r.try_get::<i64, _>(0))
+                .transpose()?
+                .unwrap_or(0))
         })
         .await
     }
@@ -318,7 +374,13 @@ impl Store {
         .await
     }
 
-    pub async fn save_seq_window(&self, site: &str, agent: &str, epoch: &str, body: &str) -> Result<()> {
+    pub async fn save_seq_window(
+        &self,
+        site: &str,
+        agent: &str,
+        epoch: &str,
+        body: &str,
+    ) -> Result<()> {
         timed(async {
             sqlx::query(
                 "INSERT INTO seq_windows (site, agent, epoch, body) VALUES ($1, $2, $3, $4) \
@@ -337,7 +399,9 @@ impl Store {
 
     pub async fn seq_windows(&self) -> Result<Vec<(String, String, String, String)>> {
         timed(async {
-            let rows = sqlx::query("SELECT site, agent, epoch, body FROM seq_windows").fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT site, agent, epoch, body FROM seq_windows")
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
                 .collect()
@@ -363,14 +427,26 @@ impl Store {
 
     pub async fn catalogues(&self) -> Result<Vec<(String, String, String)>> {
         timed(async {
-            let rows = sqlx::query("SELECT site, agent, body FROM catalogues").fetch_all(&self.pool).await?;
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+            let rows = sqlx::query("SELECT site, agent, body FROM catalogues")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect()
         })
         .await
     }
 
     /// Keep a refused message or reading; the oldest beyond `capacity` are dropped.
-    pub async fn add_dead_letter(&self, at: Timestamp, topic: &str, code: &str, reason: &str, raw: &str, capacity: usize) -> Result<()> {
+    pub async fn add_dead_letter(
+        &self,
+        at: Timestamp,
+        topic: &str,
+        code: &str,
+        reason: &str,
+        raw: &str,
+        capacity: usize,
+    ) -> Result<()> {
         timed(async {
             let row = sqlx::query("INSERT INTO dead_letters (at_ms, topic, code, reason, raw) VALUES ($1, $2, $3, $4, $5) RETURNING pos")
                 .bind(at.timestamp_millis())
@@ -416,7 +492,13 @@ impl Store {
 impl Store {
     /// Keep a weather document (CAP or CENC) so the warning book can be rebuilt after a restart;
     /// documents older than `keep_ms` are dropped.
-    pub async fn add_weather_doc(&self, kind: &str, received: Timestamp, body: &str, keep_ms: i64) -> Result<()> {
+    pub async fn add_weather_doc(
+        &self,
+        kind: &str,
+        received: Timestamp,
+        body: &str,
+        keep_ms: i64,
+    ) -> Result<()> {
         timed(async {
             sqlx::query("INSERT INTO weather_docs (kind, received_ms, body) VALUES ($1, $2, $3)")
                 .bind(kind)
@@ -436,15 +518,24 @@ impl Store {
     /// Weather documents in the order they came.
     pub async fn weather_docs(&self) -> Result<Vec<(String, String)>> {
         timed(async {
-            let rows = sqlx::query("SELECT kind, body FROM weather_docs ORDER BY pos").fetch_all(&self.pool).await?;
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+            let rows = sqlx::query("SELECT kind, body FROM weather_docs ORDER BY pos")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
         })
         .await
     }
 }
 
 impl Store {
-    pub async fn set_out_of_service(&self, site: &str, point: &str, body: Option<&str>) -> Result<()> {
+    pub async fn set_out_of_service(
+        &self,
+        site: &str,
+        point: &str,
+        body: Option<&str>,
+    ) -> Result<()> {
         timed(async {
             match body {
                 Some(body) => {
@@ -459,7 +550,11 @@ impl Store {
                     .await?;
                 }
                 None => {
-                    sqlx::query("DELETE FROM out_of_service WHERE site = $1 AND point = $2").bind(site).bind(point).execute(&self.pool).await?;
+                    sqlx::query("DELETE FROM out_of_service WHERE site = $1 AND point = $2")
+                        .bind(site)
+                        .bind(point)
+                        .execute(&self.pool)
+                        .await?;
                 }
             }
             Ok(())
@@ -469,8 +564,12 @@ impl Store {
 
     pub async fn out_of_service(&self) -> Result<Vec<(String, String, String)>> {
         timed(async {
-            let rows = sqlx::query("SELECT site, point, body FROM out_of_service").fetch_all(&self.pool).await?;
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+            let rows = sqlx::query("SELECT site, point, body FROM out_of_service")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect()
         })
         .await
     }

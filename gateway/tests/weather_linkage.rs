@@ -5,7 +5,12 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 fn cap(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../weather/tests/data").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../weather/tests/data")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn birth(site: &str, region: &str) -> Value {
@@ -23,10 +28,20 @@ async fn replay(lines: &[Value]) -> Vec<Value> {
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(rules.join("tailings_rules.toml"), dir.path().join("tailings_rules.toml")).unwrap();
+    std::fs::copy(
+        rules.join("tailings_rules.toml"),
+        dir.path().join("tailings_rules.toml"),
+    )
+    .unwrap();
     let mut out = Vec::new();
-    gateway::replay::replay(input.as_bytes(), Some(dir.path()), &mut out).await.unwrap();
-    String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    gateway::replay::replay(input.as_bytes(), Some(dir.path()), &mut out)
+        .await
+        .unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -43,13 +58,25 @@ async fn a_warning_tightens_a_level_at_once_and_its_cancel_clears_it() {
     assert_eq!(events.len(), 1, "{events:#?}");
     let raised = &events[0];
     assert_eq!(raised["event"], "raised");
-    assert_eq!(raised["site"], "tail-01", "410500 covers 410522 and not 410622");
+    assert_eq!(
+        raised["site"], "tail-01",
+        "410500 covers 410522 and not 410622"
+    );
     assert_eq!(raised["threshold"], 8.0);
     assert_eq!(raised["value"], 9.0);
-    assert_eq!(raised["severity"], "alarm", "one step more severe under the warning");
-    assert_eq!(raised["at"], "2026-07-28T02:00:00.000Z", "judged at once, at the warning's time, on the latest value");
+    assert_eq!(
+        raised["severity"], "alarm",
+        "one step more severe under the warning"
+    );
+    assert_eq!(
+        raised["at"], "2026-07-28T02:00:00.000Z",
+        "judged at once, at the warning's time, on the latest value"
+    );
     assert_eq!(raised["warnings"].as_array().unwrap().len(), 1);
-    assert!(raised["warnings"][0].as_str().unwrap().starts_with("41050041600000_20260728100000"));
+    assert!(raised["warnings"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("41050041600000_20260728100000"));
 }
 
 #[tokio::test]
@@ -62,11 +89,21 @@ async fn the_red_update_escalates_and_the_cancel_clears() {
         json!({"topic": "hrs/v1/weather/cap", "payload": cap("cn_rainstorm_410500_cancel.xml")}),
     ];
     let events = replay(&lines).await;
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"raised"), "{events:#?}");
-    assert_eq!(kinds.last(), Some(&"cleared"), "the cancel ends the warning and the normal level applies again: {events:#?}");
+    assert_eq!(
+        kinds.last(),
+        Some(&"cleared"),
+        "the cancel ends the warning and the normal level applies again: {events:#?}"
+    );
     let cleared = events.last().unwrap();
-    assert_eq!(cleared["at"], "2026-07-28T10:00:00.000Z", "cleared at the cancel's time");
+    assert_eq!(
+        cleared["at"], "2026-07-28T10:00:00.000Z",
+        "cleared at the cancel's time"
+    );
     assert_eq!(cleared["value"], 9.0);
     // Same input, same output, byte for byte.
     assert_eq!(replay(&lines).await, events);
@@ -82,7 +119,13 @@ async fn an_expired_warning_ends_by_itself() {
         reading("tail-01", 2, "2026-07-29T03:00:00Z", 9.0),
     ];
     let events = replay(&lines).await;
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["raised", "cleared"], "{events:#?}");
-    assert_eq!(events[1]["at"], "2026-07-29T02:00:00.000Z", "cleared at the warning's expiry, not at the next reading");
+    assert_eq!(
+        events[1]["at"], "2026-07-29T02:00:00.000Z",
+        "cleared at the warning's expiry, not at the next reading"
+    );
 }

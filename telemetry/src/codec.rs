@@ -56,7 +56,10 @@ pub enum BatchError {
     #[error("field `{0}` is missing")]
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}")]
-    WrongType { field: &'static str, expected: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("field `agent`: {0}")]
     BadAgent(IdError),
     #[error("payload names agent {payload:?} but was published on the topic of agent {topic:?}")]
@@ -94,13 +97,20 @@ pub enum ReadingError {
     #[error("field `{0}` is missing")]
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}")]
-    WrongType { field: &'static str, expected: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("field `point`: {0}")]
     BadPoint(IdError),
     #[error("field `ts`: {0}")]
     BadTime(TimeError),
     #[error("time {ts} lies more than {limit_s} s ahead of the clock ({now})")]
-    Future { ts: String, now: String, limit_s: i64 },
+    Future {
+        ts: String,
+        now: String,
+        limit_s: i64,
+    },
     #[error("quality {0:?} is not good, uncertain, bad or calibration")]
     BadQuality(String),
     #[error("value is null but quality is {0} (null is only allowed with quality bad)")]
@@ -156,11 +166,18 @@ pub struct DecodedBatch {
 /// Check size, encoding and nesting, then parse.
 fn parse_envelope(payload: &[u8], limits: &DecodeLimits) -> Result<Map<String, Json>, BatchError> {
     if payload.len() > limits.max_bytes {
-        return Err(BatchError::TooLarge { bytes: payload.len(), limit: limits.max_bytes });
+        return Err(BatchError::TooLarge {
+            bytes: payload.len(),
+            limit: limits.max_bytes,
+        });
     }
-    let text = std::str::from_utf8(payload).map_err(|e| BatchError::NotUtf8 { offset: e.valid_up_to() })?;
+    let text = std::str::from_utf8(payload).map_err(|e| BatchError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
     if nesting_depth(text.as_bytes()) > limits.max_depth {
-        return Err(BatchError::TooDeep { limit: limits.max_depth });
+        return Err(BatchError::TooDeep {
+            limit: limits.max_depth,
+        });
     }
     match serde_json::from_str::<Json>(text) {
         Ok(Json::Object(map)) => Ok(map),
@@ -196,15 +213,26 @@ fn nesting_depth(bytes: &[u8]) -> usize {
     max
 }
 
-fn agent_field(map: &Map<String, Json>, topic_agent: Option<&AgentId>) -> Result<AgentId, BatchError> {
+fn agent_field(
+    map: &Map<String, Json>,
+    topic_agent: Option<&AgentId>,
+) -> Result<AgentId, BatchError> {
     let agent = match map.get("agent") {
         None => return Err(BatchError::MissingField("agent")),
         Some(Json::String(s)) => AgentId::new(s.as_str()).map_err(BatchError::BadAgent)?,
-        Some(_) => return Err(BatchError::WrongType { field: "agent", expected: "a string" }),
+        Some(_) => {
+            return Err(BatchError::WrongType {
+                field: "agent",
+                expected: "a string",
+            })
+        }
     };
     if let Some(t) = topic_agent {
         if *t != agent {
-            return Err(BatchError::AgentMismatch { topic: t.to_string(), payload: agent.to_string() });
+            return Err(BatchError::AgentMismatch {
+                topic: t.to_string(),
+                payload: agent.to_string(),
+            });
         }
     }
     Ok(agent)
@@ -214,8 +242,14 @@ fn epoch_field(map: &Map<String, Json>) -> Result<String, BatchError> {
     match map.get("epoch") {
         None | Some(Json::Null) => Ok(String::new()),
         Some(Json::String(s)) if s.len() <= 64 => Ok(s.clone()),
-        Some(Json::String(_)) => Err(BatchError::Invalid { field: "epoch", reason: "longer than 64 bytes".into() }),
-        Some(_) => Err(BatchError::WrongType { field: "epoch", expected: "a string" }),
+        Some(Json::String(_)) => Err(BatchError::Invalid {
+            field: "epoch",
+            reason: "longer than 64 bytes".into(),
+        }),
+        Some(_) => Err(BatchError::WrongType {
+            field: "epoch",
+            expected: "a string",
+        }),
     }
 }
 
@@ -231,18 +265,32 @@ pub fn decode_batch(
     let epoch = epoch_field(&map)?;
     let seq = match map.get("seq") {
         None => return Err(BatchError::MissingField("seq")),
-        Some(Json::Number(n)) => n
-            .as_u64()
-            .ok_or(BatchError::WrongType { field: "seq", expected: "a non-negative integer" })?,
-        Some(_) => return Err(BatchError::WrongType { field: "seq", expected: "a non-negative integer" }),
+        Some(Json::Number(n)) => n.as_u64().ok_or(BatchError::WrongType {
+            field: "seq",
+            expected: "a non-negative integer",
+        })?,
+        Some(_) => {
+            return Err(BatchError::WrongType {
+                field: "seq",
+                expected: "a non-negative integer",
+            })
+        }
     };
     let items = match map.get("readings") {
         None => return Err(BatchError::MissingField("readings")),
         Some(Json::Array(a)) => a,
-        Some(_) => return Err(BatchError::WrongType { field: "readings", expected: "an array" }),
+        Some(_) => {
+            return Err(BatchError::WrongType {
+                field: "readings",
+                expected: "an array",
+            })
+        }
     };
     if items.len() > limits.max_items {
-        return Err(BatchError::TooMany { count: items.len(), limit: limits.max_items });
+        return Err(BatchError::TooMany {
+            count: items.len(),
+            limit: limits.max_items,
+        });
     }
     let mut readings = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
@@ -257,7 +305,13 @@ pub fn decode_batch(
             }),
         }
     }
-    Ok(DecodedBatch { agent, epoch, seq, readings, refused })
+    Ok(DecodedBatch {
+        agent,
+        epoch,
+        seq,
+        readings,
+        refused,
+    })
 }
 
 /// The raw reading for a dead letter: whole up to 512 bytes, else its first 500 bytes (cut on
@@ -276,22 +330,39 @@ fn truncate_raw(item: &Json) -> String {
 }
 
 /// Decode one reading of a batch.
-pub fn decode_reading(item: &Json, now: Timestamp, limits: &DecodeLimits) -> Result<Reading, ReadingError> {
+pub fn decode_reading(
+    item: &Json,
+    now: Timestamp,
+    limits: &DecodeLimits,
+) -> Result<Reading, ReadingError> {
     let obj = item.as_object().ok_or(ReadingError::NotAnObject)?;
     for key in obj.keys() {
-        if !matches!(key.as_str(), "point" | "ts" | "value" | "quality" | "reason") {
+        if !matches!(
+            key.as_str(),
+            "point" | "ts" | "value" | "quality" | "reason"
+        ) {
             return Err(ReadingError::UnknownField(truncate(key)));
         }
     }
     let point = match obj.get("point") {
         None => return Err(ReadingError::MissingField("point")),
         Some(Json::String(s)) => PointId::new(s.as_str()).map_err(ReadingError::BadPoint)?,
-        Some(_) => return Err(ReadingError::WrongType { field: "point", expected: "a string" }),
+        Some(_) => {
+            return Err(ReadingError::WrongType {
+                field: "point",
+                expected: "a string",
+            })
+        }
     };
     let ts = match obj.get("ts") {
         None => return Err(ReadingError::MissingField("ts")),
         Some(Json::String(s)) => parse_time(s).map_err(ReadingError::BadTime)?,
-        Some(_) => return Err(ReadingError::WrongType { field: "ts", expected: "an RFC 3339 string" }),
+        Some(_) => {
+            return Err(ReadingError::WrongType {
+                field: "ts",
+                expected: "an RFC 3339 string",
+            })
+        }
     };
     if ts > now + limits.max_future {
         return Err(ReadingError::Future {
@@ -302,13 +373,25 @@ pub fn decode_reading(item: &Json, now: Timestamp, limits: &DecodeLimits) -> Res
     }
     let quality = match obj.get("quality") {
         None | Some(Json::Null) => Quality::Good,
-        Some(Json::String(s)) => Quality::parse(s).ok_or_else(|| ReadingError::BadQuality(truncate(s)))?,
-        Some(_) => return Err(ReadingError::WrongType { field: "quality", expected: "a string" }),
+        Some(Json::String(s)) => {
+            Quality::parse(s).ok_or_else(|| ReadingError::BadQuality(truncate(s)))?
+        }
+        Some(_) => {
+            return Err(ReadingError::WrongType {
+                field: "quality",
+                expected: "a string",
+            })
+        }
     };
     let reason = match obj.get("reason") {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) => Some(s.chars().take(limits.max_reason_chars).collect()),
-        Some(_) => return Err(ReadingError::WrongType { field: "reason", expected: "a string" }),
+        Some(_) => {
+            return Err(ReadingError::WrongType {
+                field: "reason",
+                expected: "a string",
+            })
+        }
     };
     let value = match obj.get("value") {
         None => return Err(ReadingError::MissingField("value")),
@@ -319,11 +402,21 @@ pub fn decode_reading(item: &Json, now: Timestamp, limits: &DecodeLimits) -> Res
             Value::Null
         }
         Some(Json::Bool(b)) => Value::Bool(*b),
-        Some(Json::Number(n)) => Value::Number(n.as_f64().filter(|v| v.is_finite()).ok_or(ReadingError::BadValue)?),
+        Some(Json::Number(n)) => Value::Number(
+            n.as_f64()
+                .filter(|v| v.is_finite())
+                .ok_or(ReadingError::BadValue)?,
+        ),
         Some(Json::Object(o)) => Value::Position(decode_position(o)?),
         Some(_) => return Err(ReadingError::BadValue),
     };
-    Ok(Reading { point, ts, value, quality, reason })
+    Ok(Reading {
+        point,
+        ts,
+        value,
+        quality,
+        reason,
+    })
 }
 
 fn decode_position(o: &Map<String, Json>) -> Result<Position, ReadingError> {
@@ -335,23 +428,39 @@ fn decode_position(o: &Map<String, Json>) -> Result<Position, ReadingError> {
         }
     };
     for key in o.keys() {
-        if !matches!(key.as_str(), "lat" | "lon" | "speed_kmh" | "heading" | "alt_m") {
-            return Err(ReadingError::BadPosition(format!("unknown field `{}`", truncate(key))));
+        if !matches!(
+            key.as_str(),
+            "lat" | "lon" | "speed_kmh" | "heading" | "alt_m"
+        ) {
+            return Err(ReadingError::BadPosition(format!(
+                "unknown field `{}`",
+                truncate(key)
+            )));
         }
     }
     let lat = num("lat")?.ok_or_else(|| ReadingError::BadPosition("`lat` is missing".into()))?;
     let lon = num("lon")?.ok_or_else(|| ReadingError::BadPosition("`lon` is missing".into()))?;
     if !(-90.0..=90.0).contains(&lat) {
-        return Err(ReadingError::BadPosition(format!("lat {lat} is outside -90..90")));
+        return Err(ReadingError::BadPosition(format!(
+            "lat {lat} is outside -90..90"
+        )));
     }
     if !(-180.0..=180.0).contains(&lon) {
-        return Err(ReadingError::BadPosition(format!("lon {lon} is outside -180..180")));
+        return Err(ReadingError::BadPosition(format!(
+            "lon {lon} is outside -180..180"
+        )));
     }
     let speed_kmh = num("speed_kmh")?;
     if speed_kmh.is_some_and(|s| s < 0.0) {
         return Err(ReadingError::BadPosition("speed_kmh is negative".into()));
     }
-    Ok(Position { lat, lon, speed_kmh, heading: num("heading")?, alt_m: num("alt_m")? })
+    Ok(Position {
+        lat,
+        lon,
+        speed_kmh,
+        heading: num("heading")?,
+        alt_m: num("alt_m")?,
+    })
 }
 
 /// Encode a batch in the wire form.
@@ -379,17 +488,27 @@ pub fn decode_catalogue(
     let site = match map.get("site") {
         None | Some(Json::Null) => None,
         Some(v) => Some(
-            serde_json::from_value(v.clone())
-                .map_err(|e| BatchError::Invalid { field: "site", reason: e.to_string() })?,
+            serde_json::from_value(v.clone()).map_err(|e| BatchError::Invalid {
+                field: "site",
+                reason: e.to_string(),
+            })?,
         ),
     };
     let items = match map.get("points") {
         None => return Err(BatchError::MissingField("points")),
         Some(Json::Array(a)) => a,
-        Some(_) => return Err(BatchError::WrongType { field: "points", expected: "an array" }),
+        Some(_) => {
+            return Err(BatchError::WrongType {
+                field: "points",
+                expected: "an array",
+            })
+        }
     };
     if items.len() > limits.max_items {
-        return Err(BatchError::TooMany { count: items.len(), limit: limits.max_items });
+        return Err(BatchError::TooMany {
+            count: items.len(),
+            limit: limits.max_items,
+        });
     }
     let mut points = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
@@ -400,13 +519,23 @@ pub fn decode_catalogue(
                 refused.push((i, format!("point {} is named twice", p.point)))
             }
             Ok(p) => match p.range {
-                Some([lo, hi]) if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) => refused.push((i, format!("point {}: range [{lo}, {hi}] is empty", p.point))),
+                Some([lo, hi]) if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) => {
+                    refused.push((i, format!("point {}: range [{lo}, {hi}] is empty", p.point)))
+                }
                 _ => points.push(p),
             },
             Err(e) => refused.push((i, e.to_string())),
         }
     }
-    Ok(DecodedCatalogue { catalogue: Catalogue { agent, epoch, site, points }, refused })
+    Ok(DecodedCatalogue {
+        catalogue: Catalogue {
+            agent,
+            epoch,
+            site,
+            points,
+        },
+        refused,
+    })
 }
 
 /// Decode an agent status (or last will).
@@ -417,7 +546,10 @@ pub fn decode_status(
 ) -> Result<AgentStatus, BatchError> {
     let map = parse_envelope(payload, limits)?;
     agent_field(&map, topic_agent)?;
-    serde_json::from_value(Json::Object(map)).map_err(|e| BatchError::Invalid { field: "status", reason: e.to_string() })
+    serde_json::from_value(Json::Object(map)).map_err(|e| BatchError::Invalid {
+        field: "status",
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

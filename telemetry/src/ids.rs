@@ -10,7 +10,11 @@ pub enum IdError {
     #[error("{kind} id {id:?} is longer than 64 characters")]
     TooLong { kind: &'static str, id: String },
     #[error("{kind} id {id:?} has a character outside {allowed}")]
-    BadChar { kind: &'static str, id: String, allowed: &'static str },
+    BadChar {
+        kind: &'static str,
+        id: String,
+        allowed: &'static str,
+    },
     #[error("region {0:?} is not a six-digit GB/T 2260 code")]
     BadRegion(String),
 }
@@ -29,10 +33,17 @@ fn check(
     // The charset first: it is ASCII, so once it holds, bytes are characters and the length
     // limit (in characters) can be judged on bytes.
     if !first(b[0]) || !b[1..].iter().all(|&c| rest(c)) {
-        return Err(IdError::BadChar { kind, id: crate::time::truncate(s), allowed });
+        return Err(IdError::BadChar {
+            kind,
+            id: crate::time::truncate(s),
+            allowed,
+        });
     }
     if b.len() > 64 {
-        return Err(IdError::TooLong { kind, id: crate::time::truncate(s) });
+        return Err(IdError::TooLong {
+            kind,
+            id: crate::time::truncate(s),
+        });
     }
     Ok(())
 }
@@ -178,7 +189,10 @@ mod tests {
         assert!(matches!(SiteId::new("-mine"), Err(IdError::BadChar { .. })));
         assert!(matches!(SiteId::new("a/b"), Err(IdError::BadChar { .. })));
         assert!(SiteId::new("a".repeat(64)).is_ok());
-        assert!(matches!(SiteId::new("a".repeat(65)), Err(IdError::TooLong { .. })));
+        assert!(matches!(
+            SiteId::new("a".repeat(65)),
+            Err(IdError::TooLong { .. })
+        ));
     }
 
     #[test]

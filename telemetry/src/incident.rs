@@ -17,7 +17,12 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [Severity::Info, Severity::Warning, Severity::Alarm, Severity::Critical];
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::Alarm,
+        Severity::Critical,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -140,7 +145,11 @@ pub struct Incident {
     pub previous: Option<String>,
     pub message: String,
     pub warnings: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_ts::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_ts::option"
+    )]
     pub shelved_until: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_to: Option<String>,

@@ -9,7 +9,9 @@ pub mod reading;
 pub mod time;
 pub mod topic;
 
-pub use catalogue::{AgentState, AgentStatus, Catalogue, Category, PointSpec, Quantity, SiteInfo, Unit};
+pub use catalogue::{
+    AgentState, AgentStatus, Catalogue, Category, PointSpec, Quantity, SiteInfo, Unit,
+};
 pub use codec::{
     decode_batch, decode_catalogue, decode_status, encode_batch, BatchError, DecodeLimits,
     DecodedBatch, ReadingError, RefusedReading,

@@ -106,10 +106,22 @@ pub struct Reading {
 
 impl Reading {
     pub fn good(point: PointId, ts: Timestamp, value: Value) -> Self {
-        Reading { point, ts, value, quality: Quality::Good, reason: None }
+        Reading {
+            point,
+            ts,
+            value,
+            quality: Quality::Good,
+            reason: None,
+        }
     }
     pub fn bad(point: PointId, ts: Timestamp, reason: impl Into<String>) -> Self {
-        Reading { point, ts, value: Value::Null, quality: Quality::Bad, reason: Some(reason.into()) }
+        Reading {
+            point,
+            ts,
+            value: Value::Null,
+            quality: Quality::Bad,
+            reason: Some(reason.into()),
+        }
     }
 }
 

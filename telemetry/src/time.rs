@@ -80,8 +80,14 @@ mod tests {
 
     #[test]
     fn zone_is_required() {
-        assert!(matches!(parse_time("2026-11-28T10:00:00"), Err(TimeError::NoZone(_))));
-        assert!(matches!(parse_time("yesterday"), Err(TimeError::Malformed(_))));
+        assert!(matches!(
+            parse_time("2026-11-28T10:00:00"),
+            Err(TimeError::NoZone(_))
+        ));
+        assert!(matches!(
+            parse_time("yesterday"),
+            Err(TimeError::Malformed(_))
+        ));
         let a = parse_time("2026-11-28T10:00:00Z").unwrap();
         let b = parse_time("2026-11-28T18:00:00+08:00").unwrap();
         assert_eq!(a, b);

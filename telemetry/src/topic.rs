@@ -37,7 +37,9 @@ impl Default for TopicScheme {
 impl TopicScheme {
     pub fn new(prefix: impl Into<String>) -> Self {
         let prefix: String = prefix.into();
-        TopicScheme { prefix: prefix.trim_end_matches('/').to_string() }
+        TopicScheme {
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -77,7 +79,10 @@ impl TopicScheme {
             .and_then(|r| r.strip_prefix('/'))
             .ok_or_else(|| TopicError::OutsidePrefix(crate::time::truncate(topic)))?;
         let parts: Vec<&str> = rest.split('/').collect();
-        let bad = |source| TopicError::BadId { topic: crate::time::truncate(topic), source };
+        let bad = |source| TopicError::BadId {
+            topic: crate::time::truncate(topic),
+            source,
+        };
         match parts.as_slice() {
             ["sites", site, agent, kind] => {
                 let site = SiteId::new(*site).map_err(bad)?;
@@ -91,7 +96,9 @@ impl TopicScheme {
             }
             ["weather", "cap"] => Ok(Topic::WeatherCap),
             ["weather", "cenc"] => Ok(Topic::WeatherCenc),
-            ["incidents", site] => Ok(Topic::Incidents { site: SiteId::new(*site).map_err(bad)? }),
+            ["incidents", site] => Ok(Topic::Incidents {
+                site: SiteId::new(*site).map_err(bad)?,
+            }),
             _ => Err(TopicError::Unknown(crate::time::truncate(topic))),
         }
     }
@@ -106,17 +113,42 @@ mod tests {
         let s = TopicScheme::default();
         let site = SiteId::new("mine-01").unwrap();
         let agent = AgentId::new("mine-01-edge").unwrap();
-        assert_eq!(s.readings(&site, &agent), "hrs/v1/sites/mine-01/mine-01-edge/readings");
         assert_eq!(
-            s.parse("hrs/v1/sites/mine-01/mine-01-edge/readings").unwrap(),
-            Topic::Readings { site: site.clone(), agent: agent.clone() }
+            s.readings(&site, &agent),
+            "hrs/v1/sites/mine-01/mine-01-edge/readings"
         );
-        assert_eq!(s.parse(&s.birth(&site, &agent)).unwrap(), Topic::Birth { site: site.clone(), agent: agent.clone() });
+        assert_eq!(
+            s.parse("hrs/v1/sites/mine-01/mine-01-edge/readings")
+                .unwrap(),
+            Topic::Readings {
+                site: site.clone(),
+                agent: agent.clone()
+            }
+        );
+        assert_eq!(
+            s.parse(&s.birth(&site, &agent)).unwrap(),
+            Topic::Birth {
+                site: site.clone(),
+                agent: agent.clone()
+            }
+        );
         assert_eq!(s.parse("hrs/v1/weather/cap").unwrap(), Topic::WeatherCap);
-        assert_eq!(s.parse("hrs/v1/incidents/mine-01").unwrap(), Topic::Incidents { site });
-        assert!(matches!(s.parse("other/v1/weather/cap"), Err(TopicError::OutsidePrefix(_))));
-        assert!(matches!(s.parse("hrs/v1/sites/Mine/a/readings"), Err(TopicError::BadId { .. })));
-        assert!(matches!(s.parse("hrs/v1/sites/m/a/other"), Err(TopicError::Unknown(_))));
+        assert_eq!(
+            s.parse("hrs/v1/incidents/mine-01").unwrap(),
+            Topic::Incidents { site }
+        );
+        assert!(matches!(
+            s.parse("other/v1/weather/cap"),
+            Err(TopicError::OutsidePrefix(_))
+        ));
+        assert!(matches!(
+            s.parse("hrs/v1/sites/Mine/a/readings"),
+            Err(TopicError::BadId { .. })
+        ));
+        assert!(matches!(
+            s.parse("hrs/v1/sites/m/a/other"),
+            Err(TopicError::Unknown(_))
+        ));
         let custom = TopicScheme::new("test/x/");
         assert_eq!(custom.weather_cap(), "test/x/weather/cap");
     }

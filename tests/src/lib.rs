@@ -11,7 +11,11 @@ use tokio::sync::mpsc;
 
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// The directory where cargo put the binaries (`scripts/test` builds them before the tests).
@@ -20,7 +24,11 @@ pub fn bin_path(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let p = target.join("debug").join(name);
-    assert!(p.exists(), "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+        p.display()
+    );
     p
 }
 
@@ -28,7 +36,10 @@ pub fn bin_path(name: &str) -> PathBuf {
 pub async fn wait_port(port: u16, within: Duration) -> Result<()> {
     let deadline = Instant::now() + within;
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -48,14 +59,21 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command, dir: &Path) -> Result<Proc> {
         let log = dir.join(format!("{name}.log"));
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         let child = cmd
             .stdin(Stdio::null())
             .stdout(f.try_clone()?)
             .stderr(f)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        Ok(Proc { name: name.to_string(), child: Some(child), log })
+        Ok(Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        })
     }
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
@@ -70,7 +88,10 @@ impl Proc {
     /// SIGTERM, then wait for the exit.
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -108,7 +129,11 @@ impl Mosquitto {
         let data = dir.join("mosquitto");
         std::fs::create_dir_all(&data)?;
         // As root, mosquitto drops to its own user: give it the directory.
-        let _ = Command::new("chown").arg("-R").arg("mosquitto:").arg(&data).status();
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg("mosquitto:")
+            .arg(&data)
+            .status();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -120,11 +145,20 @@ impl Mosquitto {
         )?;
         let proc = Self::spawn(&conf, dir)?;
         wait_port(port, Duration::from_secs(10)).await?;
-        Ok(Mosquitto { port, proc, conf, dir: dir.to_path_buf() })
+        Ok(Mosquitto {
+            port,
+            proc,
+            conf,
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn spawn(conf: &Path, dir: &Path) -> Result<Proc> {
-        Proc::spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(conf), dir)
+        Proc::spawn(
+            "mosquitto",
+            Command::new("mosquitto").arg("-c").arg(conf),
+            dir,
+        )
     }
 
     pub fn url(&self) -> String {
@@ -151,7 +185,8 @@ pub struct Watcher {
 impl Watcher {
     pub async fn start(port: u16, filter: &str) -> Result<Watcher> {
         let mut opts = MqttOptions::new(format!("watch-{}", free_port()), "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(8 << 20, 8 << 20);
+        opts.set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut ev) = AsyncClient::new(opts, 100);
         client.subscribe(filter, QoS::AtLeastOnce).await?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -175,12 +210,21 @@ impl Watcher {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.context("no SUBACK")??;
-        Ok(Watcher { rx, _client: client })
+        tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
+            .await
+            .context("no SUBACK")??;
+        Ok(Watcher {
+            rx,
+            _client: client,
+        })
     }
 
     /// The next message whose JSON payload satisfies `pred`, within `within`.
-    pub async fn next_json(&mut self, within: Duration, mut pred: impl FnMut(&str, &serde_json::Value) -> bool) -> Result<serde_json::Value> {
+    pub async fn next_json(
+        &mut self,
+        within: Duration,
+        mut pred: impl FnMut(&str, &serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let (topic, payload) = tokio::time::timeout_at(deadline, self.rx.recv())
@@ -217,7 +261,11 @@ where
 
 /// GET a JSON resource.
 pub async fn get_json(url: &str) -> Result<(u16, serde_json::Value)> {
-    let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await?;
+    let r = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
     let status = r.status().as_u16();
     let v = r.json().await.unwrap_or(serde_json::Value::Null);
     Ok((status, v))
@@ -225,7 +273,12 @@ pub async fn get_json(url: &str) -> Result<(u16, serde_json::Value)> {
 
 /// POST a JSON body.
 pub async fn post_json(url: &str, body: serde_json::Value) -> Result<(u16, serde_json::Value)> {
-    let r = reqwest::Client::new().post(url).json(&body).timeout(Duration::from_secs(10)).send().await?;
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
     let status = r.status().as_u16();
     let v = r.json().await.unwrap_or(serde_json::Value::Null);
     Ok((status, v))
@@ -234,12 +287,18 @@ pub async fn post_json(url: &str, body: serde_json::Value) -> Result<(u16, serde
 /// Publish one message at QoS 1 and wait for its PUBACK.
 pub async fn publish(port: u16, topic: &str, payload: Vec<u8>, retain: bool) -> Result<()> {
     let mut opts = MqttOptions::new(format!("pub-{}", free_port()), "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(8 << 20, 8 << 20);
+    opts.set_keep_alive(Duration::from_secs(5))
+        .set_max_packet_size(8 << 20, 8 << 20);
     let (client, mut ev) = AsyncClient::new(opts, 10);
-    client.publish(topic, QoS::AtLeastOnce, retain, payload).await?;
+    client
+        .publish(topic, QoS::AtLeastOnce, retain, payload)
+        .await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match tokio::time::timeout_at(deadline, ev.poll()).await.context("no PUBACK")? {
+        match tokio::time::timeout_at(deadline, ev.poll())
+            .await
+            .context("no PUBACK")?
+        {
             Ok(Event::Incoming(Packet::PubAck(_))) => break,
             Ok(_) => {}
             Err(e) => bail!("publish: {e}"),

@@ -432,8 +432,12 @@ poll_interval_ms = 300
     )
     .await
     .unwrap();
-    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // Distinct, recent times per batch (the engine judges a point's readings in time order only).
+    let base = chrono::Utc::now() - chrono::Duration::seconds(5);
     let batch = |seq: u64, ch4_return: f64| {
+        let at = (base + chrono::Duration::milliseconds(100 * seq as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let now = || at.clone();
         json!({"agent": "mine-01-kj", "seq": seq, "readings": [
             {"point": "CH4-201", "ts": now(), "value": ch4_return},
             {"point": "CH4-301", "ts": now(), "value": 0.2},

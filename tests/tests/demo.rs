@@ -31,18 +31,36 @@ async fn demo_shows_incidents_within_a_minute() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", demo.log_text()));
-    assert!(incidents.iter().all(|i| i["site"] == "mine-01" || i["site"] == "chem-01" || i["site"] == "trans-01"));
-    let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(incidents
+        .iter()
+        .all(|i| i["site"] == "mine-01" || i["site"] == "chem-01" || i["site"] == "trans-01"));
+    let metrics = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let batches: f64 = metrics
         .lines()
         .find(|l| l.starts_with("hrs_messages_received_total{kind=\"readings\"}"))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    assert!(batches > 0.0, "reading batches crossed the broker:\n{metrics}");
-    assert!(demo.log_text().contains("HRS demo is running"), "it prints where to look");
+    assert!(
+        batches > 0.0,
+        "reading batches crossed the broker:\n{metrics}"
+    );
+    assert!(
+        demo.log_text().contains("HRS demo is running"),
+        "it prints where to look"
+    );
     let (_, sites) = get_json(&format!("{http}/api/v1/sites")).await.unwrap();
-    let ids: Vec<&str> = sites.as_array().unwrap().iter().filter_map(|s| s["id"].as_str()).collect();
+    let ids: Vec<&str> = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
     for site in ["mine-01", "chem-01", "trans-01"] {
         assert!(ids.contains(&site), "{sites}");
     }

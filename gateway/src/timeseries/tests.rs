@@ -6,6 +6,7 @@ use chrono::TimeZone;
 use prometheus::Registry;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use telemetry::{AgentId, Category, PointId, PointSpec, Quantity, Reading, SiteId, Unit, Value};
 use tokio_util::sync::CancellationToken;
@@ -480,7 +481,7 @@ async fn throughput_into_victoriametrics() {
     .await;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "timeseries throughput: {n} points in {secs:.2} s = {:.0} points/s written; record() {:.0} ns/point; spooled {}; write p50 batch {} points",
+        "timeseries throughput: {n} points in {secs:.2} s = {:.0} points/s written; record() {:.0} ns/point; spooled {}; batches of {} points",
         n as f64 / secs,
         record_time.as_nanos() as f64 / n as f64,
         m.points_spooled.get(),
@@ -490,4 +491,76 @@ async fn throughput_into_victoriametrics() {
     stop.cancel();
     drop(h);
     task.await.unwrap();
+}
+
+/// InfluxDB answers a malformed batch with 400 and an outage of its own with 503: the first is
+/// dropped and counted (retrying cannot help), the second is kept and retried. VictoriaMetrics
+/// answers 204 to anything, so a small HTTP server answers as InfluxDB 2 does here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_batches_are_counted_and_unavailable_is_retried() {
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+    let status = Arc::new(AtomicU16::new(400));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (st, rq) = (status.clone(), requests.clone());
+    let app = axum::Router::new().route(
+        "/prefix/api/v2/write",
+        axum::routing::post(move |q: axum::extract::RawQuery, body: String| {
+            let (st, rq) = (st.clone(), rq.clone());
+            async move {
+                assert_eq!(q.0.as_deref(), Some("org=hrs&bucket=hrs&precision=ms"));
+                assert!(body.starts_with("reading,"), "{body}");
+                rq.fetch_add(1, Ordering::SeqCst);
+                let code = axum::http::StatusCode::from_u16(st.load(Ordering::SeqCst)).unwrap();
+                (code, r#"{"code":"invalid","message":"unable to parse"}"#)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let (h, w) = TimeSeriesWriter::from_config(
+        &config(format!("http://{addr}/prefix")),
+        dir.path(),
+        &Registry::new(),
+    )
+    .unwrap()
+    .unwrap();
+    let m = w.metrics();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+
+    record_range(&h, 0..200);
+    wait_for("two batches refused", Duration::from_secs(10), || {
+        m.points_dropped.with_label_values(&["refused"]).get() == 200
+    })
+    .await;
+    assert_eq!(m.write_failures.with_label_values(&["refused"]).get(), 2);
+    assert_eq!(m.points_spooled.get(), 0, "a refused batch is not kept");
+
+    status.store(503, Ordering::SeqCst);
+    record_range(&h, 200..300);
+    wait_for(
+        "an unavailable database retried",
+        Duration::from_secs(10),
+        || m.write_failures.with_label_values(&["server_error"]).get() >= 2,
+    )
+    .await;
+    assert_eq!(
+        m.points_spooled.get(),
+        100,
+        "kept on disk while the database says 503"
+    );
+    assert_eq!(m.points_dropped.with_label_values(&["refused"]).get(), 200);
+
+    status.store(204, Ordering::SeqCst);
+    wait_for("written after the 503s", Duration::from_secs(10), || {
+        m.points_written.get() == 100
+    })
+    .await;
+    assert_eq!(m.spool_bytes.get(), 0);
+    stop.cancel();
+    drop(h);
+    task.await.unwrap();
+    server.abort();
 }

@@ -19,7 +19,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { mqtt_port: 1883, http: "http://127.0.0.1:8080".into(), prefix: "hrs/v1".into(), sites: 50, points: 100, batches: 40 };
+    let mut a = Args {
+        mqtt_port: 1883,
+        http: "http://127.0.0.1:8080".into(),
+        prefix: "hrs/v1".into(),
+        sites: 50,
+        points: 100,
+        batches: 40,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let v = it.next().with_context(|| format!("{k} needs a value"))?;
@@ -37,7 +44,13 @@ fn parse_args() -> Result<Args> {
 }
 
 async fn taken(http: &str) -> Result<u64> {
-    let text = reqwest::Client::new().get(format!("{http}/metrics")).timeout(Duration::from_secs(10)).send().await?.text().await?;
+    let text = reqwest::Client::new()
+        .get(format!("{http}/metrics"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?
+        .text()
+        .await?;
     Ok(text
         .lines()
         .find(|l| l.starts_with("hrs_readings_taken_total "))
@@ -49,8 +62,14 @@ async fn taken(http: &str) -> Result<u64> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = parse_args()?;
-    let mut opts = MqttOptions::new(format!("loadgen-{}", std::process::id()), "127.0.0.1", a.mqtt_port);
-    opts.set_keep_alive(Duration::from_secs(30)).set_inflight(200).set_max_packet_size(16 << 20, 16 << 20);
+    let mut opts = MqttOptions::new(
+        format!("loadgen-{}", std::process::id()),
+        "127.0.0.1",
+        a.mqtt_port,
+    );
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(200)
+        .set_max_packet_size(16 << 20, 16 << 20);
     let (client, mut ev) = AsyncClient::new(opts, 1000);
     let total_msgs = a.sites * (a.batches + 1);
     let acks = tokio::spawn(async move {
@@ -78,17 +97,33 @@ async fn main() -> Result<()> {
             .map(|p| json!({"point": format!("CH4-{p:04}"), "quantity": "ch4", "unit": "%", "location": "working_face", "interval_ms": 60000}))
             .collect();
         let birth = json!({"agent": "edge", "epoch": epoch, "site": {"category": "coal_mine", "region": "410522"}, "points": points});
-        client.publish(format!("{}/sites/{site}/edge/birth", a.prefix), QoS::AtLeastOnce, true, birth.to_string()).await?;
+        client
+            .publish(
+                format!("{}/sites/{site}/edge/birth", a.prefix),
+                QoS::AtLeastOnce,
+                true,
+                birth.to_string(),
+            )
+            .await?;
     }
     let started = Instant::now();
     for b in 0..a.batches {
-        let ts = (base + chrono::Duration::seconds(b as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ts = (base + chrono::Duration::seconds(b as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         for s in 0..a.sites {
             let readings: Vec<_> = (0..a.points)
-                .map(|p| json!({"point": format!("CH4-{p:04}"), "ts": ts, "value": 0.3 + ((b * 7 + p + s) % 10) as f64 * 0.1}))
+                .map(|p| json!({"point": format!("CH4-{p:04}"), "ts": ts, "value": 0.3 + ((b * 7 + p + s) % 5) as f64 * 0.1}))
                 .collect();
-            let batch = json!({"agent": "edge", "epoch": epoch, "seq": b + 1, "readings": readings});
-            client.publish(format!("{}/sites/load-{s:04}/edge/readings", a.prefix), QoS::AtLeastOnce, false, batch.to_string()).await?;
+            let batch =
+                json!({"agent": "edge", "epoch": epoch, "seq": b + 1, "readings": readings});
+            client
+                .publish(
+                    format!("{}/sites/load-{s:04}/edge/readings", a.prefix),
+                    QoS::AtLeastOnce,
+                    false,
+                    batch.to_string(),
+                )
+                .await?;
         }
     }
     let expected = (a.sites * a.points * a.batches) as u64;
