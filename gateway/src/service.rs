@@ -276,9 +276,24 @@ async fn run_mqtt_ingest(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
+    // Messages received but not yet handed to the core. The event loop keeps being polled while
+    // the core is busy (so keep-alives and acknowledgements go out); the buffer holds at most
+    // what the broker has in flight to us unacknowledged (its per-client inflight limit).
+    let mut pending: std::collections::VecDeque<Publish> = std::collections::VecDeque::new();
     loop {
         let polled = tokio::select! {
             _ = shutdown.cancelled() => break,
+            permit = commands.reserve(), if !pending.is_empty() => {
+                match permit {
+                    Ok(permit) => {
+                        if let Some(p) = pending.pop_front() {
+                            permit.send(Command::Message(p));
+                        }
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            }
             r = eventloop.poll() => r,
         };
         match polled {
@@ -300,12 +315,7 @@ async fn run_mqtt_ingest(
                     });
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                // Bounded: when the core is behind, this waits, and the broker holds the rest.
-                if commands.send(Command::Message(p)).await.is_err() {
-                    break;
-                }
-            }
+            Ok(Event::Incoming(Packet::Publish(p))) => pending.push_back(p),
             Ok(_) => {}
             Err(e) => {
                 if connected.swap(false, Ordering::Relaxed) {
