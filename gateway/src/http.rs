@@ -201,10 +201,12 @@ struct ListQuery {
     before: Option<String>,
 }
 
-async fn incidents(
-    State(s): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+/// The filters of the incident list and the CSV export, checked.
+fn incident_filter(
+    q: &ListQuery,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> Result<IncidentFilter, ApiError> {
     if let Some(st) = &q.state {
         if st != "open" && telemetry::IncidentState::parse(st).is_none() {
             return Err(bad_request(format!(
@@ -224,6 +226,22 @@ async fn incidents(
             .map(|t| parse_time(t).map_err(|e| bad_request(format!("{name}: {e}"))))
             .transpose()
     };
+    Ok(IncidentFilter {
+        state: q.state.clone(),
+        site: q.site.clone(),
+        severity: q.severity.clone(),
+        rule: q.rule.clone(),
+        since: time(&q.since, "since")?,
+        until: time(&q.until, "until")?,
+        before,
+        limit,
+    })
+}
+
+async fn incidents(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(bad_request("limit must be between 1 and 1000"));
@@ -239,16 +257,7 @@ async fn incidents(
         }
         None => None,
     };
-    let filter = IncidentFilter {
-        state: q.state.clone(),
-        site: q.site.clone(),
-        severity: q.severity.clone(),
-        rule: q.rule.clone(),
-        since: time(&q.since, "since")?,
-        until: time(&q.until, "until")?,
-        before,
-        limit: limit + 1,
-    };
+    let filter = incident_filter(&q, before, limit + 1)?;
     let mut list = s.store.incidents(&filter).await?;
     let more = list.len() as i64 > limit;
     list.truncate(limit as usize);
@@ -330,39 +339,30 @@ fn parse_body(body: &axum::body::Bytes) -> Result<ActionBody, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad_request(format!("body: {e}")))
 }
 
+/// Ask the core (the single writer) and wait for its answer: 503 when it is stopping, or when it
+/// has not answered within 30 s.
+async fn ask<T>(
+    s: &AppState,
+    command: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ApiError> {
+    let unavailable = |m: &str| ApiError(StatusCode::SERVICE_UNAVAILABLE, m.to_string());
+    let (tx, rx) = oneshot::channel();
+    s.commands
+        .send(command(tx))
+        .await
+        .map_err(|_| unavailable("gateway is stopping"))?;
+    tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .map_err(|_| unavailable("gateway is busy; try again"))?
+        .map_err(|_| unavailable("gateway is stopping"))
+}
+
 async fn act(
     s: &AppState,
     id: String,
     action: Action,
 ) -> Result<Json<telemetry::Incident>, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    s.commands
-        .send(Command::Act {
-            id,
-            action,
-            reply: tx,
-        })
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is stopping".into(),
-            )
-        })?;
-    let r = tokio::time::timeout(Duration::from_secs(30), rx)
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is busy; try again".into(),
-            )
-        })?
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is stopping".into(),
-            )
-        })?;
+    let r = ask(s, |reply| Command::Act { id, action, reply }).await?;
     Ok(Json(r?.0))
 }
 
@@ -508,23 +508,9 @@ async fn dead_letters(
 }
 
 async fn reload(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    s.commands
-        .send(Command::Reload { reply: tx })
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is stopping".into(),
-            )
-        })?;
-    match rx.await {
-        Ok(Ok(n)) => Ok(Json(json!({"reloaded": true, "rules": n}))),
-        Ok(Err(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e)),
-        Err(_) => Err(ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "gateway is stopping".into(),
-        )),
+    match ask(&s, |reply| Command::Reload { reply }).await? {
+        Ok(n) => Ok(Json(json!({"reloaded": true, "rules": n}))),
+        Err(e) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e)),
     }
 }
 
@@ -590,34 +576,8 @@ async fn post_weather(
     kind: &'static str,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    s.commands
-        .send(Command::Weather {
-            kind,
-            body: body.to_vec(),
-            reply: tx,
-        })
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is stopping".into(),
-            )
-        })?;
-    let outcome = tokio::time::timeout(Duration::from_secs(30), rx)
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is busy; try again".into(),
-            )
-        })?
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is stopping".into(),
-            )
-        })??;
+    let body = body.to_vec();
+    let outcome = ask(s, |reply| Command::Weather { kind, body, reply }).await??;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"taken": true, "outcome": outcome.as_str()})),
@@ -657,21 +617,7 @@ async fn incidents_csv(
     State(s): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let time = |v: &Option<String>, name: &str| -> Result<_, ApiError> {
-        v.as_deref()
-            .map(|t| parse_time(t).map_err(|e| bad_request(format!("{name}: {e}"))))
-            .transpose()
-    };
-    let filter = IncidentFilter {
-        state: q.state.clone(),
-        site: q.site.clone(),
-        severity: q.severity.clone(),
-        rule: q.rule.clone(),
-        since: time(&q.since, "since")?,
-        until: time(&q.until, "until")?,
-        before: None,
-        limit: q.limit.unwrap_or(100_000).clamp(1, 1_000_000),
-    };
+    let filter = incident_filter(&q, None, q.limit.unwrap_or(100_000).clamp(1, 1_000_000))?;
     let mut list = s.store.incidents(&filter).await?;
     list.reverse();
     let mut out = String::from("id,site,rule,point,agent,severity,state,value,threshold,raised_at,acked_at,acked_by,cleared_at,closed_at,closed_by,note,message\n");
@@ -869,29 +815,15 @@ async fn set_oos(
     reason: String,
     until: Option<telemetry::Timestamp>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    s.commands
-        .send(Command::OutOfService {
-            site,
-            point,
-            by,
-            reason,
-            until,
-            reply: tx,
-        })
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "gateway is stopping".into(),
-            )
-        })?;
-    let r = rx.await.map_err(|_| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "gateway is stopping".into(),
-        )
-    })??;
+    let r = ask(s, |reply| Command::OutOfService {
+        site,
+        point,
+        by,
+        reason,
+        until,
+        reply,
+    })
+    .await??;
     Ok(Json(json!({"out_of_service": r})))
 }
 
