@@ -1,6 +1,8 @@
 //! The agent's configuration file (TOML). See `edge-agent/README.md` and
 //! `edge-agent/examples/agent.toml` for a full example.
 
+pub use crate::broker::{parse_mqtt_url, BrokerAddr};
+use crate::broker::{Broker, BrokerError, TlsFiles};
 use crate::decode::{ByteOrder, DataType};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -139,7 +141,8 @@ fn default_max_inflight() -> u16 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port` (port defaults to 1883). `mqtts://` is not supported yet.
+    /// `mqtt://host:port` (port 1883 by default) or `mqtts://host:port` for TLS (port 8883
+    /// by default).
     #[serde(default = "default_mqtt_url")]
     pub url: String,
     /// Defaults to the agent id.
@@ -156,9 +159,18 @@ pub struct MqttConfig {
     /// Bound on connecting and on waiting for a PUBACK.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// TLS to the broker. Not supported yet: `true` is refused by `validate()`.
+    /// TLS to the broker even with an `mqtt://` URL (`mqtts://` turns it on by itself).
     #[serde(default)]
     pub tls: bool,
+    /// PEM file of the CAs that sign the broker's certificate; default: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for a broker that requires one (`require_certificate true`).
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     /// The largest MQTT packet sent or received.
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: usize,
@@ -178,71 +190,33 @@ impl Default for MqttConfig {
             keep_alive_s: default_keep_alive_s(),
             timeout_ms: default_timeout_ms(),
             tls: false,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             max_packet_bytes: default_max_packet_bytes(),
             max_inflight_batches: default_max_inflight(),
         }
     }
 }
 
-/// A broker address parsed out of [`MqttConfig::url`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-}
-
 impl MqttConfig {
-    /// Parse `url` into host and port.
-    pub fn broker(&self) -> Result<BrokerAddr, String> {
+    /// The URL's host, port and scheme.
+    pub fn broker_addr(&self) -> Result<BrokerAddr, BrokerError> {
         parse_mqtt_url(&self.url)
     }
-}
 
-/// Parse `mqtt://host[:port]` (also `tcp://`). `mqtts://` and `ssl://` are refused (no TLS yet).
-pub fn parse_mqtt_url(url: &str) -> Result<BrokerAddr, String> {
-    let rest = if let Some(r) = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-    {
-        r
-    } else if url.starts_with("mqtts://") || url.starts_with("ssl://") {
-        return Err(format!("mqtt url {url:?}: TLS is not supported yet; use mqtt:// (e.g. to a local broker or a TLS-terminating bridge)"));
-    } else {
-        return Err(format!("mqtt url {url:?} must start with mqtt://"));
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() || rest.contains('/') || rest.contains('?') {
-        return Err(format!(
-            "mqtt url {url:?} must be mqtt://host[:port] with no path"
-        ));
+    /// The broker with its TLS settings loaded (files read and checked).
+    pub fn broker(&self) -> Result<Broker, BrokerError> {
+        Broker::resolve(
+            &self.url,
+            self.tls,
+            &TlsFiles {
+                ca_file: self.ca_file.clone(),
+                client_cert_file: self.client_cert_file.clone(),
+                client_key_file: self.client_key_file.clone(),
+            },
+        )
     }
-    let (host, port) = if let Some(h) = rest.strip_prefix('[') {
-        // [v6]:port
-        let (h, p) = h
-            .split_once(']')
-            .ok_or_else(|| format!("mqtt url {url:?}: unclosed ["))?;
-        let port = match p.strip_prefix(':') {
-            Some(p) => p
-                .parse()
-                .map_err(|_| format!("mqtt url {url:?}: bad port {p:?}"))?,
-            None if p.is_empty() => 1883,
-            None => return Err(format!("mqtt url {url:?}: bad text after ]")),
-        };
-        (h.to_string(), port)
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse()
-                    .map_err(|_| format!("mqtt url {url:?}: bad port {p:?}"))?,
-            ),
-            None => (rest.to_string(), 1883),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("mqtt url {url:?} has no host"));
-    }
-    Ok(BrokerAddr { host, port })
 }
 
 fn default_buffer_max_bytes() -> u64 {
@@ -478,14 +452,7 @@ impl AgentConfig {
         let mut errs = Vec::new();
         let m = &self.mqtt;
         if let Err(e) = m.broker() {
-            errs.push(e);
-        }
-        if m.tls {
-            errs.push(
-                "mqtt.tls = true is not supported yet by this build (no TLS stack); \
-                 connect to a local broker over mqtt:// or through a TLS-terminating bridge"
-                    .into(),
-            );
+            errs.push(e.to_string());
         }
         if m.client_id
             .as_deref()
@@ -774,30 +741,6 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            parse_mqtt_url("mqtt://127.0.0.1:1884").unwrap(),
-            BrokerAddr {
-                host: "127.0.0.1".into(),
-                port: 1884
-            }
-        );
-        assert_eq!(parse_mqtt_url("mqtt://broker").unwrap().port, 1883);
-        assert_eq!(
-            parse_mqtt_url("mqtt://[::1]:1885").unwrap(),
-            BrokerAddr {
-                host: "::1".into(),
-                port: 1885
-            }
-        );
-        assert!(parse_mqtt_url("mqtts://broker")
-            .unwrap_err()
-            .contains("TLS"));
-        assert!(parse_mqtt_url("http://broker").is_err());
-        assert!(parse_mqtt_url("mqtt://broker:x").is_err());
-    }
 
     #[test]
     fn filters() {

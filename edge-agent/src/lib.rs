@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod broker;
 pub mod buffer;
 pub mod clock;
 pub mod config;

@@ -85,9 +85,15 @@ async fn main() -> anyhow::Result<()> {
             let cfg = load(&config)?;
             println!("config {} is valid", config.display());
             println!("agent {} at site {}", cfg.agent, cfg.site);
+            let broker = cfg.mqtt.broker()?;
             println!(
-                "mqtt {} prefix {} client id {}",
+                "mqtt {} ({}) prefix {} client id {}",
                 cfg.mqtt.url,
+                if broker.is_tls() {
+                    "TLS, certificate files read"
+                } else {
+                    "plain"
+                },
                 cfg.mqtt.topic_prefix,
                 cfg.client_id()
             );

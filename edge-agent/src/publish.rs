@@ -13,7 +13,7 @@ use crate::clock::SharedClock;
 use crate::config::{topic_matches, AgentConfig};
 use crate::metrics::AgentMetrics;
 use crate::mqtt_input::decode_message;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,14 +123,15 @@ impl Publisher {
     async fn session(&mut self, cancel: &CancellationToken) -> Result<End, String> {
         let cfg = self.config.clone();
         let m = &cfg.mqtt;
-        let broker = m.broker()?;
+        // Read on every connection, so renewed certificates on disk are picked up.
+        let broker = m.broker().map_err(|e| e.to_string())?;
         let scheme = self.scheme();
         let status_topic = scheme.status(&cfg.site, &cfg.agent);
         let readings_topic = scheme.readings(&cfg.site, &cfg.agent);
         let max_inflight = usize::from(m.max_inflight_batches);
         let ack_timeout = Duration::from_millis(m.timeout_ms);
 
-        let mut opts = MqttOptions::new(cfg.client_id(), broker.host.clone(), broker.port);
+        let mut opts = broker.options(cfg.client_id());
         opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
         opts.set_clean_session(true);
         opts.set_max_packet_size(m.max_packet_bytes, m.max_packet_bytes);
@@ -179,13 +180,15 @@ impl Publisher {
                 Ok(_) => {}
                 Err(e) => {
                     return Err(format!(
-                        "connecting to {}:{}: {e}",
-                        broker.host, broker.port
+                        "connecting to {}:{}{}: {e}",
+                        broker.host,
+                        broker.port,
+                        if broker.is_tls() { " over TLS" } else { "" }
                     ))
                 }
             }
         }
-        tracing::info!(broker = %format!("{}:{}", broker.host, broker.port), epoch = %self.epoch, "mqtt connected");
+        tracing::info!(broker = %format!("{}:{}", broker.host, broker.port), tls = broker.is_tls(), epoch = %self.epoch, "mqtt connected");
         self.metrics.mqtt_connected.set(1);
 
         let mut queued: VecDeque<(Sent, Instant)> = VecDeque::new();

@@ -2,6 +2,8 @@
 //! (`HRS_*`, see the contract) override it.
 
 use anyhow::{bail, Context};
+use edge_agent::broker::{Broker, TlsFiles};
+use rumqttc::MqttOptions;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,7 +53,7 @@ impl Default for GatewayConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
-    /// `mqtt://host:port`.
+    /// `mqtt://host:port` (1883 by default), or `mqtts://host:port` (8883) for TLS.
     pub url: String,
     /// Fixed, so the broker keeps the persistent session across restarts.
     pub client_id: String,
@@ -61,6 +63,13 @@ pub struct MqttConfig {
     pub keep_alive_s: u64,
     /// Messages in flight from the broker before it waits for our acknowledgements.
     pub inflight: u16,
+    /// TLS even with an `mqtt://` URL (`mqtts://` turns it on by itself).
+    pub tls: bool,
+    /// PEM CAs that sign the broker's certificate; default: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for a broker that requires one.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for MqttConfig {
@@ -73,30 +82,35 @@ impl Default for MqttConfig {
             password: None,
             keep_alive_s: 15,
             inflight: 100,
+            tls: false,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
 
 impl MqttConfig {
-    /// Host and port of the `mqtt://` URL.
-    pub fn host_port(&self) -> anyhow::Result<(String, u16)> {
-        parse_mqtt_url(&self.url)
+    /// The broker with its TLS settings loaded (files read and checked).
+    pub fn broker(&self) -> anyhow::Result<Broker> {
+        Ok(Broker::resolve(
+            &self.url,
+            self.tls,
+            &TlsFiles {
+                ca_file: self.ca_file.clone(),
+                client_cert_file: self.client_cert_file.clone(),
+                client_key_file: self.client_key_file.clone(),
+            },
+        )?)
     }
-}
 
-pub fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .with_context(|| format!("MQTT url {url:?} must start with mqtt://"))?;
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.to_string(),
-            p.parse()
-                .with_context(|| format!("MQTT url {url:?}: bad port"))?,
-        )),
-        None => Ok((rest.to_string(), 1883)),
+    /// MQTT options for a connection to the broker: address, TLS and credentials.
+    pub fn options(&self, broker: &Broker, client_id: impl Into<String>) -> MqttOptions {
+        let mut opts = broker.options(client_id);
+        if let Some(u) = &self.username {
+            opts.set_credentials(u.clone(), self.password.clone().unwrap_or_default());
+        }
+        opts
     }
 }
 
@@ -178,6 +192,21 @@ impl GatewayConfig {
         if let Some(v) = get("HRS_MQTT_CLIENT_ID") {
             self.mqtt.client_id = v;
         }
+        if let Some(v) = get("HRS_MQTT_USERNAME") {
+            self.mqtt.username = Some(v);
+        }
+        if let Some(v) = get("HRS_MQTT_PASSWORD") {
+            self.mqtt.password = Some(v);
+        }
+        if let Some(v) = get("HRS_MQTT_CA_FILE") {
+            self.mqtt.ca_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("HRS_MQTT_CLIENT_CERT_FILE") {
+            self.mqtt.client_cert_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("HRS_MQTT_CLIENT_KEY_FILE") {
+            self.mqtt.client_key_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("HRS_HTTP_ADDR") {
             self.http.addr = v
                 .parse()
@@ -200,7 +229,10 @@ impl GatewayConfig {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.mqtt.host_port()?;
+        self.mqtt.broker()?;
+        if self.mqtt.password.is_some() && self.mqtt.username.is_none() {
+            bail!("mqtt.password is set without mqtt.username");
+        }
         if self.mqtt.client_id.is_empty() {
             bail!("mqtt.client_id must not be empty");
         }
@@ -257,7 +289,11 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(c.mqtt.host_port().unwrap(), ("127.0.0.1".to_string(), 2883));
+        let b = c.mqtt.broker().unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.port, b.is_tls()),
+            ("127.0.0.1", 2883, false)
+        );
         assert_eq!(c.http.addr.port(), 9999);
         c.validate().unwrap();
     }

@@ -8,7 +8,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,16 +119,13 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         core.set_timeseries(handle);
         tasks.spawn(writer.run(shutdown.clone()));
     }
-    let (host, port) = config.mqtt.host_port()?;
-    let mut opts = MqttOptions::new(config.mqtt.client_id.clone(), host, port);
+    let broker = config.mqtt.broker()?;
+    let mut opts = config.mqtt.options(&broker, config.mqtt.client_id.clone());
     opts.set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(config.mqtt.keep_alive_s.max(5)))
         .set_inflight(config.mqtt.inflight)
         .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
-    if let (Some(u), Some(p)) = (&config.mqtt.username, &config.mqtt.password) {
-        opts.set_credentials(u.clone(), p.clone());
-    }
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     let mqtt_connected = Arc::new(AtomicBool::new(false));
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(config.mqtt.inflight as usize + 64);
@@ -160,15 +157,13 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     // Incident events go out on a connection of their own: the ingest connection's request
     // queue then only carries acknowledgements (at most `inflight`), so the ingest event loop,
     // waiting on a busy core, can never hold up an acknowledgement the core waits to send.
-    let (ph, pp) = config.mqtt.host_port()?;
-    let mut pub_opts = MqttOptions::new(format!("{}-pub", config.mqtt.client_id), ph, pp);
+    let mut pub_opts = config
+        .mqtt
+        .options(&broker, format!("{}-pub", config.mqtt.client_id));
     pub_opts
         .set_clean_session(true)
         .set_keep_alive(Duration::from_secs(config.mqtt.keep_alive_s.max(5)))
         .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
-    if let (Some(u), Some(p)) = (&config.mqtt.username, &config.mqtt.password) {
-        pub_opts.set_credentials(u.clone(), p.clone());
-    }
     let (pub_client, mut pub_loop) = AsyncClient::new(pub_opts, 1024);
     let sd = shutdown.clone();
     tasks.spawn(

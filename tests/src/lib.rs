@@ -307,3 +307,362 @@ pub async fn publish(port: u16, topic: &str, payload: Vec<u8>, retain: bool) -> 
     let _ = client.disconnect().await;
     Ok(())
 }
+
+/// A throwaway PKI made with the `openssl` command: a CA, a broker certificate for
+/// `127.0.0.1` and `localhost`, a client certificate, and an unrelated CA that signed nothing
+/// of ours (to prove verification fails against it). Keys are P-256.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub other_ca: PathBuf,
+}
+
+impl TestPki {
+    pub fn generate(dir: &Path) -> Result<TestPki> {
+        let dir = dir.join("pki");
+        std::fs::create_dir_all(&dir)?;
+        let openssl = |args: &[&str]| -> Result<()> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .context("running openssl (apt-get install openssl)")?;
+            if !out.status.success() {
+                bail!(
+                    "openssl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Ok(())
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        for (name, cn) in [("ca", "HRS Test CA"), ("other-ca", "Somebody Else's CA")] {
+            let (key, pem, subj) = (
+                format!("{name}.key"),
+                format!("{name}.pem"),
+                format!("/CN={cn}"),
+            );
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            args.extend([
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-subj",
+                &subj,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+            openssl(&args)?;
+        }
+        for (name, cn, ext) in [
+            (
+                "server",
+                "127.0.0.1",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "mine-01-edge", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let mut args = vec!["req"];
+            args.extend(ec);
+            let (key, csr, subj) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("/CN={cn}"),
+            );
+            args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            openssl(&args)?;
+            std::fs::write(dir.join(format!("{name}.ext")), ext)?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ])?;
+        }
+        // Mosquitto drops to its own user when started as root: it must be able to read these.
+        readable_by_all(&dir)?;
+        Ok(TestPki {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            other_ca: dir.join("other-ca.pem"),
+        })
+    }
+}
+
+/// chmod a+rX on a test directory's own files and on the directory and its parents up to
+/// the temp root (test material only).
+fn readable_by_all(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let add = |p: &Path, bits: u32| -> Result<()> {
+        let mode = std::fs::metadata(p)?.permissions().mode();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | bits))?;
+        Ok(())
+    };
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        add(&p, if p.is_dir() { 0o555 } else { 0o444 })?;
+    }
+    let mut d = Some(dir);
+    while let Some(p) = d {
+        if p == std::env::temp_dir() || p.parent().is_none() {
+            break;
+        }
+        add(p, 0o555)?;
+        d = p.parent();
+    }
+    Ok(())
+}
+
+/// A Mosquitto of our own with three listeners, each on a free port:
+/// - `port`: plain MQTT, anonymous (the test's own watcher and publisher);
+/// - `tls_port`: TLS with the test PKI's broker certificate, username and password required;
+/// - `mtls_port`: TLS that requires a client certificate signed by the test CA (its CN is
+///   the username).
+pub struct TlsMosquitto {
+    pub port: u16,
+    pub tls_port: u16,
+    pub mtls_port: u16,
+    pub proc: Proc,
+}
+
+impl TlsMosquitto {
+    pub async fn start(dir: &Path, pki: &TestPki, user: &str, password: &str) -> Result<Self> {
+        // Its own directory, handed to its user (it drops to `mosquitto` when run as root).
+        let own = dir.join("mosquitto-tls");
+        std::fs::create_dir_all(&own)?;
+        readable_by_all(dir)?;
+        let passwd = own.join("passwd");
+        let out = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg("-c")
+            .arg(&passwd)
+            .arg(user)
+            .arg(password)
+            .output()
+            .context("mosquitto_passwd (apt-get install mosquitto)")?;
+        if !out.status.success() {
+            bail!("mosquitto_passwd: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg("mosquitto:")
+            .arg(&own)
+            .status();
+        let log = own.join("mosquitto.log");
+        let (port, tls_port, mtls_port) = (free_port(), free_port(), free_port());
+        let conf = dir.join("mosquitto-tls.conf");
+        let tls = format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\n",
+            pki.ca.display(),
+            pki.server_cert.display(),
+            pki.server_key.display()
+        );
+        std::fs::write(
+            &conf,
+            format!(
+                "per_listener_settings true\npersistence false\nlog_dest file {log}\nlog_type all\n\
+                 listener {port} 127.0.0.1\nallow_anonymous true\n\
+                 listener {tls_port} 127.0.0.1\n{tls}allow_anonymous false\npassword_file {pw}\n\
+                 listener {mtls_port} 127.0.0.1\n{tls}require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n",
+                log = log.display(),
+                pw = passwd.display(),
+            ),
+        )?;
+        let proc = Proc::spawn(
+            "mosquitto-tls",
+            Command::new("mosquitto").arg("-c").arg(&conf),
+            dir,
+        )?;
+        for p in [port, tls_port, mtls_port] {
+            wait_port(p, Duration::from_secs(10))
+                .await
+                .with_context(|| {
+                    format!(
+                        "mosquitto with TLS listeners: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })?;
+        }
+        Ok(TlsMosquitto {
+            port,
+            tls_port,
+            mtls_port,
+            proc,
+        })
+    }
+}
+
+/// A metric's value from a Prometheus text page: the first sample named exactly `name`
+/// (with or without labels).
+pub fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Fetch a Prometheus page and read one metric from it.
+pub async fn metric(url: &str, name: &str) -> Option<f64> {
+    let page = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    sample(&page, name)
+}
+
+/// Wait until the metric `name` at `url` satisfies `cond`; its value then.
+pub async fn wait_metric(
+    url: &str,
+    name: &str,
+    within: Duration,
+    cond: impl Fn(f64) -> bool + Clone,
+) -> Result<f64> {
+    eventually(within, name, || {
+        let cond = cond.clone();
+        async move { metric(url, name).await.filter(|v| cond(*v)) }
+    })
+    .await
+}
+
+/// `gateway run` for a test: its broker, topic prefix, HTTP port, data under `dir/gw`, and a
+/// client id of its own (so tests on one broker never share a session). Add what the test
+/// needs (`--config`, more `HRS_*`) before spawning it with [`Proc::spawn`].
+pub fn gateway_command(mqtt_url: &str, prefix: &str, http_port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new(bin_path("gateway"));
+    cmd.arg("run")
+        .env("HRS_MQTT_URL", mqtt_url)
+        .env("HRS_TOPIC_PREFIX", prefix)
+        .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("HRS_DATA_DIR", dir.join("gw"))
+        .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}"));
+    cmd
+}
+
+/// A VictoriaMetrics of our own on a free port, started as the setup notes say for rewrites.
+pub struct VictoriaMetrics {
+    pub port: u16,
+    pub proc: Proc,
+    storage: PathBuf,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl VictoriaMetrics {
+    pub async fn start(dir: &Path, extra: &[String]) -> VictoriaMetrics {
+        let port = free_port();
+        let storage = dir.join("vm-data");
+        let proc = Self::spawn(port, &storage, dir, extra);
+        let vm = VictoriaMetrics {
+            port,
+            proc,
+            storage,
+            dir: dir.to_path_buf(),
+            extra: extra.to_vec(),
+        };
+        vm.wait_healthy().await;
+        vm
+    }
+    fn spawn(port: u16, storage: &Path, dir: &Path, extra: &[String]) -> Proc {
+        let mut cmd = Command::new("victoria-metrics");
+        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", storage.display()))
+            .arg("-dedup.minScrapeInterval=1ms")
+            .arg("-search.latencyOffset=1s")
+            .args(extra);
+        Proc::spawn("victoria-metrics", &mut cmd, dir)
+            .expect("victoria-metrics is not installed (Debian package victoria-metrics)")
+    }
+    async fn wait_healthy(&self) {
+        let url = format!("{}/health", self.url());
+        eventually(Duration::from_secs(20), "victoria-metrics healthy", || {
+            let url = url.clone();
+            async move {
+                let r = reqwest::Client::new()
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.proc.log_text()));
+    }
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    /// SIGTERM: a clean stop that flushes its data.
+    pub fn stop(&mut self) {
+        self.proc.terminate();
+    }
+    pub async fn restart(&mut self) {
+        self.proc = Self::spawn(self.port, &self.storage, &self.dir, &self.extra);
+        self.wait_healthy().await;
+    }
+    /// Every sample of the series matching `selector`: (labels, timestamp ms, value).
+    pub async fn export(&self, selector: &str) -> Vec<(serde_json::Value, i64, f64)> {
+        let Ok(r) = reqwest::Client::new()
+            .get(format!("{}/api/v1/export", self.url()))
+            .query(&[("match[]", selector)])
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        let text = r.text().await.unwrap_or_default();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let (Some(ts), Some(vals)) = (v["timestamps"].as_array(), v["values"].as_array())
+            else {
+                continue;
+            };
+            for (t, x) in ts.iter().zip(vals) {
+                out.push((
+                    v["metric"].clone(),
+                    t.as_i64().unwrap_or_default(),
+                    x.as_f64().unwrap_or(f64::NAN),
+                ));
+            }
+        }
+        out
+    }
+}

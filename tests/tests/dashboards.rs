@@ -12,83 +12,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use system_tests::*;
 
-/// A VictoriaMetrics of our own on a free port (as in `timeseries.rs`; the lead may move both
-/// into the harness).
-struct VictoriaMetrics {
-    port: u16,
-    proc: Proc,
-}
-
-impl VictoriaMetrics {
-    async fn start(dir: &Path, extra: &[String]) -> VictoriaMetrics {
-        let port = free_port();
-        let mut cmd = Command::new("victoria-metrics");
-        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!(
-                "-storageDataPath={}",
-                dir.join("vm-data").display()
-            ))
-            .arg("-dedup.minScrapeInterval=1ms")
-            .arg("-search.latencyOffset=1s")
-            .args(extra);
-        let proc = Proc::spawn("victoria-metrics", &mut cmd, dir)
-            .expect("victoria-metrics is not installed (Debian package victoria-metrics)");
-        let vm = VictoriaMetrics { port, proc };
-        let url = format!("{}/health", vm.url());
-        eventually(Duration::from_secs(20), "victoria-metrics healthy", || {
-            let url = url.clone();
-            async move {
-                reqwest::Client::new()
-                    .get(&url)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .ok()?
-                    .status()
-                    .is_success()
-                    .then_some(())
-            }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", vm.proc.log_text()));
-        vm
-    }
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-    /// Every sample of the series matching `selector`: (labels, timestamp ms, value).
-    async fn export(&self, selector: &str) -> Vec<(Value, i64, f64)> {
-        let r = reqwest::Client::new()
-            .get(format!("{}/api/v1/export", self.url()))
-            .query(&[("match[]", selector)])
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
-        let text = match r {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => return Vec::new(),
-        };
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let (Some(ts), Some(vals)) = (v["timestamps"].as_array(), v["values"].as_array())
-            else {
-                continue;
-            };
-            for (t, x) in ts.iter().zip(vals) {
-                out.push((
-                    v["metric"].clone(),
-                    t.as_i64().unwrap_or_default(),
-                    x.as_f64().unwrap_or(f64::NAN),
-                ));
-            }
-        }
-        out
-    }
-}
-
 fn dashboards_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/grafana")
 }
@@ -330,14 +253,7 @@ poll_interval_ms = 300
     .unwrap();
     let gateway = Proc::spawn(
         "gateway",
-        Command::new(bin_path("gateway"))
-            .arg("run")
-            .env("HRS_MQTT_URL", broker.url())
-            .env("HRS_TOPIC_PREFIX", &prefix)
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("HRS_DATA_DIR", dir.join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}"))
-            .env("HRS_INFLUX_URL", vm.url()),
+        gateway_command(&broker.url(), &prefix, http_port, dir).env("HRS_INFLUX_URL", vm.url()),
         dir,
     )
     .unwrap();

@@ -94,13 +94,7 @@ poll_interval_ms = 200
     let http = format!("http://127.0.0.1:{http_port}");
     let gateway = Proc::spawn(
         "gateway",
-        Command::new(bin_path("gateway"))
-            .arg("run")
-            .env("HRS_MQTT_URL", broker.url())
-            .env("HRS_TOPIC_PREFIX", &prefix)
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("HRS_DATA_DIR", dir.join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}")),
+        &mut gateway_command(&broker.url(), &prefix, http_port, dir),
         dir,
     )
     .unwrap();

@@ -16,7 +16,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use system_tests::*;
@@ -272,15 +271,9 @@ impl System {
     }
 
     async fn start_gateway(&mut self) {
-        let mut cmd = Command::new(bin_path("gateway"));
-        cmd.arg("run")
-            .arg("--config")
+        let mut cmd = gateway_command(&self.broker.url(), &self.prefix, self.http_port, &self.dir);
+        cmd.arg("--config")
             .arg(&self.config)
-            .env("HRS_MQTT_URL", self.broker.url())
-            .env("HRS_TOPIC_PREFIX", &self.prefix)
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{}", self.http_port))
-            .env("HRS_DATA_DIR", self.dir.join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{}", self.http_port))
             .env("HRS_LOG", "info,gateway::forward=debug,sqlx=warn");
         for (k, v) in &self.env {
             cmd.env(k, v);

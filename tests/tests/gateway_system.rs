@@ -49,13 +49,7 @@ impl System {
     }
 
     async fn start_gateway(&mut self) {
-        let mut cmd = Command::new(bin_path("gateway"));
-        cmd.arg("run")
-            .env("HRS_MQTT_URL", self.broker.url())
-            .env("HRS_TOPIC_PREFIX", &self.prefix)
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{}", self.http_port))
-            .env("HRS_DATA_DIR", self.dir.join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{}", self.http_port));
+        let mut cmd = gateway_command(&self.broker.url(), &self.prefix, self.http_port, &self.dir);
         if let Some(url) = &self.store_url {
             cmd.env("HRS_STORE_URL", url);
         }

@@ -143,39 +143,6 @@ impl Seen {
     }
 }
 
-/// The value of an unlabelled sample in a Prometheus text page.
-fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-async fn metric(url: &str, name: &str) -> Option<f64> {
-    let page = reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    sample(&page, name)
-}
-
-/// Wait until the agent's metric `name` satisfies `cond`.
-async fn agent_metric(
-    url: &str,
-    name: &str,
-    within: Duration,
-    cond: impl Fn(f64) -> bool + Clone,
-) -> Result<f64> {
-    eventually(within, name, || {
-        let cond = cond.clone();
-        async move { metric(url, name).await.filter(|v| cond(*v)) }
-    })
-    .await
-}
-
 /// `SELECT` one value from the agent's buffer file with the sqlite3 shell.
 fn buffer_query(db: &Path, sql: &str) -> String {
     let out = Command::new("sqlite3")
@@ -299,13 +266,7 @@ poll_interval_ms = 1000
     let http = format!("http://127.0.0.1:{http_port}");
     let gateway = Proc::spawn(
         "gateway",
-        Command::new(bin_path("gateway"))
-            .arg("run")
-            .env("HRS_MQTT_URL", broker.url())
-            .env("HRS_TOPIC_PREFIX", &prefix)
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("HRS_DATA_DIR", dir.join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}")),
+        &mut gateway_command(&broker.url(), &prefix, http_port, dir),
         dir,
     )
     .unwrap();
@@ -340,7 +301,7 @@ poll_interval_ms = 1000
     // 2. The broker stops cleanly (it saves the sessions); the agent buffers.
     broker.stop();
     let outage_began = Instant::now();
-    agent_metric(
+    wait_metric(
         &agent_metrics,
         "hrs_agent_mqtt_connected",
         Duration::from_secs(20),
@@ -348,7 +309,7 @@ poll_interval_ms = 1000
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&agent)));
-    agent_metric(
+    wait_metric(
         &agent_metrics,
         "hrs_agent_buffer_batches",
         Duration::from_secs(20),
@@ -370,7 +331,7 @@ poll_interval_ms = 1000
         "the SIGKILLed agent's batches are in its buffer file: {held}"
     );
     let mut agent = spawn_agent(&agent_config, dir);
-    agent_metric(
+    wait_metric(
         &agent_metrics,
         "hrs_agent_buffer_batches",
         Duration::from_secs(20),
@@ -387,7 +348,7 @@ poll_interval_ms = 1000
     // 4. The deliberate outage ends; the broker comes back with its persisted sessions.
     tokio::time::sleep(OUTAGE.saturating_sub(outage_began.elapsed())).await;
     broker.restart().await.unwrap();
-    agent_metric(
+    wait_metric(
         &agent_metrics,
         "hrs_agent_mqtt_connected",
         Duration::from_secs(20),
@@ -395,7 +356,7 @@ poll_interval_ms = 1000
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&agent)));
-    agent_metric(
+    wait_metric(
         &agent_metrics,
         "hrs_agent_buffer_batches",
         Duration::from_secs(20),

@@ -4,112 +4,8 @@
 //! every reading lands exactly once, with the contract's tags and fields.
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use system_tests::*;
-
-/// A VictoriaMetrics of our own on a free port, started as the setup notes say for rewrites.
-struct VictoriaMetrics {
-    port: u16,
-    proc: Proc,
-    storage: PathBuf,
-    dir: PathBuf,
-    extra: Vec<String>,
-}
-
-impl VictoriaMetrics {
-    async fn start(dir: &Path, extra: &[String]) -> VictoriaMetrics {
-        let port = free_port();
-        let storage = dir.join("vm-data");
-        let proc = Self::spawn(port, &storage, dir, extra);
-        let vm = VictoriaMetrics {
-            port,
-            proc,
-            storage,
-            dir: dir.to_path_buf(),
-            extra: extra.to_vec(),
-        };
-        vm.wait_healthy().await;
-        vm
-    }
-    fn spawn(port: u16, storage: &Path, dir: &Path, extra: &[String]) -> Proc {
-        let mut cmd = Command::new("victoria-metrics");
-        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", storage.display()))
-            .arg("-dedup.minScrapeInterval=1ms")
-            .arg("-search.latencyOffset=1s")
-            .args(extra);
-        Proc::spawn("victoria-metrics", &mut cmd, dir)
-            .expect("victoria-metrics is not installed (Debian package victoria-metrics)")
-    }
-    async fn wait_healthy(&self) {
-        let url = format!("{}/health", self.url());
-        eventually(Duration::from_secs(20), "victoria-metrics healthy", || {
-            let url = url.clone();
-            async move {
-                let r = reqwest::Client::new()
-                    .get(&url)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .ok()?;
-                r.status().is_success().then_some(())
-            }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.proc.log_text()));
-    }
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-    /// SIGTERM: a clean stop that flushes its data.
-    fn stop(&mut self) {
-        self.proc.terminate();
-    }
-    async fn restart(&mut self) {
-        self.proc = Self::spawn(self.port, &self.storage, &self.dir, &self.extra);
-        self.wait_healthy().await;
-    }
-    /// Every sample of the series matching `selector`: (labels, timestamp ms, value).
-    async fn export(&self, selector: &str) -> Vec<(Value, i64, f64)> {
-        let Ok(r) = reqwest::Client::new()
-            .get(format!("{}/api/v1/export", self.url()))
-            .query(&[("match[]", selector)])
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-        else {
-            return Vec::new();
-        };
-        let text = r.text().await.unwrap_or_default();
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let (Some(ts), Some(vals)) = (v["timestamps"].as_array(), v["values"].as_array())
-            else {
-                continue;
-            };
-            for (t, x) in ts.iter().zip(vals) {
-                out.push((
-                    v["metric"].clone(),
-                    t.as_i64().unwrap_or_default(),
-                    x.as_f64().unwrap_or(f64::NAN),
-                ));
-            }
-        }
-        out
-    }
-}
-
-/// A metric's value from a Prometheus text page (the first sample whose line starts with `name`).
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 const SITE: &str = "mine-01";
 const AGENT: &str = "mine-01-edge";
@@ -125,13 +21,7 @@ async fn every_reading_lands_once_across_a_database_restart() {
     let http = format!("http://127.0.0.1:{http_port}");
     let gateway = Proc::spawn(
         "gateway",
-        Command::new(bin_path("gateway"))
-            .arg("run")
-            .env("HRS_MQTT_URL", broker.url())
-            .env("HRS_TOPIC_PREFIX", &prefix)
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("HRS_DATA_DIR", dir.join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}"))
+        gateway_command(&broker.url(), &prefix, http_port, dir)
             .env("HRS_INFLUX_URL", vm.url())
             .env("HRS_INFLUX_ORG", "hrs")
             .env("HRS_INFLUX_BUCKET", "hrs")
@@ -242,11 +132,11 @@ async fn every_reading_lands_once_across_a_database_restart() {
                     .text()
                     .await
                     .ok()?;
-                let spooled = metric(&text, "hrs_timeseries_points_spooled_total")?;
-                let taken = metric(&text, "hrs_readings_taken_total")?;
+                let spooled = sample(&text, "hrs_timeseries_points_spooled_total")?;
+                let taken = sample(&text, "hrs_readings_taken_total")?;
                 (spooled > 0.0
                     && taken >= (40 * PER_BATCH + 3) as f64
-                    && metric(&text, "hrs_timeseries_up") == Some(0.0))
+                    && sample(&text, "hrs_timeseries_up") == Some(0.0))
                 .then_some(text)
             }
         },
@@ -254,7 +144,7 @@ async fn every_reading_lands_once_across_a_database_restart() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
     assert!(
-        metric(&m, "hrs_timeseries_spool_bytes").unwrap() > 0.0,
+        sample(&m, "hrs_timeseries_spool_bytes").unwrap() > 0.0,
         "{m}"
     );
     assert!(
@@ -336,15 +226,15 @@ async fn every_reading_lands_once_across_a_database_restart() {
                 .text()
                 .await
                 .ok()?;
-            (metric(&text, "hrs_timeseries_spool_bytes") == Some(0.0)
-                && metric(&text, "hrs_timeseries_up") == Some(1.0))
+            (sample(&text, "hrs_timeseries_spool_bytes") == Some(0.0)
+                && sample(&text, "hrs_timeseries_up") == Some(1.0))
             .then_some(text)
         }
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
     assert_eq!(
-        metric(&text, "hrs_timeseries_points_written_total"),
+        sample(&text, "hrs_timeseries_points_written_total"),
         Some((total + 3) as f64),
         "{text}"
     );

@@ -4,7 +4,6 @@
 
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use system_tests::*;
 
@@ -69,13 +68,7 @@ async fn cap_and_cenc_over_http_and_mqtt() {
     let http = format!("http://127.0.0.1:{http_port}");
     let gw = Proc::spawn(
         "gateway",
-        Command::new(bin_path("gateway"))
-            .arg("run")
-            .env("HRS_MQTT_URL", broker.url())
-            .env("HRS_TOPIC_PREFIX", &prefix)
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("HRS_DATA_DIR", tmp.path().join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}")),
+        &mut gateway_command(&broker.url(), &prefix, http_port, tmp.path()),
         tmp.path(),
     )
     .unwrap();
@@ -287,15 +280,14 @@ async fn feed_polling_with_conditional_requests() {
     .unwrap();
     let gw = Proc::spawn(
         "gateway",
-        Command::new(bin_path("gateway"))
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env("HRS_MQTT_URL", broker.url())
-            .env("HRS_TOPIC_PREFIX", format!("f{http_port}/v1"))
-            .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("HRS_DATA_DIR", tmp.path().join("gw"))
-            .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}")),
+        gateway_command(
+            &broker.url(),
+            &format!("f{http_port}/v1"),
+            http_port,
+            tmp.path(),
+        )
+        .arg("--config")
+        .arg(&config),
         tmp.path(),
     )
     .unwrap();

@@ -5,8 +5,9 @@
 use super::flood::FloodSummary;
 use super::sign;
 use super::{ForwardError, HeartbeatConfig, Shared};
+use edge_agent::broker::{Broker, TlsFiles};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -231,9 +232,10 @@ impl MqttSink {
         timeout: Duration,
         shutdown: CancellationToken,
     ) -> Result<MqttSink, ForwardError> {
-        let (host, port) = crate::config::parse_mqtt_url(url)
-            .map_err(|e| ForwardError::Config(format!("{e:#}")))?;
-        let mut opts = MqttOptions::new(client_id, host, port);
+        // mqtts:// is verified against the system's roots.
+        let broker = Broker::resolve(url, false, &TlsFiles::default())
+            .map_err(|e| ForwardError::Config(e.to_string()))?;
+        let mut opts = broker.options(client_id);
         opts.set_keep_alive(Duration::from_secs(15))
             .set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 16);

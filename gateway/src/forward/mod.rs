@@ -304,8 +304,8 @@ fn check_url(what: &str, url: &str, schemes: &[&str]) -> Result<(), ForwardError
         reqwest::Url::parse(url)
             .map_err(|e| ForwardError::Config(format!("{what}: url {url:?}: {e}")))?;
     } else {
-        crate::config::parse_mqtt_url(url)
-            .map_err(|e| ForwardError::Config(format!("{what}: {e:#}")))?;
+        edge_agent::broker::parse_mqtt_url(url)
+            .map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
     }
     Ok(())
 }
@@ -340,7 +340,7 @@ impl SubscriberConfig {
                 check_timeout(&what, *timeout_ms)?;
             }
             ChannelConfig::Mqtt { url, topic, .. } => {
-                check_url(&what, url, &["mqtt", "tcp"])?;
+                check_url(&what, url, &["mqtt", "tcp", "mqtts", "ssl"])?;
                 if topic.is_empty() || topic.contains(['+', '#']) {
                     return Err(ForwardError::Config(format!(
                         "{what}: topic {topic:?} must be non-empty and without wildcards"
@@ -387,7 +387,7 @@ impl ForwardingConfig {
             match e.kind {
                 EndpointKind::Http => check_url(&what, &e.url, &["http", "https"])?,
                 EndpointKind::Mqtt => {
-                    check_url(&what, &e.url, &["mqtt", "tcp"])?;
+                    check_url(&what, &e.url, &["mqtt", "tcp", "mqtts", "ssl"])?;
                     if e.topic_prefix.is_empty() || e.topic_prefix.contains(['+', '#']) {
                         return Err(ForwardError::Config(format!(
                             "{what}: topic_prefix must be non-empty and without wildcards"

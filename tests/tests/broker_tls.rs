@@ -1,0 +1,400 @@
+//! TLS to the broker, with real programs: a Mosquitto with a password-protected TLS listener
+//! and a TLS listener that requires client certificates (test PKI made by `openssl`), the
+//! edge agent and the gateway binaries connecting over TLS, and a watcher on a plain
+//! listener of the same broker seeing what they publish.
+//!
+//! - the agent (client certificate) and the gateway (username and password) over TLS: a
+//!   methane reading becomes an incident that the watcher sees;
+//! - an agent that cannot verify the broker (wrong CA) never sends anything, keeps every
+//!   batch, and, started again with the right CA after a SIGKILL, delivers them all in order;
+//! - a broker that requires a client certificate refuses an agent without one, and a wrong
+//!   password is refused; neither crashes the agent;
+//! - `edge-agent check` and `gateway` refuse unreadable TLS files with the file's name.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use system_tests::*;
+
+const USER: &str = "gateway";
+const PASSWORD: &str = "s3cret-Gw";
+
+/// The simulator: one methane point, `ch4_x100` hundredths of a percent.
+fn start_simulator(dir: &Path, ch4_x100: u16) -> (Proc, u16) {
+    let plc_port = free_port();
+    let conf = dir.join("sim.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"
+[[devices]]
+name = "gas-plc"
+listen = "127.0.0.1:{plc_port}"
+tick_ms = 200
+hold_ms = 600000
+  [[devices.values]]
+  point = "CH4-101"
+  function = "holding"
+  address = 0
+  type = "u16"
+  scale = 0.01
+  signal = {{ kind = "static", value = {v} }}
+"#,
+            v = f64::from(ch4_x100) / 100.0
+        ),
+    )
+    .unwrap();
+    let sim = Proc::spawn(
+        "simulator",
+        Command::new(bin_path("edge-agent"))
+            .arg("simulate")
+            .arg("--config")
+            .arg(&conf),
+        dir,
+    )
+    .unwrap();
+    (sim, plc_port)
+}
+
+/// An agent config whose `[mqtt]` table is `mqtt` (TOML lines).
+fn agent_config(dir: &Path, name: &str, prefix: &str, plc_port: u16, mqtt: &str) -> (String, u16) {
+    let metrics_port = free_port();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+agent = "mine-01-edge"
+site = "mine-01"
+data_dir = "{data}"
+publish_interval_ms = 200
+metrics_addr = "127.0.0.1:{metrics_port}"
+[site_info]
+category = "coal_mine"
+[mqtt]
+topic_prefix = "{prefix}"
+timeout_ms = 3000
+{mqtt}
+[[devices]]
+name = "gas-plc"
+host = "127.0.0.1"
+port = {plc_port}
+timeout_ms = 1000
+poll_interval_ms = 200
+  [[devices.points]]
+  point = "CH4-101"
+  function = "holding"
+  address = 0
+  type = "u16"
+  scale = 0.01
+  quantity = "ch4"
+  unit = "%"
+  location = "working_face"
+"#,
+            data = dir.join("agent-data").display(),
+        ),
+    )
+    .unwrap();
+    (path.display().to_string(), metrics_port)
+}
+
+fn start_agent(dir: &Path, config: &str) -> Proc {
+    Proc::spawn(
+        "agent",
+        Command::new(bin_path("edge-agent"))
+            .arg("run")
+            .arg("--config")
+            .arg(config),
+        dir,
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_and_gateway_reach_each_other_over_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = TestPki::generate(dir).unwrap();
+    let broker = TlsMosquitto::start(dir, &pki, USER, PASSWORD)
+        .await
+        .unwrap();
+    let prefix = format!("tls{}/v1", free_port());
+    let (_sim, plc_port) = start_simulator(dir, 120);
+    wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
+    let mut watch = Watcher::start(broker.port, &format!("{prefix}/#"))
+        .await
+        .unwrap();
+
+    // The gateway: username and password over TLS, the CA from the environment.
+    let http_port = free_port();
+    let gateway = Proc::spawn(
+        "gateway",
+        gateway_command(
+            &format!("mqtts://127.0.0.1:{}", broker.tls_port),
+            &prefix,
+            http_port,
+            dir,
+        )
+        .env("HRS_MQTT_CA_FILE", &pki.ca)
+        .env("HRS_MQTT_USERNAME", USER)
+        .env("HRS_MQTT_PASSWORD", PASSWORD),
+        dir,
+    )
+    .unwrap();
+    // The agent: a client certificate (the broker takes its CN as the username).
+    let (config, metrics_port) = agent_config(
+        dir,
+        "agent",
+        &prefix,
+        plc_port,
+        &format!(
+            "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+            broker.mtls_port,
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    );
+    let agent = start_agent(dir, &config);
+    let logs = || {
+        format!(
+            "--- gateway\n{}\n--- agent\n{}\n--- broker\n{}",
+            gateway.log_text(),
+            agent.log_text(),
+            std::fs::read_to_string(dir.join("mosquitto-tls/mosquitto.log")).unwrap_or_default()
+        )
+    };
+
+    // The agent's batches arrive through its TLS connection (the watcher is on plain MQTT).
+    let batch = watch
+        .next_json(Duration::from_secs(30), |t, _| {
+            t.ends_with("/mine-01-edge/readings")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    assert_eq!(batch["readings"][0]["value"], 1.2, "{batch}");
+    // The gateway took it in over TLS and published the incident over TLS.
+    let raised = watch
+        .next_json(Duration::from_secs(30), |t, v: &Value| {
+            t == format!("{prefix}/incidents/mine-01") && v["event"] == "raised"
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    assert_eq!(raised["rule"], "coal.ch4.working_face");
+    assert_eq!(raised["value"], 1.2);
+    assert_eq!(
+        metric(
+            &format!("http://127.0.0.1:{metrics_port}/metrics"),
+            "hrs_agent_mqtt_connected"
+        )
+        .await,
+        Some(1.0)
+    );
+    let (status, _) = get_json(&format!("http://127.0.0.1:{http_port}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_cannot_verify_the_broker_keeps_every_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = TestPki::generate(dir).unwrap();
+    let broker = TlsMosquitto::start(dir, &pki, USER, PASSWORD)
+        .await
+        .unwrap();
+    let prefix = format!("tlsv{}/v1", free_port());
+    let (_sim, plc_port) = start_simulator(dir, 40);
+    wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
+    let mut watch = Watcher::start(broker.port, &format!("{prefix}/#"))
+        .await
+        .unwrap();
+    let mqtt = |ca: &Path| {
+        format!(
+            "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+            broker.mtls_port,
+            ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        )
+    };
+
+    // The wrong CA: the broker's certificate does not verify.
+    let (config, metrics_port) =
+        agent_config(dir, "agent", &prefix, plc_port, &mqtt(&pki.other_ca));
+    let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let mut agent = start_agent(dir, &config);
+    // It tries again and again, and keeps what it reads.
+    wait_metric(
+        &metrics,
+        "hrs_agent_mqtt_disconnects_total",
+        Duration::from_secs(30),
+        |v| v >= 2.0,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_text()));
+    wait_metric(
+        &metrics,
+        "hrs_agent_buffer_batches",
+        Duration::from_secs(30),
+        |v| v >= 5.0,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_text()));
+    assert_eq!(
+        metric(&metrics, "hrs_agent_mqtt_connected").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&metrics, "hrs_agent_batches_published_total").await,
+        Some(0.0)
+    );
+    let log = agent.log_text();
+    assert!(
+        log.contains("over TLS") && log.contains("invalid peer certificate: UnknownIssuer"),
+        "the log says why: {log}"
+    );
+    assert!(
+        watch.rx.try_recv().is_err(),
+        "nothing may reach the broker from an agent that could not verify it"
+    );
+
+    // SIGKILL, the right CA, start again: every batch, seq 1.. in order, under one epoch.
+    let held = metric(&metrics, "hrs_agent_buffer_batches").await.unwrap() as u64;
+    agent.kill();
+    let (config, metrics_port) = agent_config(dir, "agent", &prefix, plc_port, &mqtt(&pki.ca));
+    let agent = start_agent(dir, &config);
+    let mut epoch = None;
+    let mut next_seq = 1u64;
+    // What was held at the kill, and a few live batches after it.
+    while next_seq <= held + 3 {
+        let b = watch
+            .next_json(Duration::from_secs(30), |t, _| {
+                t.ends_with("/mine-01-edge/readings")
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_text()));
+        let e = b["epoch"].as_str().unwrap().to_string();
+        assert_eq!(
+            epoch.get_or_insert(e.clone()),
+            &e,
+            "one epoch across the restart"
+        );
+        assert_eq!(b["seq"], next_seq, "batches in order, none missing: {b}");
+        next_seq += 1;
+    }
+    assert_eq!(
+        metric(
+            &format!("http://127.0.0.1:{metrics_port}/metrics"),
+            "hrs_agent_mqtt_connected"
+        )
+        .await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_counted_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = TestPki::generate(dir).unwrap();
+    let broker = TlsMosquitto::start(dir, &pki, USER, PASSWORD)
+        .await
+        .unwrap();
+    let prefix = format!("tlsr{}/v1", free_port());
+    let (_sim, plc_port) = start_simulator(dir, 40);
+    wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
+
+    for (name, mqtt) in [
+        (
+            "no-client-cert",
+            format!(
+                "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"",
+                broker.mtls_port,
+                pki.ca.display()
+            ),
+        ),
+        (
+            "wrong-password",
+            format!(
+                "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nusername = \"{USER}\"\npassword = \"not-it\"",
+                broker.tls_port,
+                pki.ca.display()
+            ),
+        ),
+    ] {
+        let (config, metrics_port) = agent_config(dir, name, &prefix, plc_port, &mqtt);
+        let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+        let mut agent = start_agent(dir, &config);
+        wait_metric(&metrics, "hrs_agent_mqtt_disconnects_total", Duration::from_secs(30), |v| v >= 2.0)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", agent.log_text()));
+        wait_metric(&metrics, "hrs_agent_buffer_batches", Duration::from_secs(30), |v| v >= 2.0)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", agent.log_text()));
+        assert_eq!(metric(&metrics, "hrs_agent_mqtt_connected").await, Some(0.0), "{name}");
+        assert!(
+            agent.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "{name}: the agent keeps running"
+        );
+        if name == "wrong-password" {
+            let log = agent.log_text();
+            assert!(log.contains("refused"), "{name}: the log says the broker refused: {log}");
+        }
+        agent.kill();
+        std::fs::remove_dir_all(dir.join("agent-data")).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_tls_files_are_refused_before_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let missing = dir.join("no-such-ca.pem");
+    let (config, _) = agent_config(
+        dir,
+        "agent",
+        "hrs/v1",
+        502,
+        &format!(
+            "url = \"mqtts://127.0.0.1:8883\"\nca_file = \"{}\"",
+            missing.display()
+        ),
+    );
+    let out = Command::new(bin_path("edge-agent"))
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("ca_file") && err.contains("no-such-ca.pem"),
+        "{err}"
+    );
+
+    // A key without its certificate; and TLS files on a plain URL.
+    let out = Command::new(bin_path("gateway"))
+        .arg("run")
+        .env("HRS_MQTT_URL", "mqtts://127.0.0.1:8883")
+        .env("HRS_MQTT_CLIENT_KEY_FILE", dir.join("k.pem"))
+        .env("HRS_DATA_DIR", dir.join("gw"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("go together"), "{err}");
+    let out = Command::new(bin_path("gateway"))
+        .arg("run")
+        .env("HRS_MQTT_URL", "mqtt://127.0.0.1:1883")
+        .env("HRS_MQTT_CA_FILE", dir.join("ca.pem"))
+        .env("HRS_DATA_DIR", dir.join("gw"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("plain MQTT"), "{err}");
+}
