@@ -121,14 +121,18 @@ fn mistakes_are_refused_with_the_place_named() {
     );
     assert!(e.iter().any(|m| m.contains("scale")), "{e:?}");
 
-    let e = invalid(&format!("{BASE}[[devices.points]]\npoint = \"X\"\nfunction = \"holding\"\naddress = 0\nquantity = \"level\"\nunit = \"m\"\n[mqtt]\ntls = true\nurl = \"mqtts://b\"\n").replace("[[devices]]", "[[devices]]"));
+    // TLS: files on a plain URL, and a CA file that is not there, are named.
+    let point = "[[devices.points]]\npoint = \"X\"\nfunction = \"holding\"\naddress = 0\nquantity = \"level\"\nunit = \"m\"\n";
+    let e = invalid(&format!(
+        "{BASE}{point}[mqtt]\nurl = \"mqtt://b\"\nca_file = \"/etc/hrs/ca.pem\"\n"
+    ));
+    assert!(e.iter().any(|m| m.contains("plain MQTT")), "{e:?}");
+    let e = invalid(&format!(
+        "{BASE}{point}[mqtt]\nurl = \"mqtts://b\"\nca_file = \"/nonexistent/ca.pem\"\n"
+    ));
     assert!(
         e.iter()
-            .any(|m| m.contains("mqtt.tls = true is not supported")),
-        "{e:?}"
-    );
-    assert!(
-        e.iter().any(|m| m.contains("TLS is not supported")),
+            .any(|m| m.contains("ca_file") && m.contains("/nonexistent/ca.pem")),
         "{e:?}"
     );
 
