@@ -251,3 +251,114 @@ async fn every_reading_lands_once_across_a_database_restart() {
         0
     );
 }
+
+/// The gateway is SIGKILLed while the points of acknowledged messages are still in memory (a
+/// flush interval of ten minutes): the journal keeps them and the next run writes them, each
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateway_loses_no_acknowledged_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir).await.unwrap();
+    let vm = VictoriaMetrics::start(dir, &[]).await;
+    let prefix = format!("tsk{}/v1", free_port());
+    let http_port = free_port();
+    let http = format!("http://127.0.0.1:{http_port}");
+    let slow = dir.join("slow.toml");
+    std::fs::write(
+        &slow,
+        "[timeseries]\nflush_interval_ms = 600000\nbatch_points = 100000\nmemory_points = 200000\n",
+    )
+    .unwrap();
+    let start = |config: Option<&std::path::Path>| {
+        let mut cmd = gateway_command(&broker.url(), &prefix, http_port, dir);
+        cmd.env("HRS_INFLUX_URL", vm.url());
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        Proc::spawn("gateway", &mut cmd, dir).unwrap()
+    };
+    let mut gateway = start(Some(&slow));
+    let ready = || {
+        let http = http.clone();
+        async move { matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(()) }
+    };
+    eventually(Duration::from_secs(30), "gateway ready", ready)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+
+    let base =
+        (chrono::Utc::now() - chrono::Duration::minutes(10)).timestamp_millis() / 1000 * 1000;
+    const BATCHES: i64 = 10;
+    const PER_BATCH: i64 = 30;
+    let topic = format!("{prefix}/sites/{SITE}/{AGENT}/readings");
+    for seq in 1..=BATCHES {
+        let readings: Vec<Value> = (0..PER_BATCH)
+            .map(|k| {
+                let i = (seq - 1) * PER_BATCH + k;
+                let ts = chrono::DateTime::from_timestamp_millis(base + i * 10)
+                    .unwrap()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                json!({"point": "CH4-101", "ts": ts, "value": i as f64 / 1000.0})
+            })
+            .collect();
+        let b = json!({"agent": AGENT, "epoch": "k1", "seq": seq, "readings": readings});
+        publish(broker.port, &topic, b.to_string().into_bytes(), false)
+            .await
+            .unwrap();
+    }
+    let total = (BATCHES * PER_BATCH) as usize;
+    // Every message taken and journaled; nothing written yet (the batch is still filling).
+    let journal = dir.join("gw/spool/timeseries-journal");
+    let journaled_lines = || {
+        std::fs::read_dir(&journal)
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .map(|t| t.lines().count())
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+    };
+    eventually(Duration::from_secs(30), "every point journaled", || async {
+        (journaled_lines() == total).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+    assert_eq!(
+        metric(
+            &format!("{http}/metrics"),
+            "hrs_timeseries_points_written_total"
+        )
+        .await,
+        Some(0.0)
+    );
+    gateway.kill();
+
+    // The next run (normal settings) recovers the journal and writes every point once.
+    let gateway = start(None);
+    let samples = eventually(
+        Duration::from_secs(45),
+        "every point in VictoriaMetrics",
+        || async {
+            let s = vm.export(r#"reading_value{point="CH4-101"}"#).await;
+            (s.len() >= total).then_some(s)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+    let mut seen: Vec<(i64, f64)> = samples.iter().map(|(_, t, v)| (*t, *v)).collect();
+    seen.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(seen.len(), total, "exactly once");
+    for (i, (t, v)) in seen.iter().enumerate() {
+        assert_eq!(
+            (*t, *v),
+            (base + i as i64 * 10, i as f64 / 1000.0),
+            "point {i}"
+        );
+    }
+    assert!(
+        gateway.log_text().contains("recovered into the spool"),
+        "{}",
+        gateway.log_text()
+    );
+}

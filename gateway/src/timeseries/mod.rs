@@ -7,10 +7,13 @@
 //! - [`TimeSeriesWriter::run`] sends sealed batches (by size, or by time), one request at a time,
 //!   in order. While the database is unreachable, batches go to the disk spool
 //!   (`<data_dir>/spool/timeseries/`) and are drained in order when it is back.
+//! - Every batch in memory is also journaled (`<data_dir>/spool/timeseries-journal/`) before
+//!   the message its points came in is acknowledged, so a killed gateway loses none of them.
 //! - Memory is bounded (`memory_points`); past it, the oldest batches go to the spool. Points
 //!   are dropped (and counted) only when the spool's byte bound is reached too, or when the
 //!   database refuses a batch as malformed (400/413/422).
 
+mod journal;
 mod line;
 mod spool;
 mod writer;
@@ -48,6 +51,9 @@ pub struct TimeSeriesConfig {
     pub request_timeout_ms: u64,
     /// Cap of the backoff between attempts while the database is unreachable.
     pub retry_max_ms: u64,
+    /// Sync journal appends and spool files to the disk (survive a power cut, not only a
+    /// killed process), at the cost of a disk sync per message.
+    pub fsync: bool,
 }
 
 impl Default for TimeSeriesConfig {
@@ -63,6 +69,7 @@ impl Default for TimeSeriesConfig {
             spool_max_bytes: 1 << 30,
             request_timeout_ms: 10_000,
             retry_max_ms: 5_000,
+            fsync: false,
         }
     }
 }
@@ -80,6 +87,7 @@ impl std::fmt::Debug for TimeSeriesConfig {
             .field("spool_max_bytes", &self.spool_max_bytes)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("retry_max_ms", &self.retry_max_ms)
+            .field("fsync", &self.fsync)
             .finish()
     }
 }

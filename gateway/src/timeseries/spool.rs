@@ -19,6 +19,7 @@ pub struct SpoolEntry {
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
+    fsync: bool,
     files: BTreeMap<u64, SpoolEntry>,
     bytes: u64,
 }
@@ -71,9 +72,16 @@ impl Spool {
         Ok(Spool {
             dir: dir.to_path_buf(),
             max_bytes,
+            fsync: false,
             files,
             bytes,
         })
+    }
+
+    /// Sync each batch file and the directory to the disk before `push` returns.
+    pub fn with_fsync(mut self, fsync: bool) -> Spool {
+        self.fsync = fsync;
+        self
     }
 
     fn path(&self, no: u64, points: usize) -> PathBuf {
@@ -92,8 +100,20 @@ impl Spool {
         }
         let path = self.path(no, points);
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, body).map_err(io(&tmp))?;
+        if self.fsync {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(body).map_err(io(&tmp))?;
+            f.sync_data().map_err(io(&tmp))?;
+        } else {
+            std::fs::write(&tmp, body).map_err(io(&tmp))?;
+        }
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        if self.fsync {
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))?;
+        }
         if let Some(old) = self.files.insert(
             no,
             SpoolEntry {

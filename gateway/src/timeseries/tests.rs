@@ -326,6 +326,63 @@ async fn what_is_left_at_shutdown_is_spooled_and_written_by_the_next_run() {
     task.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_synced_before_a_crash_are_written_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gw");
+    // First run: the writer never gets to send (the database is not there) and the process
+    // dies without a clean stop: nothing is spilled to the spool on the way out.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let slow = TimeSeriesConfig {
+        flush_interval_ms: 600_000,
+        ..config(nobody)
+    };
+    let (h, w) = TimeSeriesWriter::from_config(&slow, &data, &Registry::new())
+        .unwrap()
+        .unwrap();
+    record_range(&h, 0..250); // two sealed batches and 50 points being filled
+    h.sync(); // what the core does before acknowledging the message
+    record_range(&h, 250..260); // recorded, never synced: its message was not acknowledged
+    drop((h, w)); // the crash: memory is gone, nothing ran on the way out
+    let journal = data.join("spool/timeseries-journal");
+    assert_eq!(
+        std::fs::read_dir(&journal).unwrap().count(),
+        3,
+        "one journal file per batch in memory"
+    );
+
+    // Second run: the journal goes into the spool and drains, before new readings.
+    let vm = Vm::start(dir.path()).await;
+    let (h, w) = TimeSeriesWriter::from_config(&config(vm.url()), &data, &Registry::new())
+        .unwrap()
+        .unwrap();
+    let m = w.metrics();
+    assert_eq!(
+        m.points_spooled.get(),
+        250,
+        "every synced point recovered, none of the unsynced ones"
+    );
+    assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    // The unacknowledged readings come again (the broker resends them), then new ones.
+    record_range(&h, 250..300);
+    h.sync();
+    wait_for("all 300 written", Duration::from_secs(15), || {
+        m.points_written.get() == 300
+    })
+    .await;
+    let all = vm.export_until("reading_value", |s| s.len() >= 300).await;
+    assert_exactly_once(&all, 300);
+    wait_for("the journal emptied", Duration::from_secs(5), || {
+        std::fs::read_dir(&journal).unwrap().count() == 0
+    })
+    .await;
+    stop.cancel();
+    drop(h);
+    task.await.unwrap();
+}
+
 #[test]
 fn memory_bound_spills_and_only_a_full_spool_drops() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
 //! The handle the core records readings with, and the task that writes them.
 
+use super::journal::Journal;
 use super::line::encode_reading;
 use super::spool::{Spool, SpoolError};
 use super::{TimeSeriesConfig, TimeSeriesError};
@@ -28,6 +29,8 @@ pub struct TimeSeriesMetrics {
     pub write_failures: IntCounterVec,
     /// 1 while the last write attempt succeeded.
     pub up: IntGauge,
+    /// Journal appends that failed (the points stay in memory; a crash then would lose them).
+    pub journal_failures: IntCounter,
 }
 
 impl TimeSeriesMetrics {
@@ -105,6 +108,13 @@ impl TimeSeriesMetrics {
                     "1 while the last time-series write succeeded",
                 )?,
             )?,
+            journal_failures: reg(
+                r,
+                IntCounter::new(
+                    "hrs_timeseries_journal_failures_total",
+                    "Failed appends to the time-series journal",
+                )?,
+            )?,
         };
         for reason in ["spool_full", "spool_io", "refused"] {
             m.points_dropped.with_label_values(&[reason]);
@@ -131,13 +141,18 @@ struct Pending {
     sealed: VecDeque<Sealed>,
     /// Points in `current` and `sealed`.
     points: usize,
+    /// The number of the batch being filled (`current`); sealing gives it and moves on.
     next_no: u64,
+    /// The journal file of the batch being filled, and how many bytes of `current` it holds.
+    journal_file: Option<std::fs::File>,
+    journaled: usize,
 }
 
 struct Shared {
     pending: Mutex<Pending>,
     /// Locked after `pending` where both are held.
     spool: Mutex<Spool>,
+    journal: Journal,
     wake: Notify,
     metrics: TimeSeriesMetrics,
     batch_points: usize,
@@ -145,10 +160,37 @@ struct Shared {
 }
 
 impl Shared {
+    /// Append what the batch being filled holds beyond its journal file to that file.
+    fn journal_current(&self, p: &mut Pending) {
+        let Pending {
+            current,
+            journaled,
+            journal_file,
+            next_no,
+            ..
+        } = p;
+        match self
+            .journal
+            .append(journal_file, *next_no, &current.as_bytes()[*journaled..])
+        {
+            Ok(()) => *journaled = current.len(),
+            Err(e) => {
+                // Kept in memory; the next sync tries again (a line twice is harmless: the
+                // database keeps one point per series and time).
+                *journal_file = None;
+                self.metrics.journal_failures.inc();
+                tracing::error!(error = %e, "time-series journal append failed");
+            }
+        }
+    }
+
     fn seal(&self, p: &mut Pending) {
         if p.current_points == 0 {
             return;
         }
+        self.journal_current(p);
+        p.journal_file = None;
+        p.journaled = 0;
         let cap = p.current.capacity();
         let body = std::mem::replace(&mut p.current, String::with_capacity(cap));
         p.sealed.push_back(Sealed {
@@ -190,6 +232,7 @@ impl Shared {
             }
         }
         self.metrics.spool_bytes.set(spool.bytes() as i64);
+        self.journal.remove(b.no);
     }
 
     /// Keep sealed batches and the batch being filled within `memory_points`: after a seal,
@@ -261,6 +304,14 @@ impl TimeSeriesHandle {
         s.metrics.memory_points.set(p.points as i64);
     }
 
+    /// Append the points recorded since the last call to the journal. The core calls it before
+    /// it acknowledges the message they came in, so a crash after the acknowledgement cannot
+    /// lose them.
+    pub fn sync(&self) {
+        let mut p = self.shared.pending.lock().expect("pending lock");
+        self.shared.journal_current(&mut p);
+    }
+
     /// Seal the batch being filled so that the writer sends it now.
     pub fn flush(&self) {
         let mut p = self.shared.pending.lock().expect("pending lock");
@@ -317,11 +368,41 @@ impl TimeSeriesWriter {
         let Some(url) = config.write_url()? else {
             return Ok(None);
         };
-        let spool = Spool::open(
+        let mut spool = Spool::open(
             &data_dir.join("spool").join("timeseries"),
             config.spool_max_bytes,
+        )?
+        .with_fsync(config.fsync);
+        let (journal, recovered) = Journal::open(
+            &data_dir.join("spool").join("timeseries-journal"),
+            config.fsync,
         )?;
         let metrics = TimeSeriesMetrics::register(registry)?;
+        // Batches that were in memory when an earlier run died: into the spool, in order.
+        for r in recovered {
+            if spool.file(r.no).is_none() && r.points > 0 {
+                match spool.push(r.no, &r.body, r.points) {
+                    Ok(()) => metrics.points_spooled.inc_by(r.points as u64),
+                    Err(e) => {
+                        let reason = match e {
+                            SpoolError::Full { .. } => "spool_full",
+                            SpoolError::Io { .. } => "spool_io",
+                        };
+                        metrics
+                            .points_dropped
+                            .with_label_values(&[reason])
+                            .inc_by(r.points as u64);
+                        tracing::error!(points = r.points, error = %e, "journal batch could not be spooled: dropped");
+                    }
+                }
+                tracing::info!(
+                    batch = r.no,
+                    points = r.points,
+                    "time-series journal batch recovered into the spool"
+                );
+            }
+            journal.remove(r.no);
+        }
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -347,8 +428,11 @@ impl TimeSeriesWriter {
                 sealed: VecDeque::new(),
                 points: 0,
                 next_no,
+                journal_file: None,
+                journaled: 0,
             }),
             spool: Mutex::new(spool),
+            journal,
             wake: Notify::new(),
             metrics,
             batch_points: config.batch_points,
@@ -515,14 +599,17 @@ impl TimeSeriesWriter {
         }
     }
 
-    /// A batch is done with (written or refused): a spooled one leaves the spool.
+    /// A batch is done with (written or refused): it leaves the spool or the journal.
     fn forget(&self, next: &Next) {
-        if let Next::Spool { no, .. } = next {
-            let mut spool = self.shared.spool.lock().expect("spool lock");
-            if let Err(e) = spool.remove(*no) {
-                tracing::error!(error = %e, "removing a drained spool file");
+        match next {
+            Next::Spool { no, .. } => {
+                let mut spool = self.shared.spool.lock().expect("spool lock");
+                if let Err(e) = spool.remove(*no) {
+                    tracing::error!(error = %e, "removing a drained spool file");
+                }
+                self.shared.metrics.spool_bytes.set(spool.bytes() as i64);
             }
-            self.shared.metrics.spool_bytes.set(spool.bytes() as i64);
+            Next::Memory(b) => self.shared.journal.remove(b.no),
         }
     }
 
