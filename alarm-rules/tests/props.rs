@@ -64,11 +64,15 @@ proptest! {
         let out = run(&mut e, &s);
         for tr in out.iter().filter(|t| t.kind == TransitionKind::Cleared) {
             let tc = (tr.at - t0()).num_milliseconds();
+            // What the clear judged: readings before it, and one at its very time only if that
+            // one is below the clear value too (a reading that arrives exactly when the
+            // off-delay ends is judged after the timer fires: it may raise again at once).
+            let judged = |&&(t, v): &&(i64, f64)| t < tc || (t == tc && v < clear);
             // The run of readings below the clear value that led to it.
-            let start = s.iter().rev().filter(|&&(t, _)| t <= tc).take_while(|&&(_, v)| v < clear).last();
+            let start = s.iter().rev().filter(judged).take_while(|&&(_, v)| v < clear).last();
             let Some(&(t_start, _)) = start else { panic!("cleared at {tc} without a value below {clear}: {s:?}") };
             prop_assert_eq!(tc - t_start, off as i64, "cleared at {} after a run from {}", tc, t_start);
-            prop_assert!(s.iter().filter(|&&(t, _)| t > t_start && t <= tc).all(|&(_, v)| v < clear));
+            prop_assert!(s.iter().filter(judged).filter(|&&(t, _)| t > t_start).all(|&(_, v)| v < clear));
         }
     }
 
@@ -183,4 +187,34 @@ fn dummy() -> Transition {
         quality: Quality::Good,
         late: false,
     }
+}
+
+/// The case proptest found: a reading above the raise value arrives exactly when the
+/// off-delay of the run below the clear value ends. The clear fires at its time, then the
+/// reading raises again.
+#[test]
+fn a_reading_exactly_at_the_end_of_the_off_delay_is_judged_after_the_clear() {
+    let mut e = engine(threshold_rule(12.0, 8.0, 0, 3_707));
+    let out = run(
+        &mut e,
+        &[
+            (98_113, 17.57),
+            (101_519, 7.72),
+            (103_664, 5.89),
+            (104_922, 6.25),
+            (105_226, 13.41),
+        ],
+    );
+    let kinds: Vec<(TransitionKind, i64)> = out
+        .iter()
+        .map(|t| (t.kind, (t.at - t0()).num_milliseconds()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (TransitionKind::Raised, 98_113),
+            (TransitionKind::Cleared, 105_226),
+            (TransitionKind::Raised, 105_226)
+        ]
+    );
 }

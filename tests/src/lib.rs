@@ -666,3 +666,101 @@ impl VictoriaMetrics {
         out
     }
 }
+
+/// A TCP proxy the test can cut: `down` closes every proxied connection and refuses new ones
+/// (the client sees its peer as unreachable) while the peer itself, and clients connected to
+/// it directly, stay up.
+pub struct CutProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(target_port: u16) -> Result<CutProxy> {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (u, c) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().expect("conns lock").push(task);
+            }
+        });
+        Ok(CutProxy {
+            port,
+            up,
+            conns,
+            accept,
+        })
+    }
+
+    pub fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for t in self.conns.lock().expect("conns lock").drain(..) {
+            t.abort();
+        }
+    }
+
+    pub fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.down();
+        self.accept.abort();
+    }
+}
+
+/// `edge-agent simulate` with one device, `gas-plc`, on a free port: methane `CH4-101` in
+/// holding register 0 (u16, hundredths of a percent), `percent` until written over Modbus.
+/// Returns the process and the device's port once it listens.
+pub async fn methane_simulator(dir: &Path, percent: f64) -> Result<(Proc, u16)> {
+    let plc_port = free_port();
+    let conf = dir.join("sim.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"
+[[devices]]
+name = "gas-plc"
+listen = "127.0.0.1:{plc_port}"
+tick_ms = 200
+hold_ms = 600000
+  [[devices.values]]
+  point = "CH4-101"
+  function = "holding"
+  address = 0
+  type = "u16"
+  scale = 0.01
+  signal = {{ kind = "static", value = {percent} }}
+"#
+        ),
+    )?;
+    let sim = Proc::spawn(
+        "simulator",
+        Command::new(bin_path("edge-agent"))
+            .arg("simulate")
+            .arg("--config")
+            .arg(&conf),
+        dir,
+    )?;
+    wait_port(plc_port, Duration::from_secs(20)).await?;
+    Ok((sim, plc_port))
+}

@@ -20,41 +20,56 @@ use system_tests::*;
 const USER: &str = "gateway";
 const PASSWORD: &str = "s3cret-Gw";
 
-/// The simulator: one methane point, `ch4_x100` hundredths of a percent.
-fn start_simulator(dir: &Path, ch4_x100: u16) -> (Proc, u16) {
-    let plc_port = free_port();
-    let conf = dir.join("sim.toml");
-    std::fs::write(
-        &conf,
+/// What each test starts with: a test PKI, a Mosquitto with TLS listeners, a simulated gas
+/// detector at `percent` methane, and a watcher on the broker's plain listener.
+struct Setup {
+    tmp: tempfile::TempDir,
+    pki: TestPki,
+    broker: TlsMosquitto,
+    prefix: String,
+    _sim: Proc,
+    plc_port: u16,
+    watch: Watcher,
+}
+
+impl Setup {
+    async fn start(percent: f64) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let pki = TestPki::generate(dir).unwrap();
+        let broker = TlsMosquitto::start(dir, &pki, USER, PASSWORD)
+            .await
+            .unwrap();
+        let prefix = format!("tls{}/v1", free_port());
+        let (sim, plc_port) = methane_simulator(dir, percent).await.unwrap();
+        let watch = Watcher::start(broker.port, &format!("{prefix}/#"))
+            .await
+            .unwrap();
+        Setup {
+            tmp,
+            pki,
+            broker,
+            prefix,
+            _sim: sim,
+            plc_port,
+            watch,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `[mqtt]` lines for the listener that requires a client certificate, trusting `ca`.
+    fn mtls(&self, ca: &Path) -> String {
         format!(
-            r#"
-[[devices]]
-name = "gas-plc"
-listen = "127.0.0.1:{plc_port}"
-tick_ms = 200
-hold_ms = 600000
-  [[devices.values]]
-  point = "CH4-101"
-  function = "holding"
-  address = 0
-  type = "u16"
-  scale = 0.01
-  signal = {{ kind = "static", value = {v} }}
-"#,
-            v = f64::from(ch4_x100) / 100.0
-        ),
-    )
-    .unwrap();
-    let sim = Proc::spawn(
-        "simulator",
-        Command::new(bin_path("edge-agent"))
-            .arg("simulate")
-            .arg("--config")
-            .arg(&conf),
-        dir,
-    )
-    .unwrap();
-    (sim, plc_port)
+            "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+            self.broker.mtls_port,
+            ca.display(),
+            self.pki.client_cert.display(),
+            self.pki.client_key.display()
+        )
+    }
 }
 
 /// An agent config whose `[mqtt]` table is `mqtt` (TOML lines).
@@ -113,49 +128,29 @@ fn start_agent(dir: &Path, config: &str) -> Proc {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_and_gateway_reach_each_other_over_tls() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let pki = TestPki::generate(dir).unwrap();
-    let broker = TlsMosquitto::start(dir, &pki, USER, PASSWORD)
-        .await
-        .unwrap();
-    let prefix = format!("tls{}/v1", free_port());
-    let (_sim, plc_port) = start_simulator(dir, 120);
-    wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
-    let mut watch = Watcher::start(broker.port, &format!("{prefix}/#"))
-        .await
-        .unwrap();
+    let mut t = Setup::start(1.20).await;
+    let (dir, prefix) = (t.dir().to_path_buf(), t.prefix.clone());
+    let dir = dir.as_path();
 
     // The gateway: username and password over TLS, the CA from the environment.
     let http_port = free_port();
     let gateway = Proc::spawn(
         "gateway",
         gateway_command(
-            &format!("mqtts://127.0.0.1:{}", broker.tls_port),
+            &format!("mqtts://127.0.0.1:{}", t.broker.tls_port),
             &prefix,
             http_port,
             dir,
         )
-        .env("HRS_MQTT_CA_FILE", &pki.ca)
+        .env("HRS_MQTT_CA_FILE", &t.pki.ca)
         .env("HRS_MQTT_USERNAME", USER)
         .env("HRS_MQTT_PASSWORD", PASSWORD),
         dir,
     )
     .unwrap();
     // The agent: a client certificate (the broker takes its CN as the username).
-    let (config, metrics_port) = agent_config(
-        dir,
-        "agent",
-        &prefix,
-        plc_port,
-        &format!(
-            "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
-            broker.mtls_port,
-            pki.ca.display(),
-            pki.client_cert.display(),
-            pki.client_key.display()
-        ),
-    );
+    let (config, metrics_port) =
+        agent_config(dir, "agent", &prefix, t.plc_port, &t.mtls(&t.pki.ca));
     let agent = start_agent(dir, &config);
     let logs = || {
         format!(
@@ -167,7 +162,8 @@ async fn agent_and_gateway_reach_each_other_over_tls() {
     };
 
     // The agent's batches arrive through its TLS connection (the watcher is on plain MQTT).
-    let batch = watch
+    let batch = t
+        .watch
         .next_json(Duration::from_secs(30), |t, _| {
             t.ends_with("/mine-01-edge/readings")
         })
@@ -175,7 +171,8 @@ async fn agent_and_gateway_reach_each_other_over_tls() {
         .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
     assert_eq!(batch["readings"][0]["value"], 1.2, "{batch}");
     // The gateway took it in over TLS and published the incident over TLS.
-    let raised = watch
+    let raised = t
+        .watch
         .next_json(Duration::from_secs(30), |t, v: &Value| {
             t == format!("{prefix}/incidents/mine-01") && v["event"] == "raised"
         })
@@ -199,31 +196,13 @@ async fn agent_and_gateway_reach_each_other_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_cannot_verify_the_broker_keeps_every_batch() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let pki = TestPki::generate(dir).unwrap();
-    let broker = TlsMosquitto::start(dir, &pki, USER, PASSWORD)
-        .await
-        .unwrap();
-    let prefix = format!("tlsv{}/v1", free_port());
-    let (_sim, plc_port) = start_simulator(dir, 40);
-    wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
-    let mut watch = Watcher::start(broker.port, &format!("{prefix}/#"))
-        .await
-        .unwrap();
-    let mqtt = |ca: &Path| {
-        format!(
-            "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
-            broker.mtls_port,
-            ca.display(),
-            pki.client_cert.display(),
-            pki.client_key.display()
-        )
-    };
+    let mut t = Setup::start(0.40).await;
+    let (dir, prefix) = (t.dir().to_path_buf(), t.prefix.clone());
+    let dir = dir.as_path();
 
     // The wrong CA: the broker's certificate does not verify.
     let (config, metrics_port) =
-        agent_config(dir, "agent", &prefix, plc_port, &mqtt(&pki.other_ca));
+        agent_config(dir, "agent", &prefix, t.plc_port, &t.mtls(&t.pki.other_ca));
     let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
     let mut agent = start_agent(dir, &config);
     // It tries again and again, and keeps what it reads.
@@ -257,20 +236,22 @@ async fn an_agent_that_cannot_verify_the_broker_keeps_every_batch() {
         "the log says why: {log}"
     );
     assert!(
-        watch.rx.try_recv().is_err(),
+        t.watch.rx.try_recv().is_err(),
         "nothing may reach the broker from an agent that could not verify it"
     );
 
     // SIGKILL, the right CA, start again: every batch, seq 1.. in order, under one epoch.
     let held = metric(&metrics, "hrs_agent_buffer_batches").await.unwrap() as u64;
     agent.kill();
-    let (config, metrics_port) = agent_config(dir, "agent", &prefix, plc_port, &mqtt(&pki.ca));
+    let (config, metrics_port) =
+        agent_config(dir, "agent", &prefix, t.plc_port, &t.mtls(&t.pki.ca));
     let agent = start_agent(dir, &config);
     let mut epoch = None;
     let mut next_seq = 1u64;
     // What was held at the kill, and a few live batches after it.
     while next_seq <= held + 3 {
-        let b = watch
+        let b = t
+            .watch
             .next_json(Duration::from_secs(30), |t, _| {
                 t.ends_with("/mine-01-edge/readings")
             })
@@ -297,15 +278,8 @@ async fn an_agent_that_cannot_verify_the_broker_keeps_every_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_are_counted_not_fatal() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let pki = TestPki::generate(dir).unwrap();
-    let broker = TlsMosquitto::start(dir, &pki, USER, PASSWORD)
-        .await
-        .unwrap();
-    let prefix = format!("tlsr{}/v1", free_port());
-    let (_sim, plc_port) = start_simulator(dir, 40);
-    wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
+    let t = Setup::start(0.40).await;
+    let (dir, prefix, pki, broker) = (t.dir(), &t.prefix, &t.pki, &t.broker);
 
     for (name, mqtt) in [
         (
@@ -325,7 +299,7 @@ async fn refused_credentials_are_counted_not_fatal() {
             ),
         ),
     ] {
-        let (config, metrics_port) = agent_config(dir, name, &prefix, plc_port, &mqtt);
+        let (config, metrics_port) = agent_config(dir, name, prefix, t.plc_port, &mqtt);
         let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
         let mut agent = start_agent(dir, &config);
         wait_metric(&metrics, "hrs_agent_mqtt_disconnects_total", Duration::from_secs(30), |v| v >= 2.0)

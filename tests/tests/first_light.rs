@@ -15,39 +15,8 @@ async fn spike_through_modbus_mqtt_and_gateway() {
     let dir = tmp.path();
     let broker = Mosquitto::start(dir).await.unwrap();
     let prefix = format!("fl{}/v1", free_port());
-    let plc_port = free_port();
-
     // The device: methane at 0.40 % (u16, scale 0.01) until written.
-    std::fs::write(
-        dir.join("sim.toml"),
-        format!(
-            r#"
-[[devices]]
-name = "gas-plc"
-listen = "127.0.0.1:{plc_port}"
-tick_ms = 200
-hold_ms = 600000
-  [[devices.values]]
-  point = "CH4-101"
-  function = "holding"
-  address = 0
-  type = "u16"
-  scale = 0.01
-  signal = {{ kind = "static", value = 0.40 }}
-"#
-        ),
-    )
-    .unwrap();
-    let _sim = Proc::spawn(
-        "simulator",
-        Command::new(bin_path("edge-agent"))
-            .arg("simulate")
-            .arg("--config")
-            .arg(dir.join("sim.toml")),
-        dir,
-    )
-    .unwrap();
-    wait_port(plc_port, Duration::from_secs(20)).await.unwrap();
+    let (_sim, plc_port) = methane_simulator(dir, 0.40).await.unwrap();
 
     std::fs::write(
         dir.join("agent.toml"),

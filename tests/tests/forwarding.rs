@@ -1125,3 +1125,145 @@ tiers = [
     );
     server.stop().await;
 }
+
+/// The MQTT endpoint (a provincial broker) and an MQTT subscriber channel, both behind a link
+/// that is cut for a while; and the heartbeat, signed. Every event reaches both topics once
+/// the link is back, in order; heartbeats follow the event log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_upstream_subscriber_and_heartbeat_through_a_cut_link() {
+    let receiver = Receiver::default();
+    let rport = free_port();
+    let _server = Server::start(&receiver, rport).await;
+    let province_dir = tempfile::tempdir().unwrap();
+    let province = Mosquitto::start(province_dir.path()).await.unwrap();
+    let link = CutProxy::start(province.port).await.unwrap();
+    let mut watch = Watcher::start(province.port, "#").await.unwrap();
+    let config = format!(
+        r#"
+[forwarding]
+retry_initial_ms = 100
+
+[forwarding.heartbeat]
+url = "http://127.0.0.1:{rport}/heartbeat"
+interval_ms = 200
+secret = "{PLATFORM_SECRET}"
+
+[[forwarding.endpoints]]
+name = "province"
+kind = "mqtt"
+url = "mqtt://127.0.0.1:{link}"
+topic_prefix = "prov/v1"
+timeout_ms = 1000
+max_backoff_ms = 500
+
+[[forwarding.subscribers]]
+id = "duty-mqtt"
+filter = {{ site = "mine-01", events = ["raised", "escalated", "cleared"] }}
+channel = {{ kind = "mqtt", url = "mqtt://127.0.0.1:{link}", topic = "duty/{{subscriber}}/{{site}}" }}
+"#,
+        link = link.port
+    );
+    let sys = System::start(&config, vec![]).await;
+    let upstream = "prov/v1/incidents/mine-01";
+    let duty = "duty/duty-mqtt/mine-01";
+    let mut got: HashMap<String, Vec<Value>> = HashMap::new();
+    // Take what arrived into `got` (first occurrence of each event id per topic).
+    let take = |watch: &mut Watcher, got: &mut HashMap<String, Vec<Value>>| {
+        while let Ok((topic, payload)) = watch.rx.try_recv() {
+            let v: Value = serde_json::from_slice(&payload).unwrap();
+            let list = got.entry(topic).or_default();
+            if !list.iter().any(|e| e["event_id"] == v["event_id"]) {
+                list.push(v);
+            }
+        }
+    };
+
+    // Link up: the raise reaches both.
+    sys.birth("mine-01", "410522", &["CH4-101"]).await;
+    sys.batch("mine-01", 1, json!([ch4("CH4-101", 1.2)])).await;
+    for topic in [upstream, duty] {
+        watch
+            .next_json(Duration::from_secs(20), |t, v| {
+                t == topic && v["event"] == "raised"
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{topic}: {e}\n{}", sys.gateway.log_text()));
+    }
+    got.clear();
+
+    // Link cut: escalated and cleared wait, and the attempts are counted as retried.
+    link.down();
+    sys.batch("mine-01", 2, json!([ch4("CH4-101", 1.7)])).await;
+    sys.batch("mine-01", 3, json!([ch4("CH4-101", 0.3)])).await;
+    sys.wait_incident("cleared", |i| i["state"] == "cleared")
+        .await;
+    let retried = "hrs_deliveries_total{endpoint_kind=\"mqtt\",outcome=\"retried\"}";
+    eventually(Duration::from_secs(20), "retried deliveries", || async {
+        (metric(&sys.metrics().await, retried) >= 2.0).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", sys.gateway.log_text()));
+    take(&mut watch, &mut got);
+    assert!(
+        got.values().flatten().all(|e| e["event"] == "raised"),
+        "nothing new crosses a cut link: {got:?}"
+    );
+
+    // Link back: both topics get the rest, in order, each event once.
+    link.up();
+    eventually(
+        Duration::from_secs(30),
+        "escalated and cleared on both topics",
+        || {
+            take(&mut watch, &mut got);
+            let done = [upstream, duty].iter().all(|t| {
+                got.get(*t)
+                    .is_some_and(|l| l.iter().any(|e| e["event"] == "cleared"))
+            });
+            async move { done.then_some(()) }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{got:?}\n{}", sys.gateway.log_text()));
+    for topic in [upstream, duty] {
+        let events: Vec<&str> = got[topic]
+            .iter()
+            .filter(|e| e["event"] != "raised")
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(events, ["escalated", "cleared"], "{topic}");
+        let seqs: Vec<u64> = got[topic]
+            .iter()
+            .filter(|e| e["event"] != "raised")
+            .map(|e| e["event_seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{topic}: {seqs:?}");
+    }
+
+    // Heartbeats: signed, naming the gateway, following the event log.
+    let beats: Vec<Req> = receiver
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/heartbeat")
+        .collect();
+    assert!(beats.len() >= 2, "{beats:?}");
+    for b in &beats {
+        assert_eq!(b.json["kind"], "heartbeat");
+        assert_eq!(b.json["gateway"], format!("gw-{}", sys.http_port));
+        let ts = b.ts.as_deref().expect("signed: timestamp");
+        let mut text = ts.as_bytes().to_vec();
+        text.push(b'.');
+        text.extend_from_slice(&b.body);
+        assert_eq!(
+            b.sig.as_deref(),
+            Some(format!("sha256={}", hmac_hex(PLATFORM_SECRET, &text)).as_str())
+        );
+    }
+    let positions: Vec<u64> = beats
+        .iter()
+        // null before the first event
+        .map(|b| b.json["last_event_pos"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "{positions:?}");
+    assert!(*positions.last().unwrap() >= 3, "{positions:?}");
+}
