@@ -764,3 +764,42 @@ hold_ms = 600000
     wait_port(plc_port, Duration::from_secs(20)).await?;
     Ok((sim, plc_port))
 }
+
+/// A database of the test's own on the machine's PostgreSQL (trust auth on 127.0.0.1:5432,
+/// which `scripts/test` starts); dropped with the value.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    const ADMIN: &'static str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    pub fn create() -> Result<PgDatabase> {
+        let name = format!("hrs_test_{}", free_port());
+        let ok = Command::new("psql")
+            .arg(Self::ADMIN)
+            .arg("-qc")
+            .arg(format!("CREATE DATABASE {name}"))
+            .status()
+            .context("psql (apt-get install postgresql-client)")?;
+        if !ok.success() {
+            bail!("PostgreSQL must be reachable at 127.0.0.1:5432 (scripts/test starts it)");
+        }
+        Ok(PgDatabase { name })
+    }
+
+    /// The store URL for `HRS_STORE_URL`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(Self::ADMIN)
+            .arg("-qc")
+            .arg(format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .status();
+    }
+}

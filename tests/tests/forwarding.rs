@@ -406,6 +406,17 @@ fn metric(text: &str, prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platform_gets_every_event_in_order_through_failures_and_a_sigkill() {
+    platform_story(None).await;
+}
+
+/// The same with the store (outbox, lanes, parked deliveries) on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_story_on_postgres() {
+    let db = PgDatabase::create().unwrap();
+    platform_story(Some(db.url())).await;
+}
+
+async fn platform_story(store_url: Option<String>) {
     let receiver = Receiver::default();
     let rport = free_port();
     let mut server = Server::start(&receiver, rport).await;
@@ -423,7 +434,10 @@ async fn platform_gets_every_event_in_order_through_failures_and_a_sigkill() {
             "HRS_PLATFORM_SECRET".to_string(),
             PLATFORM_SECRET.to_string(),
         ),
-    ];
+    ]
+    .into_iter()
+    .chain(store_url.map(|u| ("HRS_STORE_URL".to_string(), u)))
+    .collect();
     let mut sys = System::start(config, env).await;
     let mut watch = Watcher::start(sys.broker.port, &format!("{}/incidents/#", sys.prefix))
         .await

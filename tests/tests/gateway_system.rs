@@ -419,24 +419,8 @@ async fn lifecycle_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_on_postgres() {
-    // A database of our own on the machine's PostgreSQL (trust auth on 127.0.0.1:5432).
-    let db = format!("hrs_test_{}", free_port());
-    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-    let ok = Command::new("psql")
-        .arg(admin)
-        .arg("-qc")
-        .arg(format!("CREATE DATABASE {db}"))
-        .status();
-    assert!(
-        matches!(ok, Ok(s) if s.success()),
-        "PostgreSQL must be reachable at 127.0.0.1:5432 (scripts/test starts it)"
-    );
-    lifecycle(Some(format!("postgres://postgres@127.0.0.1:5432/{db}"))).await;
-    let _ = Command::new("psql")
-        .arg(admin)
-        .arg("-qc")
-        .arg(format!("DROP DATABASE {db} WITH (FORCE)"))
-        .status();
+    let db = PgDatabase::create().unwrap();
+    lifecycle(Some(db.url())).await;
 }
 
 /// Read SSE events from `/api/v1/events` until `n` have come (or the deadline passes).
