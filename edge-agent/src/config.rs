@@ -200,11 +200,6 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
-    /// The URL's host, port and scheme.
-    pub fn broker_addr(&self) -> Result<BrokerAddr, BrokerError> {
-        parse_mqtt_url(&self.url)
-    }
-
     /// The broker with its TLS settings loaded (files read and checked).
     pub fn broker(&self) -> Result<Broker, BrokerError> {
         Broker::resolve(

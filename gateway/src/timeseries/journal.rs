@@ -10,7 +10,7 @@
 
 use super::spool::SpoolError;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -69,18 +69,29 @@ impl Journal {
         self.dir.join(format!("{no:020}.lp"))
     }
 
-    /// Append `lines` to batch `no`'s file, opening it on the first append.
-    pub fn append(&self, file: &mut Option<File>, no: u64, lines: &[u8]) -> Result<(), SpoolError> {
+    /// Append `lines` to batch `no`'s file, whose first `held` bytes are known to be whole
+    /// lines. Opening the file (on the first append, or again after a failed one) cuts it back
+    /// to `held` bytes, so a write that failed half-way never leaves a broken line.
+    pub fn append(
+        &self,
+        file: &mut Option<File>,
+        no: u64,
+        held: usize,
+        lines: &[u8],
+    ) -> Result<(), SpoolError> {
         if lines.is_empty() {
             return Ok(());
         }
         let path = self.path(no);
         if file.is_none() {
-            let f = std::fs::OpenOptions::new()
+            let mut f = std::fs::OpenOptions::new()
                 .create(true)
-                .append(true)
+                .write(true)
+                .truncate(false)
                 .open(&path)
                 .map_err(io(&path))?;
+            f.set_len(held as u64).map_err(io(&path))?;
+            f.seek(SeekFrom::End(0)).map_err(io(&path))?;
             *file = Some(f);
         }
         let f = file.as_mut().expect("opened above");
@@ -114,10 +125,10 @@ mod tests {
         let (j, found) = Journal::open(dir.path(), false).unwrap();
         assert!(found.is_empty());
         let mut f9 = None;
-        j.append(&mut f9, 9, b"a 1\nb 2\n").unwrap();
-        j.append(&mut f9, 9, b"c 3\nd 4").unwrap(); // cut short by a crash
+        j.append(&mut f9, 9, 0, b"a 1\nb 2\n").unwrap();
+        j.append(&mut f9, 9, 8, b"c 3\nd 4").unwrap(); // cut short by a crash
         let mut f3 = None;
-        j.append(&mut f3, 3, b"x 1\n").unwrap();
+        j.append(&mut f3, 3, 0, b"x 1\n").unwrap();
         drop((f9, f3));
         let (j, found) = Journal::open(dir.path(), false).unwrap();
         assert_eq!(
@@ -139,5 +150,22 @@ mod tests {
         j.remove(9);
         j.remove(9);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reopening_cuts_back_what_a_failed_append_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path(), false).unwrap();
+        let mut f = None;
+        j.append(&mut f, 1, 0, b"a 1\n").unwrap();
+        // A failed append left half a line behind; the caller drops the handle.
+        f.as_mut().unwrap().write_all(b"b ").unwrap();
+        f = None;
+        // The retry appends from the last whole line: no broken line in between.
+        j.append(&mut f, 1, 4, b"b 2\nc 3\n").unwrap();
+        drop(f);
+        let (_, found) = Journal::open(dir.path(), false).unwrap();
+        assert_eq!(found[0].body, b"a 1\nb 2\nc 3\n".to_vec());
+        assert_eq!(found[0].points, 3);
     }
 }

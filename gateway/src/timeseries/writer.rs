@@ -169,10 +169,12 @@ impl Shared {
             next_no,
             ..
         } = p;
-        match self
-            .journal
-            .append(journal_file, *next_no, &current.as_bytes()[*journaled..])
-        {
+        match self.journal.append(
+            journal_file,
+            *next_no,
+            *journaled,
+            &current.as_bytes()[*journaled..],
+        ) {
             Ok(()) => *journaled = current.len(),
             Err(e) => {
                 // Kept in memory; the next sync tries again (a line twice is harmless: the
@@ -382,7 +384,14 @@ impl TimeSeriesWriter {
         for r in recovered {
             if spool.file(r.no).is_none() && r.points > 0 {
                 match spool.push(r.no, &r.body, r.points) {
-                    Ok(()) => metrics.points_spooled.inc_by(r.points as u64),
+                    Ok(()) => {
+                        metrics.points_spooled.inc_by(r.points as u64);
+                        tracing::info!(
+                            batch = r.no,
+                            points = r.points,
+                            "time-series journal batch recovered into the spool"
+                        );
+                    }
                     Err(e) => {
                         let reason = match e {
                             SpoolError::Full { .. } => "spool_full",
@@ -395,11 +404,6 @@ impl TimeSeriesWriter {
                         tracing::error!(points = r.points, error = %e, "journal batch could not be spooled: dropped");
                     }
                 }
-                tracing::info!(
-                    batch = r.no,
-                    points = r.points,
-                    "time-series journal batch recovered into the spool"
-                );
             }
             journal.remove(r.no);
         }
