@@ -2586,6 +2586,15 @@ impl Engine {
         }
     }
 
+    /// The ids of the site's active warnings that shape `rule` now (sorted): what a
+    /// transition of the rule at the site would carry in `warnings`. `None` for a rule or a
+    /// site the engine does not know.
+    pub fn shaping_warnings(&self, rule: &str, site: &SiteId) -> Option<Vec<String>> {
+        let &s = self.site_index.get(site)?;
+        let rule = self.rules.rules.iter().find(|r| r.id.as_str() == rule)?;
+        Some(shaping_warnings(rule, &self.sites[s as usize].warnings))
+    }
+
     /// After a restart: tell the engine which causes have an open incident (and at what
     /// severity), so a standing condition is not raised twice and a clear is not lost.
     pub fn restore_open(&mut self, cause: &Cause, severity: Severity) {

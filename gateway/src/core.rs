@@ -286,15 +286,16 @@ impl Core {
             ended = applied.change.ended.len(),
             "weather document taken"
         );
-        self.on_warning_change(&applied.change, now);
-        let events = self.apply_transitions().await?;
+        let touched = self.on_warning_change(&applied.change, now);
+        let mut events = self.apply_transitions().await?;
+        events.extend(self.restate_warnings(&touched, now).await?);
         Ok((applied.outcome, events))
     }
 
-    /// Re-judge the sites a change of warnings touches.
-    fn on_warning_change(&mut self, change: &weather::Change, now: Timestamp) {
+    /// Re-judge the sites a change of warnings touches; returns them.
+    fn on_warning_change(&mut self, change: &weather::Change, now: Timestamp) -> Vec<SiteId> {
         if change.is_empty() {
-            return;
+            return Vec::new();
         }
         let touched: Vec<SiteId> = {
             let live = self.live.read().expect("live lock");
@@ -311,10 +312,43 @@ impl Core {
                 .map(|(id, _)| id.clone())
                 .collect()
         };
-        for site in touched {
-            self.rejudge_site_warnings(&site, now);
+        for site in &touched {
+            self.rejudge_site_warnings(site, now);
         }
         self.publish_warnings();
+        touched
+    }
+
+    /// After the transitions of a change of warnings: standing incidents of the touched sites
+    /// whose shaping warnings changed without a change of severity get their `warnings` brought
+    /// up to date (see [`incident::restate_warnings`]).
+    async fn restate_warnings(
+        &mut self,
+        sites: &[SiteId],
+        now: Timestamp,
+    ) -> Result<Vec<IncidentEvent>, CoreError> {
+        let mut keys: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, r)| sites.contains(&r.incident.site))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(mut rec) = self.open.remove(&key) else {
+                continue;
+            };
+            let shaping = self
+                .engine
+                .shaping_warnings(&rec.incident.rule, &rec.incident.site);
+            let event = shaping.and_then(|w| incident::restate_warnings(&mut rec, w, now));
+            if let Some(ev) = event {
+                out.push(self.persist(&key, &rec, ev).await?);
+            }
+            self.open.insert(key, rec);
+        }
+        Ok(out)
     }
 
     fn rejudge_site_warnings(&mut self, site: &SiteId, now: Timestamp) {
@@ -714,8 +748,9 @@ impl Core {
         let now = self.now();
         self.engine.tick(now, &mut self.scratch);
         let change = self.book.advance(now);
-        self.on_warning_change(&change, now);
+        let touched = self.on_warning_change(&change, now);
         let mut events = self.apply_transitions().await?;
+        events.extend(self.restate_warnings(&touched, now).await?);
         self.update_load_gauges();
         let ended: Vec<(SiteId, telemetry::PointId)> = self
             .live

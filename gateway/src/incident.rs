@@ -271,6 +271,35 @@ pub fn comment(
     Ok(ev)
 }
 
+/// The weather warnings that shape a standing incident changed without changing its severity
+/// (a rainstorm orange updated to red, a warning that ended): `warnings` is brought up to
+/// date, and the gateway says so in a `commented` event (by `gateway`), so every consumer of
+/// the events sees the incident's current warnings. `None` when nothing changed.
+pub fn restate_warnings(
+    rec: &mut IncidentRecord,
+    warnings: Vec<String>,
+    at: Timestamp,
+) -> Option<IncidentEvent> {
+    if rec.incident.warnings == warnings || !rec.incident.state.is_standing() {
+        return None;
+    }
+    let text = if warnings.is_empty() {
+        "no weather warning shapes this incident any more".to_string()
+    } else {
+        format!("weather warnings now: {}", warnings.join(", "))
+    };
+    rec.incident.warnings = warnings;
+    let mut ev = make_event(
+        rec,
+        EventKind::Commented,
+        at,
+        Some("gateway".to_string()),
+        None,
+    );
+    ev.incident.note = Some(text);
+    Some(ev)
+}
+
 /// Assign to an operator.
 pub fn assign(
     rec: &mut IncidentRecord,
@@ -391,6 +420,45 @@ mod tests {
             quality: Quality::Good,
             late: false,
         }
+    }
+
+    #[test]
+    fn restated_warnings_only_when_they_change_on_a_standing_incident() {
+        let mut raise = transition(
+            TransitionKind::Raised,
+            Severity::Alarm,
+            "2026-07-28T02:00:00Z",
+            9.0,
+        );
+        raise.warnings = vec!["orange".into()];
+        let (mut rec, _) = apply_transition(None, &raise, None).unwrap();
+        let at = t("2026-07-28T05:00:00Z");
+        assert!(restate_warnings(&mut rec, vec!["orange".into()], at).is_none());
+        let ev = restate_warnings(&mut rec, vec!["red".into()], at).unwrap();
+        assert_eq!(ev.event, EventKind::Commented);
+        assert_eq!(ev.by.as_deref(), Some("gateway"));
+        assert_eq!(ev.event_seq, 2);
+        assert_eq!(ev.incident.warnings, vec!["red".to_string()]);
+        assert_eq!(
+            ev.incident.note.as_deref(),
+            Some("weather warnings now: red")
+        );
+        assert_eq!(rec.incident.warnings, vec!["red".to_string()]);
+        assert_eq!(rec.incident.severity, Severity::Alarm, "severity untouched");
+        let ev = restate_warnings(&mut rec, vec![], at).unwrap();
+        assert_eq!(
+            ev.incident.note.as_deref(),
+            Some("no weather warning shapes this incident any more")
+        );
+        // A cleared incident keeps the warnings it had.
+        let clear = transition(
+            TransitionKind::Cleared,
+            Severity::Alarm,
+            "2026-07-28T06:00:00Z",
+            7.0,
+        );
+        let (mut rec, _) = apply_transition(Some(rec), &clear, None).unwrap();
+        assert!(restate_warnings(&mut rec, vec!["red".into()], at).is_none());
     }
 
     #[test]

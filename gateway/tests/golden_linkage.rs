@@ -164,6 +164,7 @@ async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_sev
 
     let at0 = "2026-07-28T01:00:00.000Z";
     let at_orange = "2026-07-28T02:00:00.000Z";
+    let at_red = "2026-07-28T05:00:00.000Z";
     let at_cancel = "2026-07-28T10:00:00.000Z";
     assert_eq!(
         of_site(&events, "tail-01"),
@@ -214,7 +215,43 @@ async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_sev
                 at_orange,
                 &[ORANGE]
             ),
-            // Red (the update): rain at 35 mm/h passes the tightened alarm level 30: critical.
+            // Red (the update) at 05:00Z: the same linkage (orange or above), so no severity
+            // changes; each standing incident's warnings move to the red alert, said by the
+            // gateway in a `commented` event (in the order of their causes).
+            ev(
+                "commented",
+                "tailings.displacement",
+                "tail-01",
+                "D-1",
+                "critical",
+                json!(40.0),
+                Some(35.0),
+                at_red,
+                &[RED]
+            ),
+            ev(
+                "commented",
+                "tailings.rainfall",
+                "tail-01",
+                "RF-1",
+                "alarm",
+                json!(16.0),
+                Some(15.0),
+                at_red,
+                &[RED]
+            ),
+            ev(
+                "commented",
+                "tailings.water_level",
+                "tail-01",
+                "WL-1",
+                "alarm",
+                json!(14.5),
+                Some(14.0),
+                at_red,
+                &[RED]
+            ),
+            // Rain at 35 mm/h passes the tightened alarm level 30: critical.
             ev(
                 "escalated",
                 "tailings.rainfall",
@@ -298,6 +335,40 @@ async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_sev
                 at_orange,
                 &[ORANGE]
             ),
+            // Red: the same linkage; the warnings move to the red alert.
+            ev(
+                "commented",
+                "open_pit.displacement",
+                "pit-01",
+                "D-1",
+                "alarm",
+                json!(25.0),
+                Some(20.0),
+                at_red,
+                &[RED]
+            ),
+            ev(
+                "commented",
+                "open_pit.rainfall",
+                "pit-01",
+                "RF-1",
+                "alarm",
+                json!(16.0),
+                Some(15.0),
+                at_red,
+                &[RED]
+            ),
+            ev(
+                "commented",
+                "open_pit.water_level",
+                "pit-01",
+                "WL-1",
+                "alarm",
+                json!(4.5),
+                Some(4.0),
+                at_red,
+                &[RED]
+            ),
             ev(
                 "cleared",
                 "open_pit.water_level",
@@ -351,7 +422,7 @@ async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_sev
     // Under the warning, but no rainstorm linkage for these kinds of site.
     assert_eq!(of_site(&events, "chem-01"), Vec::<String>::new());
     assert_eq!(of_site(&events, "mine-01"), Vec::<String>::new());
-    assert_eq!(events.len(), 15, "{events:#?}");
+    assert_eq!(events.len(), 21, "{events:#?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -590,6 +661,19 @@ async fn a_magnitude_4_quake_raises_one_inspection_per_covered_tailings_and_coal
                 at3,
                 &[q1, q3]
             ),
+            // The first quake's warning ends (24 h after its origin): the inspection stands
+            // for the M6.1 alone, and says so.
+            ev(
+                "commented",
+                rule,
+                "tail-01",
+                "zone:site",
+                "critical",
+                json!(6.1),
+                Some(6.0),
+                "2026-07-29T08:00:00.000Z",
+                &[q3]
+            ),
             ev(
                 "cleared",
                 rule,
@@ -627,6 +711,17 @@ async fn a_magnitude_4_quake_raises_one_inspection_per_covered_tailings_and_coal
                 Some(6.0),
                 at3,
                 &[q1, q3]
+            ),
+            ev(
+                "commented",
+                rule,
+                "mine-01",
+                "zone:site",
+                "critical",
+                json!(6.1),
+                Some(6.0),
+                "2026-07-29T08:00:00.000Z",
+                &[q3]
             ),
             ev(
                 "cleared",
@@ -670,7 +765,7 @@ async fn a_magnitude_4_quake_raises_one_inspection_per_covered_tailings_and_coal
     );
     assert_eq!(
         events.len(),
-        8,
+        10,
         "nothing for hazchem or open-pit sites: {events:#?}"
     );
     let raised = &events[0];

@@ -80,7 +80,7 @@ async fn a_warning_tightens_a_level_at_once_and_its_cancel_clears_it() {
 }
 
 #[tokio::test]
-async fn the_red_update_escalates_and_the_cancel_clears() {
+async fn the_red_update_restates_the_warnings_and_the_cancel_clears() {
     let lines = vec![
         birth("tail-01", "410522"),
         reading("tail-01", 1, "2026-07-28T01:00:00Z", 9.0),
@@ -93,11 +93,30 @@ async fn the_red_update_escalates_and_the_cancel_clears() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.first(), Some(&"raised"), "{events:#?}");
+    // Red under the same context rule (orange or higher) keeps the severity: the incident's
+    // `warnings` move from the orange alert to the red one in a `commented` event of the
+    // gateway; the cancel ends the warning and the normal level applies again.
+    assert_eq!(kinds, ["raised", "commented", "cleared"], "{events:#?}");
+    let orange = events[0]["warnings"][0].as_str().unwrap();
+    let restated = &events[1];
+    assert_eq!(restated["by"], "gateway");
+    assert_eq!(restated["id"], events[0]["id"], "the same incident");
+    assert_eq!(restated["severity"], "alarm");
+    assert_eq!(restated["state"], "active");
+    let now_shaping: Vec<&str> = restated["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(now_shaping.len(), 1, "{restated}");
+    assert_ne!(
+        now_shaping[0], orange,
+        "the red update replaced the orange alert"
+    );
     assert_eq!(
-        kinds.last(),
-        Some(&"cleared"),
-        "the cancel ends the warning and the normal level applies again: {events:#?}"
+        restated["note"],
+        format!("weather warnings now: {}", now_shaping[0])
     );
     let cleared = events.last().unwrap();
     assert_eq!(
