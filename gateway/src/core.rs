@@ -102,6 +102,8 @@ pub struct Core {
     /// The newest incident of each cause (for `previous`).
     last_incident: HashMap<String, String>,
     seqs: HashMap<(SiteId, AgentId, String), SeqWindow>,
+    /// In a group ([`Core::begin_group`]): the seq windows to save at its commit, by key.
+    deferred_windows: Option<std::collections::BTreeMap<(SiteId, AgentId, String), String>>,
     registry: HashMap<SiteId, SiteInfo>,
     pub live: Arc<RwLock<Live>>,
     events: broadcast::Sender<(i64, IncidentEvent)>,
@@ -146,6 +148,7 @@ impl Core {
             open_ids: HashMap::new(),
             last_incident: HashMap::new(),
             seqs: HashMap::new(),
+            deferred_windows: None,
             registry: registry.into_iter().map(|e| (e.id, e.info)).collect(),
             live: Arc::new(RwLock::new(Live::default())),
             events,
@@ -700,12 +703,48 @@ impl Core {
         if let Some(ts) = &self.timeseries {
             ts.sync();
         }
-        durably!(
-            self,
-            self.store
-                .save_seq_window(site.as_str(), agent.as_str(), &batch.epoch, &window_body)
-        );
+        match &mut self.deferred_windows {
+            // In a group: saved at its commit, before any of its messages is acknowledged.
+            Some(windows) => {
+                windows.insert(
+                    (site.clone(), agent.clone(), batch.epoch.clone()),
+                    window_body,
+                );
+            }
+            None => durably!(
+                self,
+                self.store.save_seq_window(
+                    site.as_str(),
+                    agent.as_str(),
+                    &batch.epoch,
+                    &window_body
+                )
+            ),
+        }
         Ok(())
+    }
+
+    /// Start a group of messages whose seq windows are saved together by
+    /// [`Core::commit_group`]; none of the group's messages may be acknowledged before it.
+    pub fn begin_group(&mut self) {
+        self.deferred_windows.get_or_insert_with(Default::default);
+    }
+
+    /// Save the seq windows of the group in one transaction (retried until the store takes
+    /// them, like every store write) and end the group.
+    pub async fn commit_group(&mut self) {
+        let Some(windows) = self.deferred_windows.take() else {
+            return;
+        };
+        if windows.is_empty() {
+            return;
+        }
+        let rows: Vec<(String, String, String, String)> = windows
+            .into_iter()
+            .map(|((site, agent, epoch), body)| (site.to_string(), agent.to_string(), epoch, body))
+            .collect();
+        self.metrics.group_commit_batches.observe(rows.len() as f64);
+        durably!(self, self.store.save_seq_windows(&rows));
     }
 
     async fn refuse_message(
@@ -1062,5 +1101,90 @@ impl Core {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    async fn core_on(url: &str) -> Core {
+        let clock = ManualClock::new(telemetry::parse_time("2026-11-28T10:00:00Z").unwrap());
+        let rules = alarm_rules::RuleSet::builtin();
+        Core::start(
+            Engine::new(rules, alarm_rules::EngineConfig::default()),
+            Store::open(url).await.unwrap(),
+            Arc::new(clock),
+            TopicScheme::new("hrs/v1"),
+            IngestConfig::default(),
+            Vec::new(),
+            weather::WeatherConfig::default(),
+            Metrics::new(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn batch(agent: &str, seq: u64) -> (String, Vec<u8>) {
+        (
+            format!("hrs/v1/sites/mine-01/{agent}/readings"),
+            serde_json::json!({"agent": agent, "epoch": "e1", "seq": seq, "readings": [
+                {"point": format!("CH4-{agent}"), "ts": "2026-11-28T09:59:59Z", "value": 0.3}]})
+            .to_string()
+            .into_bytes(),
+        )
+    }
+
+    /// A group's seq windows reach the store together at its commit (one row per agent
+    /// epoch, the latest), not before; a duplicate inside the group is caught in memory, and
+    /// a redelivery after a restart by the stored windows.
+    #[tokio::test]
+    async fn a_group_saves_its_seq_windows_at_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("gw.db").display());
+        let mut core = core_on(&url).await;
+        core.begin_group();
+        for (agent, seq) in [("edge-a", 1), ("edge-a", 2), ("edge-b", 1), ("edge-a", 2)] {
+            let (topic, payload) = batch(agent, seq);
+            core.handle_message(&topic, &payload).await.unwrap();
+        }
+        assert_eq!(
+            core.metrics.batches_duplicate.get(),
+            1,
+            "caught inside the group"
+        );
+        assert!(
+            core.store.seq_windows().await.unwrap().is_empty(),
+            "nothing saved before the commit"
+        );
+        core.commit_group().await;
+        let mut saved: Vec<(String, String)> = core
+            .store
+            .seq_windows()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, agent, epoch, _)| (agent, epoch))
+            .collect();
+        saved.sort();
+        assert_eq!(
+            saved,
+            [
+                ("edge-a".into(), "e1".into()),
+                ("edge-b".into(), "e1".into())
+            ]
+        );
+        assert_eq!(core.metrics.group_commit_batches.get_sample_count(), 1);
+        drop(core);
+
+        // Restarted: the broker sends the last batch again; it is known.
+        let mut core = core_on(&url).await;
+        let (topic, payload) = batch("edge-a", 2);
+        core.handle_message(&topic, &payload).await.unwrap();
+        assert_eq!(core.metrics.batches_duplicate.get(), 1);
+        let (topic, payload) = batch("edge-a", 3);
+        core.handle_message(&topic, &payload).await.unwrap();
+        assert_eq!(core.metrics.batches_duplicate.get(), 1, "seq 3 is new");
     }
 }

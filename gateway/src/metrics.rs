@@ -26,6 +26,8 @@ pub struct Metrics {
     pub mqtt_connected: IntGauge,
     pub mqtt_published: IntCounterVec,
     pub processing_seconds: Histogram,
+    /// Seq windows saved per group commit (one transaction).
+    pub group_commit_batches: Histogram,
     pub dead_letters: IntCounter,
     pub weather_feed_polls: IntCounterVec,
     pub critical_on_out_of_service: IntCounter,
@@ -161,6 +163,12 @@ impl Metrics {
                 "hrs_message_processing_seconds",
                 "Time from receipt to acknowledgement of a message",
                 fast,
+            ),
+            group_commit_batches: histogram(
+                &r,
+                "hrs_group_commit_windows",
+                "Seq windows (agent epochs) saved per group commit of reading batches",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
             ),
             dead_letters: counter(&r, "hrs_dead_letters_total", "Dead-letter records written"),
             weather_feed_polls: counter_vec(

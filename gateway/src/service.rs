@@ -337,30 +337,63 @@ async fn run_core(
 ) {
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // A group holds at most what the broker may have in flight to us.
+    let max_group = usize::from(config.mqtt.inflight).clamp(1, 256);
+    // A command taken from the queue while a group was gathered, to handle next.
+    let mut next: Option<Command> = None;
     loop {
-        let cmd = tokio::select! {
-            // Drain what was received before stopping: in-flight messages are finished and acknowledged.
-            biased;
-            c = commands.recv() => match c { Some(c) => c, None => break },
-            _ = ticker.tick() => {
-                if let Err(e) = core.tick().await {
-                    tracing::error!(error = %e, "tick failed");
+        let cmd = match next.take() {
+            Some(c) => c,
+            None => tokio::select! {
+                biased;
+                // Timers first (at most every 500 ms), so a queue that never empties under
+                // load cannot hold back missing-data alarms or the end of a shelving.
+                _ = ticker.tick() => {
+                    if let Err(e) = core.tick().await {
+                        tracing::error!(error = %e, "tick failed");
+                    }
+                    continue;
                 }
-                continue;
-            }
-            _ = shutdown.cancelled() => break,
+                // Drain what was received before stopping: in-flight messages are finished and acknowledged.
+                c = commands.recv() => match c { Some(c) => c, None => break },
+                _ = shutdown.cancelled() => break,
+            },
         };
         match cmd {
-            Command::Message(p) => match core.handle_message(&p.topic, &p.payload).await {
-                Ok(_) => {
+            Command::Message(first) => {
+                // Group commit: the messages already waiting are processed in order, their seq
+                // windows saved in one transaction, and only then are they acknowledged.
+                core.begin_group();
+                let mut taken = Vec::new();
+                let mut handled = 0;
+                let mut p = first;
+                loop {
+                    handled += 1;
+                    match core.handle_message(&p.topic, &p.payload).await {
+                        Ok(_) => taken.push(p),
+                        Err(e) => {
+                            tracing::error!(error = %e, topic = %p.topic, "message not processed; not acknowledged")
+                        }
+                    }
+                    if handled >= max_group {
+                        break;
+                    }
+                    match commands.try_recv() {
+                        Ok(Command::Message(q)) => p = q,
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                core.commit_group().await;
+                for p in taken {
                     if let Err(e) = client.ack(&p).await {
                         tracing::warn!(error = %e, "acknowledgement not sent");
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, topic = %p.topic, "message not processed; not acknowledged")
-                }
-            },
+            }
             Command::Weather { kind, body, reply } => {
                 let _ = reply.send(core.handle_weather(kind, &body).await.map(|(o, _)| o));
             }

@@ -397,6 +397,32 @@ impl Store {
         .await
     }
 
+    /// Save several seq windows, `(site, agent, epoch, body)`, in one transaction: the group
+    /// commit of a run of reading batches (one disk sync for all of them).
+    pub async fn save_seq_windows(
+        &self,
+        windows: &[(String, String, String, String)],
+    ) -> Result<()> {
+        timed(async {
+            let mut tx = self.pool.begin().await?;
+            for (site, agent, epoch, body) in windows {
+                sqlx::query(
+                    "INSERT INTO seq_windows (site, agent, epoch, body) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (site, agent, epoch) DO UPDATE SET body = excluded.body",
+                )
+                .bind(site)
+                .bind(agent)
+                .bind(epoch)
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn seq_windows(&self) -> Result<Vec<(String, String, String, String)>> {
         timed(async {
             let rows = sqlx::query("SELECT site, agent, epoch, body FROM seq_windows")
