@@ -171,14 +171,18 @@ impl Broker {
         self.tls.is_some()
     }
 
+    /// The transport: TCP, or TLS with the loaded configuration.
+    pub fn transport(&self) -> Transport {
+        match &self.tls {
+            Some(cfg) => Transport::tls_with_config(TlsConfiguration::Rustls(cfg.clone())),
+            None => Transport::tcp(),
+        }
+    }
+
     /// MQTT options for this broker with the transport (TCP or TLS) set.
     pub fn options(&self, client_id: impl Into<String>) -> MqttOptions {
         let mut opts = MqttOptions::new(client_id, self.host.clone(), self.port);
-        if let Some(cfg) = &self.tls {
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                cfg.clone(),
-            )));
-        }
+        opts.set_transport(self.transport());
         opts
     }
 }

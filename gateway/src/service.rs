@@ -138,8 +138,8 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     tasks.spawn(
         run_mqtt_ingest(
             eventloop,
+            config.mqtt.clone(),
             client.clone(),
-            scheme.clone(),
             cmd_tx.clone(),
             mqtt_connected.clone(),
             metrics.clone(),
@@ -166,6 +166,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
     let (pub_client, mut pub_loop) = AsyncClient::new(pub_opts, 1024);
     let sd = shutdown.clone();
+    let pub_mqtt = config.mqtt.clone();
     tasks.spawn(
         async move {
             loop {
@@ -173,6 +174,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
                     _ = sd.cancelled() => break,
                     r = pub_loop.poll() => if let Err(e) = r {
                         tracing::debug!(error = %e, "publisher connection");
+                        reload_tls(&mut pub_loop, &pub_mqtt);
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
@@ -261,15 +263,37 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// After a failed connection over TLS: read the TLS files again, so a renewed certificate
+/// or CA takes effect at the next attempt without a restart. Files that cannot be read now
+/// leave the configuration read before in force.
+fn reload_tls(eventloop: &mut EventLoop, mqtt: &crate::config::MqttConfig) {
+    if !matches!(
+        eventloop.mqtt_options.transport(),
+        rumqttc::Transport::Tls(_)
+    ) {
+        return;
+    }
+    match mqtt.broker() {
+        Ok(b) => {
+            eventloop.mqtt_options.set_transport(b.transport());
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "TLS files not readable now; keeping the ones read before")
+        }
+    }
+}
+
+/// `mqtt` is the broker's config: its topic prefix, and its TLS files to read again.
 async fn run_mqtt_ingest(
     mut eventloop: EventLoop,
+    mqtt: crate::config::MqttConfig,
     client: AsyncClient,
-    scheme: TopicScheme,
     commands: mpsc::Sender<Command>,
     connected: Arc<AtomicBool>,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
+    let scheme = TopicScheme::new(mqtt.topic_prefix.clone());
     let mut backoff = Duration::from_millis(200);
     // Messages received but not yet handed to the core. The event loop keeps being polled while
     // the core is busy (so keep-alives and acknowledgements go out); the buffer holds at most
@@ -317,6 +341,7 @@ async fn run_mqtt_ingest(
                     tracing::warn!(error = %e, "broker connection lost");
                 }
                 metrics.mqtt_connected.set(0);
+                reload_tls(&mut eventloop, &mqtt);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}

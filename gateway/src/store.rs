@@ -61,6 +61,9 @@ pub struct DeadLetter {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+const UPSERT_SEQ_WINDOW: &str = "INSERT INTO seq_windows (site, agent, epoch, body) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (site, agent, epoch) DO UPDATE SET body = excluded.body";
+
 async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(TIMEOUT, f)
         .await
@@ -382,16 +385,13 @@ impl Store {
         body: &str,
     ) -> Result<()> {
         timed(async {
-            sqlx::query(
-                "INSERT INTO seq_windows (site, agent, epoch, body) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (site, agent, epoch) DO UPDATE SET body = excluded.body",
-            )
-            .bind(site)
-            .bind(agent)
-            .bind(epoch)
-            .bind(body)
-            .execute(&self.pool)
-            .await?;
+            sqlx::query(UPSERT_SEQ_WINDOW)
+                .bind(site)
+                .bind(agent)
+                .bind(epoch)
+                .bind(body)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
         .await
@@ -406,16 +406,13 @@ impl Store {
         timed(async {
             let mut tx = self.pool.begin().await?;
             for (site, agent, epoch, body) in windows {
-                sqlx::query(
-                    "INSERT INTO seq_windows (site, agent, epoch, body) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (site, agent, epoch) DO UPDATE SET body = excluded.body",
-                )
-                .bind(site)
-                .bind(agent)
-                .bind(epoch)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(UPSERT_SEQ_WINDOW)
+                    .bind(site)
+                    .bind(agent)
+                    .bind(epoch)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(())

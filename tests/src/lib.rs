@@ -453,6 +453,9 @@ pub struct TlsMosquitto {
     pub tls_port: u16,
     pub mtls_port: u16,
     pub proc: Proc,
+    dir: PathBuf,
+    passwd: PathBuf,
+    log: PathBuf,
 }
 
 impl TlsMosquitto {
@@ -478,9 +481,29 @@ impl TlsMosquitto {
             .arg("mosquitto:")
             .arg(&own)
             .status();
-        let log = own.join("mosquitto.log");
         let (port, tls_port, mtls_port) = (free_port(), free_port(), free_port());
-        let conf = dir.join("mosquitto-tls.conf");
+        let mut m = TlsMosquitto {
+            port,
+            tls_port,
+            mtls_port,
+            proc: Proc {
+                name: String::new(),
+                child: None,
+                log: PathBuf::new(),
+            },
+            dir: dir.to_path_buf(),
+            passwd,
+            log: own.join("mosquitto.log"),
+        };
+        m.restart_with(pki).await?;
+        Ok(m)
+    }
+
+    /// Stop (if running) and start again on the same ports with `pki`'s broker certificate and
+    /// CA: a certificate renewal on the broker's side.
+    pub async fn restart_with(&mut self, pki: &TestPki) -> Result<()> {
+        self.proc.kill();
+        let conf = self.dir.join("mosquitto-tls.conf");
         let tls = format!(
             "cafile {}\ncertfile {}\nkeyfile {}\n",
             pki.ca.display(),
@@ -494,31 +517,29 @@ impl TlsMosquitto {
                  listener {port} 127.0.0.1\nallow_anonymous true\n\
                  listener {tls_port} 127.0.0.1\n{tls}allow_anonymous false\npassword_file {pw}\n\
                  listener {mtls_port} 127.0.0.1\n{tls}require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n",
-                log = log.display(),
-                pw = passwd.display(),
+                log = self.log.display(),
+                pw = self.passwd.display(),
+                port = self.port,
+                tls_port = self.tls_port,
+                mtls_port = self.mtls_port,
             ),
         )?;
-        let proc = Proc::spawn(
+        self.proc = Proc::spawn(
             "mosquitto-tls",
             Command::new("mosquitto").arg("-c").arg(&conf),
-            dir,
+            &self.dir,
         )?;
-        for p in [port, tls_port, mtls_port] {
+        for p in [self.port, self.tls_port, self.mtls_port] {
             wait_port(p, Duration::from_secs(10))
                 .await
                 .with_context(|| {
                     format!(
                         "mosquitto with TLS listeners: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
                     )
                 })?;
         }
-        Ok(TlsMosquitto {
-            port,
-            tls_port,
-            mtls_port,
-            proc,
-        })
+        Ok(())
     }
 }
 

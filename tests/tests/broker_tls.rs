@@ -11,7 +11,7 @@
 //!   password is refused; neither crashes the agent;
 //! - `edge-agent check` and `gateway` refuse unreadable TLS files with the file's name.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -351,24 +351,105 @@ async fn unreadable_tls_files_are_refused_before_running() {
     );
 
     // A key without its certificate; and TLS files on a plain URL.
-    let out = Command::new(bin_path("gateway"))
-        .arg("run")
-        .env("HRS_MQTT_URL", "mqtts://127.0.0.1:8883")
-        .env("HRS_MQTT_CLIENT_KEY_FILE", dir.join("k.pem"))
-        .env("HRS_DATA_DIR", dir.join("gw"))
-        .output()
+    for (url, var, file, why) in [
+        (
+            "mqtts://127.0.0.1:8883",
+            "HRS_MQTT_CLIENT_KEY_FILE",
+            "k.pem",
+            "go together",
+        ),
+        (
+            "mqtt://127.0.0.1:1883",
+            "HRS_MQTT_CA_FILE",
+            "ca.pem",
+            "plain MQTT",
+        ),
+    ] {
+        let out = Command::new(bin_path("gateway"))
+            .arg("run")
+            .env("HRS_MQTT_URL", url)
+            .env(var, dir.join(file))
+            .env("HRS_DATA_DIR", dir.join("gw"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(why), "{err}");
+    }
+}
+
+/// The broker's certificate is renewed under a new CA: the operator puts the new CA where the
+/// gateway's `ca_file` points and the broker restarts with its new certificate. The gateway
+/// reads the file again when its connection fails and reconnects, with no restart of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_takes_a_renewed_ca_without_a_restart() {
+    let mut t = Setup::start(0.40).await;
+    let dir = t.dir().to_path_buf();
+    let ca = dir.join("gateway-ca.pem");
+    std::fs::copy(&t.pki.ca, &ca).unwrap();
+    let http_port = free_port();
+    let gateway = Proc::spawn(
+        "gateway",
+        gateway_command(
+            &format!("mqtts://127.0.0.1:{}", t.broker.tls_port),
+            &t.prefix,
+            http_port,
+            &dir,
+        )
+        .env("HRS_MQTT_CA_FILE", &ca)
+        .env("HRS_MQTT_USERNAME", USER)
+        .env("HRS_MQTT_PASSWORD", PASSWORD),
+        &dir,
+    )
+    .unwrap();
+    let metrics = format!("http://127.0.0.1:{http_port}/metrics");
+    let topic = format!("{}/sites/mine-01/edge/readings", t.prefix);
+    let batch = |seq: u64| {
+        json!({"agent": "edge", "epoch": "e1", "seq": seq, "readings": [{"point": "CH4-1",
+            "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "value": 0.3}]})
+        .to_string()
+        .into_bytes()
+    };
+    wait_metric(
+        &metrics,
+        "hrs_mqtt_connected",
+        Duration::from_secs(30),
+        |v| v == 1.0,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+    publish(t.broker.port, &topic, batch(1), false)
+        .await
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("go together"), "{err}");
-    let out = Command::new(bin_path("gateway"))
-        .arg("run")
-        .env("HRS_MQTT_URL", "mqtt://127.0.0.1:1883")
-        .env("HRS_MQTT_CA_FILE", dir.join("ca.pem"))
-        .env("HRS_DATA_DIR", dir.join("gw"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("plain MQTT"), "{err}");
+    wait_metric(
+        &metrics,
+        "hrs_readings_taken_total",
+        Duration::from_secs(30),
+        |v| v >= 1.0,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+
+    // The renewal. The broker keeps no session (persistence off), so a batch reaches the
+    // gateway only once it has reconnected and subscribed: send one at a time until one does.
+    let renewed = TestPki::generate(&dir.join("renewed")).unwrap();
+    std::fs::copy(&renewed.ca, &ca).unwrap();
+    t.broker.restart_with(&renewed).await.unwrap();
+    let mut seq = 1;
+    eventually(
+        Duration::from_secs(30),
+        "a batch taken after the renewal",
+        || {
+            seq += 1;
+            let (port, topic, payload, metrics) =
+                (t.broker.port, topic.clone(), batch(seq), metrics.clone());
+            async move {
+                publish(port, &topic, payload, false).await.ok()?;
+                let taken = metric(&metrics, "hrs_readings_taken_total").await?;
+                (taken >= 2.0).then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
 }
