@@ -1140,17 +1140,22 @@ tiers = [
     server.stop().await;
 }
 
-/// The MQTT endpoint (a provincial broker) and an MQTT subscriber channel, both behind a link
-/// that is cut for a while; and the heartbeat, signed. Every event reaches both topics once
-/// the link is back, in order; heartbeats follow the event log.
+/// The MQTT endpoint (a provincial broker over TLS with a password, its CA from the test PKI)
+/// and an MQTT subscriber channel (plain MQTT on the same broker), both behind links that are
+/// cut for a while; and the heartbeat, signed. Every event reaches both topics once the links
+/// are back, in order; heartbeats follow the event log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_upstream_subscriber_and_heartbeat_through_a_cut_link() {
     let receiver = Receiver::default();
     let rport = free_port();
     let _server = Server::start(&receiver, rport).await;
     let province_dir = tempfile::tempdir().unwrap();
-    let province = Mosquitto::start(province_dir.path()).await.unwrap();
-    let link = CutProxy::start(province.port).await.unwrap();
+    let pki = TestPki::generate(province_dir.path()).unwrap();
+    let province = TlsMosquitto::start(province_dir.path(), &pki, "gateway-01", "pr0vince")
+        .await
+        .unwrap();
+    let tls_link = CutProxy::start(province.tls_port).await.unwrap();
+    let plain_link = CutProxy::start(province.port).await.unwrap();
     let mut watch = Watcher::start(province.port, "#").await.unwrap();
     let config = format!(
         r#"
@@ -1165,7 +1170,10 @@ secret = "{PLATFORM_SECRET}"
 [[forwarding.endpoints]]
 name = "province"
 kind = "mqtt"
-url = "mqtt://127.0.0.1:{link}"
+url = "mqtts://127.0.0.1:{tls_link}"
+ca_file = "{ca}"
+username = "gateway-01"
+password = "pr0vince"
 topic_prefix = "prov/v1"
 timeout_ms = 1000
 max_backoff_ms = 500
@@ -1173,9 +1181,11 @@ max_backoff_ms = 500
 [[forwarding.subscribers]]
 id = "duty-mqtt"
 filter = {{ site = "mine-01", events = ["raised", "escalated", "cleared"] }}
-channel = {{ kind = "mqtt", url = "mqtt://127.0.0.1:{link}", topic = "duty/{{subscriber}}/{{site}}" }}
+channel = {{ kind = "mqtt", url = "mqtt://127.0.0.1:{plain_link}", topic = "duty/{{subscriber}}/{{site}}" }}
 "#,
-        link = link.port
+        tls_link = tls_link.port,
+        plain_link = plain_link.port,
+        ca = pki.ca.display(),
     );
     let sys = System::start(&config, vec![]).await;
     let upstream = "prov/v1/incidents/mine-01";
@@ -1207,8 +1217,9 @@ channel = {{ kind = "mqtt", url = "mqtt://127.0.0.1:{link}", topic = "duty/{{sub
     .unwrap_or_else(|e| panic!("{e}\n{got:?}\n{}", sys.gateway.log_text()));
     got.clear();
 
-    // Link cut: escalated and cleared wait, and the attempts are counted as retried.
-    link.down();
+    // Links cut: escalated and cleared wait, and the attempts are counted as retried.
+    tls_link.down();
+    plain_link.down();
     sys.batch("mine-01", 2, json!([ch4("CH4-101", 1.7)])).await;
     sys.batch("mine-01", 3, json!([ch4("CH4-101", 0.3)])).await;
     sys.wait_incident("cleared", |i| i["state"] == "cleared")
@@ -1225,8 +1236,9 @@ channel = {{ kind = "mqtt", url = "mqtt://127.0.0.1:{link}", topic = "duty/{{sub
         "nothing new crosses a cut link: {got:?}"
     );
 
-    // Link back: both topics get the rest, in order, each event once.
-    link.up();
+    // Links back: both topics get the rest, in order, each event once.
+    tls_link.up();
+    plain_link.up();
     eventually(
         Duration::from_secs(30),
         "escalated and cleared on both topics",

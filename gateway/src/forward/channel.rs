@@ -5,7 +5,7 @@
 use super::flood::FloodSummary;
 use super::sign;
 use super::{ForwardError, HeartbeatConfig, Shared};
-use edge_agent::broker::{Broker, TlsFiles};
+use edge_agent::broker::Broker;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::collections::BTreeMap;
@@ -226,16 +226,19 @@ pub struct MqttSink {
 }
 
 impl MqttSink {
+    /// Connect to `broker` (see [`Broker::resolve`]) as `client_id`, with `credentials` when
+    /// the broker asks for them.
     pub fn start(
-        url: &str,
+        broker: &Broker,
         client_id: &str,
+        credentials: Option<(String, String)>,
         timeout: Duration,
         shutdown: CancellationToken,
     ) -> Result<MqttSink, ForwardError> {
-        // mqtts:// is verified against the system's roots.
-        let broker = Broker::resolve(url, false, &TlsFiles::default())
-            .map_err(|e| ForwardError::Config(e.to_string()))?;
         let mut opts = broker.options(client_id);
+        if let Some((user, password)) = credentials {
+            opts.set_credentials(user, password);
+        }
         opts.set_keep_alive(Duration::from_secs(15))
             .set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 16);
@@ -243,7 +246,7 @@ impl MqttSink {
         let acked_notify = Arc::new(Notify::new());
         let connected = Arc::new(AtomicBool::new(false));
         let (a, n, c) = (acked.clone(), acked_notify.clone(), connected.clone());
-        let url = url.to_string();
+        let url = format!("{}:{}", broker.host, broker.port);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             loop {

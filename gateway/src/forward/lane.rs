@@ -63,7 +63,17 @@ impl Target {
                     .client_id
                     .clone()
                     .unwrap_or_else(|| format!("hrs-forward-{}", e.name));
-                let sink = MqttSink::start(&e.url, &client_id, timeout, stop.clone())?;
+                let credentials = e
+                    .username
+                    .clone()
+                    .map(|u| (u, e.password.clone().unwrap_or_default()));
+                let sink = MqttSink::start(
+                    &e.mqtt_broker()?,
+                    &client_id,
+                    credentials,
+                    timeout,
+                    stop.clone(),
+                )?;
                 (
                     "mqtt",
                     Channel::Mqtt {
@@ -126,9 +136,14 @@ impl Target {
                 let client_id = client_id
                     .clone()
                     .unwrap_or_else(|| format!("hrs-notify-{}", s.id));
+                // mqtts:// is verified against the system's roots.
+                let broker =
+                    edge_agent::broker::Broker::resolve(url, false, &Default::default())
+                        .map_err(|e| ForwardError::Config(format!("subscriber {:?}: {e}", s.id)))?;
                 let sink = MqttSink::start(
-                    url,
+                    &broker,
                     &client_id,
+                    None,
                     Duration::from_millis(super::default_timeout_ms()),
                     stop.clone(),
                 )?;

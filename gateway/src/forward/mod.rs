@@ -122,6 +122,14 @@ pub struct EndpointConfig {
     /// MQTT client id on the other broker (default `hrs-forward-{name}`).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The other broker's username and password (mqtt).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// PEM CAs of the other broker's certificate, for `mqtts://` (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_kind() -> EndpointKind {
@@ -138,6 +146,19 @@ fn default_topic_prefix() -> String {
 }
 
 impl EndpointConfig {
+    /// An MQTT endpoint's broker, its TLS file read and checked.
+    pub fn mqtt_broker(&self) -> Result<edge_agent::broker::Broker, ForwardError> {
+        edge_agent::broker::Broker::resolve(
+            &self.url,
+            false,
+            &edge_agent::broker::TlsFiles {
+                ca_file: self.ca_file.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| ForwardError::Config(format!("forwarding endpoint {:?}: {e}", self.name)))
+    }
+
     pub fn http(name: &str, url: &str) -> Self {
         EndpointConfig {
             name: name.into(),
@@ -149,6 +170,9 @@ impl EndpointConfig {
             headers: BTreeMap::new(),
             topic_prefix: default_topic_prefix(),
             client_id: None,
+            username: None,
+            password: None,
+            ca_file: None,
         }
     }
 }
@@ -385,9 +409,23 @@ impl ForwardingConfig {
                 return Err(ForwardError::Config(format!("{what} is named twice")));
             }
             match e.kind {
-                EndpointKind::Http => check_url(&what, &e.url, &["http", "https"])?,
+                EndpointKind::Http => {
+                    check_url(&what, &e.url, &["http", "https"])?;
+                    if e.username.is_some() || e.password.is_some() || e.ca_file.is_some() {
+                        return Err(ForwardError::Config(format!(
+                            "{what}: username, password and ca_file are for mqtt endpoints \
+                             (an http endpoint takes headers)"
+                        )));
+                    }
+                }
                 EndpointKind::Mqtt => {
                     check_url(&what, &e.url, &["mqtt", "tcp", "mqtts", "ssl"])?;
+                    if e.password.is_some() && e.username.is_none() {
+                        return Err(ForwardError::Config(format!(
+                            "{what}: password is set without username"
+                        )));
+                    }
+                    e.mqtt_broker()?;
                     if e.topic_prefix.is_empty() || e.topic_prefix.contains(['+', '#']) {
                         return Err(ForwardError::Config(format!(
                             "{what}: topic_prefix must be non-empty and without wildcards"
@@ -693,6 +731,31 @@ mod tests {
         assert!(c
             .apply_env(&|k| (k == "HRS_PLATFORM_SECRET").then(|| "s".to_string()))
             .is_err());
+    }
+
+    #[test]
+    fn mqtt_endpoint_credentials_and_ca_file_are_checked() {
+        let refused = |toml_text: &str| {
+            toml::from_str::<ForwardingConfig>(toml_text)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        let e =
+            refused("[[endpoints]]\nname = \"p\"\nurl = \"http://x.invalid/\"\nusername = \"u\"\n");
+        assert!(e.contains("for mqtt endpoints"), "{e}");
+        let e = refused(
+            "[[endpoints]]\nname = \"p\"\nkind = \"mqtt\"\nurl = \"mqtt://b\"\npassword = \"x\"\n",
+        );
+        assert!(e.contains("without username"), "{e}");
+        let e = refused("[[endpoints]]\nname = \"p\"\nkind = \"mqtt\"\nurl = \"mqtts://b\"\nca_file = \"/nonexistent/ca.pem\"\n");
+        assert!(
+            e.contains("ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e = refused("[[endpoints]]\nname = \"p\"\nkind = \"mqtt\"\nurl = \"mqtt://b\"\nca_file = \"/etc/ca.pem\"\n");
+        assert!(e.contains("plain MQTT"), "{e}");
     }
 
     #[test]
