@@ -85,11 +85,12 @@ async fn main() -> anyhow::Result<()> {
             let cfg = load(&config)?;
             println!("config {} is valid", config.display());
             println!("agent {} at site {}", cfg.agent, cfg.site);
-            let broker = cfg.mqtt.broker()?;
+            // `load` has read and checked the TLS files already.
+            let tls = cfg.mqtt.tls || edge_agent::broker::parse_mqtt_url(&cfg.mqtt.url)?.tls;
             println!(
                 "mqtt {} ({}) prefix {} client id {}",
                 cfg.mqtt.url,
-                if broker.is_tls() {
+                if tls {
                     "TLS, certificate files read"
                 } else {
                     "plain"

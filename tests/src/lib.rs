@@ -824,3 +824,11 @@ impl Drop for PgDatabase {
             .status();
     }
 }
+
+/// Wait until the gateway at `http` (`http://host:port`) answers `/readyz` with 200.
+pub async fn wait_ready(http: &str) -> Result<()> {
+    eventually(Duration::from_secs(30), "gateway ready", || async move {
+        matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(())
+    })
+    .await
+}

@@ -57,15 +57,9 @@ impl System {
             cmd.env("HRS_RULES_DIR", dir);
         }
         self.gateway = Proc::spawn("gateway", &mut cmd, &self.dir).unwrap();
-        let http = self.http.clone();
-        eventually(Duration::from_secs(30), "gateway ready", || {
-            let http = http.clone();
-            async move {
-                matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(())
-            }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.gateway.log_text()));
+        wait_ready(&self.http)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.gateway.log_text()));
     }
 
     fn topic(&self, kind: &str) -> String {

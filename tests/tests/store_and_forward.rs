@@ -270,12 +270,9 @@ poll_interval_ms = 1000
         dir,
     )
     .unwrap();
-    eventually(Duration::from_secs(30), "gateway ready", || {
-        let http = http.clone();
-        async move { matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(()) }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+    wait_ready(&http)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
 
     let mut agent = spawn_agent(&agent_config, dir);
     let logs = |agent: &Proc| {

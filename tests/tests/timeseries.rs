@@ -36,12 +36,9 @@ async fn every_reading_lands_once_across_a_database_restart() {
             vm.proc.log_text()
         )
     };
-    eventually(Duration::from_secs(30), "gateway ready", || {
-        let http = http.clone();
-        async move { matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(()) }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
+    wait_ready(&http)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&vm)));
 
     let topic = |kind: &str| format!("{prefix}/sites/{SITE}/{AGENT}/{kind}");
     let birth = json!({"agent": AGENT, "epoch": "e1",
@@ -279,11 +276,7 @@ async fn a_killed_gateway_loses_no_acknowledged_points() {
         Proc::spawn("gateway", &mut cmd, dir).unwrap()
     };
     let mut gateway = start(Some(&slow));
-    let ready = || {
-        let http = http.clone();
-        async move { matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(()) }
-    };
-    eventually(Duration::from_secs(30), "gateway ready", ready)
+    wait_ready(&http)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
 

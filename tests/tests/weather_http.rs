@@ -72,12 +72,9 @@ async fn cap_and_cenc_over_http_and_mqtt() {
         tmp.path(),
     )
     .unwrap();
-    eventually(Duration::from_secs(30), "ready", || {
-        let http = http.clone();
-        async move { matches!(get_json(&format!("{http}/readyz")).await, Ok((200, _))).then_some(()) }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_text()));
+    wait_ready(&http)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_text()));
     // Two sites: one under Anyang city (410500), one in Hebi (410600).
     for (site, region) in [("tail-01", "410522"), ("tail-02", "410622")] {
         let birth = json!({"agent": "edge", "site": {"category": "tailings", "region": region},

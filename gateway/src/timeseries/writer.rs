@@ -206,11 +206,13 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Put a batch into the spool; count it as spooled, or as dropped when it cannot be.
-    fn spill(&self, spool: &mut Spool, b: &Sealed) {
-        match spool.push(b.no, b.body.as_bytes(), b.points) {
+    /// Put a batch into the spool (its journal file goes); count it as spooled, or as dropped
+    /// when it cannot be. Returns whether it is in the spool.
+    fn spill(&self, spool: &mut Spool, b: &Sealed) -> bool {
+        let spooled = match spool.push(b.no, b.body.as_bytes(), b.points) {
             Ok(()) => {
                 self.metrics.points_spooled.inc_by(b.points as u64);
+                true
             }
             Err(SpoolError::Full { used, max, needed }) => {
                 self.metrics
@@ -224,6 +226,7 @@ impl Shared {
                     needed,
                     "time-series spool full: points dropped"
                 );
+                false
             }
             Err(e) => {
                 self.metrics
@@ -231,10 +234,12 @@ impl Shared {
                     .with_label_values(&["spool_io"])
                     .inc_by(b.points as u64);
                 tracing::error!(points = b.points, error = %e, "time-series spool write failed: points dropped");
+                false
             }
-        }
+        };
         self.metrics.spool_bytes.set(spool.bytes() as i64);
         self.journal.remove(b.no);
+        spooled
     }
 
     /// Keep sealed batches and the batch being filled within `memory_points`: after a seal,
@@ -370,7 +375,7 @@ impl TimeSeriesWriter {
         let Some(url) = config.write_url()? else {
             return Ok(None);
         };
-        let mut spool = Spool::open(
+        let spool = Spool::open(
             &data_dir.join("spool").join("timeseries"),
             config.spool_max_bytes,
         )?
@@ -380,33 +385,6 @@ impl TimeSeriesWriter {
             config.fsync,
         )?;
         let metrics = TimeSeriesMetrics::register(registry)?;
-        // Batches that were in memory when an earlier run died: into the spool, in order.
-        for r in recovered {
-            if spool.file(r.no).is_none() && r.points > 0 {
-                match spool.push(r.no, &r.body, r.points) {
-                    Ok(()) => {
-                        metrics.points_spooled.inc_by(r.points as u64);
-                        tracing::info!(
-                            batch = r.no,
-                            points = r.points,
-                            "time-series journal batch recovered into the spool"
-                        );
-                    }
-                    Err(e) => {
-                        let reason = match e {
-                            SpoolError::Full { .. } => "spool_full",
-                            SpoolError::Io { .. } => "spool_io",
-                        };
-                        metrics
-                            .points_dropped
-                            .with_label_values(&[reason])
-                            .inc_by(r.points as u64);
-                        tracing::error!(points = r.points, error = %e, "journal batch could not be spooled: dropped");
-                    }
-                }
-            }
-            journal.remove(r.no);
-        }
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -414,16 +392,11 @@ impl TimeSeriesWriter {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(TimeSeriesError::Client)?;
-        metrics.spool_bytes.set(spool.bytes() as i64);
-        if spool.batches() > 0 {
-            tracing::info!(
-                batches = spool.batches(),
-                points = spool.points(),
-                bytes = spool.bytes(),
-                "time-series spool from an earlier run: draining first"
-            );
-        }
-        let next_no = spool.last_no().map_or(1, |n| n + 1);
+        // New batches are numbered after everything an earlier run left.
+        let next_no = spool
+            .last_no()
+            .max(recovered.last().map(|r| r.no))
+            .map_or(1, |n| n + 1);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 current: String::with_capacity(config.batch_points.min(10_000) * 160),
@@ -442,6 +415,38 @@ impl TimeSeriesWriter {
             batch_points: config.batch_points,
             memory_points: config.memory_points,
         });
+        {
+            // Batches that were in memory when an earlier run died: into the spool, in order
+            // (unless they reached it before the crash).
+            let mut spool = shared.spool.lock().expect("spool lock");
+            for r in recovered {
+                if spool.file(r.no).is_some() || r.points == 0 {
+                    shared.journal.remove(r.no);
+                    continue;
+                }
+                let batch = Sealed {
+                    no: r.no,
+                    body: String::from_utf8_lossy(&r.body).into_owned(),
+                    points: r.points,
+                };
+                if shared.spill(&mut spool, &batch) {
+                    tracing::info!(
+                        batch = r.no,
+                        points = r.points,
+                        "time-series journal batch recovered into the spool"
+                    );
+                }
+            }
+            shared.metrics.spool_bytes.set(spool.bytes() as i64);
+            if spool.batches() > 0 {
+                tracing::info!(
+                    batches = spool.batches(),
+                    points = spool.points(),
+                    bytes = spool.bytes(),
+                    "time-series spool from an earlier run: draining first"
+                );
+            }
+        }
         let (alive_tx, alive_rx) = mpsc::channel(1);
         let handle = TimeSeriesHandle {
             shared: shared.clone(),
