@@ -1,13 +1,19 @@
 //! The engine: binds rules to points, keeps one state machine per cause and turns readings,
 //! agent status, warnings and the clock into transitions.
 //!
-//! Hot path (`on_reading`): two Fx-hash look-ups (site, then point by `&str`) give a dense
+//! Hot path (`on_reading`): two keyed-hash look-ups (site, then point by `&str`) give a dense
 //! point index; the point holds the indices of its bindings (rule + state); each binding is
 //! judged in place. Nothing is allocated unless a transition is emitted (or the point or
 //! site is new).
 
 use crate::api::{ActiveWarning, Cause, SiteContext, Subject, Transition, TransitionKind};
-use crate::fxhash::FxHashMap;
+use foldhash::fast::FixedState;
+use std::hash::BuildHasher;
+
+/// Maps keyed by ids from the network hash with a key the gateway draws per process
+/// ([`EngineConfig::hash_seed`]), so nobody outside can make ids that collide. Nothing the
+/// engine puts out depends on their order.
+type KeyedMap<K, V> = std::collections::HashMap<K, V, FixedState>;
 use crate::message;
 use crate::rule::{
     bump, ContextRule, Kind, Level, Member, Mode, PointCondition, Rule, Selector, SITE_ZONE,
@@ -42,6 +48,9 @@ pub struct EngineConfig {
     /// Missing data: a point is silent when nothing came for `interval_ms` x this (default 3.0),
     /// unless a rule sets its own factor.
     pub missing_factor: f64,
+    /// The key of the engine's hash maps (ids from the network): the gateway draws one per
+    /// process. No output depends on it.
+    pub hash_seed: u64,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +58,7 @@ impl Default for EngineConfig {
         EngineConfig {
             late_after: Duration::seconds(60),
             missing_factor: 3.0,
+            hash_seed: 0,
         }
     }
 }
@@ -303,25 +313,36 @@ impl InlineKey {
 /// Point id -> dense point index within a site: a map from the id's 64-bit hash (an
 /// integer key: no string hashing inside the table, no key on the heap), verified against
 /// the point's inline id. Ids whose hash is taken by another id go to `overflow`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct PointIndex {
-    by_hash: FxHashMap<u64, u32>,
+    state: FixedState,
+    by_hash: KeyedMap<u64, u32>,
     overflow: BTreeMap<PointId, u32>,
 }
 
-#[inline]
-fn id_hash(s: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut h = crate::fxhash::FxHasher::default();
-    h.write(s.as_bytes());
-    h.write_usize(s.len());
-    h.finish()
+impl Default for PointIndex {
+    fn default() -> Self {
+        PointIndex::new(FixedState::with_seed(0))
+    }
 }
 
 impl PointIndex {
+    fn new(state: FixedState) -> Self {
+        PointIndex {
+            by_hash: KeyedMap::with_hasher(state.clone()),
+            state,
+            overflow: BTreeMap::new(),
+        }
+    }
+
+    #[inline]
+    fn id_hash(&self, s: &str) -> u64 {
+        self.state.hash_one(s)
+    }
+
     #[inline]
     fn get(&self, id: &str, points: &[PointSt]) -> Option<u32> {
-        if let Some(&p) = self.by_hash.get(&id_hash(id)) {
+        if let Some(&p) = self.by_hash.get(&self.id_hash(id)) {
             let pt = &points[p as usize];
             if pt.key.eq_str(id).unwrap_or_else(|| pt.id.as_str() == id) {
                 return Some(p);
@@ -335,7 +356,7 @@ impl PointIndex {
     }
 
     fn insert(&mut self, id: &PointId, p: u32) {
-        match self.by_hash.entry(id_hash(id.as_str())) {
+        match self.by_hash.entry(self.id_hash(id.as_str())) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(p);
             }
@@ -358,7 +379,8 @@ pub struct Engine {
     rules: RuleSet,
     config: EngineConfig,
     sites: Vec<SiteSt>,
-    site_index: FxHashMap<SiteId, u32>,
+    site_index: KeyedMap<SiteId, u32>,
+    hash_state: FixedState,
     points: Vec<PointSt>,
     bindings: Vec<Binding>,
     free_bindings: Vec<u32>,
@@ -1345,11 +1367,13 @@ type Remap = Vec<Option<(u32, bool)>>;
 impl Engine {
     pub fn new(rules: RuleSet, config: EngineConfig) -> Engine {
         let late_after_ms = config.late_after.num_milliseconds();
+        let hash_state = FixedState::with_seed(config.hash_seed);
         Engine {
             rules,
             config,
             sites: Vec::new(),
-            site_index: FxHashMap::default(),
+            site_index: KeyedMap::with_hasher(hash_state.clone()),
+            hash_state,
             points: Vec::new(),
             bindings: Vec::new(),
             free_bindings: Vec::new(),
@@ -1385,7 +1409,7 @@ impl Engine {
             ctx: SiteContext::default(),
             birth_category: None,
             warnings: Vec::new(),
-            points: PointIndex::default(),
+            points: PointIndex::new(self.hash_state.clone()),
             order: Vec::new(),
             catalogues: BTreeMap::new(),
             agents: BTreeMap::new(),
@@ -2861,7 +2885,8 @@ mod tests {
         assert_eq!(idx.get("CH4-10", &points), None);
         // A forced collision: the second id lands in the overflow map and is still found.
         let mut forced = PointIndex::default();
-        forced.by_hash.insert(id_hash("a"), 0); // "a"'s slot taken by point 0 (CH4-101)
+        let h = forced.id_hash("a");
+        forced.by_hash.insert(h, 0); // "a"'s slot taken by point 0 (CH4-101)
         forced.insert(&PointId::new("a").unwrap(), 2);
         assert_eq!(forced.get("a", &points), Some(2));
         assert_eq!(forced.get("CH4-101", &points), None);

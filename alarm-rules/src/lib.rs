@@ -4,7 +4,6 @@
 mod api;
 mod engine;
 mod error;
-mod fxhash;
 mod glob;
 mod message;
 mod rule;

@@ -118,12 +118,74 @@ impl MqttConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub addr: SocketAddr,
+    /// A client must send a request's headers within this time, or its connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive within this time (408 otherwise).
+    pub body_read_timeout_ms: u64,
+    /// Requests handled at once; beyond this they are answered 503 at once (event streams
+    /// count apart, see `max_sse_streams`).
+    pub max_concurrent_requests: usize,
+    /// Server-Sent Event streams open at once; beyond this a new one is answered 503.
+    pub max_sse_streams: usize,
+    /// The largest request body of an action or a subscriber, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// The largest weather document posted (CAP, CENC), in bytes (413 beyond).
+    pub max_document_bytes: usize,
+    /// The most rows of one CSV export, and incidents read for one alarm-load answer.
+    pub csv_row_cap: i64,
+    /// `/readyz` says 503 when the core has not turned for this long.
+    pub core_stall_ms: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             addr: "127.0.0.1:8080".parse().expect("literal address"),
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_concurrent_requests: 256,
+            max_sse_streams: 256,
+            max_body_bytes: 64 * 1024,
+            max_document_bytes: 2 * 1024 * 1024,
+            csv_row_cap: 100_000,
+            core_stall_ms: 15_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, v, min) in [
+            (
+                "http.header_read_timeout_ms",
+                self.header_read_timeout_ms,
+                100,
+            ),
+            ("http.body_read_timeout_ms", self.body_read_timeout_ms, 100),
+            ("http.core_stall_ms", self.core_stall_ms, 1000),
+        ] {
+            if v < min {
+                bail!("{key} must be at least {min}");
+            }
+        }
+        if self.max_concurrent_requests == 0 || self.max_sse_streams == 0 {
+            bail!("http.max_concurrent_requests and http.max_sse_streams must be at least 1");
+        }
+        if self.max_body_bytes < 1024 || self.max_document_bytes < 1024 {
+            bail!("http.max_body_bytes and http.max_document_bytes must be at least 1024");
+        }
+        if self.csv_row_cap < 1 {
+            bail!("http.csv_row_cap must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            csv_row_cap: self.csv_row_cap,
+            max_body_bytes: self.max_body_bytes,
+            max_document_bytes: self.max_document_bytes,
+            core_stall_ms: self.core_stall_ms,
         }
     }
 }
@@ -139,6 +201,25 @@ pub struct IngestConfig {
     pub dead_letter_capacity: usize,
     /// Seqs remembered per agent epoch for duplicate detection.
     pub seq_window: u64,
+    /// The most bytes of a refused payload kept in its dead letter (the rest is cut, and the
+    /// reason says so).
+    pub dead_letter_raw_bytes: usize,
+    /// Messages received from the broker but not yet taken by the core. QoS 1 messages are
+    /// bounded by the broker's in-flight window; beyond this bound QoS 0 messages are dropped
+    /// and counted (`hrs_bounds_hit_total{bound="ingest_buffer"}`), and at twice the bound the
+    /// gateway stops reading from the broker until the core catches up.
+    pub max_pending_messages: usize,
+    /// Sites the gateway keeps; messages of further sites are refused (`too_many_sites`).
+    pub max_sites: usize,
+    /// Agents per site; messages of further agents are refused (`too_many_agents`).
+    pub max_agents_per_site: usize,
+    /// Points per site; readings and catalogue points beyond are refused (`too_many_points`).
+    pub max_points_per_site: usize,
+    /// Agent epochs whose seq windows are kept in memory per agent; the least recently used
+    /// leaves memory (its window stays in the store and comes back when the epoch speaks).
+    pub max_epochs_per_agent: usize,
+    /// An epoch silent this long leaves memory (its window stays in the store).
+    pub epoch_idle_days: u32,
 }
 
 impl Default for IngestConfig {
@@ -148,7 +229,47 @@ impl Default for IngestConfig {
             late_after_ms: 60_000,
             dead_letter_capacity: 10_000,
             seq_window: 4096,
+            dead_letter_raw_bytes: 64 * 1024,
+            max_pending_messages: 1000,
+            max_sites: 20_000,
+            max_agents_per_site: 64,
+            max_points_per_site: 50_000,
+            max_epochs_per_agent: 8,
+            epoch_idle_days: 7,
         }
+    }
+}
+
+impl IngestConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.seq_window < 1024 {
+            bail!("ingest.seq_window must be at least 1024 (the contract's minimum)");
+        }
+        for (key, v, min) in [
+            ("ingest.max_pending_messages", self.max_pending_messages, 1),
+            ("ingest.max_sites", self.max_sites, 1),
+            ("ingest.max_agents_per_site", self.max_agents_per_site, 1),
+            ("ingest.max_points_per_site", self.max_points_per_site, 1),
+            ("ingest.max_epochs_per_agent", self.max_epochs_per_agent, 1),
+            (
+                "ingest.dead_letter_raw_bytes",
+                self.dead_letter_raw_bytes,
+                256,
+            ),
+            (
+                "ingest.dead_letter_capacity",
+                self.dead_letter_capacity,
+                100,
+            ),
+        ] {
+            if v < min {
+                bail!("{key} must be at least {min}");
+            }
+        }
+        if self.epoch_idle_days == 0 {
+            bail!("ingest.epoch_idle_days must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -259,9 +380,8 @@ impl GatewayConfig {
         self.weather
             .validate()
             .map_err(|e| anyhow::anyhow!("weather: {e}"))?;
-        if self.ingest.seq_window < 1024 {
-            bail!("ingest.seq_window must be at least 1024 (the contract's minimum)");
-        }
+        self.ingest.validate()?;
+        self.http.validate()?;
         self.timeseries.validate()?; // timeseries (issue 10)
         self.forwarding.validate()?; // forwarding (issue 9)
         Ok(())

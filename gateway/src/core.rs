@@ -20,6 +20,35 @@ use telemetry::{
 };
 use tokio::sync::{broadcast, Notify};
 
+/// Text fields of an incident made storable (no NUL) and bounded (messages, notes and names
+/// at most 4,096 characters): what carried a device's bad bytes into an incident must not
+/// keep the incident out of the store.
+fn sanitize_incident(i: &mut telemetry::Incident) {
+    fn clean(s: &mut String) {
+        let mut t = crate::store::storable(s).into_owned();
+        if t.chars().count() > 4096 {
+            t = t.chars().take(4096).collect();
+        }
+        *s = t;
+    }
+    clean(&mut i.message);
+    for s in [
+        &mut i.note,
+        &mut i.acked_by,
+        &mut i.closed_by,
+        &mut i.assigned_to,
+        &mut i.zone,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(s);
+    }
+    for w in &mut i.warnings {
+        clean(w);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error(transparent)]
@@ -66,26 +95,96 @@ pub enum Action {
     },
 }
 
-/// Run a store operation until it succeeds: a store outage is ridden out, not turned into lost
-/// incidents (the caller has not acknowledged its message yet, `/readyz` says 503 meanwhile).
+/// Run a store operation until the store gives its answer. A transient error (the store is
+/// away, busy or restarting) is retried with backoff: the caller has not acknowledged its
+/// message yet and `/readyz` says 503 meanwhile, so an outage is ridden out, never turned into
+/// lost incidents. A permanent error (the store refuses this row for good) is returned at
+/// once, counted under `$what`, for the caller to dead-letter or make storable: it must never
+/// stop the core.
 macro_rules! durably {
-    ($self:ident, $op:expr) => {{
+    ($self:ident, $what:expr, $op:expr) => {{
         let mut delay = std::time::Duration::from_millis(100);
         loop {
             match $op.await {
                 Ok(v) => {
                     $self.store_ok.store(true, std::sync::atomic::Ordering::Relaxed);
-                    break v;
+                    break Ok(v);
                 }
-                Err(e) => {
+                Err(e) if e.is_transient() => {
                     $self.store_ok.store(false, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store write failed; retrying");
+                    $self.metrics.store_errors.with_label_values(&["transient"]).inc();
+                    tracing::error!(error = %e, what = $what, retry_in_ms = delay.as_millis() as u64, "store write failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => {
+                    // The store answered: it is up, it refuses this row.
+                    $self.store_ok.store(true, std::sync::atomic::Ordering::Relaxed);
+                    $self.metrics.store_errors.with_label_values(&["permanent"]).inc();
+                    $self.metrics.store_refusals.with_label_values(&[$what]).inc();
+                    tracing::error!(error = %e, what = $what, "the store refused a row for good");
+                    break Err(e);
                 }
             }
         }
     }};
+}
+
+/// The core's heartbeat, for `/readyz` and the service manager's watchdog: the core loop
+/// marks each turn (a tick at least every 500 ms, a message group, an action), so a core
+/// that is stuck, or ended, shows as stalled. Measured on the monotonic clock of the process.
+#[derive(Debug)]
+pub struct Liveness {
+    origin: Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            origin: Instant::now(),
+            last_ms: Default::default(),
+            ended: Default::default(),
+        }
+    }
+}
+
+impl Liveness {
+    /// The core turned.
+    pub fn mark(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// The core loop ended.
+    pub fn end(&self) {
+        self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// `Some(ms since the last turn)` when that is more than `limit_ms`, or the core ended.
+    pub fn stalled_for_ms(&self, limit_ms: u64) -> Option<u64> {
+        let since = (self.origin.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_ms.load(std::sync::atomic::Ordering::Relaxed));
+        (since > limit_ms || self.ended.load(std::sync::atomic::Ordering::Relaxed)).then_some(since)
+    }
+}
+
+/// The seq window of an agent epoch and when it last spoke (gateway clock).
+struct EpochWindow {
+    window: SeqWindow,
+    seen: Timestamp,
+}
+
+/// One refused item of a message (a reading, a catalogue point), kept in the message's one
+/// dead letter.
+#[derive(Debug, Clone, serde::Serialize)]
+struct RefusedItem {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    point: Option<String>,
+    code: &'static str,
+    reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    raw: String,
 }
 
 pub struct Core {
@@ -101,7 +200,8 @@ pub struct Core {
     open_ids: HashMap<String, String>,
     /// The newest incident of each cause (for `previous`).
     last_incident: HashMap<String, String>,
-    seqs: HashMap<(SiteId, AgentId, String), SeqWindow>,
+    /// Seq windows in memory, by agent epoch (bounded: see [`Core::load_epoch`]).
+    seqs: HashMap<(SiteId, AgentId, String), EpochWindow>,
     /// In a group ([`Core::begin_group`]): the seq windows to save at its commit, by key.
     deferred_windows: Option<std::collections::BTreeMap<(SiteId, AgentId, String), String>>,
     registry: HashMap<SiteId, SiteInfo>,
@@ -196,15 +296,28 @@ impl Core {
             self.bind_catalogue(&site, &cat);
         }
         self.scratch.clear();
-        for (site, agent, epoch, body) in self.store.seq_windows().await? {
-            let (Ok(site), Ok(agent), Ok(w)) = (
+        // Only epochs that spoke lately come back into memory, at most `max_epochs_per_agent`
+        // of each agent (the newest); the others are read from the store when they speak.
+        let now = self.now();
+        let idle = chrono::Duration::days(i64::from(self.ingest.epoch_idle_days));
+        let since = (now - idle).timestamp_millis();
+        let mut per_agent: HashMap<(SiteId, AgentId), usize> = HashMap::new();
+        for (site, agent, epoch, body, seen_ms) in self.store.recent_seq_windows(since).await? {
+            let (Ok(site), Ok(agent), Ok(window)) = (
                 SiteId::new(site),
                 AgentId::new(agent),
                 serde_json::from_str::<SeqWindow>(&body),
             ) else {
                 continue;
             };
-            self.seqs.insert((site, agent, epoch), w);
+            let n = per_agent.entry((site.clone(), agent.clone())).or_default();
+            if *n >= self.ingest.max_epochs_per_agent {
+                continue;
+            }
+            *n += 1;
+            let seen = chrono::DateTime::from_timestamp_millis(seen_ms).unwrap_or(now);
+            self.seqs
+                .insert((site, agent, epoch), EpochWindow { window, seen });
         }
         for (cause, id) in self.store.last_per_cause().await? {
             self.last_incident.insert(cause, id);
@@ -228,7 +341,7 @@ impl Core {
         // Rebuild the warning book from the documents as they came, judged at today's clock.
         let now = self.now();
         for (kind, body) in self.store.weather_docs().await? {
-            let _ = self.apply_weather(&kind, body.as_bytes(), now);
+            let _ = self.apply_weather(&kind, &body, now);
         }
         let _ = self.book.advance(now);
         let sites: Vec<SiteId> = self
@@ -280,8 +393,18 @@ impl Core {
         let now = self.now();
         let applied = self.apply_weather(kind, body, now)?;
         let keep_ms = i64::from(self.book.config().book.remember_for_h) * 3_600_000;
-        let text = String::from_utf8_lossy(body).into_owned();
-        durably!(self, self.store.add_weather_doc(kind, now, &text, keep_ms));
+        if let Err(e) = durably!(
+            self,
+            "weather_doc",
+            self.store.add_weather_doc(kind, now, body, keep_ms)
+        ) {
+            // In force now, but it would not come back after a restart: say so where operators look.
+            let reason = format!(
+                "the store refused the {kind} document (it is in force until a restart): {e}"
+            );
+            self.dead_letter(&format!("weather/{kind}"), "store_refused", &reason, body)
+                .await;
+        }
         tracing::info!(
             kind,
             outcome = applied.outcome.as_str(),
@@ -347,7 +470,7 @@ impl Core {
                 .shaping_warnings(&rec.incident.rule, &rec.incident.site);
             let event = shaping.and_then(|w| incident::restate_warnings(&mut rec, w, now));
             if let Some(ev) = event {
-                out.push(self.persist(&key, &rec, ev).await?);
+                out.push(self.persist(&key, &mut rec, ev).await?);
             }
             self.open.insert(key, rec);
         }
@@ -456,40 +579,74 @@ impl Core {
         match parsed {
             Err(e) => {
                 self.refuse_message(topic, "bad_topic", &e.to_string(), payload)
-                    .await?;
+                    .await;
+            }
+            Ok(
+                Topic::Birth {
+                    ref site,
+                    ref agent,
+                }
+                | Topic::Status {
+                    ref site,
+                    ref agent,
+                }
+                | Topic::Readings {
+                    ref site,
+                    ref agent,
+                },
+            ) if self.admit(site, agent).is_some() => {
+                let (code, reason) = self.admit(site, agent).unwrap_or_default();
+                let bound = match code {
+                    "too_many_sites" => "sites",
+                    _ => "agents_per_site",
+                };
+                self.metrics.bounds_hit.with_label_values(&[bound]).inc();
+                self.refuse_message(topic, code, &reason, payload).await;
             }
             Ok(Topic::Birth { site, agent }) => {
                 match decode_catalogue(payload, Some(&agent), &self.limits) {
                     Err(e) => {
                         self.refuse_message(topic, e.code(), &e.to_string(), payload)
-                            .await?
+                            .await
                     }
                     Ok(decoded) => {
-                        for (i, reason) in &decoded.refused {
-                            self.metrics
-                                .readings_refused
-                                .with_label_values(&["bad_point_spec"])
-                                .inc();
-                            self.dead_letter(
-                                topic,
-                                "bad_point_spec",
-                                &format!("point {i}: {reason}"),
-                                "",
-                            )
-                            .await?;
-                        }
-                        for p in &decoded.catalogue.points {
+                        let mut refused: Vec<RefusedItem> = decoded
+                            .refused
+                            .iter()
+                            .map(|(i, reason)| RefusedItem {
+                                index: *i,
+                                point: None,
+                                code: "bad_point_spec",
+                                reason: reason.clone(),
+                                raw: String::new(),
+                            })
+                            .collect();
+                        let mut catalogue = decoded.catalogue;
+                        self.bound_catalogue(&site, &mut catalogue, &mut refused);
+                        self.refuse_items(topic, &refused).await;
+                        for p in &catalogue.points {
                             if !p.unit.is_known() || !p.quantity.is_known() {
                                 tracing::info!(%site, point = %p.point, unit = %p.unit, quantity = %p.quantity, "unit or quantity not known; kept as given");
                             }
                         }
-                        let body = serde_json::to_string(&decoded.catalogue).unwrap_or_default();
-                        durably!(
+                        let body = serde_json::to_string(&catalogue).unwrap_or_default();
+                        match durably!(
                             self,
+                            "catalogue",
                             self.store
                                 .save_catalogue(site.as_str(), agent.as_str(), &body)
-                        );
-                        self.bind_catalogue(&site, &decoded.catalogue);
+                        ) {
+                            Ok(()) => self.bind_catalogue(&site, &catalogue),
+                            Err(e) => {
+                                self.refuse_message(
+                                    topic,
+                                    "store_refused",
+                                    &format!("the store refused the catalogue: {e}"),
+                                    payload,
+                                )
+                                .await
+                            }
+                        }
                     }
                 }
             }
@@ -497,7 +654,7 @@ impl Core {
                 match decode_status(payload, Some(&agent), &self.limits) {
                     Err(e) => {
                         self.refuse_message(topic, e.code(), &e.to_string(), payload)
-                            .await?
+                            .await
                     }
                     Ok(status) => {
                         {
@@ -546,7 +703,7 @@ impl Core {
                     }
                     Err(CoreError::Refused(reason)) => {
                         self.refuse_message(topic, "bad_weather_document", &reason, payload)
-                            .await?
+                            .await
                     }
                     Err(e) => return Err(e),
                 }
@@ -571,16 +728,18 @@ impl Core {
         let batch = match decode_batch(payload, Some(agent), now, &self.limits) {
             Ok(b) => b,
             Err(e) => {
-                return self
-                    .refuse_message(topic, e.code(), &e.to_string(), payload)
-                    .await
+                self.refuse_message(topic, e.code(), &e.to_string(), payload)
+                    .await;
+                return Ok(());
             }
         };
         let key = (site.clone(), agent.clone(), batch.epoch.clone());
-        let window = self
+        self.load_epoch(&key, now).await;
+        let window = &mut self
             .seqs
-            .entry(key)
-            .or_insert_with(|| SeqWindow::new(self.ingest.seq_window));
+            .get_mut(&key)
+            .expect("loaded by load_epoch")
+            .window;
         let verdict = window.observe(batch.seq);
         let max_seq = window.max_seq();
         let window_body = serde_json::to_string(window).unwrap_or_default();
@@ -616,27 +775,40 @@ impl Core {
                 }
             }
         }
-        for r in &batch.refused {
-            self.metrics
-                .readings_refused
-                .with_label_values(&[r.error.code()])
-                .inc();
-            let reason = format!(
-                "reading {} ({}): {}",
-                r.index,
-                r.point.as_deref().unwrap_or("?"),
-                r.error
-            );
-            tracing::warn!(%site, %agent, seq = batch.seq, %reason, "reading refused");
-            self.dead_letter(topic, r.error.code(), &reason, &r.raw)
-                .await?;
-        }
+        // Every reading refused in this batch, for its one dead letter.
+        let mut refused: Vec<RefusedItem> = batch
+            .refused
+            .iter()
+            .map(|r| RefusedItem {
+                index: r.index,
+                point: r.point.clone(),
+                code: r.error.code(),
+                reason: r.error.to_string(),
+                raw: r.raw.clone(),
+            })
+            .collect();
         let eval_started = Instant::now();
-        let mut mismatched = Vec::new();
+        let max_points = self.ingest.max_points_per_site;
         {
             let mut live = self.live.write().expect("live lock");
             let s = live.site_mut(site);
-            for reading in &batch.readings {
+            for (index, reading) in batch.readings.iter().enumerate() {
+                if !s.points.contains_key(&reading.point) && s.points.len() >= max_points {
+                    self.metrics
+                        .bounds_hit
+                        .with_label_values(&["points_per_site"])
+                        .inc();
+                    refused.push(RefusedItem {
+                        index,
+                        point: Some(reading.point.to_string()),
+                        code: "too_many_points",
+                        reason: format!(
+                            "site {site} has {max_points} points already (ingest.max_points_per_site)"
+                        ),
+                        raw: String::new(),
+                    });
+                    continue;
+                }
                 let entry = s
                     .points
                     .entry(reading.point.clone())
@@ -657,7 +829,16 @@ impl Core {
                         _ => spec.quantity.as_str() == "flow" || !spec.quantity.is_known(),
                     };
                     if !ok {
-                        mismatched.push((reading.point.to_string(), spec.quantity.to_string()));
+                        refused.push(RefusedItem {
+                            index,
+                            point: Some(reading.point.to_string()),
+                            code: "type_mismatch",
+                            reason: format!(
+                                "point {}: value does not fit quantity {}",
+                                reading.point, spec.quantity
+                            ),
+                            raw: String::new(),
+                        });
                         continue;
                     }
                 } else {
@@ -689,15 +870,10 @@ impl Core {
         self.metrics
             .rule_evaluation_seconds
             .observe(eval_started.elapsed().as_secs_f64());
-        for (point, quantity) in mismatched {
-            self.metrics
-                .readings_refused
-                .with_label_values(&["type_mismatch"])
-                .inc();
-            let reason = format!("point {point}: value does not fit quantity {quantity}");
-            self.dead_letter(topic, "type_mismatch", &reason, "")
-                .await?;
+        if !refused.is_empty() {
+            tracing::warn!(%site, %agent, seq = batch.seq, refused = refused.len(), first = %refused[0].reason, "readings refused");
         }
+        self.refuse_items(topic, &refused).await;
         // The batch's points reach the time-series journal before its seq is recorded and
         // the message acknowledged: a crash from here on loses none of them.
         if let Some(ts) = &self.timeseries {
@@ -711,17 +887,100 @@ impl Core {
                     window_body,
                 );
             }
-            None => durably!(
-                self,
-                self.store.save_seq_window(
-                    site.as_str(),
-                    agent.as_str(),
-                    &batch.epoch,
-                    &window_body
-                )
-            ),
+            None => {
+                let row = (
+                    site.to_string(),
+                    agent.to_string(),
+                    batch.epoch.clone(),
+                    window_body,
+                );
+                self.save_windows(vec![row], now).await;
+            }
         }
         Ok(())
+    }
+
+    /// Make sure the seq window of an agent epoch is in memory: from the open group, the store
+    /// (an epoch that left memory comes back with the seqs it had seen), or new. Keeps at
+    /// most `max_epochs_per_agent` epochs of an agent in memory (the least recently used
+    /// leaves; its window is in the store).
+    async fn load_epoch(&mut self, key: &(SiteId, AgentId, String), now: Timestamp) {
+        if let Some(e) = self.seqs.get_mut(key) {
+            e.seen = now;
+            return;
+        }
+        let pending = self
+            .deferred_windows
+            .as_ref()
+            .and_then(|w| w.get(key).cloned());
+        let stored = match pending {
+            Some(body) => Some(body),
+            None => durably!(
+                self,
+                "seq_window",
+                self.store
+                    .seq_window(key.0.as_str(), key.1.as_str(), &key.2)
+            )
+            .unwrap_or_default(),
+        };
+        let window = stored
+            .and_then(|b| serde_json::from_str::<SeqWindow>(&b).ok())
+            .unwrap_or_else(|| SeqWindow::new(self.ingest.seq_window));
+        let mut of_agent: Vec<(Timestamp, String)> = self
+            .seqs
+            .iter()
+            .filter(|((s, a, _), _)| *s == key.0 && *a == key.1)
+            .map(|((_, _, e), v)| (v.seen, e.clone()))
+            .collect();
+        if of_agent.len() >= self.ingest.max_epochs_per_agent {
+            of_agent.sort();
+            let excess = of_agent.len() + 1 - self.ingest.max_epochs_per_agent;
+            for (_, epoch) in of_agent.into_iter().take(excess) {
+                self.metrics
+                    .bounds_hit
+                    .with_label_values(&["epochs_per_agent"])
+                    .inc();
+                self.seqs.remove(&(key.0.clone(), key.1.clone(), epoch));
+            }
+        }
+        self.seqs
+            .insert(key.clone(), EpochWindow { window, seen: now });
+    }
+
+    /// Epochs silent for `epoch_idle_days` leave memory (their windows stay in the store).
+    fn evict_idle_epochs(&mut self, now: Timestamp) {
+        let idle = chrono::Duration::days(i64::from(self.ingest.epoch_idle_days));
+        let before = self.seqs.len();
+        self.seqs.retain(|_, e| now - e.seen < idle);
+        let evicted = before - self.seqs.len();
+        if evicted > 0 {
+            self.metrics
+                .bounds_hit
+                .with_label_values(&["epoch_idle"])
+                .inc_by(evicted as u64);
+        }
+    }
+
+    /// Save seq windows `(site, agent, epoch, body)`: in one transaction, and where the store
+    /// refuses that for good, one by one, so that only the row it refuses is dead-lettered.
+    async fn save_windows(&mut self, rows: Vec<(String, String, String, String)>, now: Timestamp) {
+        let ms = now.timestamp_millis();
+        if durably!(self, "seq_window", self.store.save_seq_windows(&rows, ms)).is_ok() {
+            return;
+        }
+        for row in rows {
+            let one = [row];
+            if let Err(e) = durably!(self, "seq_window", self.store.save_seq_windows(&one, ms)) {
+                let [(site, agent, epoch, body)] = one;
+                let reason = format!(
+                    "the store refused the seq window of agent {agent} epoch {epoch:?}: {e}; \
+                     duplicates of this epoch are caught in memory until a restart"
+                );
+                let topic = format!("{}/sites/{site}/{agent}/readings", self.scheme.prefix());
+                self.dead_letter(&topic, "store_refused", &reason, body.as_bytes())
+                    .await;
+            }
+        }
     }
 
     /// Start a group of messages whose seq windows are saved together by
@@ -730,8 +989,8 @@ impl Core {
         self.deferred_windows.get_or_insert_with(Default::default);
     }
 
-    /// Save the seq windows of the group in one transaction (retried until the store takes
-    /// them, like every store write) and end the group.
+    /// Save the seq windows of the group in one transaction (retried while the store is away,
+    /// like every store write) and end the group.
     pub async fn commit_group(&mut self) {
         let Some(windows) = self.deferred_windows.take() else {
             return;
@@ -744,41 +1003,153 @@ impl Core {
             .map(|((site, agent, epoch), body)| (site.to_string(), agent.to_string(), epoch, body))
             .collect();
         self.metrics.group_commit_batches.observe(rows.len() as f64);
-        durably!(self, self.store.save_seq_windows(&rows));
+        let now = self.now();
+        self.save_windows(rows, now).await;
     }
 
-    async fn refuse_message(
-        &mut self,
-        topic: &str,
-        code: &str,
-        reason: &str,
-        payload: &[u8],
-    ) -> Result<(), CoreError> {
+    /// A message the core could not process (a defect): dead-lettered with the error.
+    pub async fn refuse_unprocessed(&mut self, topic: &str, payload: &[u8], error: &str) {
+        self.refuse_message(topic, "not_processed", error, payload)
+            .await
+    }
+
+    /// Refuse a whole message: counted by its code, dead-lettered with its reason and its bytes
+    /// (at most `ingest.dead_letter_raw_bytes` of them).
+    async fn refuse_message(&mut self, topic: &str, code: &str, reason: &str, payload: &[u8]) {
         self.metrics
             .messages_refused
             .with_label_values(&[code])
             .inc();
         tracing::warn!(topic, code, reason, "message refused");
-        let raw = String::from_utf8_lossy(&payload[..payload.len().min(1024)]).into_owned();
-        self.dead_letter(topic, code, reason, &raw).await
+        let cap = self.ingest.dead_letter_raw_bytes;
+        if payload.len() > cap {
+            let reason = format!(
+                "{reason} (payload of {} bytes; the first {cap} kept)",
+                payload.len()
+            );
+            self.dead_letter(topic, code, &reason, &payload[..cap])
+                .await
+        } else {
+            self.dead_letter(topic, code, reason, payload).await
+        }
     }
 
-    async fn dead_letter(
-        &mut self,
-        topic: &str,
-        code: &str,
-        reason: &str,
-        raw: &str,
-    ) -> Result<(), CoreError> {
+    /// The readings (or catalogue points) of one message that were refused: each counted by
+    /// its code, all in one dead letter that keeps every item's reason, so a batch of 20,000
+    /// bad readings is one write, not 20,000.
+    async fn refuse_items(&mut self, topic: &str, items: &[RefusedItem]) {
+        let Some(first) = items.first() else {
+            return;
+        };
+        for it in items {
+            self.metrics
+                .readings_refused
+                .with_label_values(&[it.code])
+                .inc();
+        }
+        let code = if items.iter().all(|i| i.code == first.code) {
+            first.code
+        } else {
+            "readings_refused"
+        };
+        let reason = if items.len() == 1 {
+            match &first.point {
+                Some(p) => format!("item {} ({p}): {}", first.index, first.reason),
+                None => format!("item {}: {}", first.index, first.reason),
+            }
+        } else {
+            format!(
+                "{} items refused; the first, item {}: {}",
+                items.len(),
+                first.index,
+                first.reason
+            )
+        };
+        let raw = serde_json::to_vec(&items).unwrap_or_default();
+        self.dead_letter(topic, code, &reason, &raw).await
+    }
+
+    /// Write a dead letter. A transient store error is ridden out; a permanent one (which
+    /// [`crate::store::storable`] text and raw bytes should never meet) is counted and logged,
+    /// and the core goes on.
+    async fn dead_letter(&mut self, topic: &str, code: &str, reason: &str, raw: &[u8]) {
         self.metrics.dead_letters.inc();
         let now = self.now();
         let capacity = self.ingest.dead_letter_capacity;
-        durably!(
+        let _ = durably!(
             self,
+            "dead_letter",
             self.store
                 .add_dead_letter(now, topic, code, reason, raw, capacity)
         );
-        Ok(())
+    }
+
+    /// Bounds of a birth: points beyond `max_points_per_site` for the site are refused.
+    fn bound_catalogue(
+        &mut self,
+        site: &SiteId,
+        catalogue: &mut telemetry::Catalogue,
+        refused: &mut Vec<RefusedItem>,
+    ) {
+        let max = self.ingest.max_points_per_site;
+        let live = self.live.read().expect("live lock");
+        let known = live.sites.get(site);
+        let mut count = known.map_or(0, |s| s.points.len());
+        let mut kept = Vec::with_capacity(catalogue.points.len());
+        for (index, p) in std::mem::take(&mut catalogue.points)
+            .into_iter()
+            .enumerate()
+        {
+            let is_new = !known.is_some_and(|s| s.points.contains_key(&p.point));
+            if is_new && count >= max {
+                self.metrics
+                    .bounds_hit
+                    .with_label_values(&["points_per_site"])
+                    .inc();
+                refused.push(RefusedItem {
+                    index,
+                    point: Some(p.point.to_string()),
+                    code: "too_many_points",
+                    reason: format!(
+                        "site {site} has {max} points already (ingest.max_points_per_site)"
+                    ),
+                    raw: String::new(),
+                });
+                continue;
+            }
+            if is_new {
+                count += 1;
+            }
+            kept.push(p);
+        }
+        catalogue.points = kept;
+    }
+
+    /// Bounds of sites and agents: `None` when the message may go on, else the refusal.
+    fn admit(&self, site: &SiteId, agent: &AgentId) -> Option<(&'static str, String)> {
+        let live = self.live.read().expect("live lock");
+        match live.sites.get(site) {
+            None if live.sites.len() >= self.ingest.max_sites => Some((
+                "too_many_sites",
+                format!(
+                    "the gateway keeps {} sites already (ingest.max_sites)",
+                    self.ingest.max_sites
+                ),
+            )),
+            Some(s)
+                if !s.agents.contains_key(agent)
+                    && s.agents.len() >= self.ingest.max_agents_per_site =>
+            {
+                Some((
+                    "too_many_agents",
+                    format!(
+                        "site {site} has {} agents already (ingest.max_agents_per_site)",
+                        self.ingest.max_agents_per_site
+                    ),
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// Timers on the gateway clock: the engine's (missing data, durations) and shelving expiry.
@@ -786,6 +1157,7 @@ impl Core {
         self.scratch.clear();
         let now = self.now();
         self.engine.tick(now, &mut self.scratch);
+        self.evict_idle_epochs(now);
         let change = self.book.advance(now);
         let touched = self.on_warning_change(&change, now);
         let mut events = self.apply_transitions().await?;
@@ -804,16 +1176,18 @@ impl Core {
             self.set_out_of_service(site, point, String::new(), String::new(), None)
                 .await?;
         }
-        let expired: Vec<String> = self
+        // In cause order: nothing the gateway sends depends on the order of a hash map.
+        let mut expired: Vec<String> = self
             .open
             .iter()
             .filter(|(_, r)| r.incident.shelved_until.is_some_and(|u| u <= now))
             .map(|(k, _)| k.clone())
             .collect();
+        expired.sort();
         for key in expired {
             if let Some(mut rec) = self.open.remove(&key) {
                 if let Some(ev) = incident::unshelve(&mut rec, None, now) {
-                    events.push(self.persist(&key, &rec, ev).await?);
+                    events.push(self.persist(&key, &mut rec, ev).await?);
                 }
                 self.open.insert(key, rec);
             }
@@ -860,7 +1234,7 @@ impl Core {
                 self.recent_raises
                     .push_back((self.clock.now(), key.clone()));
             }
-            let mut stored = self.persist(&key, &rec, ev).await?;
+            let mut stored = self.persist(&key, &mut rec, ev).await?;
             if raised_new {
                 // A point out of service for maintenance: its incident is shelved until the
                 // maintenance ends, and says so. A critical incident is never hidden.
@@ -882,7 +1256,7 @@ impl Core {
                             o.until,
                             t.at.min(o.until - chrono::Duration::milliseconds(1)),
                         ) {
-                            stored = self.persist(&key, &rec, ev).await?;
+                            stored = self.persist(&key, &mut rec, ev).await?;
                         }
                     } else {
                         self.metrics.critical_on_out_of_service.inc();
@@ -909,11 +1283,39 @@ impl Core {
     async fn persist(
         &mut self,
         key: &str,
-        rec: &IncidentRecord,
-        ev: IncidentEvent,
+        rec: &mut IncidentRecord,
+        mut ev: IncidentEvent,
     ) -> Result<IncidentEvent, CoreError> {
         let started = Instant::now();
-        let pos = durably!(self, self.store.write_change(key, rec, &ev));
+        let mut pos = durably!(self, "incident", self.store.write_change(key, rec, &ev));
+        if let Err(e) = &pos {
+            // An incident is never dropped: what the store refuses is made storable.
+            if e.is_unique_violation() {
+                // Its event id is taken (a store restored from elsewhere, a replay into a
+                // used store): the event takes the next free seq of its incident.
+                if let Ok(max) =
+                    durably!(self, "incident", self.store.max_event_seq(&rec.incident.id))
+                {
+                    rec.last_event_seq = rec.last_event_seq.max(max);
+                    rec.last_event_seq += 1;
+                    ev.event_seq = rec.last_event_seq;
+                    ev.event_id = format!("{}-{}", rec.incident.id, ev.event_seq);
+                    tracing::warn!(incident = %rec.incident.id, event_id = %ev.event_id, "event id was taken in the store; the event takes the next seq");
+                }
+            }
+            sanitize_incident(&mut rec.incident);
+            sanitize_incident(&mut ev.incident);
+            pos = durably!(self, "incident", self.store.write_change(key, rec, &ev));
+        }
+        let pos = match pos {
+            Ok(pos) => Some(pos),
+            Err(e) => {
+                // Still refused: it stands in memory and goes to live subscribers, and the log
+                // says so loudly; judging goes on.
+                tracing::error!(incident = %rec.incident.id, error = %e, "incident event not stored; it is held in memory only");
+                None
+            }
+        };
         self.metrics
             .store_write_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -923,8 +1325,10 @@ impl Core {
             .inc();
         tracing::info!(incident = %rec.incident.id, event = ev.event.as_str(), site = %rec.incident.site,
             rule = %rec.incident.rule, severity = %rec.incident.severity, "{}", rec.incident.message);
-        let _ = self.events.send((pos, ev.clone()));
-        self.event_written.notify_one();
+        if let Some(pos) = pos {
+            let _ = self.events.send((pos, ev.clone()));
+            self.event_written.notify_one();
+        }
         Ok(ev)
     }
 
@@ -1026,7 +1430,7 @@ impl Core {
         let Some(ev) = ev else {
             return Ok((rec.incident, None));
         };
-        let ev = self.persist(&key, &rec, ev).await?;
+        let ev = self.persist(&key, &mut rec, ev).await?;
         if standing {
             self.open.insert(key, rec.clone());
         }
@@ -1071,9 +1475,10 @@ impl Core {
             .map(|e| serde_json::to_string(e).unwrap_or_default());
         durably!(
             self,
+            "out_of_service",
             self.store
                 .set_out_of_service(site.as_str(), point.as_str(), body.as_deref())
-        );
+        )?;
         let mut live = self.live.write().expect("live lock");
         match &entry {
             Some(e) => {

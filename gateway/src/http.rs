@@ -6,13 +6,13 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::service::Command;
 use crate::store::{IncidentFilter, Store};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
@@ -33,6 +33,20 @@ pub struct AppState {
     pub store_ok: Arc<AtomicBool>,
     pub clock: SharedClock,
     pub scheme: TopicScheme,
+    pub limits: HttpLimits,
+    /// Server-Sent Event streams open now (bounded by `http.max_sse_streams`).
+    pub sse_streams: Arc<tokio::sync::Semaphore>,
+    /// The core's heartbeat: gateway-monotonic milliseconds of its last loop turn.
+    pub core_alive: Arc<crate::core::Liveness>,
+}
+
+/// What the HTTP layer bounds (from `[http]`).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub csv_row_cap: i64,
+    pub max_body_bytes: usize,
+    pub max_document_bytes: usize,
+    pub core_stall_ms: u64,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -61,11 +75,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/api/v1/rules/reload", post(reload))
         .route("/api/v1/events", get(events))
-        .route("/api/v1/weather/cap", post(post_cap))
-        .route("/api/v1/weather/cenc", post(post_cenc))
+        .route(
+            "/api/v1/weather/cap",
+            post(post_cap).layer(DefaultBodyLimit::max(state.limits.max_document_bytes)),
+        )
+        .route(
+            "/api/v1/weather/cenc",
+            post(post_cenc).layer(DefaultBodyLimit::max(state.limits.max_document_bytes)),
+        )
         .route("/api/v1/weather/warnings", get(warnings))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }
 
@@ -100,8 +121,39 @@ fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// The longest a shelving or an out-of-service may last.
+const MAX_HOLD: chrono::Duration = chrono::Duration::days(366);
+
+/// The end of a shelving or an out-of-service: `until` (a time with a zone) or `duration_ms`
+/// from now; a duration or a time beyond a year from now is a 400, never an overflow.
+fn until_of(
+    s: &AppState,
+    until: Option<&str>,
+    duration_ms: Option<u64>,
+) -> Result<telemetry::Timestamp, ApiError> {
+    let now = s.clock.now();
+    let until = match (until, duration_ms) {
+        (Some(u), _) => parse_time(u).map_err(|e| bad_request(format!("until: {e}")))?,
+        (None, Some(ms)) => {
+            let ms = i64::try_from(ms)
+                .ok()
+                .filter(|ms| *ms <= MAX_HOLD.num_milliseconds())
+                .ok_or_else(|| bad_request("duration_ms must be at most 366 days"))?;
+            now + chrono::Duration::milliseconds(ms)
+        }
+        (None, None) => return Err(bad_request("until or duration_ms is required")),
+    };
+    if until > now + MAX_HOLD {
+        return Err(bad_request("until must lie within 366 days from now"));
+    }
+    Ok(until)
+}
+
 async fn readyz(State(s): State<AppState>) -> Response {
     let mut reasons = Vec::new();
+    if let Some(ms) = s.core_alive.stalled_for_ms(s.limits.core_stall_ms) {
+        reasons.push(format!("the core has not turned for {ms} ms"));
+    }
     if !s.mqtt_connected.load(Ordering::Relaxed) {
         reasons.push("not connected to the MQTT broker".to_string());
     }
@@ -234,6 +286,8 @@ fn incident_filter(
         since: time(&q.since, "since")?,
         until: time(&q.until, "until")?,
         before,
+        after: None,
+        ascending: false,
         limit,
     })
 }
@@ -458,11 +512,7 @@ async fn shelve(
         .clone()
         .or(b.note.clone())
         .ok_or_else(|| bad_request("reason is required"))?;
-    let until = match (&b.until, b.duration_ms) {
-        (Some(u), _) => parse_time(u).map_err(|e| bad_request(format!("until: {e}")))?,
-        (None, Some(ms)) => s.clock.now() + chrono::Duration::milliseconds(ms as i64),
-        (None, None) => return Err(bad_request("until or duration_ms is required")),
-    };
+    let until = until_of(&s, b.until.as_deref(), b.duration_ms)?;
     act(
         &s,
         id,
@@ -514,28 +564,28 @@ async fn reload(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
     }
 }
 
-async fn events(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+async fn events(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Ok(permit) = s.sse_streams.clone().try_acquire_owned() else {
+        s.metrics
+            .bounds_hit
+            .with_label_values(&["sse_streams"])
+            .inc();
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams open; try again later".into(),
+        ));
+    };
     // Subscribe first, then catch up from the store, so nothing falls between the two.
     let live = s.events.subscribe();
     let mut from = None;
+    let mut unknown = None;
     if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        from = Some(s.store.event_pos(last).await?.unwrap_or(0));
-    }
-    let mut backlog = Vec::new();
-    let mut last_pos = i64::MAX;
-    if let Some(mut pos) = from {
-        loop {
-            let page = s.store.events_after(pos, 500).await?;
-            if page.is_empty() {
-                break;
-            }
-            pos = page.last().map(|(p, _)| *p).unwrap_or(pos);
-            backlog.extend(page);
+        match s.store.event_pos(last).await? {
+            Some(pos) => from = Some(pos),
+            // An id the log does not hold: the stream starts now, and says so first (never a
+            // replay of the whole log).
+            None => unknown = Some(last.chars().take(128).collect::<String>()),
         }
-        last_pos = pos;
     }
     let to_sse = |ev: &IncidentEvent| {
         SseEvent::default()
@@ -543,32 +593,74 @@ async fn events(
             .event("incident")
             .data(serde_json::to_string(ev).unwrap_or_default())
     };
-    let backlog_stream = stream::iter(backlog.into_iter().map(move |(_, ev)| Ok(to_sse(&ev))));
-    let live_stream = stream::unfold(
-        (live, last_pos, from.is_some()),
-        move |(mut rx, last_pos, resumed)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok((pos, ev)) => {
-                        if resumed && pos <= last_pos {
-                            continue;
-                        }
-                        return Some((Ok(to_sse(&ev)), (rx, last_pos, resumed)));
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(
-                            missed = n,
-                            "SSE client lagged; it may resume with Last-Event-ID"
-                        );
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+    let notice = unknown.map(|id| {
+        Ok(SseEvent::default().event("resync").data(
+            json!({"reason": "unknown Last-Event-ID; the stream starts now", "last_event_id": id,
+                "hint": "GET /api/v1/incidents for what stands"})
+            .to_string(),
+        ))
+    });
+    // The backlog, read page by page as the client takes it.
+    let store = s.store.clone();
+    let backlog_stream = stream::unfold((from, false), move |(pos, done)| {
+        let store = store.clone();
+        async move {
+            let pos = pos?;
+            if done {
+                return None;
+            }
+            match store.events_after(pos, 500).await {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    let next = page.last().map(|(p, _)| *p);
+                    let full = page.len() == 500;
+                    Some((page, (next, !full)))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SSE backlog cut short by a store error; the client may resume");
+                    None
                 }
             }
-        },
-    );
-    Ok(Sse::new(backlog_stream.chain(live_stream))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+        }
+    })
+    .flat_map(stream::iter);
+    let resumed = from.is_some();
+    let last_seen = Arc::new(std::sync::atomic::AtomicI64::new(from.unwrap_or(i64::MIN)));
+    let seen_backlog = last_seen.clone();
+    let backlog_stream = backlog_stream.map(move |(pos, ev)| {
+        seen_backlog.store(pos, Ordering::Relaxed);
+        Ok(to_sse(&ev))
+    });
+    let live_stream = stream::unfold((live, last_seen), move |(mut rx, last_seen)| async move {
+        loop {
+            match rx.recv().await {
+                Ok((pos, ev)) => {
+                    if resumed && pos <= last_seen.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    return Some((Ok(to_sse(&ev)), (rx, last_seen)));
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "SSE client lagged; it may resume with Last-Event-ID"
+                    );
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = stream::iter(notice)
+        .chain(backlog_stream)
+        .chain(live_stream)
+        .map(move |item: Result<SseEvent, Infallible>| {
+            let _held = &permit;
+            item
+        });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 async fn post_weather(
@@ -603,54 +695,114 @@ async fn warnings(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(json!(s.live.read().expect("live lock").warnings))
 }
 
+/// One CSV cell. Text that a spreadsheet would take for a formula (it starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return) gets a leading `'`; numbers stay numbers.
 fn csv_field(s: &str) -> String {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err();
+    let s = if formula {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s.into_owned()
     }
 }
 
-/// `GET /api/v1/incidents.csv?since=&until=&site=&state=&severity=&rule=`: incidents raised in a
-/// period, oldest first, as CSV (UTF-8 with a header row).
+/// The header row of the CSV export.
+const CSV_HEADER: &str = "id,site,rule,point,agent,severity,state,value,threshold,raised_at,acked_at,acked_by,cleared_at,closed_at,closed_by,note,message\n";
+
+fn csv_row(i: &telemetry::Incident) -> String {
+    let t = |v: &Option<telemetry::Timestamp>| v.map(|t| format_time(&t)).unwrap_or_default();
+    let row = [
+        i.id.clone(),
+        i.site.to_string(),
+        i.rule.clone(),
+        i.point.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        i.agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+        i.severity.to_string(),
+        i.state.as_str().to_string(),
+        i.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        i.threshold.map(|v| v.to_string()).unwrap_or_default(),
+        format_time(&i.raised_at),
+        t(&i.acked_at),
+        i.acked_by.clone().unwrap_or_default(),
+        t(&i.cleared_at),
+        t(&i.closed_at),
+        i.closed_by.clone().unwrap_or_default(),
+        i.note.clone().unwrap_or_default(),
+        i.message.clone(),
+    ];
+    let mut line = row
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// `GET /api/v1/incidents.csv?since=&until=&site=&state=&severity=&rule=&limit=`: incidents
+/// raised in a period, oldest first, as CSV (UTF-8 with a header row), streamed page by page.
+/// At most `http.csv_row_cap` rows (or `limit`, if smaller); the response states the cap in
+/// `X-HRS-Row-Cap`: an export of exactly that many rows may go on from its last `raised_at`.
 async fn incidents_csv(
     State(s): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let filter = incident_filter(&q, None, q.limit.unwrap_or(100_000).clamp(1, 1_000_000))?;
-    let mut list = s.store.incidents(&filter).await?;
-    list.reverse();
-    let mut out = String::from("id,site,rule,point,agent,severity,state,value,threshold,raised_at,acked_at,acked_by,cleared_at,closed_at,closed_by,note,message\n");
-    let t = |v: &Option<telemetry::Timestamp>| v.map(|t| format_time(&t)).unwrap_or_default();
-    for i in &list {
-        let row = [
-            i.id.clone(),
-            i.site.to_string(),
-            i.rule.clone(),
-            i.point.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            i.agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
-            i.severity.to_string(),
-            i.state.as_str().to_string(),
-            i.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-            i.threshold.map(|v| v.to_string()).unwrap_or_default(),
-            format_time(&i.raised_at),
-            t(&i.acked_at),
-            i.acked_by.clone().unwrap_or_default(),
-            t(&i.cleared_at),
-            t(&i.closed_at),
-            i.closed_by.clone().unwrap_or_default(),
-            i.note.clone().unwrap_or_default(),
-            i.message.clone(),
-        ];
-        out.push_str(
-            &row.iter()
-                .map(|f| csv_field(f))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push('\n');
-    }
-    Ok((
+    let cap = q
+        .limit
+        .unwrap_or(s.limits.csv_row_cap)
+        .clamp(1, s.limits.csv_row_cap);
+    const PAGE: i64 = 1000;
+    let mut filter = incident_filter(&q, None, PAGE)?;
+    filter.ascending = true;
+    // The first page before the answer starts, so a store error is still a clean 503.
+    let first = s.store.incidents(&filter).await?;
+    let store = s.store.clone();
+    let body = stream::unfold(
+        (Some(first), filter, 0i64, true),
+        move |(page, mut filter, sent, head)| {
+            let store = store.clone();
+            async move {
+                if head {
+                    let chunk = Ok::<_, std::io::Error>(CSV_HEADER.to_string());
+                    return Some((chunk, (page, filter, sent, false)));
+                }
+                if sent >= cap {
+                    return None;
+                }
+                let page = match page {
+                    Some(p) => p,
+                    None => match store.incidents(&filter).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            // The answer has started: end it, and say why in the log.
+                            tracing::error!(error = %e, "CSV export cut short by a store error");
+                            return None;
+                        }
+                    },
+                };
+                if page.is_empty() {
+                    return None;
+                }
+                let take = (cap - sent).min(page.len() as i64) as usize;
+                let mut chunk = String::new();
+                for i in &page[..take] {
+                    chunk.push_str(&csv_row(i));
+                }
+                if let Some(last) = page.last() {
+                    filter.after = Some((last.raised_at.timestamp_millis(), last.id.clone()));
+                }
+                let more = page.len() as i64 == filter.limit;
+                let next = if more { None } else { Some(Vec::new()) };
+                Some((Ok(chunk), (next, filter, sent + take as i64, false)))
+            }
+        },
+    );
+    let mut resp = (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
@@ -658,9 +810,12 @@ async fn incidents_csv(
                 "attachment; filename=\"incidents.csv\"",
             ),
         ],
-        out,
+        axum::body::Body::from_stream(body),
     )
-        .into_response())
+        .into_response();
+    resp.headers_mut()
+        .insert("x-hrs-row-cap", HeaderValue::from(cap));
+    Ok(resp)
 }
 
 #[derive(Deserialize)]
@@ -678,11 +833,14 @@ async fn alarm_load(
     let hours = q.hours.unwrap_or(24).clamp(1, 24 * 31);
     let now = s.clock.now();
     let since = now - chrono::Duration::hours(hours);
+    // Bounded: at most `http.csv_row_cap` incidents of each kind are read; the answer says
+    // when the window held more (`truncated`).
+    let cap = s.limits.csv_row_cap;
     let raised = s
         .store
         .incidents(&IncidentFilter {
             since: Some(since),
-            limit: 1_000_000,
+            limit: cap + 1,
             ..Default::default()
         })
         .await?;
@@ -690,7 +848,7 @@ async fn alarm_load(
         .store
         .incidents(&IncidentFilter {
             state: Some("active".into()),
-            limit: 1_000_000,
+            limit: cap + 1,
             ..Default::default()
         })
         .await?;
@@ -698,10 +856,16 @@ async fn alarm_load(
         .store
         .incidents(&IncidentFilter {
             state: Some("acknowledged".into()),
-            limit: 1_000_000,
+            limit: cap + 1,
             ..Default::default()
         })
         .await?;
+    let truncated = [raised.len(), standing.len(), acked.len()]
+        .iter()
+        .any(|n| *n as i64 > cap);
+    let raised = &raised[..raised.len().min(cap as usize)];
+    let standing = &standing[..standing.len().min(cap as usize)];
+    let acked = &acked[..acked.len().min(cap as usize)];
     #[derive(Default, serde::Serialize)]
     struct SiteLoad {
         raised: u64,
@@ -714,7 +878,7 @@ async fn alarm_load(
     let mut sites: std::collections::BTreeMap<String, SiteLoad> = Default::default();
     let mut raises: std::collections::BTreeMap<(String, String), Vec<telemetry::Timestamp>> =
         Default::default();
-    for i in &raised {
+    for i in raised {
         let e = sites.entry(i.site.to_string()).or_default();
         e.raised += 1;
         let subject = i
@@ -739,7 +903,7 @@ async fn alarm_load(
     }
     let mut by_site_times: std::collections::BTreeMap<String, Vec<telemetry::Timestamp>> =
         Default::default();
-    for i in &raised {
+    for i in raised {
         by_site_times
             .entry(i.site.to_string())
             .or_default()
@@ -757,7 +921,7 @@ async fn alarm_load(
         }
         sites.entry(site).or_default().peak_per_10_min = peak;
     }
-    for i in standing.iter().chain(&acked) {
+    for i in standing.iter().chain(acked) {
         let e = sites.entry(i.site.to_string()).or_default();
         e.standing += 1;
         if i.shelved_until.is_some_and(|u| u > now) {
@@ -768,7 +932,7 @@ async fn alarm_load(
         e.per_hour = e.raised as f64 / hours as f64;
     }
     Ok(Json(
-        json!({"hours": hours, "since": format_time(&since), "until": format_time(&now), "sites": sites}),
+        json!({"hours": hours, "since": format_time(&since), "until": format_time(&now), "truncated": truncated, "sites": sites}),
     ))
 }
 
@@ -790,11 +954,7 @@ async fn out_of_service(
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
     let site = telemetry::SiteId::new(site).map_err(|e| bad_request(e.to_string()))?;
     let point = telemetry::PointId::new(point).map_err(|e| bad_request(e.to_string()))?;
-    let until = match (&b.until, b.duration_ms) {
-        (Some(u), _) => parse_time(u).map_err(|e| bad_request(format!("until: {e}")))?,
-        (None, Some(ms)) => s.clock.now() + chrono::Duration::milliseconds(ms as i64),
-        (None, None) => return Err(bad_request("until or duration_ms is required")),
-    };
+    let until = until_of(&s, b.until.as_deref(), b.duration_ms)?;
     set_oos(&s, site, point, b.operator, b.reason, Some(until)).await
 }
 
@@ -838,4 +998,91 @@ async fn openapi() -> Response {
         include_str!("../openapi.json"),
     )
         .into_response()
+}
+
+/// What every request goes through: a bound on requests handled at once (503 at once beyond
+/// it, counted in `hrs_bounds_hit_total{bound="http_concurrency"}`), a request-body read
+/// timeout, and a panic in a handler answered 500 (and logged), never a dropped connection.
+pub fn bounded(app: Router, cfg: &crate::config::HttpConfig, metrics: Metrics) -> Router {
+    let gate = Arc::new((
+        tokio::sync::Semaphore::new(cfg.max_concurrent_requests),
+        metrics,
+    ));
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let gate = gate.clone();
+            async move {
+                match gate.0.try_acquire() {
+                    Ok(_permit) => next.run(req).await,
+                    Err(_) => {
+                        gate.1
+                            .bounds_hit
+                            .with_label_values(&["http_concurrency"])
+                            .inc();
+                        ApiError(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too many requests at once; try again".into(),
+                        )
+                        .into_response()
+                    }
+                }
+            }
+        },
+    ))
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        Duration::from_millis(cfg.body_read_timeout_ms),
+    ))
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("an HTTP handler panicked; answered 500");
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()).into_response()
+        },
+    ))
+}
+
+/// Serve the API until `shutdown`: a client that does not send its request headers within
+/// `header_read_timeout_ms` is disconnected (a slow client cannot hold connections open);
+/// open connections finish their requests on shutdown (at most 5 s).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    cfg: crate::config::HttpConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms));
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
 }

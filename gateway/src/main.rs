@@ -106,6 +106,17 @@ async fn run_until_signal(mut gw: gateway::service::Gateway) -> anyhow::Result<(
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            why = gw.failed_task() => {
+                // A task that must run has ended or panicked: stop with a clear line and a
+                // non-zero status, so the service manager restarts the gateway.
+                tracing::error!(reason = %why, "stopping the gateway: a task that must run has stopped");
+                gw.shutdown.cancel();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                    while gw.tasks.join_next().await.is_some() {}
+                })
+                .await;
+                anyhow::bail!("{why}");
+            }
             _ = hup.recv() => {
                 // The core logs the outcome: reloaded, or refused with the reason (old rules stay).
                 let (tx, _rx) = tokio::sync::oneshot::channel();

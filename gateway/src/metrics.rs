@@ -29,6 +29,18 @@ pub struct Metrics {
     /// Seq windows saved per group commit (one transaction).
     pub group_commit_batches: Histogram,
     pub dead_letters: IntCounter,
+    /// `hrs_store_refusals_total{what}`: rows the store refused for good (permanent errors),
+    /// by what was written; each was dead-lettered or made storable, and the core went on.
+    pub store_refusals: IntCounterVec,
+    /// `hrs_store_errors_total{class}`: failed store operations, `transient` (retried) or
+    /// `permanent`.
+    pub store_errors: IntCounterVec,
+    /// `hrs_bounds_hit_total{bound}`: a bound on what outsiders can make the gateway keep was
+    /// reached (`ingest_buffer`, `sites`, `agents_per_site`, `points_per_site`,
+    /// `epochs_per_agent`, `epoch_idle`, `http_concurrency`, `sse_streams`).
+    pub bounds_hit: IntCounterVec,
+    /// `hrs_ingest_dropped_total{reason}`: messages dropped before the core (QoS 0 only).
+    pub ingest_dropped: IntCounterVec,
     pub weather_feed_polls: IntCounterVec,
     pub critical_on_out_of_service: IntCounter,
     pub incidents_shelved: IntGauge,
@@ -171,6 +183,30 @@ impl Metrics {
                 vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
             ),
             dead_letters: counter(&r, "hrs_dead_letters_total", "Dead-letter records written"),
+            store_refusals: counter_vec(
+                &r,
+                "hrs_store_refusals_total",
+                "Rows the store refused for good (dead-lettered or made storable), by what was written",
+                &["what"],
+            ),
+            store_errors: counter_vec(
+                &r,
+                "hrs_store_errors_total",
+                "Failed store operations: transient (retried) or permanent",
+                &["class"],
+            ),
+            bounds_hit: counter_vec(
+                &r,
+                "hrs_bounds_hit_total",
+                "Times a bound on what outsiders can make the gateway keep was reached",
+                &["bound"],
+            ),
+            ingest_dropped: counter_vec(
+                &r,
+                "hrs_ingest_dropped_total",
+                "Messages dropped before the core (QoS 0 only), by reason",
+                &["reason"],
+            ),
             weather_feed_polls: counter_vec(
                 &r,
                 "hrs_weather_feed_polls_total",

@@ -93,7 +93,14 @@ pub async fn replay(
         .unwrap_or_else(|| parse_time("2000-01-01T00:00:00Z").expect("literal"));
     let clock = ManualClock::new(start);
     let shared: SharedClock = Arc::new(clock.clone());
-    let engine = alarm_rules::Engine::new(rules, alarm_rules::EngineConfig::default());
+    // A hash key drawn per run, like the gateway's: replay's output must not depend on it.
+    let engine = alarm_rules::Engine::new(
+        rules,
+        alarm_rules::EngineConfig {
+            hash_seed: rand::random(),
+            ..Default::default()
+        },
+    );
     let mut core = Core::start(
         engine,
         store,

@@ -48,13 +48,56 @@ pub enum Command {
     },
 }
 
+/// The gateway's long-lived tasks. Each ends with `Some(name)` when it must not end while the
+/// gateway runs (the core, the broker link, the HTTP server ...) and `None` when it may (a
+/// subscriber removed over the API): see [`must_run`] and [`may_end`].
+pub type Tasks = tokio::task::JoinSet<Option<&'static str>>;
+
+/// A task that must run as long as the gateway does: its end (or its panic, which the join
+/// reports) stops the process, so the service manager restarts it rather than leave a gateway
+/// that looks alive and judges nothing.
+pub fn must_run(
+    name: &'static str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = Option<&'static str>> + Send + 'static {
+    async move {
+        task.await;
+        Some(name)
+    }
+}
+
+/// A task that may end by itself.
+pub fn may_end(
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = Option<&'static str>> + Send + 'static {
+    async move {
+        task.await;
+        None
+    }
+}
+
 /// A handle to the running gateway.
 pub struct Gateway {
     pub http_addr: std::net::SocketAddr,
     /// The core's queue (operator actions, rule reload).
     pub commands: mpsc::Sender<Command>,
     pub shutdown: CancellationToken,
-    pub tasks: tokio::task::JoinSet<()>,
+    pub tasks: Tasks,
+}
+
+impl Gateway {
+    /// Wait until a task that must run ends or fails (never returns while all is well): the
+    /// clear reason to stop the process.
+    pub async fn failed_task(&mut self) -> String {
+        loop {
+            match self.tasks.join_next().await {
+                Some(Ok(None)) => continue,
+                Some(Ok(Some(name))) => return format!("the {name} task ended"),
+                Some(Err(e)) => return format!("a gateway task failed: {e}"),
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
 }
 
 /// Load the rule set: the built-in pack plus the files of `rules_dir`.
@@ -90,6 +133,8 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         rules,
         alarm_rules::EngineConfig {
             late_after: chrono::Duration::milliseconds(config.ingest.late_after_ms as i64),
+            // A key of its own per process for the engine's maps of ids from the network.
+            hash_seed: rand::random(),
             ..Default::default()
         },
     );
@@ -108,7 +153,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     .context("recovering state from the store")?;
 
     let shutdown = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Tasks::new();
     // timeseries (issue 10): the writer task, and the core's handle to it (none without a URL).
     let mut core = core;
     if let Some((handle, writer)) = crate::timeseries::TimeSeriesWriter::from_config(
@@ -117,7 +162,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         &metrics.registry,
     )? {
         core.set_timeseries(handle);
-        tasks.spawn(writer.run(shutdown.clone()));
+        tasks.spawn(must_run("time-series writer", writer.run(shutdown.clone())));
     }
     let broker = config.mqtt.broker()?;
     let mut opts = config.mqtt.options(&broker, config.mqtt.client_id.clone());
@@ -129,16 +174,20 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     let mqtt_connected = Arc::new(AtomicBool::new(false));
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(config.mqtt.inflight as usize + 64);
+    let core_alive = Arc::new(crate::core::Liveness::default());
+    core_alive.mark();
 
     let live = core.live.clone();
     let events_tx = core.events_sender();
     let store_ok = core.store_ok.clone();
     let event_written = core.event_written.clone();
 
-    tasks.spawn(
+    tasks.spawn(must_run(
+        "MQTT ingest",
         run_mqtt_ingest(
             eventloop,
             config.mqtt.clone(),
+            config.ingest.max_pending_messages,
             client.clone(),
             cmd_tx.clone(),
             mqtt_connected.clone(),
@@ -146,13 +195,17 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
             shutdown.clone(),
         )
         .instrument(tracing::info_span!("mqtt", role = "ingest", broker = %config.mqtt.url)),
-    );
-    tasks.spawn(run_core(
-        core,
-        cmd_rx,
-        client.clone(),
-        config.clone(),
-        shutdown.clone(),
+    ));
+    tasks.spawn(must_run(
+        "core",
+        run_core(
+            core,
+            cmd_rx,
+            client.clone(),
+            config.clone(),
+            core_alive.clone(),
+            shutdown.clone(),
+        ),
     ));
     // Incident events go out on a connection of their own: the ingest connection's request
     // queue then only carries acknowledgements (at most `inflight`), so the ingest event loop,
@@ -167,7 +220,8 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     let (pub_client, mut pub_loop) = AsyncClient::new(pub_opts, 1024);
     let sd = shutdown.clone();
     let pub_mqtt = config.mqtt.clone();
-    tasks.spawn(
+    tasks.spawn(must_run(
+        "MQTT publisher connection",
         async move {
             loop {
                 tokio::select! {
@@ -181,14 +235,17 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
             }
         }
         .instrument(tracing::info_span!("mqtt", role = "publisher")),
-    );
-    tasks.spawn(run_event_publisher(
-        store.clone(),
-        pub_client,
-        scheme.clone(),
-        event_written,
-        metrics.clone(),
-        shutdown.clone(),
+    ));
+    tasks.spawn(must_run(
+        "incident-event publisher",
+        run_event_publisher(
+            store.clone(),
+            pub_client,
+            scheme.clone(),
+            event_written,
+            metrics.clone(),
+            shutdown.clone(),
+        ),
     ));
 
     // forwarding (issue 9): endpoints, subscribers, escalation, heartbeat; routes merged below.
@@ -212,7 +269,8 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
 
     for feed in config.weather_feeds.clone() {
         let span = tracing::info_span!("weather_feed", url = %feed.url);
-        tasks.spawn(
+        tasks.spawn(must_run(
+            "weather feed",
             crate::feeds::run_feed(
                 feed,
                 cmd_tx.clone(),
@@ -220,7 +278,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
                 shutdown.clone(),
             )
             .instrument(span),
-        );
+        ));
     }
     let state = AppState {
         commands: cmd_tx.clone(),
@@ -232,21 +290,20 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         store_ok,
         clock,
         scheme,
+        limits: config.http.limits(),
+        sse_streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_sse_streams)),
+        core_alive,
     };
     let listener = tokio::net::TcpListener::bind(config.http.addr)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.addr))?;
     let http_addr = listener.local_addr()?;
-    let app = http::router(state).merge(crate::forward::http::routes(forwarding)); // forwarding (issue 9)
-    let sd = shutdown.clone();
-    tasks.spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { sd.cancelled().await })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let app = http::router(state.clone()).merge(crate::forward::http::routes(forwarding)); // forwarding (issue 9)
+    let app = http::bounded(app, &config.http, state.metrics.clone());
+    tasks.spawn(must_run(
+        "HTTP server",
+        http::serve(listener, app, config.http.clone(), shutdown.clone()),
+    ));
     tracing::info!(%http_addr, "gateway listening");
     Ok(Gateway {
         http_addr,
@@ -284,9 +341,11 @@ fn reload_tls(eventloop: &mut EventLoop, mqtt: &crate::config::MqttConfig) {
 }
 
 /// `mqtt` is the broker's config: its topic prefix, and its TLS files to read again.
+#[allow(clippy::too_many_arguments)]
 async fn run_mqtt_ingest(
     mut eventloop: EventLoop,
     mqtt: crate::config::MqttConfig,
+    max_pending: usize,
     client: AsyncClient,
     commands: mpsc::Sender<Command>,
     connected: Arc<AtomicBool>,
@@ -298,14 +357,14 @@ async fn run_mqtt_ingest(
     // Messages received but not yet handed to the core. The event loop keeps being polled while
     // the core is busy (so keep-alives and acknowledgements go out); the buffer holds at most
     // what the broker has in flight to us unacknowledged (its per-client inflight limit).
-    let mut pending: std::collections::VecDeque<Publish> = std::collections::VecDeque::new();
+    let mut pending = IngestBuffer::new(max_pending);
     loop {
         let polled = tokio::select! {
             _ = shutdown.cancelled() => break,
             permit = commands.reserve(), if !pending.is_empty() => {
                 match permit {
                     Ok(permit) => {
-                        if let Some(p) = pending.pop_front() {
+                        if let Some(p) = pending.pop() {
                             permit.send(Command::Message(p));
                         }
                         continue;
@@ -313,7 +372,8 @@ async fn run_mqtt_ingest(
                     Err(_) => break,
                 }
             }
-            r = eventloop.poll() => r,
+            // At the hard bound, stop reading from the broker until the core catches up.
+            r = eventloop.poll(), if !pending.is_full() => r,
         };
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -334,7 +394,18 @@ async fn run_mqtt_ingest(
                     });
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => pending.push_back(p),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if !pending.push(p) {
+                    metrics
+                        .bounds_hit
+                        .with_label_values(&["ingest_buffer"])
+                        .inc();
+                    metrics
+                        .ingest_dropped
+                        .with_label_values(&["buffer_full"])
+                        .inc();
+                }
+            }
             Ok(_) => {}
             Err(e) => {
                 if connected.swap(false, Ordering::Relaxed) {
@@ -353,13 +424,60 @@ async fn run_mqtt_ingest(
     let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
 }
 
+/// Messages received from the broker and not yet handed to the core, bounded. QoS 1 and 2
+/// messages are bounded by the broker's in-flight window and always kept (they are only
+/// acknowledged after processing); beyond `bound`, QoS 0 messages (which the broker does not
+/// bound) are dropped and counted. At twice the bound the ingest stops reading from the broker.
+pub struct IngestBuffer {
+    queue: std::collections::VecDeque<Publish>,
+    bound: usize,
+}
+
+impl IngestBuffer {
+    pub fn new(bound: usize) -> Self {
+        IngestBuffer {
+            queue: Default::default(),
+            bound: bound.max(1),
+        }
+    }
+    /// Keep a message; `false` when it was dropped (QoS 0 beyond the bound).
+    pub fn push(&mut self, p: Publish) -> bool {
+        if p.qos == QoS::AtMostOnce && self.queue.len() >= self.bound {
+            return false;
+        }
+        self.queue.push_back(p);
+        true
+    }
+    pub fn pop(&mut self) -> Option<Publish> {
+        self.queue.pop_front()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+    pub fn is_full(&self) -> bool {
+        self.queue.len() >= self.bound * 2
+    }
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
 async fn run_core(
     mut core: Core,
     mut commands: mpsc::Receiver<Command>,
     client: AsyncClient,
     config: GatewayConfig,
+    alive: Arc<crate::core::Liveness>,
     shutdown: CancellationToken,
 ) {
+    // Whatever way the loop ends (a panic included), `/readyz` says so at once.
+    struct Ended(Arc<crate::core::Liveness>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.end();
+        }
+    }
+    let _ended = Ended(alive.clone());
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // A group holds at most what the broker may have in flight to us.
@@ -367,6 +485,7 @@ async fn run_core(
     // A command taken from the queue while a group was gathered, to handle next.
     let mut next: Option<Command> = None;
     loop {
+        alive.mark();
         let cmd = match next.take() {
             Some(c) => c,
             None => tokio::select! {
@@ -394,12 +513,16 @@ async fn run_core(
                 let mut p = first;
                 loop {
                     handled += 1;
-                    match core.handle_message(&p.topic, &p.payload).await {
-                        Ok(_) => taken.push(p),
-                        Err(e) => {
-                            tracing::error!(error = %e, topic = %p.topic, "message not processed; not acknowledged")
-                        }
+                    if let Err(e) = core.handle_message(&p.topic, &p.payload).await {
+                        // Store outages are ridden out inside and refusals dead-lettered: an
+                        // error here is a defect. The message is dead-lettered with it and
+                        // acknowledged, so one message can never hold up the rest.
+                        tracing::error!(error = %e, topic = %p.topic, "message not processed; dead-lettered");
+                        core.refuse_unprocessed(&p.topic, &p.payload, &e.to_string())
+                            .await;
                     }
+                    taken.push(p);
+                    alive.mark();
                     if handled >= max_group {
                         break;
                     }

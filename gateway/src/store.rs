@@ -22,6 +22,66 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the error may pass by itself (the store is away, busy or restarting: retry with
+    /// backoff and acknowledge nothing meanwhile) rather than being the store's final word on
+    /// this row (a permanent refusal: bad bytes, a duplicate key, a value out of range).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) => true,
+            StoreError::Corrupt(_) | StoreError::Migrate(_) => false,
+            StoreError::Db(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::BeginFailed => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|c| transient_code(&c)),
+                _ => false,
+            },
+        }
+    }
+
+    /// A unique key the row would take is taken already.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(d))
+            if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+    }
+
+    /// A short fixed label for metrics: `transient` or `permanent`.
+    pub fn class(&self) -> &'static str {
+        if self.is_transient() {
+            "transient"
+        } else {
+            "permanent"
+        }
+    }
+}
+
+/// SQLSTATE (PostgreSQL) or result code (SQLite) of a database error that passes by itself.
+fn transient_code(code: &str) -> bool {
+    if let Ok(n) = code.parse::<u32>() {
+        // SQLite (primary code in the low byte): BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
+        return matches!(n & 0xff, 5 | 6 | 10 | 13 | 14 | 15);
+    }
+    // PostgreSQL: connection exceptions, transaction rollbacks (serialization failure,
+    // deadlock), insufficient resources, operator intervention (shutdown, cancel), system
+    // errors, lock not available.
+    matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58")) || code == "55P03"
+}
+
+/// Text the store can keep whatever it came from: PostgreSQL refuses NUL in TEXT, so a NUL
+/// becomes U+FFFD. Everything else is kept as it is.
+pub fn storable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -46,6 +106,10 @@ pub struct IncidentFilter {
     pub until: Option<Timestamp>,
     /// Paging: incidents older than this one.
     pub before: Option<(i64, String)>,
+    /// Paging, oldest first: incidents newer than this one.
+    pub after: Option<(i64, String)>,
+    /// Oldest first (else newest first).
+    pub ascending: bool,
     pub limit: i64,
 }
 
@@ -56,13 +120,18 @@ pub struct DeadLetter {
     pub topic: String,
     pub code: String,
     pub reason: String,
+    /// The refused bytes as text (invalid UTF-8 replaced).
     pub raw: String,
+    /// The refused bytes exactly, base64, when they are not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-const UPSERT_SEQ_WINDOW: &str = "INSERT INTO seq_windows (site, agent, epoch, body) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (site, agent, epoch) DO UPDATE SET body = excluded.body";
+const UPSERT_SEQ_WINDOW: &str = "INSERT INTO seq_windows (site, agent, epoch, body, seen_ms) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site, agent, epoch) \
+     DO UPDATE SET body = excluded.body, seen_ms = excluded.seen_ms";
 
 async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(TIMEOUT, f)
@@ -185,6 +254,37 @@ impl Store {
         .await
     }
 
+    /// The highest event seq stored for an incident (0 when none).
+    pub async fn max_event_seq(&self, incident_id: &str) -> Result<u64> {
+        timed(async {
+            let row = sqlx::query(
+                "SELECT COALESCE(MAX(event_seq), 0) FROM incident_events WHERE incident_id = $1",
+            )
+            .bind(incident_id)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
+        })
+        .await
+    }
+
+    /// The seq window of one agent epoch, if the store has it (an epoch that left memory
+    /// after a long silence comes back from here).
+    pub async fn seq_window(&self, site: &str, agent: &str, epoch: &str) -> Result<Option<String>> {
+        timed(async {
+            let row = sqlx::query(
+                "SELECT body FROM seq_windows WHERE site = $1 AND agent = $2 AND epoch = $3",
+            )
+            .bind(site)
+            .bind(agent)
+            .bind(epoch)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+        })
+        .await
+    }
+
     fn record_from_row(row: &AnyRow) -> Result<IncidentRecord> {
         let body: String = row.try_get("body")?;
         let (incident, last_event_seq): (Incident, u64) = serde_json::from_str(&body)?;
@@ -301,7 +401,16 @@ impl Store {
                 push(&mut sql, " OR (raised_ms = ?", ArgValue::Int(*ms));
                 push(&mut sql, " AND id < ?))", ArgValue::Text(id.clone()));
             }
-            sql.push_str(" ORDER BY raised_ms DESC, id DESC");
+            if let Some((ms, id)) = &f.after {
+                push(&mut sql, " AND (raised_ms > ?", ArgValue::Int(*ms));
+                push(&mut sql, " OR (raised_ms = ?", ArgValue::Int(*ms));
+                push(&mut sql, " AND id > ?))", ArgValue::Text(id.clone()));
+            }
+            if f.ascending {
+                sql.push_str(" ORDER BY raised_ms, id");
+            } else {
+                sql.push_str(" ORDER BY raised_ms DESC, id DESC");
+            }
             push(&mut sql, " LIMIT ?", ArgValue::Int(f.limit));
             let mut q = sqlx::query(&sql);
             for a in args {
@@ -377,31 +486,12 @@ impl Store {
         .await
     }
 
-    pub async fn save_seq_window(
-        &self,
-        site: &str,
-        agent: &str,
-        epoch: &str,
-        body: &str,
-    ) -> Result<()> {
-        timed(async {
-            sqlx::query(UPSERT_SEQ_WINDOW)
-                .bind(site)
-                .bind(agent)
-                .bind(epoch)
-                .bind(body)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Save several seq windows, `(site, agent, epoch, body)`, in one transaction: the group
     /// commit of a run of reading batches (one disk sync for all of them).
     pub async fn save_seq_windows(
         &self,
         windows: &[(String, String, String, String)],
+        seen_ms: i64,
     ) -> Result<()> {
         timed(async {
             let mut tx = self.pool.begin().await?;
@@ -411,11 +501,41 @@ impl Store {
                     .bind(agent)
                     .bind(epoch)
                     .bind(body)
+                    .bind(seen_ms)
                     .execute(&mut *tx)
                     .await?;
             }
             tx.commit().await?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Seq windows of epochs seen since `since_ms`, newest first: `(site, agent, epoch, body,
+    /// seen_ms)`.
+    pub async fn recent_seq_windows(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, String, String, String, i64)>> {
+        timed(async {
+            let rows = sqlx::query(
+                "SELECT site, agent, epoch, body, seen_ms FROM seq_windows WHERE seen_ms >= $1 \
+                 ORDER BY seen_ms DESC, site, agent, epoch",
+            )
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                        r.try_get(4)?,
+                    ))
+                })
+                .collect()
         })
         .await
     }
@@ -467,15 +587,15 @@ impl Store {
         topic: &str,
         code: &str,
         reason: &str,
-        raw: &str,
+        raw: &[u8],
         capacity: usize,
     ) -> Result<()> {
         timed(async {
             let row = sqlx::query("INSERT INTO dead_letters (at_ms, topic, code, reason, raw) VALUES ($1, $2, $3, $4, $5) RETURNING pos")
                 .bind(at.timestamp_millis())
-                .bind(topic)
-                .bind(code)
-                .bind(reason)
+                .bind(storable(topic).as_ref())
+                .bind(storable(code).as_ref())
+                .bind(storable(reason).as_ref())
                 .bind(raw)
                 .fetch_one(&self.pool)
                 .await?;
@@ -497,13 +617,26 @@ impl Store {
             rows.iter()
                 .map(|r| {
                     let ms: i64 = r.try_get(1)?;
+                    let raw: Vec<u8> = r.try_get(5)?;
+                    let (raw, raw_base64) = match String::from_utf8(raw) {
+                        Ok(text) => (text, None),
+                        Err(e) => {
+                            use base64::Engine as _;
+                            let bytes = e.into_bytes();
+                            (
+                                String::from_utf8_lossy(&bytes).into_owned(),
+                                Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                            )
+                        }
+                    };
                     Ok(DeadLetter {
                         pos: r.try_get(0)?,
                         at: chrono::DateTime::from_timestamp_millis(ms).map(|t| telemetry::format_time(&t)).unwrap_or_default(),
                         topic: r.try_get(2)?,
                         code: r.try_get(3)?,
                         reason: r.try_get(4)?,
-                        raw: r.try_get(5)?,
+                        raw,
+                        raw_base64,
                     })
                 })
                 .collect()
@@ -519,7 +652,7 @@ impl Store {
         &self,
         kind: &str,
         received: Timestamp,
-        body: &str,
+        body: &[u8],
         keep_ms: i64,
     ) -> Result<()> {
         timed(async {
@@ -538,8 +671,8 @@ impl Store {
         .await
     }
 
-    /// Weather documents in the order they came.
-    pub async fn weather_docs(&self) -> Result<Vec<(String, String)>> {
+    /// Weather documents in the order they came, byte for byte.
+    pub async fn weather_docs(&self) -> Result<Vec<(String, Vec<u8>)>> {
         timed(async {
             let rows = sqlx::query("SELECT kind, body FROM weather_docs ORDER BY pos")
                 .fetch_all(&self.pool)

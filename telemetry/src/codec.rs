@@ -26,6 +26,11 @@ pub struct DecodeLimits {
     pub max_future: chrono::Duration,
     /// The longest `reason` text kept; longer ones are cut.
     pub max_reason_chars: usize,
+    /// The longest free text of a catalogue (a point's name, location, quantity, unit, gas, a
+    /// tag's key or value; the site's name), in characters; a point beyond it is refused.
+    pub max_text_chars: usize,
+    /// The most tags of one point.
+    pub max_tags: usize,
 }
 
 impl Default for DecodeLimits {
@@ -36,8 +41,37 @@ impl Default for DecodeLimits {
             max_depth: 16,
             max_future: chrono::Duration::minutes(5),
             max_reason_chars: 256,
+            max_text_chars: 256,
+            max_tags: 32,
         }
     }
+}
+
+/// Why a point of a catalogue breaks the text bounds (`None`: within them).
+fn point_text_error(p: &PointSpec, limits: &DecodeLimits) -> Option<String> {
+    let max = limits.max_text_chars;
+    let long = |what: &str, v: &str| {
+        (v.chars().count() > max)
+            .then(|| format!("point {}: {what} longer than {max} characters", p.point))
+    };
+    if p.tags.len() > limits.max_tags {
+        return Some(format!(
+            "point {}: {} tags, more than the limit of {}",
+            p.point,
+            p.tags.len(),
+            limits.max_tags
+        ));
+    }
+    long("quantity", p.quantity.as_str())
+        .or_else(|| long("unit", p.unit.as_str()))
+        .or_else(|| p.name.as_deref().and_then(|v| long("name", v)))
+        .or_else(|| p.location.as_deref().and_then(|v| long("location", v)))
+        .or_else(|| p.gas.as_deref().and_then(|v| long("gas", v)))
+        .or_else(|| {
+            p.tags
+                .iter()
+                .find_map(|(k, v)| long("a tag key", k).or_else(|| long(&format!("tag {k:?}"), v)))
+        })
 }
 
 /// Why a whole payload was refused.
@@ -241,6 +275,10 @@ fn agent_field(
 fn epoch_field(map: &Map<String, Json>) -> Result<String, BatchError> {
     match map.get("epoch") {
         None | Some(Json::Null) => Ok(String::new()),
+        Some(Json::String(s)) if s.chars().any(char::is_control) => Err(BatchError::Invalid {
+            field: "epoch",
+            reason: "holds a control character".into(),
+        }),
         Some(Json::String(s)) if s.len() <= 64 => Ok(s.clone()),
         Some(Json::String(_)) => Err(BatchError::Invalid {
             field: "epoch",
@@ -485,7 +523,7 @@ pub fn decode_catalogue(
     let map = parse_envelope(payload, limits)?;
     let agent = agent_field(&map, topic_agent)?;
     let epoch = epoch_field(&map)?;
-    let site = match map.get("site") {
+    let site: Option<crate::catalogue::SiteInfo> = match map.get("site") {
         None | Some(Json::Null) => None,
         Some(v) => Some(
             serde_json::from_value(v.clone()).map_err(|e| BatchError::Invalid {
@@ -494,6 +532,14 @@ pub fn decode_catalogue(
             })?,
         ),
     };
+    if let Some(name) = site.as_ref().and_then(|s| s.name.as_deref()) {
+        if name.chars().count() > limits.max_text_chars {
+            return Err(BatchError::Invalid {
+                field: "site",
+                reason: format!("name longer than {} characters", limits.max_text_chars),
+            });
+        }
+    }
     let items = match map.get("points") {
         None => return Err(BatchError::MissingField("points")),
         Some(Json::Array(a)) => a,
@@ -518,8 +564,9 @@ pub fn decode_catalogue(
             Ok(p) if !seen.insert(p.point.clone()) => {
                 refused.push((i, format!("point {} is named twice", p.point)))
             }
-            Ok(p) => match p.range {
-                Some([lo, hi]) if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) => {
+            Ok(p) => match (p.range, point_text_error(&p, limits)) {
+                (_, Some(why)) => refused.push((i, why)),
+                (Some([lo, hi]), None) if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) => {
                     refused.push((i, format!("point {}: range [{lo}, {hi}] is empty", p.point)))
                 }
                 _ => points.push(p),

@@ -1301,3 +1301,42 @@ fn bad_status_is_refused_with_a_reason() {
         assert_eq!(e.code(), "invalid");
     }
 }
+
+/// Free text of a catalogue is bounded: a point whose name, tag or unit runs past
+/// `max_text_chars`, or with more than `max_tags` tags, is refused alone with its reason; a
+/// site name past the bound refuses the birth.
+#[test]
+fn catalogue_text_is_bounded_per_point() {
+    let limits = DecodeLimits::default();
+    let long = "长".repeat(limits.max_text_chars + 1);
+    let many_tags: serde_json::Map<String, Json> = (0..=limits.max_tags)
+        .map(|i| (format!("t{i}"), json!("v")))
+        .collect();
+    let birth = json!({"agent": "a1", "points": [
+        {"point": "CH4-1", "quantity": "ch4", "unit": "%", "name": "ok"},
+        {"point": "CH4-2", "quantity": "ch4", "unit": "%", "name": long},
+        {"point": "CH4-3", "quantity": "ch4", "unit": "%", "tags": {"zone": long}},
+        {"point": "CH4-4", "quantity": "ch4", "unit": long},
+        {"point": "CH4-5", "quantity": "ch4", "unit": "%", "tags": many_tags},
+        {"point": "CH4-6", "quantity": "ch4", "unit": "%", "name": "长".repeat(limits.max_text_chars)},
+    ]});
+    let d = decode_catalogue(birth.to_string().as_bytes(), None, &limits).unwrap();
+    let kept: Vec<&str> = d
+        .catalogue
+        .points
+        .iter()
+        .map(|p| p.point.as_str())
+        .collect();
+    assert_eq!(kept, ["CH4-1", "CH4-6"], "exactly at the bound is kept");
+    let reasons: Vec<&str> = d.refused.iter().map(|(_, r)| r.as_str()).collect();
+    assert!(
+        reasons[0].contains("CH4-2: name longer than 256"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("tag \"zone\" longer"), "{reasons:?}");
+    assert!(reasons[2].contains("CH4-4: unit longer"), "{reasons:?}");
+    assert!(reasons[3].contains("33 tags"), "{reasons:?}");
+    let birth = json!({"agent": "a1", "site": {"name": long}, "points": []});
+    let e = decode_catalogue(birth.to_string().as_bytes(), None, &limits).unwrap_err();
+    assert!(e.to_string().contains("name longer than 256"), "{e}");
+}

@@ -87,6 +87,10 @@ pub enum BookError {
     /// Taking the alert would hold more warnings than `book.max_warnings`; nothing was changed.
     #[error("the warning book is full ({limit} warnings)")]
     Full { limit: usize },
+    /// Taking the alert would hold more warnings of its sender than
+    /// `book.max_warnings_per_sender`; nothing was changed.
+    #[error("the warning book holds {limit} warnings of sender {sender:?} already")]
+    SenderFull { sender: String, limit: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +376,27 @@ impl WarningBook {
         let limit = self.config.book.max_warnings;
         if self.entries.len() + new > limit {
             return Err(BookError::Full { limit });
+        }
+        let per_sender = self.config.book.max_warnings_per_sender;
+        let mut senders: Vec<&str> = warnings.iter().map(|w| w.sender.as_str()).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        for sender in senders {
+            let held = self
+                .entries
+                .values()
+                .filter(|e| e.warning.sender == sender)
+                .count();
+            let adding = warnings
+                .iter()
+                .filter(|w| w.sender == sender && !self.entries.contains_key(&w.id))
+                .count();
+            if held + adding > per_sender {
+                return Err(BookError::SenderFull {
+                    sender: sender.to_string(),
+                    limit: per_sender,
+                });
+            }
         }
         Ok(())
     }

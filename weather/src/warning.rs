@@ -260,6 +260,9 @@ impl EarthquakeConfig {
 pub struct BookLimits {
     /// The most warnings held (active and pending); more is refused.
     pub max_warnings: usize,
+    /// The most warnings held from one sender: one feed that floods cannot crowd out the
+    /// others' warnings.
+    pub max_warnings_per_sender: usize,
     /// The most alert identities remembered (for repeats, cancels that came first).
     pub max_remembered_alerts: usize,
     /// How long an alert identity is remembered after it was seen or its warnings ended, in hours.
@@ -270,6 +273,7 @@ impl Default for BookLimits {
     fn default() -> Self {
         BookLimits {
             max_warnings: 10_000,
+            max_warnings_per_sender: 2_000,
             max_remembered_alerts: 100_000,
             remember_for_h: 72,
         }
@@ -305,9 +309,12 @@ impl WeatherConfig {
             return Err("default_validity_h must be at least 1".into());
         }
         self.earthquake.validate()?;
-        if self.book.max_warnings == 0 || self.book.max_remembered_alerts == 0 {
+        if self.book.max_warnings == 0
+            || self.book.max_remembered_alerts == 0
+            || self.book.max_warnings_per_sender == 0
+        {
             return Err(
-                "book.max_warnings and book.max_remembered_alerts must be at least 1".into(),
+                "book.max_warnings, book.max_warnings_per_sender and book.max_remembered_alerts must be at least 1".into(),
             );
         }
         Ok(())

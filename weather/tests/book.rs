@@ -303,3 +303,46 @@ fn remembered_alerts_are_bounded() {
         Outcome::Expired
     );
 }
+
+#[test]
+fn one_sender_cannot_crowd_out_the_others() {
+    let config = WeatherConfig {
+        book: BookLimits {
+            max_warnings_per_sender: 1,
+            ..BookLimits::default()
+        },
+        ..WeatherConfig::default()
+    };
+    let mut book = WarningBook::new(config);
+    let now = t("2026-07-28T16:00:00+08:00");
+    book.apply(&alert(&data(ORANGE)), now).unwrap();
+    // A second alert of the same sender (410500) with a warning of its own: refused whole.
+    let text = String::from_utf8(data(ORANGE))
+        .unwrap()
+        .replace("20260728100000</identifier>", "second</identifier>")
+        .replace(
+            "<eventCode>",
+            "<eventCode><valueName>x</valueName><value>y</value></eventCode><eventCode>",
+        );
+    let err = book.apply(&alert(text.as_bytes()), now).unwrap_err();
+    assert_eq!(
+        err,
+        BookError::SenderFull {
+            sender: "410500@12379.cn".into(),
+            limit: 1
+        }
+    );
+    assert_eq!(book.len(), 1);
+    // Each sender is bounded alone: one with two warnings in one alert is refused, another
+    // with one warning gets in beside 410500's.
+    let err = book
+        .apply(&alert(&data("cn_two_events_410600.xml")), now)
+        .unwrap_err();
+    assert!(
+        matches!(err, BookError::SenderFull { ref sender, .. } if sender == "410600@12379.cn"),
+        "{err:?}"
+    );
+    book.apply(&alert(&data("cn_high_temperature_circle.xml")), now)
+        .unwrap();
+    assert_eq!(book.len(), 2);
+}

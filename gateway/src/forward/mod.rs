@@ -629,7 +629,7 @@ pub struct Wiring {
 pub async fn start(
     config: &ForwardingConfig,
     w: Wiring,
-    tasks: &mut tokio::task::JoinSet<()>,
+    tasks: &mut crate::service::Tasks,
     shutdown: CancellationToken,
 ) -> Result<Forwarding, ForwardError> {
     config.validate()?;
@@ -658,12 +658,15 @@ pub async fn start(
     shared.metrics.parked.set(db.parked_count().await?);
     let targets = Arc::new(lane::Targets::new(shared.clone()));
     for e in &config.endpoints {
-        tasks.spawn(targets.add(lane::Target::endpoint(e, &shared)?));
+        let run = targets.add(lane::Target::endpoint(e, &shared)?);
+        tasks.spawn(crate::service::must_run("forwarding endpoint", run));
     }
     for s in db.subscribers().await? {
         match lane::Target::subscriber(&s.config, &shared) {
             Ok(Some(t)) => {
-                tasks.spawn(targets.add(t));
+                // A subscriber's task ends when it is removed over the API.
+                let run = targets.add(t);
+                tasks.spawn(crate::service::may_end(run));
             }
             Ok(None) => {}
             // A stored subscriber that no longer passes (e.g. an old API record) is skipped, not fatal.
@@ -673,14 +676,15 @@ pub async fn start(
         }
     }
     if !config.escalation.is_empty() {
-        tasks.spawn(escalation::run(shared.clone(), shutdown.clone()));
+        tasks.spawn(crate::service::must_run(
+            "escalation",
+            escalation::run(shared.clone(), shutdown.clone()),
+        ));
     }
     if let Some(h) = &config.heartbeat {
-        tasks.spawn(channel::run_heartbeat(
-            h.clone(),
-            w.gateway_name,
-            shared.clone(),
-            shutdown.clone(),
+        tasks.spawn(crate::service::must_run(
+            "heartbeat",
+            channel::run_heartbeat(h.clone(), w.gateway_name, shared.clone(), shutdown.clone()),
         ));
     }
     tracing::info!(
