@@ -254,16 +254,28 @@ impl Store {
         .await
     }
 
-    /// The highest event seq stored for an incident (0 when none).
+    /// The highest event seq taken by an incident's event ids (`{id}-{seq}`) in the log,
+    /// whoever wrote them (0 when none).
     pub async fn max_event_seq(&self, incident_id: &str) -> Result<u64> {
         timed(async {
-            let row = sqlx::query(
-                "SELECT COALESCE(MAX(event_seq), 0) FROM incident_events WHERE incident_id = $1",
+            let prefix = format!("{incident_id}-");
+            let rows = sqlx::query(
+                "SELECT event_id FROM incident_events WHERE incident_id = $1 \
+                 OR (event_id >= $2 AND event_id < $3)",
             )
             .bind(incident_id)
-            .fetch_one(&self.pool)
+            .bind(&prefix)
+            .bind(format!("{incident_id}."))
+            .fetch_all(&self.pool)
             .await?;
-            Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
+            let mut max = 0u64;
+            for r in rows {
+                let id: String = r.try_get(0)?;
+                if let Some(seq) = id.strip_prefix(&prefix).and_then(|s| s.parse::<u64>().ok()) {
+                    max = max.max(seq);
+                }
+            }
+            Ok(max)
         })
         .await
     }
@@ -437,14 +449,17 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<i64, _>(0)?,
-                        serde_json::from_str(&r.try_get::<String, _>(1)?)?,
-                    ))
-                })
-                .collect()
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let pos = r.try_get::<i64, _>(0)?;
+                // A row that is not an event (written by hand, or by a broken version) is
+                // skipped with a log line: it must not stop every reader of the log.
+                match serde_json::from_str(&r.try_get::<String, _>(1)?) {
+                    Ok(ev) => out.push((pos, ev)),
+                    Err(e) => tracing::error!(pos, error = %e, "an event in the log is not readable; skipped"),
+                }
+            }
+            Ok(out)
         })
         .await
     }
