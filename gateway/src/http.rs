@@ -1086,3 +1086,26 @@ pub async fn serve(
         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("+86 138"), "'+86 138");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
+        assert_eq!(csv_field("-cmd|' /C calc'!A0"), "'-cmd|' /C calc'!A0");
+        // Numbers stay numbers.
+        assert_eq!(csv_field("-1.5"), "-1.5");
+        assert_eq!(csv_field("+2"), "+2");
+        assert_eq!(csv_field("1.3"), "1.3");
+        // Quoting as before.
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=\"x\",y"), "\"'=\"\"x\"\",y\"");
+        assert_eq!(csv_field("瓦斯超限"), "瓦斯超限");
+    }
+}

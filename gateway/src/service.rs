@@ -639,3 +639,68 @@ async fn run_event_publisher(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(qos: QoS) -> Publish {
+        Publish::new("hrs/v1/sites/s/a/readings", qos, b"{}".to_vec())
+    }
+
+    /// QoS 0 messages beyond the bound are dropped; QoS 1 messages (bounded by the broker's
+    /// in-flight window, acknowledged only after processing) are always kept; at twice the
+    /// bound the ingest stops reading.
+    #[test]
+    fn the_ingest_buffer_drops_only_qos0_beyond_its_bound() {
+        let mut b = IngestBuffer::new(3);
+        for _ in 0..3 {
+            assert!(b.push(msg(QoS::AtMostOnce)));
+        }
+        assert!(!b.push(msg(QoS::AtMostOnce)), "QoS 0 beyond the bound");
+        assert!(!b.is_full());
+        for _ in 0..3 {
+            assert!(b.push(msg(QoS::AtLeastOnce)), "QoS 1 is kept");
+        }
+        assert_eq!(b.len(), 6);
+        assert!(b.is_full(), "twice the bound: stop reading from the broker");
+        assert_eq!(b.pop().map(|p| p.qos), Some(QoS::AtMostOnce), "in order");
+        assert!(!b.is_full());
+    }
+
+    #[test]
+    fn liveness_reports_a_stalled_or_ended_core() {
+        let l = crate::core::Liveness::default();
+        l.mark();
+        assert_eq!(l.stalled_for_ms(10_000), None);
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(l.stalled_for_ms(10).is_some_and(|ms| ms >= 30));
+        l.mark();
+        assert_eq!(l.stalled_for_ms(10_000), None);
+        l.end();
+        assert!(l.stalled_for_ms(10_000).is_some(), "an ended core is never ready");
+    }
+
+    /// A task that must run and ends is reported with its name; one that may end is not.
+    #[tokio::test]
+    async fn a_task_that_must_run_and_ends_is_reported() {
+        let mut tasks = Tasks::new();
+        tasks.spawn(may_end(async {}));
+        tasks.spawn(must_run("core", async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }));
+        let (tx, _) = mpsc::channel(1);
+        let mut gw = Gateway {
+            http_addr: "127.0.0.1:1".parse().unwrap(),
+            commands: tx,
+            shutdown: CancellationToken::new(),
+            tasks,
+        };
+        assert_eq!(gw.failed_task().await, "the core task ended");
+        let mut tasks = Tasks::new();
+        tasks.spawn(must_run("HTTP server", async { panic!("boom") }));
+        gw.tasks = tasks;
+        let why = gw.failed_task().await;
+        assert!(why.contains("panicked") && why.contains("boom"), "{why}");
+    }
+}
