@@ -220,6 +220,12 @@ pub struct IngestConfig {
     pub max_epochs_per_agent: usize,
     /// An epoch silent this long leaves memory (its window stays in the store).
     pub epoch_idle_days: u32,
+    /// The longest free text of a catalogue point (name, location, quantity, unit, gas, tag
+    /// key or value) and of a site name, in characters; a point beyond it is refused
+    /// (`bad_point_spec`).
+    pub max_catalogue_text_chars: usize,
+    /// The most tags of one catalogue point; a point with more is refused.
+    pub max_tags_per_point: usize,
 }
 
 impl Default for IngestConfig {
@@ -236,6 +242,8 @@ impl Default for IngestConfig {
             max_points_per_site: 50_000,
             max_epochs_per_agent: 8,
             epoch_idle_days: 7,
+            max_catalogue_text_chars: 256,
+            max_tags_per_point: 32,
         }
     }
 }
@@ -251,6 +259,12 @@ impl IngestConfig {
             ("ingest.max_agents_per_site", self.max_agents_per_site, 1),
             ("ingest.max_points_per_site", self.max_points_per_site, 1),
             ("ingest.max_epochs_per_agent", self.max_epochs_per_agent, 1),
+            (
+                "ingest.max_catalogue_text_chars",
+                self.max_catalogue_text_chars,
+                16,
+            ),
+            ("ingest.max_tags_per_point", self.max_tags_per_point, 1),
             (
                 "ingest.dead_letter_raw_bytes",
                 self.dead_letter_raw_bytes,

@@ -234,6 +234,8 @@ impl Core {
     ) -> Result<Core, CoreError> {
         let limits = DecodeLimits {
             max_future: chrono::Duration::milliseconds(ingest.max_future_ms as i64),
+            max_text_chars: ingest.max_catalogue_text_chars,
+            max_tags: ingest.max_tags_per_point,
             ..DecodeLimits::default()
         };
         let (events, _) = broadcast::channel(4096);
@@ -380,6 +382,12 @@ impl Core {
                 self.book.apply_cenc(&report, now)
             }
         };
+        if let Err(weather::BookError::SenderFull { .. }) = &applied {
+            self.metrics
+                .bounds_hit
+                .with_label_values(&["warnings_per_sender"])
+                .inc();
+        }
         applied.map_err(|e| CoreError::Refused(e.to_string()))
     }
 
@@ -1515,7 +1523,14 @@ mod tests {
     use crate::clock::ManualClock;
 
     async fn core_on(url: &str) -> Core {
-        let clock = ManualClock::new(telemetry::parse_time("2026-11-28T10:00:00Z").unwrap());
+        core_with_clock(
+            url,
+            ManualClock::new(telemetry::parse_time("2026-11-28T10:00:00Z").unwrap()),
+        )
+        .await
+    }
+
+    async fn core_with_clock(url: &str, clock: ManualClock) -> Core {
         let rules = alarm_rules::RuleSet::builtin();
         Core::start(
             Engine::new(rules, alarm_rules::EngineConfig::default()),
@@ -1591,5 +1606,42 @@ mod tests {
         let (topic, payload) = batch("edge-a", 3);
         core.handle_message(&topic, &payload).await.unwrap();
         assert_eq!(core.metrics.batches_duplicate.get(), 1, "seq 3 is new");
+    }
+
+    /// An epoch silent for `epoch_idle_days` leaves memory on the gateway clock; when it
+    /// speaks again its window comes back from the store, so what it sent before is still a
+    /// duplicate.
+    #[tokio::test]
+    async fn an_idle_epoch_leaves_memory_and_comes_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("gw.db").display());
+        let t0 = telemetry::parse_time("2026-11-28T10:00:00Z").unwrap();
+        let clock = ManualClock::new(t0);
+        let mut core = core_with_clock(&url, clock.clone()).await;
+        for seq in [1, 2] {
+            let (topic, payload) = batch("edge-a", seq);
+            core.handle_message(&topic, &payload).await.unwrap();
+        }
+        assert_eq!(core.seqs.len(), 1);
+        clock.set(t0 + chrono::Duration::days(6));
+        core.tick().await.unwrap();
+        assert_eq!(core.seqs.len(), 1, "six days: still in memory");
+        clock.set(t0 + chrono::Duration::days(8));
+        core.tick().await.unwrap();
+        assert!(core.seqs.is_empty(), "eight days: out of memory");
+        assert_eq!(
+            core.metrics
+                .bounds_hit
+                .with_label_values(&["epoch_idle"])
+                .get(),
+            1
+        );
+        let (topic, payload) = batch("edge-a", 2);
+        core.handle_message(&topic, &payload).await.unwrap();
+        assert_eq!(
+            core.metrics.batches_duplicate.get(),
+            1,
+            "seq 2 is known from the store"
+        );
     }
 }

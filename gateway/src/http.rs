@@ -1108,4 +1108,56 @@ mod tests {
         assert_eq!(csv_field("=\"x\",y"), "\"'=\"\"x\"\",y\"");
         assert_eq!(csv_field("瓦斯超限"), "瓦斯超限");
     }
+
+    /// Beyond `max_concurrent_requests` requests at once, the next is answered 503 at once and
+    /// counted; when one finishes, the next is served again.
+    #[tokio::test]
+    async fn requests_beyond_the_concurrency_bound_are_shed() {
+        use tower::ServiceExt;
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let waiting = gate.clone();
+        let app = Router::new().route(
+            "/slow",
+            get(move || {
+                let waiting = waiting.clone();
+                async move {
+                    waiting.notified().await;
+                    "done"
+                }
+            }),
+        );
+        let cfg = crate::config::HttpConfig {
+            max_concurrent_requests: 1,
+            ..Default::default()
+        };
+        let metrics = Metrics::new();
+        let app = bounded(app, &cfg, metrics.clone());
+        let req = || {
+            axum::http::Request::get("/slow")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let first = tokio::spawn(app.clone().oneshot(req()));
+        // Wait until the first request holds the only slot.
+        while Arc::strong_count(&gate) < 3 {
+            tokio::task::yield_now().await;
+        }
+        let shed = app.clone().oneshot(req()).await.unwrap();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            metrics
+                .bounds_hit
+                .with_label_values(&["http_concurrency"])
+                .get(),
+            1
+        );
+        gate.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        let again = tokio::spawn(app.clone().oneshot(req()));
+        while Arc::strong_count(&gate) < 3 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        assert_eq!(again.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
 }

@@ -678,7 +678,10 @@ mod tests {
         l.mark();
         assert_eq!(l.stalled_for_ms(10_000), None);
         l.end();
-        assert!(l.stalled_for_ms(10_000).is_some(), "an ended core is never ready");
+        assert!(
+            l.stalled_for_ms(10_000).is_some(),
+            "an ended core is never ready"
+        );
     }
 
     /// A task that must run and ends is reported with its name; one that may end is not.

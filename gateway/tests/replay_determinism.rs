@@ -28,8 +28,10 @@ fn input() -> String {
             let readings: Vec<_> = (0..12)
                 .map(|p| json!({"point": format!("CH4-{p}"), "ts": t(step * 5), "value": if step == 1 { 1.6 } else { 0.2 }}))
                 .collect();
-            lines.push(json!({"topic": format!("hrs/v1/sites/{site}/edge/readings"),
-                "payload": {"agent": "edge", "seq": step + 1, "readings": readings}}));
+            lines.push(
+                json!({"topic": format!("hrs/v1/sites/{site}/edge/readings"),
+                "payload": {"agent": "edge", "seq": step + 1, "readings": readings}}),
+            );
         }
     }
     // Then silence: every point's missing-data timer runs out at the same time.
