@@ -4,7 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
-pub mod broker;
+/// The broker link (URL, TLS, credentials), shared with the gateway.
+pub use broker_link as broker;
 pub mod buffer;
 pub mod clock;
 pub mod config;

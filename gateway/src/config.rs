@@ -2,7 +2,7 @@
 //! (`HRS_*`, see the contract) override it.
 
 use anyhow::{bail, Context};
-use edge_agent::broker::{Broker, TlsFiles};
+use broker_link::{Broker, TlsFiles};
 use rumqttc::MqttOptions;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -25,11 +25,11 @@ pub struct GatewayConfig {
     /// Weather and earthquake warnings (CAP, CENC).
     pub weather: weather::WeatherConfig,
     /// Feeds polled for CAP or CENC documents.
-    pub weather_feeds: Vec<crate::feeds::FeedConfig>,
+    pub weather_feeds: Vec<crate::ingest::feeds::FeedConfig>,
     /// Time series to InfluxDB v2 (off unless a URL is set).
     pub timeseries: crate::timeseries::TimeSeriesConfig,
     /// Upstream delivery and subscribers.
-    pub forwarding: crate::forward::ForwardingConfig,
+    pub forwarding: crate::outbox::ForwardingConfig,
 }
 
 impl Default for GatewayConfig {
@@ -180,8 +180,8 @@ impl HttpConfig {
         Ok(())
     }
 
-    pub fn limits(&self) -> crate::http::HttpLimits {
-        crate::http::HttpLimits {
+    pub fn limits(&self) -> crate::api::HttpLimits {
+        crate::api::HttpLimits {
             csv_row_cap: self.csv_row_cap,
             max_body_bytes: self.max_body_bytes,
             max_document_bytes: self.max_document_bytes,

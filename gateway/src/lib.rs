@@ -1,17 +1,15 @@
 #![doc = include_str!("../README.md")]
 
-pub mod clock;
-pub mod config;
+// In the order a reading travels: it enters (ingest), is judged and becomes incidents
+// (core), is kept (store, timeseries), leaves (outbox), and is shown (api); app wires it all.
+pub mod api;
+pub mod app;
 pub mod core;
-pub mod demo;
-pub mod feeds;
-pub mod forward;
-pub mod http;
-pub mod incident;
-pub mod live;
-pub mod metrics;
-pub mod replay;
-pub mod seq;
-pub mod service;
+pub mod ingest;
+pub mod outbox;
 pub mod store;
 pub mod timeseries;
+
+pub mod clock;
+pub mod config;
+pub mod metrics;

@@ -75,22 +75,27 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Run { config } => {
             let config = GatewayConfig::load(config.as_deref())?;
-            let gw = gateway::service::start(config, Arc::new(SystemClock)).await?;
+            let gw = gateway::app::start::start(config, Arc::new(SystemClock)).await?;
             run_until_signal(gw).await
         }
         Cmd::Check { config } => {
             let config = GatewayConfig::load(config.as_deref())?;
-            let rules = gateway::service::load_rules(&config)?;
+            let rules = gateway::app::rules::load_rules(&config)?;
             println!("config ok; {} rules", rules.len());
             Ok(())
         }
-        Cmd::Demo { mqtt_port } => gateway::demo::run(mqtt_port).await,
+        #[cfg(feature = "demo")]
+        Cmd::Demo { mqtt_port } => gateway::app::demo::run(mqtt_port).await,
+        #[cfg(not(feature = "demo"))]
+        Cmd::Demo { .. } => {
+            anyhow::bail!("this gateway was built without the demo (cargo feature `demo`)")
+        }
         Cmd::Replay { input, rules } => {
             let text =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let stdout = std::io::stdout();
             let summary =
-                gateway::replay::replay(&text, rules.as_deref(), &mut stdout.lock()).await?;
+                gateway::app::replay::replay(&text, rules.as_deref(), &mut stdout.lock()).await?;
             eprintln!("{summary}");
             Ok(())
         }
@@ -98,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Run until SIGINT/SIGTERM (graceful: in-flight messages finish); SIGHUP reloads the rules.
-async fn run_until_signal(mut gw: gateway::service::Gateway) -> anyhow::Result<()> {
+async fn run_until_signal(mut gw: gateway::app::start::Gateway) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -119,8 +124,7 @@ async fn run_until_signal(mut gw: gateway::service::Gateway) -> anyhow::Result<(
             }
             _ = hup.recv() => {
                 // The core logs the outcome: reloaded, or refused with the reason (old rules stay).
-                let (tx, _rx) = tokio::sync::oneshot::channel();
-                if gw.commands.send(gateway::service::Command::Reload { reply: tx }).await.is_err() {
+                if let Err(gateway::core::handle::AskError::Stopping) = gw.core.reload().await {
                     break;
                 }
             }

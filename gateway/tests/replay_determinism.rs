@@ -44,7 +44,7 @@ fn input() -> String {
 async fn replay_output_does_not_depend_on_hash_order() {
     let input = input();
     let mut first = Vec::new();
-    gateway::replay::replay(input.as_bytes(), None, &mut first)
+    gateway::app::replay::replay(input.as_bytes(), None, &mut first)
         .await
         .unwrap();
     assert!(
@@ -53,7 +53,7 @@ async fn replay_output_does_not_depend_on_hash_order() {
     );
     for _ in 0..3 {
         let mut again = Vec::new();
-        gateway::replay::replay(input.as_bytes(), None, &mut again)
+        gateway::app::replay::replay(input.as_bytes(), None, &mut again)
             .await
             .unwrap();
         assert!(first == again, "replay output differs between runs");

@@ -34,7 +34,7 @@ async fn replay(lines: &[Value]) -> Vec<Value> {
     )
     .unwrap();
     let mut out = Vec::new();
-    gateway::replay::replay(input.as_bytes(), Some(dir.path()), &mut out)
+    gateway::app::replay::replay(input.as_bytes(), Some(dir.path()), &mut out)
         .await
         .unwrap();
     String::from_utf8(out)

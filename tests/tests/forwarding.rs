@@ -274,7 +274,7 @@ impl System {
         let mut cmd = gateway_command(&self.broker.url(), &self.prefix, self.http_port, &self.dir);
         cmd.arg("--config")
             .arg(&self.config)
-            .env("HRS_LOG", "info,gateway::forward=debug,sqlx=warn");
+            .env("HRS_LOG", "info,gateway::outbox=debug,sqlx=warn");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -1,7 +1,7 @@
 //! The forwarding tables (migration `0003_forwarding.sql`), the same SQL on SQLite and
 //! PostgreSQL (sqlx `Any`, `$n` placeholders in order). Every query runs under a timeout.
 
-use super::{ForwardError, SubscriberConfig};
+use crate::outbox::{ForwardError, SubscriberConfig};
 use crate::store::Store;
 use serde::Serialize;
 use sqlx::{AnyPool, Row};

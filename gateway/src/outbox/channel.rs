@@ -5,7 +5,7 @@
 use super::flood::FloodSummary;
 use super::sign;
 use super::{ForwardError, HeartbeatConfig, Shared};
-use edge_agent::broker::Broker;
+use broker_link::Broker;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::collections::BTreeMap;
@@ -454,7 +454,7 @@ pub async fn run_heartbeat(
     let mut ticker = tokio::time::interval(Duration::from_millis(cfg.interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let name = cfg.gateway.clone().unwrap_or(gateway);
-    let db = super::db::Db::new(&shared.store);
+    let db = crate::store::outbox::Db::new(&shared.store);
     let url = match reqwest::Url::parse(&cfg.url) {
         Ok(u) => u,
         Err(e) => {
@@ -603,7 +603,7 @@ mod tests {
 
     #[test]
     fn markdown_names_site_rule_and_tier() {
-        let mut ev = crate::forward::filter::tests::event(
+        let mut ev = crate::outbox::filter::tests::event(
             "mine-01",
             "coal.ch4.working_face",
             telemetry::Severity::Critical,

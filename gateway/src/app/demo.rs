@@ -25,18 +25,18 @@ struct DemoSite {
 const SITES: &[DemoSite] = &[
     DemoSite {
         name: "mine-01",
-        simulator: Some(include_str!("../demo/mine-01.sim.toml")),
-        agent: include_str!("../demo/mine-01.agent.toml"),
+        simulator: Some(include_str!("../../demo/mine-01.sim.toml")),
+        agent: include_str!("../../demo/mine-01.agent.toml"),
     },
     DemoSite {
         name: "chem-01",
-        simulator: Some(include_str!("../demo/chem-01.sim.toml")),
-        agent: include_str!("../demo/chem-01.agent.toml"),
+        simulator: Some(include_str!("../../demo/chem-01.sim.toml")),
+        agent: include_str!("../../demo/chem-01.agent.toml"),
     },
     DemoSite {
         name: "trans-01",
         simulator: None,
-        agent: include_str!("../demo/trans-01.agent.toml"),
+        agent: include_str!("../../demo/trans-01.agent.toml"),
     },
 ];
 
@@ -121,7 +121,7 @@ pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
     config.mqtt.client_id = "hrs-demo-gateway".into();
     config.http.addr = http_addr;
     config.data_dir = data_dir.join("gateway");
-    let gw = crate::service::start(config, Arc::new(SystemClock)).await?;
+    let gw = crate::app::start::start(config, Arc::new(SystemClock)).await?;
 
     let shutdown = CancellationToken::new();
     let mut simulators = Vec::new();

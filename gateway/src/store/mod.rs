@@ -2,7 +2,9 @@
 //! says so. One schema, migrated on start; the same queries run on both (through sqlx's `Any`
 //! driver, `$n` placeholders in order).
 
-use crate::incident::IncidentRecord;
+pub mod outbox;
+
+use crate::core::lifecycle::IncidentRecord;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::time::Duration;

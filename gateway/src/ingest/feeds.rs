@@ -2,11 +2,11 @@
 //! requests (`If-None-Match`, `If-Modified-Since`); a new document goes through the core like a
 //! posted one; failures back off (doubling, capped).
 
-use crate::service::Command;
+use crate::core::handle::CoreHandle;
 use prometheus::IntCounterVec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+
 use tokio_util::sync::CancellationToken;
 
 /// `[[weather_feeds]]`: a URL that serves one CAP document (or one CENC JSON document).
@@ -64,7 +64,7 @@ impl FeedConfig {
 /// Poll one feed until shutdown.
 pub async fn run_feed(
     feed: FeedConfig,
-    commands: mpsc::Sender<Command>,
+    core: CoreHandle,
     polls: IntCounterVec,
     shutdown: CancellationToken,
 ) {
@@ -109,19 +109,8 @@ pub async fn run_feed(
                 );
                 match r.bytes().await {
                     Ok(body) => {
-                        let (tx, rx) = oneshot::channel();
-                        if commands
-                            .send(Command::Weather {
-                                kind,
-                                body: body.to_vec(),
-                                reply: tx,
-                            })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        match rx.await {
+                        match core.weather(kind, body.to_vec()).await {
+                            Err(crate::core::handle::AskError::Stopping) => return,
                             Ok(Ok(o)) => {
                                 tracing::info!(outcome = o.as_str(), "feed document taken");
                                 etag = new_etag;

@@ -83,7 +83,7 @@ pub async fn replay(
         rules_dir: rules_dir.map(Path::to_path_buf),
         ..GatewayConfig::default()
     };
-    let rules = crate::service::load_rules(&config)?;
+    let rules = crate::app::rules::load_rules(&config)?;
     let store = Store::open("sqlite::memory:").await?;
     // The clock starts at the first event time in the input.
     let start = input

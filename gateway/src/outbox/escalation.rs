@@ -8,11 +8,10 @@
 
 use super::{EscalationPolicy, EscalationTier, Shared};
 use crate::core::Action;
-use crate::service::Command;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use telemetry::{EventKind, Incident, SiteInfo, Timestamp};
-use tokio::sync::oneshot;
+
 use tokio_util::sync::CancellationToken;
 
 /// The tiers of `policies` that are due for `i` at `now`, earliest first. Pure.
@@ -36,7 +35,7 @@ pub fn due_tiers<'a>(
 }
 
 pub async fn run(shared: Shared, shutdown: CancellationToken) {
-    let db = super::db::Db::new(&shared.store);
+    let db = crate::store::outbox::Db::new(&shared.store);
     let policies = shared.config.escalation.clone();
     // Tiers already notified, per incident (loaded from its history when first seen).
     let mut notified: HashMap<String, HashSet<String>> = HashMap::new();
@@ -91,29 +90,28 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
                 if done.contains(&tier.name) {
                     continue;
                 }
-                let (tx, rx) = oneshot::channel();
-                let cmd = Command::Act {
-                    id: i.id.clone(),
-                    action: Action::Notified {
-                        tier: tier.name.clone(),
-                    },
-                    reply: tx,
-                };
-                if shared.commands.send(cmd).await.is_err() {
-                    return;
-                }
-                match tokio::time::timeout(Duration::from_secs(30), rx).await {
-                    Ok(Ok(Ok((_, ev)))) => {
+                let answer = shared
+                    .core
+                    .act(
+                        i.id.clone(),
+                        Action::Notified {
+                            tier: tier.name.clone(),
+                        },
+                    )
+                    .await;
+                match answer {
+                    Err(crate::core::handle::AskError::Stopping) => return,
+                    Ok(Ok((_, ev))) => {
                         if ev.is_some() {
                             tracing::info!(incident = %i.id, tier = %tier.name, "escalated to tier");
                         }
                         done.insert(tier.name.clone());
                     }
-                    Ok(Ok(Err(e))) => {
+                    Ok(Err(e)) => {
                         tracing::warn!(incident = %i.id, tier = %tier.name, error = %e, "escalation refused");
                         done.insert(tier.name.clone());
                     }
-                    Ok(Err(_)) | Err(_) => {
+                    Err(_) => {
                         tracing::warn!(incident = %i.id, tier = %tier.name, "escalation: no answer from the core; trying again");
                         break;
                     }
@@ -126,7 +124,7 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forward::filter::{tests::event, Filter};
+    use crate::outbox::filter::{tests::event, Filter};
     use telemetry::Severity;
 
     fn policy() -> Vec<EscalationPolicy> {

@@ -52,7 +52,7 @@ pub struct AgentLive {
     pub gaps: u64,
     pub duplicates: u64,
     #[serde(skip)]
-    pub arrivals: crate::seq::HourlyArrivals,
+    pub arrivals: crate::core::seq::HourlyArrivals,
 }
 
 #[derive(Debug, Clone)]

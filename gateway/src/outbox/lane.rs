@@ -7,10 +7,10 @@
 //! sent but not yet recorded is sent again after a crash, under the same key.
 
 use super::channel::{header_map, Channel, Message, MqttSink, Outcome};
-use super::db::Db;
 use super::filter::{self, Filter};
 use super::flood::{FloodGate, Verdict};
 use super::{ChannelConfig, EndpointConfig, EndpointKind, ForwardError, Shared, SubscriberConfig};
+use crate::store::outbox::Db;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -137,9 +137,8 @@ impl Target {
                     .clone()
                     .unwrap_or_else(|| format!("hrs-notify-{}", s.id));
                 // mqtts:// is verified against the system's roots.
-                let broker =
-                    edge_agent::broker::Broker::resolve(url, false, &Default::default())
-                        .map_err(|e| ForwardError::Config(format!("subscriber {:?}: {e}", s.id)))?;
+                let broker = broker_link::Broker::resolve(url, false, &Default::default())
+                    .map_err(|e| ForwardError::Config(format!("subscriber {:?}: {e}", s.id)))?;
                 let sink = MqttSink::start(
                     &broker,
                     &client_id,

@@ -1,11 +1,11 @@
 //! HTTP routes of forwarding: parked deliveries and subscribers (merged into the gateway's
 //! router). Errors are JSON `{"error": "..."}`.
 
-use super::channel::{Message, Outcome};
-use super::db::Db;
-use super::filter;
-use super::lane::Target;
-use super::{ForwardError, Forwarding, SubscriberConfig};
+use crate::outbox::channel::{Message, Outcome};
+use crate::outbox::filter;
+use crate::outbox::lane::Target;
+use crate::outbox::{ForwardError, Forwarding, SubscriberConfig};
+use crate::store::outbox::Db;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -165,7 +165,7 @@ async fn resend(
     }
 }
 
-fn subscriber_json(s: &super::db::StoredSubscriber) -> serde_json::Value {
+fn subscriber_json(s: &crate::store::outbox::StoredSubscriber) -> serde_json::Value {
     let created = chrono::DateTime::from_timestamp_millis(s.created_ms).map(|t| format_time(&t));
     json!({
         "id": s.config.id,

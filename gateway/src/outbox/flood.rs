@@ -206,7 +206,7 @@ impl FloodGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forward::filter::tests::event;
+    use crate::outbox::filter::tests::event;
 
     fn raised(n: usize, sec: i64, severity: Severity) -> IncidentEvent {
         let mut ev = event("mine-01", &format!("rule.{n}"), severity, EventKind::Raised);

@@ -7,24 +7,24 @@
 //! delivery is in order per site, sites run in parallel, and a restart resumes where it stopped.
 
 pub mod channel;
-pub mod db;
+
 pub mod escalation;
 pub mod filter;
 pub mod flood;
-pub mod http;
+
 pub mod lane;
 pub mod sign;
+pub mod sinks;
 
 use crate::clock::SharedClock;
-use crate::live::Live;
+use crate::core::live::Live;
 use crate::metrics::Metrics;
-use crate::service::Command;
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use telemetry::{IncidentEvent, SiteId};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use filter::Filter;
@@ -147,11 +147,11 @@ fn default_topic_prefix() -> String {
 
 impl EndpointConfig {
     /// An MQTT endpoint's broker, its TLS file read and checked.
-    pub fn mqtt_broker(&self) -> Result<edge_agent::broker::Broker, ForwardError> {
-        edge_agent::broker::Broker::resolve(
+    pub fn mqtt_broker(&self) -> Result<broker_link::Broker, ForwardError> {
+        broker_link::Broker::resolve(
             &self.url,
             false,
-            &edge_agent::broker::TlsFiles {
+            &broker_link::TlsFiles {
                 ca_file: self.ca_file.clone(),
                 ..Default::default()
             },
@@ -328,7 +328,7 @@ fn check_url(what: &str, url: &str, schemes: &[&str]) -> Result<(), ForwardError
         reqwest::Url::parse(url)
             .map_err(|e| ForwardError::Config(format!("{what}: url {url:?}: {e}")))?;
     } else {
-        edge_agent::broker::parse_mqtt_url(url)
+        broker_link::parse_mqtt_url(url)
             .map_err(|e| ForwardError::Config(format!("{what}: {e}")))?;
     }
     Ok(())
@@ -534,7 +534,7 @@ pub struct Shared {
     pub clock: SharedClock,
     pub metrics: ForwardMetrics,
     pub events: broadcast::Sender<(i64, IncidentEvent)>,
-    pub commands: mpsc::Sender<Command>,
+    pub core: crate::core::handle::CoreHandle,
     pub config: Arc<ForwardingConfig>,
     pub tiers: Arc<HashMap<String, Vec<String>>>,
     pub http: reqwest::Client,
@@ -618,7 +618,7 @@ pub struct Wiring {
     pub clock: SharedClock,
     pub metrics: Metrics,
     pub events: broadcast::Sender<(i64, IncidentEvent)>,
-    pub commands: mpsc::Sender<Command>,
+    pub core: crate::core::handle::CoreHandle,
     /// The gateway's own MQTT topic prefix (for MQTT subscribers' `{prefix}`).
     pub topic_prefix: String,
     /// Names this gateway in heartbeats.
@@ -629,7 +629,7 @@ pub struct Wiring {
 pub async fn start(
     config: &ForwardingConfig,
     w: Wiring,
-    tasks: &mut crate::service::Tasks,
+    tasks: &mut crate::app::start::Tasks,
     shutdown: CancellationToken,
 ) -> Result<Forwarding, ForwardError> {
     config.validate()?;
@@ -644,14 +644,14 @@ pub async fn start(
         clock: w.clock,
         metrics: ForwardMetrics::register(&w.metrics),
         events: w.events,
-        commands: w.commands,
+        core: w.core,
         config: Arc::new(config.clone()),
         tiers: Arc::new(config.tier_members()),
         http,
         topic_prefix: w.topic_prefix,
         shutdown: shutdown.clone(),
     };
-    let db = db::Db::new(&shared.store);
+    let db = crate::store::outbox::Db::new(&shared.store);
     // Subscribers of the file are (re)written to the store; those added over the API stay.
     db.sync_config_subscribers(&config.subscribers, shared.clock.now())
         .await?;
@@ -659,14 +659,14 @@ pub async fn start(
     let targets = Arc::new(lane::Targets::new(shared.clone()));
     for e in &config.endpoints {
         let run = targets.add(lane::Target::endpoint(e, &shared)?);
-        tasks.spawn(crate::service::must_run("forwarding endpoint", run));
+        tasks.spawn(crate::app::start::must_run("forwarding endpoint", run));
     }
     for s in db.subscribers().await? {
         match lane::Target::subscriber(&s.config, &shared) {
             Ok(Some(t)) => {
                 // A subscriber's task ends when it is removed over the API.
                 let run = targets.add(t);
-                tasks.spawn(crate::service::may_end(run));
+                tasks.spawn(crate::app::start::may_end(run));
             }
             Ok(None) => {}
             // A stored subscriber that no longer passes (e.g. an old API record) is skipped, not fatal.
@@ -676,13 +676,13 @@ pub async fn start(
         }
     }
     if !config.escalation.is_empty() {
-        tasks.spawn(crate::service::must_run(
+        tasks.spawn(crate::app::start::must_run(
             "escalation",
             escalation::run(shared.clone(), shutdown.clone()),
         ));
     }
     if let Some(h) = &config.heartbeat {
-        tasks.spawn(crate::service::must_run(
+        tasks.spawn(crate::app::start::must_run(
             "heartbeat",
             channel::run_heartbeat(h.clone(), w.gateway_name, shared.clone(), shutdown.clone()),
         ));

@@ -1,10 +1,11 @@
 //! The HTTP API of the contract (axum). Errors are JSON `{"error": "..."}`.
 
+pub mod forwarding;
+
 use crate::clock::SharedClock;
+use crate::core::live::Live;
 use crate::core::{Action, CoreError};
-use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::service::Command;
 use crate::store::{IncidentFilter, Store};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -20,11 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use telemetry::{format_time, parse_time, IncidentEvent, TopicScheme};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub commands: mpsc::Sender<Command>,
+    pub core: crate::core::handle::CoreHandle,
     pub store: Store,
     pub live: Arc<RwLock<Live>>,
     pub metrics: Metrics,
@@ -100,7 +101,7 @@ impl IntoResponse for ApiError {
 
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
-        use crate::incident::ActionError::*;
+        use crate::core::lifecycle::ActionError::*;
         let status = match &e {
             CoreError::NotFound(_) => StatusCode::NOT_FOUND,
             CoreError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -393,22 +394,10 @@ fn parse_body(body: &axum::body::Bytes) -> Result<ActionBody, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad_request(format!("body: {e}")))
 }
 
-/// Ask the core (the single writer) and wait for its answer: 503 when it is stopping, or when it
-/// has not answered within 30 s.
-async fn ask<T>(
-    s: &AppState,
-    command: impl FnOnce(oneshot::Sender<T>) -> Command,
-) -> Result<T, ApiError> {
-    let unavailable = |m: &str| ApiError(StatusCode::SERVICE_UNAVAILABLE, m.to_string());
-    let (tx, rx) = oneshot::channel();
-    s.commands
-        .send(command(tx))
-        .await
-        .map_err(|_| unavailable("gateway is stopping"))?;
-    tokio::time::timeout(Duration::from_secs(30), rx)
-        .await
-        .map_err(|_| unavailable("gateway is busy; try again"))?
-        .map_err(|_| unavailable("gateway is stopping"))
+impl From<crate::core::handle::AskError> for ApiError {
+    fn from(e: crate::core::handle::AskError) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
 }
 
 async fn act(
@@ -416,7 +405,7 @@ async fn act(
     id: String,
     action: Action,
 ) -> Result<Json<telemetry::Incident>, ApiError> {
-    let r = ask(s, |reply| Command::Act { id, action, reply }).await?;
+    let r = s.core.act(id, action).await?;
     Ok(Json(r?.0))
 }
 
@@ -558,7 +547,7 @@ async fn dead_letters(
 }
 
 async fn reload(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    match ask(&s, |reply| Command::Reload { reply }).await? {
+    match s.core.reload().await? {
         Ok(n) => Ok(Json(json!({"reloaded": true, "rules": n}))),
         Err(e) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e)),
     }
@@ -669,7 +658,7 @@ async fn post_weather(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let body = body.to_vec();
-    let outcome = ask(s, |reply| Command::Weather { kind, body, reply }).await??;
+    let outcome = s.core.weather(kind, body).await??;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"taken": true, "outcome": outcome.as_str()})),
@@ -975,15 +964,10 @@ async fn set_oos(
     reason: String,
     until: Option<telemetry::Timestamp>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let r = ask(s, |reply| Command::OutOfService {
-        site,
-        point,
-        by,
-        reason,
-        until,
-        reply,
-    })
-    .await??;
+    let r = s
+        .core
+        .out_of_service(site, point, by, reason, until)
+        .await??;
     Ok(Json(json!({"out_of_service": r})))
 }
 
@@ -995,7 +979,7 @@ async fn out_of_service_list(State(s): State<AppState>) -> Json<serde_json::Valu
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
+        include_str!("../../openapi.json"),
     )
         .into_response()
 }

@@ -2,14 +2,20 @@
 //! and timer tick passes through it in order; it judges, keeps incidents, persists them and
 //! announces their events. Deterministic given its inputs and its clock.
 
+pub mod handle;
+pub mod lifecycle;
+pub mod live;
+pub mod run;
+pub mod seq;
+
 use crate::clock::SharedClock;
 use crate::config::IngestConfig;
-use crate::incident::{self, cause_key, cause_of, ActionError, IncidentRecord};
-use crate::live::{Live, PointLive};
+use crate::core::live::{Live, PointLive};
+use crate::core::seq::{SeqVerdict, SeqWindow};
 use crate::metrics::Metrics;
-use crate::seq::{SeqVerdict, SeqWindow};
 use crate::store::{Store, StoreError};
 use alarm_rules::{Engine, SiteContext, Transition};
+use lifecycle::{cause_key, cause_of, ActionError, IncidentRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -332,7 +338,7 @@ impl Core {
             self.open.insert(key, rec);
         }
         for (_, _, body) in self.store.out_of_service().await? {
-            if let Ok(o) = serde_json::from_str::<crate::live::OutOfService>(&body) {
+            if let Ok(o) = serde_json::from_str::<crate::core::live::OutOfService>(&body) {
                 self.live
                     .write()
                     .expect("live lock")
@@ -476,7 +482,7 @@ impl Core {
             let shaping = self
                 .engine
                 .shaping_warnings(&rec.incident.rule, &rec.incident.site);
-            let event = shaping.and_then(|w| incident::restate_warnings(&mut rec, w, now));
+            let event = shaping.and_then(|w| lifecycle::restate_warnings(&mut rec, w, now));
             if let Some(ev) = event {
                 out.push(self.persist(&key, &mut rec, ev).await?);
             }
@@ -1194,7 +1200,7 @@ impl Core {
         expired.sort();
         for key in expired {
             if let Some(mut rec) = self.open.remove(&key) {
-                if let Some(ev) = incident::unshelve(&mut rec, None, now) {
+                if let Some(ev) = lifecycle::unshelve(&mut rec, None, now) {
                     events.push(self.persist(&key, &mut rec, ev).await?);
                 }
                 self.open.insert(key, rec);
@@ -1230,7 +1236,7 @@ impl Core {
             } else {
                 None
             };
-            let Some((rec, ev)) = incident::apply_transition(open.clone(), t, previous) else {
+            let Some((rec, ev)) = lifecycle::apply_transition(open.clone(), t, previous) else {
                 if let Some(rec) = open {
                     self.open.insert(key, rec);
                 }
@@ -1257,7 +1263,7 @@ impl Core {
                 if let Some(o) = oos {
                     if rec.incident.severity < telemetry::Severity::Critical {
                         let reason = format!("point out of service: {}", o.reason);
-                        if let Ok(ev) = incident::shelve(
+                        if let Ok(ev) = lifecycle::shelve(
                             &mut rec,
                             &o.by,
                             &reason,
@@ -1416,24 +1422,24 @@ impl Core {
         };
         let ev = match action {
             Action::Ack { operator, note } => {
-                incident::acknowledge(&mut rec, &operator, note.as_deref(), now)?
+                lifecycle::acknowledge(&mut rec, &operator, note.as_deref(), now)?
             }
             Action::Close { operator, note } => {
-                Some(incident::close(&mut rec, &operator, note.as_deref(), now)?)
+                Some(lifecycle::close(&mut rec, &operator, note.as_deref(), now)?)
             }
             Action::Comment { operator, text } => {
-                Some(incident::comment(&mut rec, &operator, &text, now)?)
+                Some(lifecycle::comment(&mut rec, &operator, &text, now)?)
             }
             Action::Assign { operator, assignee } => {
-                Some(incident::assign(&mut rec, &operator, &assignee, now)?)
+                Some(lifecycle::assign(&mut rec, &operator, &assignee, now)?)
             }
             Action::Shelve {
                 operator,
                 reason,
                 until,
-            } => Some(incident::shelve(&mut rec, &operator, &reason, until, now)?),
-            Action::Unshelve { operator } => incident::unshelve(&mut rec, Some(&operator), now),
-            Action::Notified { tier } => incident::notified(&mut rec, &tier, now), // forwarding (issue 9)
+            } => Some(lifecycle::shelve(&mut rec, &operator, &reason, until, now)?),
+            Action::Unshelve { operator } => lifecycle::unshelve(&mut rec, Some(&operator), now),
+            Action::Notified { tier } => lifecycle::notified(&mut rec, &tier, now), // forwarding (issue 9)
         };
         let Some(ev) = ev else {
             return Ok((rec.incident, None));
@@ -1453,7 +1459,7 @@ impl Core {
         by: String,
         reason: String,
         until: Option<Timestamp>,
-    ) -> Result<Option<crate::live::OutOfService>, CoreError> {
+    ) -> Result<Option<crate::core::live::OutOfService>, CoreError> {
         let now = self.now();
         let entry = match until {
             Some(until) => {
@@ -1467,7 +1473,7 @@ impl Core {
                         ActionError::Invalid("operator and reason are required".into()).into(),
                     );
                 }
-                Some(crate::live::OutOfService {
+                Some(crate::core::live::OutOfService {
                     site: site.clone(),
                     point: point.clone(),
                     by,

@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! Where an MQTT broker is and how to reach it: the `mqtt://` / `mqtts://` URL, and TLS
 //! (server verification against a CA file or the system's roots, and an optional client
 //! certificate for brokers that require one).

@@ -1,0 +1,8 @@
+//! How the gateway runs: start-up and wiring of its parts, the rules it loads, `demo` and
+//! `replay`.
+
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod replay;
+pub mod rules;
+pub mod start;

@@ -1,0 +1,317 @@
+//! The running gateway: the core task, the MQTT connection (ingest with acknowledgements after
+//! processing, and the incident-event publisher), the timer and the HTTP server.
+
+use crate::api::{self, AppState};
+use crate::app::rules::load_rules;
+use crate::clock::SharedClock;
+use crate::config::GatewayConfig;
+use crate::core::handle::CoreHandle;
+use crate::core::Core;
+use crate::ingest::mqtt::{reload_tls, run_mqtt_ingest};
+use crate::metrics::Metrics;
+use crate::outbox::sinks::mqtt_incidents::run_event_publisher;
+use crate::store::Store;
+use anyhow::Context;
+use rumqttc::AsyncClient;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use telemetry::TopicScheme;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The gateway's long-lived tasks. Each ends with `Some(name)` when it must not end while the
+/// gateway runs (the core, the broker link, the HTTP server ...) and `None` when it may (a
+/// subscriber removed over the API): see [`must_run`] and [`may_end`].
+pub type Tasks = tokio::task::JoinSet<Option<&'static str>>;
+
+/// A task that must run as long as the gateway does: its end (or its panic, which the join
+/// reports) stops the process, so the service manager restarts it rather than leave a gateway
+/// that looks alive and judges nothing.
+pub async fn must_run(
+    name: &'static str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<&'static str> {
+    task.await;
+    Some(name)
+}
+
+/// A task that may end by itself.
+pub async fn may_end(
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<&'static str> {
+    task.await;
+    None
+}
+
+/// A handle to the running gateway.
+pub struct Gateway {
+    pub http_addr: std::net::SocketAddr,
+    /// The core's queue (operator actions, rule reload).
+    pub core: crate::core::handle::CoreHandle,
+    pub shutdown: CancellationToken,
+    pub tasks: Tasks,
+}
+
+impl Gateway {
+    /// Wait until a task that must run ends or fails (never returns while all is well): the
+    /// clear reason to stop the process.
+    pub async fn failed_task(&mut self) -> String {
+        loop {
+            match self.tasks.join_next().await {
+                Some(Ok(None)) => continue,
+                Some(Ok(Some(name))) => return format!("the {name} task ended"),
+                Some(Err(e)) => return format!("a gateway task failed: {e}"),
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+/// Start the gateway; returns once the HTTP server listens.
+pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<Gateway> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.store_url())
+        .await
+        .with_context(|| format!("opening store {}", redact(&config.store_url())))?;
+    let rules = load_rules(&config)?;
+    tracing::info!(rules = rules.len(), "rules loaded");
+    let metrics = Metrics::new();
+    let engine = alarm_rules::Engine::new(
+        rules,
+        alarm_rules::EngineConfig {
+            late_after: chrono::Duration::milliseconds(config.ingest.late_after_ms as i64),
+            // A key of its own per process for the engine's maps of ids from the network.
+            hash_seed: rand::random(),
+            ..Default::default()
+        },
+    );
+    let scheme = TopicScheme::new(config.mqtt.topic_prefix.clone());
+    let core = Core::start(
+        engine,
+        store.clone(),
+        clock.clone(),
+        scheme.clone(),
+        config.ingest.clone(),
+        config.sites.clone(),
+        config.weather.clone(),
+        metrics.clone(),
+    )
+    .await
+    .context("recovering state from the store")?;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = Tasks::new();
+    // timeseries (issue 10): the writer task, and the core's handle to it (none without a URL).
+    let mut core = core;
+    if let Some((handle, writer)) = crate::timeseries::TimeSeriesWriter::from_config(
+        &config.timeseries,
+        &config.data_dir,
+        &metrics.registry,
+    )? {
+        core.set_timeseries(handle);
+        tasks.spawn(must_run("time-series writer", writer.run(shutdown.clone())));
+    }
+    let broker = config.mqtt.broker()?;
+    let mut opts = config.mqtt.options(&broker, config.mqtt.client_id.clone());
+    opts.set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(config.mqtt.keep_alive_s.max(5)))
+        .set_inflight(config.mqtt.inflight)
+        .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+    let (client, eventloop) = AsyncClient::new(opts, 1024);
+    let mqtt_connected = Arc::new(AtomicBool::new(false));
+    let (core_handle, cmd_rx) = CoreHandle::channel(config.mqtt.inflight as usize + 64);
+    let core_alive = Arc::new(crate::core::Liveness::default());
+    core_alive.mark();
+
+    let live = core.live.clone();
+    let events_tx = core.events_sender();
+    let store_ok = core.store_ok.clone();
+    let event_written = core.event_written.clone();
+
+    tasks.spawn(must_run(
+        "MQTT ingest",
+        run_mqtt_ingest(
+            eventloop,
+            config.mqtt.clone(),
+            config.ingest.max_pending_messages,
+            client.clone(),
+            core_handle.clone(),
+            mqtt_connected.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("mqtt", role = "ingest", broker = %config.mqtt.url)),
+    ));
+    let rules_config = config.clone();
+    tasks.spawn(must_run(
+        "core",
+        crate::core::run::run_core(
+            core,
+            cmd_rx,
+            client.clone(),
+            usize::from(config.mqtt.inflight),
+            Box::new(move || load_rules(&rules_config)),
+            core_alive.clone(),
+            shutdown.clone(),
+        ),
+    ));
+    // Incident events go out on a connection of their own: the ingest connection's request
+    // queue then only carries acknowledgements (at most `inflight`), so the ingest event loop,
+    // waiting on a busy core, can never hold up an acknowledgement the core waits to send.
+    let mut pub_opts = config
+        .mqtt
+        .options(&broker, format!("{}-pub", config.mqtt.client_id));
+    pub_opts
+        .set_clean_session(true)
+        .set_keep_alive(Duration::from_secs(config.mqtt.keep_alive_s.max(5)))
+        .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+    let (pub_client, mut pub_loop) = AsyncClient::new(pub_opts, 1024);
+    let sd = shutdown.clone();
+    let pub_mqtt = config.mqtt.clone();
+    tasks.spawn(must_run(
+        "MQTT publisher connection",
+        async move {
+            loop {
+                tokio::select! {
+                    _ = sd.cancelled() => break,
+                    r = pub_loop.poll() => if let Err(e) = r {
+                        tracing::debug!(error = %e, "publisher connection");
+                        reload_tls(&mut pub_loop, &pub_mqtt);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+        .instrument(tracing::info_span!("mqtt", role = "publisher")),
+    ));
+    tasks.spawn(must_run(
+        "incident-event publisher",
+        run_event_publisher(
+            store.clone(),
+            pub_client,
+            scheme.clone(),
+            event_written,
+            metrics.clone(),
+            shutdown.clone(),
+        ),
+    ));
+
+    // forwarding (issue 9): endpoints, subscribers, escalation, heartbeat; routes merged below.
+    let forwarding = crate::outbox::start(
+        &config.forwarding,
+        crate::outbox::Wiring {
+            store: store.clone(),
+            live: live.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            events: events_tx.clone(),
+            core: core_handle.clone(),
+            topic_prefix: config.mqtt.topic_prefix.clone(),
+            gateway_name: config.mqtt.client_id.clone(),
+        },
+        &mut tasks,
+        shutdown.clone(),
+    )
+    .await
+    .context("starting forwarding")?;
+
+    for feed in config.weather_feeds.clone() {
+        let span = tracing::info_span!("weather_feed", url = %feed.url);
+        tasks.spawn(must_run(
+            "weather feed",
+            crate::ingest::feeds::run_feed(
+                feed,
+                core_handle.clone(),
+                metrics.weather_feed_polls.clone(),
+                shutdown.clone(),
+            )
+            .instrument(span),
+        ));
+    }
+    let state = AppState {
+        core: core_handle.clone(),
+        store,
+        live,
+        metrics,
+        events: events_tx,
+        mqtt_connected,
+        store_ok,
+        clock,
+        scheme,
+        limits: config.http.limits(),
+        sse_streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_sse_streams)),
+        core_alive,
+    };
+    let listener = tokio::net::TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http.addr))?;
+    let http_addr = listener.local_addr()?;
+    let app = api::router(state.clone()).merge(crate::api::forwarding::routes(forwarding)); // forwarding (issue 9)
+    let app = api::bounded(app, &config.http, state.metrics.clone());
+    tasks.spawn(must_run(
+        "HTTP server",
+        api::serve(listener, app, config.http.clone(), shutdown.clone()),
+    ));
+    tracing::info!(%http_addr, "gateway listening");
+    Ok(Gateway {
+        http_addr,
+        core: core_handle,
+        shutdown,
+        tasks,
+    })
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_reports_a_stalled_or_ended_core() {
+        let l = crate::core::Liveness::default();
+        l.mark();
+        assert_eq!(l.stalled_for_ms(10_000), None);
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(l.stalled_for_ms(10).is_some_and(|ms| ms >= 30));
+        l.mark();
+        assert_eq!(l.stalled_for_ms(10_000), None);
+        l.end();
+        assert!(
+            l.stalled_for_ms(10_000).is_some(),
+            "an ended core is never ready"
+        );
+    }
+
+    /// A task that must run and ends is reported with its name; one that may end is not.
+    #[tokio::test]
+    async fn a_task_that_must_run_and_ends_is_reported() {
+        let mut tasks = Tasks::new();
+        tasks.spawn(may_end(async {}));
+        tasks.spawn(must_run("core", async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }));
+        let (core, _inbox) = CoreHandle::channel(1);
+        let mut gw = Gateway {
+            http_addr: "127.0.0.1:1".parse().unwrap(),
+            core,
+            shutdown: CancellationToken::new(),
+            tasks,
+        };
+        assert_eq!(gw.failed_task().await, "the core task ended");
+        let mut tasks = Tasks::new();
+        tasks.spawn(must_run("HTTP server", async { panic!("boom") }));
+        gw.tasks = tasks;
+        let why = gw.failed_task().await;
+        assert!(why.contains("panicked") && why.contains("boom"), "{why}");
+    }
+}
