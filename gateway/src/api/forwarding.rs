@@ -1,6 +1,7 @@
 //! HTTP routes of forwarding: parked deliveries and subscribers (merged into the gateway's
 //! router). Errors are JSON `{"error": "..."}`.
 
+use super::ApiError;
 use crate::outbox::channel::{Message, Outcome};
 use crate::outbox::filter;
 use crate::outbox::lane::Target;
@@ -34,15 +35,7 @@ pub fn routes(fwd: Forwarding) -> Router {
         .with_state(fwd)
 }
 
-pub struct FwdApiError(StatusCode, String);
-
-impl IntoResponse for FwdApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<ForwardError> for FwdApiError {
+impl From<ForwardError> for ApiError {
     fn from(e: ForwardError) -> Self {
         let status = match &e {
             ForwardError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -53,12 +46,12 @@ impl From<ForwardError> for FwdApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };
-        FwdApiError(status, e.to_string())
+        ApiError(status, e.to_string())
     }
 }
 
-fn err(status: StatusCode, msg: impl Into<String>) -> FwdApiError {
-    FwdApiError(status, msg.into())
+fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
+    ApiError(status, msg.into())
 }
 
 #[derive(Deserialize)]
@@ -71,7 +64,7 @@ struct ParkedQuery {
 async fn parked(
     State(f): State<Forwarding>,
     Query(q): Query<ParkedQuery>,
-) -> Result<Json<serde_json::Value>, FwdApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let state = match q.state.as_deref().unwrap_or("parked") {
         "all" => None,
         s @ ("parked" | "resent") => Some(s),
@@ -98,7 +91,7 @@ async fn parked(
 async fn resend(
     State(f): State<Forwarding>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, FwdApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let not_found = || err(StatusCode::NOT_FOUND, format!("no parked delivery {id}"));
     let n: i64 = id.parse().map_err(|_| not_found())?;
     let db = Db::new(&f.shared.store);
@@ -165,7 +158,9 @@ async fn resend(
     }
 }
 
-fn subscriber_json(s: &crate::store::outbox::StoredSubscriber) -> serde_json::Value {
+fn subscriber_json(
+    s: &crate::store::outbox::StoredSubscriber<SubscriberConfig>,
+) -> serde_json::Value {
     let created = chrono::DateTime::from_timestamp_millis(s.created_ms).map(|t| format_time(&t));
     json!({
         "id": s.config.id,
@@ -177,8 +172,10 @@ fn subscriber_json(s: &crate::store::outbox::StoredSubscriber) -> serde_json::Va
     })
 }
 
-async fn subscribers(State(f): State<Forwarding>) -> Result<Json<serde_json::Value>, FwdApiError> {
-    let list = Db::new(&f.shared.store).subscribers().await?;
+async fn subscribers(State(f): State<Forwarding>) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = Db::new(&f.shared.store)
+        .subscribers::<SubscriberConfig>()
+        .await?;
     Ok(Json(json!(list
         .iter()
         .map(subscriber_json)
@@ -188,7 +185,7 @@ async fn subscribers(State(f): State<Forwarding>) -> Result<Json<serde_json::Val
 async fn subscriber(
     State(f): State<Forwarding>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, FwdApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let s = Db::new(&f.shared.store)
         .subscriber(&id)
         .await?
@@ -199,7 +196,7 @@ async fn subscriber(
 async fn add_subscriber(
     State(f): State<Forwarding>,
     body: axum::body::Bytes,
-) -> Result<Response, FwdApiError> {
+) -> Result<Response, ApiError> {
     let mut s: SubscriberConfig = serde_json::from_slice(&body)
         .map_err(|e| err(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
     let now = f.shared.clock.now();
@@ -214,7 +211,9 @@ async fn add_subscriber(
     }
     s.validate()?;
     let db = Db::new(&f.shared.store);
-    db.add_subscriber(&s, now).await?;
+    if !db.add_subscriber(&s.id, &s, now).await? {
+        return Err(ForwardError::Conflict(format!("subscriber {} exists", s.id)).into());
+    }
     match Target::subscriber(&s, &f.shared) {
         Ok(Some(t)) => {
             tokio::spawn(f.targets.add(t));
@@ -227,7 +226,7 @@ async fn add_subscriber(
     }
     tracing::info!(subscriber = %s.id, channel = s.channel.kind(), "subscriber added");
     let stored = db
-        .subscriber(&s.id)
+        .subscriber::<SubscriberConfig>(&s.id)
         .await?
         .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "subscriber vanished"))?;
     Ok((StatusCode::CREATED, Json(subscriber_json(&stored))).into_response())
@@ -236,10 +235,10 @@ async fn add_subscriber(
 async fn delete_subscriber(
     State(f): State<Forwarding>,
     Path(id): Path<String>,
-) -> Result<StatusCode, FwdApiError> {
+) -> Result<StatusCode, ApiError> {
     let db = Db::new(&f.shared.store);
     let s = db
-        .subscriber(&id)
+        .subscriber::<SubscriberConfig>(&id)
         .await?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
     if s.source == "config" {
@@ -262,15 +261,19 @@ async fn subscriber_events(
     State(f): State<Forwarding>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, FwdApiError> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let db = Db::new(&f.shared.store);
     let s = db
-        .subscriber(&id)
+        .subscriber::<SubscriberConfig>(&id)
         .await?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
     let rx = f.shared.events.subscribe();
+    // An id the log does not hold starts the stream now (never a scan of the whole log).
     let from = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        Some(last) => db.event_pos(last).await?.unwrap_or(0),
+        Some(last) => match db.event_pos(last).await? {
+            Some(pos) => pos,
+            None => db.max_pos().await?,
+        },
         None => db.max_pos().await?,
     };
     struct St {

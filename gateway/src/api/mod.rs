@@ -1,5 +1,6 @@
 //! The HTTP API of the contract (axum). Errors are JSON `{"error": "..."}`.
 
+pub mod config;
 pub mod forwarding;
 
 use crate::clock::SharedClock;
@@ -987,7 +988,7 @@ async fn openapi() -> Response {
 /// What every request goes through: a bound on requests handled at once (503 at once beyond
 /// it, counted in `hrs_bounds_hit_total{bound="http_concurrency"}`), a request-body read
 /// timeout, and a panic in a handler answered 500 (and logged), never a dropped connection.
-pub fn bounded(app: Router, cfg: &crate::config::HttpConfig, metrics: Metrics) -> Router {
+pub fn bounded(app: Router, cfg: &config::HttpConfig, metrics: Metrics) -> Router {
     let gate = Arc::new((
         tokio::sync::Semaphore::new(cfg.max_concurrent_requests),
         metrics,
@@ -1030,7 +1031,7 @@ pub fn bounded(app: Router, cfg: &crate::config::HttpConfig, metrics: Metrics) -
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    cfg: crate::config::HttpConfig,
+    cfg: config::HttpConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -1110,7 +1111,7 @@ mod tests {
                 }
             }),
         );
-        let cfg = crate::config::HttpConfig {
+        let cfg = config::HttpConfig {
             max_concurrent_requests: 1,
             ..Default::default()
         };

@@ -2,6 +2,7 @@
 //! and timer tick passes through it in order; it judges, keeps incidents, persists them and
 //! announces their events. Deterministic given its inputs and its clock.
 
+pub mod config;
 pub mod handle;
 pub mod lifecycle;
 pub mod live;
@@ -9,12 +10,12 @@ pub mod run;
 pub mod seq;
 
 use crate::clock::SharedClock;
-use crate::config::IngestConfig;
 use crate::core::live::{Live, PointLive};
 use crate::core::seq::{SeqVerdict, SeqWindow};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use alarm_rules::{Engine, SiteContext, Transition};
+use config::IngestConfig;
 use lifecycle::{cause_key, cause_of, ActionError, IncidentRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -234,7 +235,7 @@ impl Core {
         clock: SharedClock,
         scheme: TopicScheme,
         ingest: IngestConfig,
-        registry: Vec<crate::config::SiteRegistryEntry>,
+        registry: Vec<config::SiteRegistryEntry>,
         weather: weather::WeatherConfig,
         metrics: Metrics,
     ) -> Result<Core, CoreError> {

@@ -3,3 +3,4 @@
 
 pub mod feeds;
 pub mod mqtt;
+pub mod mqtt_config;

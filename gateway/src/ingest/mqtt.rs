@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// After a failed connection over TLS: read the TLS files again, so a renewed certificate
 /// or CA takes effect at the next attempt without a restart. Files that cannot be read now
 /// leave the configuration read before in force.
-pub fn reload_tls(eventloop: &mut EventLoop, mqtt: &crate::config::MqttConfig) {
+pub fn reload_tls(eventloop: &mut EventLoop, mqtt: &super::mqtt_config::MqttConfig) {
     if !matches!(
         eventloop.mqtt_options.transport(),
         rumqttc::Transport::Tls(_)
@@ -36,7 +36,7 @@ pub fn reload_tls(eventloop: &mut EventLoop, mqtt: &crate::config::MqttConfig) {
 #[allow(clippy::too_many_arguments)]
 pub async fn run_mqtt_ingest(
     mut eventloop: EventLoop,
-    mqtt: crate::config::MqttConfig,
+    mqtt: super::mqtt_config::MqttConfig,
     max_pending: usize,
     client: AsyncClient,
     core: crate::core::handle::CoreHandle,

@@ -236,7 +236,7 @@ impl Targets {
 async fn durably<T, F, Fut>(stop: &CancellationToken, what: &str, mut op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ForwardError>>,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
 {
     let mut delay = Duration::from_millis(200);
     loop {

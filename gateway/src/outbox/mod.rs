@@ -629,7 +629,7 @@ pub struct Wiring {
 pub async fn start(
     config: &ForwardingConfig,
     w: Wiring,
-    tasks: &mut crate::app::start::Tasks,
+    tasks: &mut crate::supervise::Tasks,
     shutdown: CancellationToken,
 ) -> Result<Forwarding, ForwardError> {
     config.validate()?;
@@ -653,20 +653,25 @@ pub async fn start(
     };
     let db = crate::store::outbox::Db::new(&shared.store);
     // Subscribers of the file are (re)written to the store; those added over the API stay.
-    db.sync_config_subscribers(&config.subscribers, shared.clock.now())
+    let file_subscribers: Vec<(&str, &SubscriberConfig)> = config
+        .subscribers
+        .iter()
+        .map(|s| (s.id.as_str(), s))
+        .collect();
+    db.sync_config_subscribers(&file_subscribers, shared.clock.now())
         .await?;
     shared.metrics.parked.set(db.parked_count().await?);
     let targets = Arc::new(lane::Targets::new(shared.clone()));
     for e in &config.endpoints {
         let run = targets.add(lane::Target::endpoint(e, &shared)?);
-        tasks.spawn(crate::app::start::must_run("forwarding endpoint", run));
+        tasks.spawn(crate::supervise::must_run("forwarding endpoint", run));
     }
-    for s in db.subscribers().await? {
+    for s in db.subscribers::<SubscriberConfig>().await? {
         match lane::Target::subscriber(&s.config, &shared) {
             Ok(Some(t)) => {
                 // A subscriber's task ends when it is removed over the API.
                 let run = targets.add(t);
-                tasks.spawn(crate::app::start::may_end(run));
+                tasks.spawn(crate::supervise::may_end(run));
             }
             Ok(None) => {}
             // A stored subscriber that no longer passes (e.g. an old API record) is skipped, not fatal.
@@ -676,13 +681,13 @@ pub async fn start(
         }
     }
     if !config.escalation.is_empty() {
-        tasks.spawn(crate::app::start::must_run(
+        tasks.spawn(crate::supervise::must_run(
             "escalation",
             escalation::run(shared.clone(), shutdown.clone()),
         ));
     }
     if let Some(h) = &config.heartbeat {
-        tasks.spawn(crate::app::start::must_run(
+        tasks.spawn(crate::supervise::must_run(
             "heartbeat",
             channel::run_heartbeat(h.clone(), w.gateway_name, shared.clone(), shutdown.clone()),
         ));

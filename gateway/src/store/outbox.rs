@@ -1,22 +1,24 @@
 //! The forwarding tables (migration `0003_forwarding.sql`), the same SQL on SQLite and
 //! PostgreSQL (sqlx `Any`, `$n` placeholders in order). Every query runs under a timeout.
+//! The store knows rows, not the outbox's types: a subscriber is kept as its id and its
+//! configuration in JSON, whatever type the outbox gives it.
 
-use crate::outbox::{ForwardError, SubscriberConfig};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 use std::time::Duration;
 use telemetry::{format_time, Incident, IncidentEvent, Timestamp};
 
-type Result<T> = std::result::Result<T, ForwardError>;
+type Result<T> = std::result::Result<T, StoreError>;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(TIMEOUT, f)
         .await
-        .map_err(|_| ForwardError::Store(crate::store::StoreError::Timeout(TIMEOUT)))?
+        .map_err(|_| StoreError::Timeout(TIMEOUT))?
 }
 
 fn ms_to_time(ms: i64) -> String {
@@ -52,8 +54,8 @@ pub struct Parked {
 
 /// A subscriber as stored.
 #[derive(Debug, Clone)]
-pub struct StoredSubscriber {
-    pub config: SubscriberConfig,
+pub struct StoredSubscriber<C> {
+    pub config: C,
     /// `config` (from the file) or `api`.
     pub source: String,
     pub created_ms: i64,
@@ -352,19 +354,19 @@ impl Db {
     }
 
     /// Write the file's subscribers (source `config`); drop file subscribers no longer in it.
-    pub async fn sync_config_subscribers(
+    pub async fn sync_config_subscribers<C: Serialize>(
         &self,
-        subs: &[SubscriberConfig],
+        subs: &[(&str, &C)],
         now: Timestamp,
     ) -> Result<()> {
         timed(async {
-            for s in subs {
+            for (id, s) in subs {
                 let body = serde_json::to_string(s)?;
                 sqlx::query(
                     "INSERT INTO subscribers (id, source, created_ms, body) VALUES ($1, 'config', $2, $3) \
                      ON CONFLICT (id) DO UPDATE SET source = 'config', body = excluded.body",
                 )
-                .bind(&s.id)
+                .bind(*id)
                 .bind(now.timestamp_millis())
                 .bind(&body)
                 .execute(&self.pool)
@@ -373,7 +375,7 @@ impl Db {
             let rows = sqlx::query("SELECT id FROM subscribers WHERE source = 'config'").fetch_all(&self.pool).await?;
             for r in rows {
                 let id: String = r.try_get(0)?;
-                if !subs.iter().any(|s| s.id == id) {
+                if !subs.iter().any(|(s, _)| *s == id) {
                     sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(&id).execute(&self.pool).await?;
                 }
             }
@@ -382,7 +384,7 @@ impl Db {
         .await
     }
 
-    pub async fn subscribers(&self) -> Result<Vec<StoredSubscriber>> {
+    pub async fn subscribers<C: DeserializeOwned>(&self) -> Result<Vec<StoredSubscriber<C>>> {
         timed(async {
             let rows = sqlx::query("SELECT source, created_ms, body FROM subscribers ORDER BY id")
                 .fetch_all(&self.pool)
@@ -400,28 +402,43 @@ impl Db {
         .await
     }
 
-    pub async fn subscriber(&self, id: &str) -> Result<Option<StoredSubscriber>> {
-        Ok(self
-            .subscribers()
-            .await?
-            .into_iter()
-            .find(|s| s.config.id == id))
+    pub async fn subscriber<C: DeserializeOwned>(
+        &self,
+        id: &str,
+    ) -> Result<Option<StoredSubscriber<C>>> {
+        timed(async {
+            let row = sqlx::query("SELECT source, created_ms, body FROM subscribers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|r| {
+                Ok(StoredSubscriber {
+                    source: r.try_get(0)?,
+                    created_ms: r.try_get(1)?,
+                    config: serde_json::from_str(&r.try_get::<String, _>(2)?)?,
+                })
+            })
+            .transpose()
+        })
+        .await
     }
 
-    /// Add a subscriber over the API; an id that exists is a conflict.
-    pub async fn add_subscriber(&self, s: &SubscriberConfig, now: Timestamp) -> Result<()> {
+    /// Add a subscriber over the API; `false` when its id is taken (nothing written).
+    pub async fn add_subscriber<C: Serialize>(
+        &self,
+        id: &str,
+        s: &C,
+        now: Timestamp,
+    ) -> Result<bool> {
         timed(async {
             let body = serde_json::to_string(s)?;
             let done = sqlx::query("INSERT INTO subscribers (id, source, created_ms, body) VALUES ($1, 'api', $2, $3) ON CONFLICT (id) DO NOTHING")
-                .bind(&s.id)
+                .bind(id)
                 .bind(now.timestamp_millis())
                 .bind(&body)
                 .execute(&self.pool)
                 .await?;
-            if done.rows_affected() == 0 {
-                return Err(ForwardError::Conflict(format!("subscriber {} exists", s.id)));
-            }
-            Ok(())
+            Ok(done.rows_affected() > 0)
         })
         .await
     }
