@@ -102,17 +102,17 @@ impl Writer {
         self.buf.extend_from_slice(b);
         self
     }
-    /// A GBK string cut or padded with 0x00 to `n` bytes.
+    /// A GBK string cut (at a character boundary) or padded with 0x00 to `n` bytes.
     pub fn gbk_fixed(&mut self, s: &str, n: usize) -> &mut Self {
-        let mut b = gbk_encode(s);
+        let mut b = gbk_encode_within(s, n);
         b.resize(n, 0);
         self.buf.extend_from_slice(&b);
         self
     }
-    /// A GBK string preceded by its length in one byte (cut to 255 bytes).
+    /// A GBK string preceded by its length in one byte (cut at a character boundary to at
+    /// most 255 bytes).
     pub fn gbk_len8(&mut self, s: &str) -> &mut Self {
-        let mut b = gbk_encode(s);
-        b.truncate(255);
+        let b = gbk_encode_within(s, 255);
         self.buf.push(b.len() as u8);
         self.buf.extend_from_slice(&b);
         self
@@ -140,6 +140,25 @@ pub fn gbk_decode(b: &[u8]) -> String {
 pub fn gbk_encode(s: &str) -> Vec<u8> {
     let (b, _, _) = encoding_rs::GBK.encode(s);
     b.into_owned()
+}
+
+/// Encode text as GBK in at most `max` bytes, cut before the first character that does not
+/// fit whole (a cut inside a two-byte character would make the field undecodable).
+pub fn gbk_encode_within(s: &str, max: usize) -> Vec<u8> {
+    let all = gbk_encode(s);
+    if all.len() <= max {
+        return all;
+    }
+    let mut out = Vec::with_capacity(max);
+    let mut tmp = [0u8; 4];
+    for c in s.chars() {
+        let b = gbk_encode(c.encode_utf8(&mut tmp));
+        if out.len() + b.len() > max {
+            break;
+        }
+        out.extend_from_slice(&b);
+    }
+    out
 }
 
 /// The decimal digits of BCD bytes; `None` if a nibble is above 9.
@@ -259,6 +278,18 @@ mod tests {
         assert_eq!(BcdTime::from_utc(t.utc().unwrap()), t);
         assert_eq!(BcdTime([0; 6]).utc(), None);
         assert_eq!(BcdTime([0x18, 0x13, 0x01, 0, 0, 0]).utc(), None);
+    }
+
+    #[test]
+    fn gbk_is_cut_at_a_character_boundary() {
+        // 19 ASCII bytes and a two-byte character do not fit 20 bytes: the character goes.
+        let mut w = Writer::new();
+        w.gbk_fixed("1234567890123456789张", 20);
+        assert_eq!(gbk_decode(&w.buf), "1234567890123456789");
+        let b = gbk_encode_within("张张", 3);
+        assert_eq!(gbk_decode(&b), "张");
+        // A character GBK cannot carry becomes a reference, which is never cut in two bytes.
+        assert_eq!(gbk_encode_within("\u{FFFD}", 4), b"");
     }
 
     #[test]
