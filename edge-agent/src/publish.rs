@@ -35,6 +35,9 @@ async fn birth_changed(birth: &mut BirthSource) {
     }
 }
 
+/// The least time between two births of a dynamic catalogue.
+const BIRTH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -253,13 +256,22 @@ impl Publisher {
         }
 
         // Fill the window of unacknowledged batches from the buffer.
+        // A dynamic birth whose points changed goes out before the next batch (a batch never
+        // names a point its birth lacks) and at most once per BIRTH_MIN_INTERVAL: meanwhile
+        // batches wait (registration bursts: thousands of terminals within seconds).
+        let mut birth_dirty = false;
+        let mut birth_at = Instant::now();
         macro_rules! fill {
             () => {{
-                if self.birth_changed() {
+                let dirty = birth_dirty || self.birth_changed();
+                let hold = dirty && birth_at.elapsed() < BIRTH_MIN_INTERVAL;
+                if dirty && !hold {
                     publish(&mut queued, &birth_topic, true, self.birth_payload(), Sent::Retained)?;
-                    tracing::info!("birth published again: its points changed");
+                    birth_dirty = false;
+                    birth_at = Instant::now();
+                    tracing::debug!("birth published again: its points changed");
                 }
-                if batches_out < max_inflight {
+                if batches_out < max_inflight && !hold {
                     let room = (max_inflight - batches_out) as u32;
                     let batches = self
                         .buffer
@@ -296,6 +308,8 @@ impl Publisher {
                     None
                 }
                 _ = birth_changed(&mut self.birth), if phase == Phase::Running => {
+                    // `changed` marked the version seen: remember it.
+                    birth_dirty = true;
                     fill!();
                     None
                 }
@@ -308,6 +322,9 @@ impl Publisher {
                     None
                 }
                 _ = check.tick() => {
+                    if phase == Phase::Running && (birth_dirty || self.birth_changed()) {
+                        fill!();
+                    }
                     if phase == Phase::Running {
                         let oldest = queued.front().map(|q| q.1).into_iter().chain(inflight.values().map(|v| v.1)).min();
                         if oldest.is_some_and(|t| t.elapsed() > ack_timeout) {
