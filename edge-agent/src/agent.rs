@@ -75,10 +75,11 @@ fn vehicle_agent_config(
     c.agent = telemetry::AgentId::new(agent)
         .map_err(|e| ConfigError::Invalid(vec![format!("jt808 agent: {e}")]))?;
     c.site = l.site.clone();
-    c.site_info = l
-        .site_info
-        .clone()
-        .or_else(|| (l.site == main.site).then(|| main.site_info.clone()).flatten());
+    c.site_info = l.site_info.clone().or_else(|| {
+        (l.site == main.site)
+            .then(|| main.site_info.clone())
+            .flatten()
+    });
     c.mqtt.client_id = Some(match &main.mqtt.client_id {
         Some(id) => format!("{id}-{agent}").chars().take(64).collect(),
         None => agent.to_string(),
@@ -136,8 +137,10 @@ impl Agent {
             ),
             None => None,
         };
-        let mut stores: std::collections::HashMap<std::path::PathBuf, crate::jt808::auth::AuthStore> =
-            Default::default();
+        let mut stores: std::collections::HashMap<
+            std::path::PathBuf,
+            crate::jt808::auth::AuthStore,
+        > = Default::default();
         let mut jt808 = Vec::new();
         for l in &config.jt808 {
             let path = l

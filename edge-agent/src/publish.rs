@@ -266,7 +266,13 @@ impl Publisher {
                 let dirty = birth_dirty || self.birth_changed();
                 let hold = dirty && birth_at.elapsed() < BIRTH_MIN_INTERVAL;
                 if dirty && !hold {
-                    publish(&mut queued, &birth_topic, true, self.birth_payload(), Sent::Retained)?;
+                    publish(
+                        &mut queued,
+                        &birth_topic,
+                        true,
+                        self.birth_payload(),
+                        Sent::Retained,
+                    )?;
                     birth_dirty = false;
                     birth_at = Instant::now();
                     tracing::debug!("birth published again: its points changed");

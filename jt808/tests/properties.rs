@@ -413,7 +413,9 @@ fn text_is_cut_at_a_character_boundary() {
     };
     let h = Header::v2013(id::DRIVER_IDENTITY, "1", 1);
     let m = Message::decode(&h, &Message::DriverIdentity(d).encode_body(h.layout)).unwrap();
-    let Message::DriverIdentity(got) = &m else { panic!() };
+    let Message::DriverIdentity(got) = &m else {
+        panic!()
+    };
     assert_eq!(got.driver.as_ref().unwrap().licence, "1234567890123456789");
     assert_eq!(Message::decode(&h, &m.encode_body(h.layout)).unwrap(), m);
 }

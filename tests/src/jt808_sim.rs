@@ -349,7 +349,10 @@ async fn run_terminal(cfg: Arc<FleetConfig>, stats: Arc<FleetStats>, i: usize, s
             continue;
         };
         stats.connected.fetch_add(1, Ordering::Relaxed);
-        let r = session(&cfg, &stats, &mut t, i, &plate, &mut code, &mut pos, &mut odo, started).await;
+        let r = session(
+            &cfg, &stats, &mut t, i, &plate, &mut code, &mut pos, &mut odo, started,
+        )
+        .await;
         stats.connected.fetch_sub(1, Ordering::Relaxed);
         if r.is_ok() {
             return;

@@ -133,19 +133,38 @@ async fn terminals_through_agent_and_gateway() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut s = Setup::start(dir).await;
-    let mut births = Watcher::start(s.broker_port, &format!("{}/sites/trans-01/+/birth", s.prefix))
-        .await
-        .unwrap();
+    let mut births = Watcher::start(
+        s.broker_port,
+        &format!("{}/sites/trans-01/+/birth", s.prefix),
+    )
+    .await
+    .unwrap();
 
     // A listed terminal (2013 edition) and an unlisted one (2019 edition).
-    let mut a = Terminal::connect(&s.jt808, "13800000001", Layout::V2013).await.unwrap();
+    let mut a = Terminal::connect(&s.jt808, "13800000001", Layout::V2013)
+        .await
+        .unwrap();
     let code_a = a.enrol("豫E12345").await.unwrap();
-    let mut b = Terminal::connect(&s.jt808, "13800000002", Layout::V2019).await.unwrap();
+    let mut b = Terminal::connect(&s.jt808, "13800000002", Layout::V2019)
+        .await
+        .unwrap();
     b.enrol("豫E67890").await.unwrap();
-    assert_eq!(a.report(&location(36.0975, 114.3928, 82.5, 90, now(), 0)).await.unwrap(), 0);
-    assert_eq!(b.report(&location(36.2, 114.5, 40.0, 180, now(), 0b10)).await.unwrap(), 0);
+    assert_eq!(
+        a.report(&location(36.0975, 114.3928, 82.5, 90, now(), 0))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        b.report(&location(36.2, 114.5, 40.0, 180, now(), 0b10))
+            .await
+            .unwrap(),
+        0
+    );
 
-    let pa = s.point("V13800000001", |p| p["value"]["lat"] == 36.0975).await;
+    let pa = s
+        .point("V13800000001", |p| p["value"]["lat"] == 36.0975)
+        .await;
     assert_eq!(pa["value"]["lon"], 114.3928);
     assert_eq!(pa["value"]["speed_kmh"], 82.5);
     assert_eq!(pa["value"]["heading"], 90.0);
@@ -160,7 +179,9 @@ async fn terminals_through_agent_and_gateway() {
     // The birth names plate and class (the listed one's `hazmat` is dangerous_goods).
     let birth = births
         .next_json(Duration::from_secs(20), |_, v| {
-            v["points"].as_array().is_some_and(|p| p.iter().any(|p| p["point"] == "V13800000002"))
+            v["points"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["point"] == "V13800000002"))
         })
         .await
         .unwrap();
@@ -175,7 +196,10 @@ async fn terminals_through_agent_and_gateway() {
     };
     assert_eq!(birth["agent"], "trans-01-edge-jt808");
     assert_eq!(birth["site"]["category"], "transport");
-    assert_eq!(spec("V13800000001")["tags"]["vehicle_class"], "dangerous_goods");
+    assert_eq!(
+        spec("V13800000001")["tags"]["vehicle_class"],
+        "dangerous_goods"
+    );
     assert_eq!(spec("V13800000001")["name"], "豫E12345");
     assert_eq!(spec("V13800000002")["tags"]["vehicle_class"], "freight");
     assert_eq!(spec("V13800000002.alarm")["quantity"], "vehicle_alarm");
@@ -183,16 +207,35 @@ async fn terminals_through_agent_and_gateway() {
 
     // A terminal that registers but authenticates with a wrong code, and one that never
     // registers: their reports are refused and never reach the gateway.
-    let mut c = Terminal::connect(&s.jt808, "13800000003", Layout::V2013).await.unwrap();
+    let mut c = Terminal::connect(&s.jt808, "13800000003", Layout::V2013)
+        .await
+        .unwrap();
     let (r, _code) = c.register("豫E00003").await.unwrap();
     assert_eq!(r, 0);
     assert_eq!(c.authenticate("not-the-code").await.unwrap(), 1);
-    assert_eq!(c.report(&location(30.0, 110.0, 10.0, 0, now(), 0)).await.unwrap(), 1);
-    let mut d = Terminal::connect(&s.jt808, "13800000004", Layout::V2019).await.unwrap();
-    assert_eq!(d.report(&location(30.0, 110.0, 10.0, 0, now(), 0)).await.unwrap(), 1);
-    wait_metric(&s.metrics, "hrs_jt808_messages_refused_total", Duration::from_secs(10), |v| v >= 2.0)
+    assert_eq!(
+        c.report(&location(30.0, 110.0, 10.0, 0, now(), 0))
+            .await
+            .unwrap(),
+        1
+    );
+    let mut d = Terminal::connect(&s.jt808, "13800000004", Layout::V2019)
         .await
         .unwrap();
+    assert_eq!(
+        d.report(&location(30.0, 110.0, 10.0, 0, now(), 0))
+            .await
+            .unwrap(),
+        1
+    );
+    wait_metric(
+        &s.metrics,
+        "hrs_jt808_messages_refused_total",
+        Duration::from_secs(10),
+        |v| v >= 2.0,
+    )
+    .await
+    .unwrap();
 
     // A malformed frame on a's connection: refused, counted, and the connection goes on.
     let mut bad = Message::Heartbeat
@@ -202,18 +245,32 @@ async fn terminals_through_agent_and_gateway() {
     bad[n - 2] ^= 0xFF;
     a.send_raw(b"\x00garbage").await.unwrap();
     a.send_raw(&bad).await.unwrap();
-    assert_eq!(a.report(&location(36.1, 114.4, 60.0, 91, now(), 0)).await.unwrap(), 0);
+    assert_eq!(
+        a.report(&location(36.1, 114.4, 60.0, 91, now(), 0))
+            .await
+            .unwrap(),
+        0
+    );
     s.point("V13800000001", |p| p["value"]["lat"] == 36.1).await;
-    let page = reqwest::get(&s.metrics).await.unwrap().text().await.unwrap();
+    let page = reqwest::get(&s.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        page.lines().any(|l| l.starts_with("hrs_jt808_frames_refused_total{reason=\"check_code\"} ")),
+        page.lines()
+            .any(|l| l.starts_with("hrs_jt808_frames_refused_total{reason=\"check_code\"} ")),
         "{page}"
     );
     // Every position at the gateway now is of a terminal that authenticated.
     for p in s.points().await {
         let id = p["point"].as_str().unwrap();
         if id.starts_with("V13800000003") || id.starts_with("V13800000004") {
-            assert!(p["value"].is_null(), "a report of an unauthenticated terminal got in: {p}");
+            assert!(
+                p["value"].is_null(),
+                "a report of an unauthenticated terminal got in: {p}"
+            );
         }
     }
 
@@ -222,12 +279,19 @@ async fn terminals_through_agent_and_gateway() {
     let birth = births
         .next_json(Duration::from_secs(20), |_, v| {
             v["points"].as_array().is_some_and(|p| {
-                p.iter().any(|p| p["point"] == "V13800000001" && p["tags"]["driver"] == "张三")
+                p.iter()
+                    .any(|p| p["point"] == "V13800000001" && p["tags"]["driver"] == "张三")
             })
         })
         .await
         .unwrap();
-    let pos = birth["points"].as_array().unwrap().iter().find(|p| p["point"] == "V13800000001").unwrap().clone();
+    let pos = birth["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["point"] == "V13800000001")
+        .unwrap()
+        .clone();
     assert_eq!(pos["tags"]["driver_license"], "410500198001011234");
 
     // SIGKILL and restart: the terminal authenticates with the code it kept.
@@ -236,18 +300,32 @@ async fn terminals_through_agent_and_gateway() {
     s.agent = Setup::spawn_agent(&s.conf, dir);
     let mut a = eventually(Duration::from_secs(30), "agent listening again", || {
         let addr = s.jt808.clone();
-        async move { Terminal::connect(&addr, "13800000001", Layout::V2013).await.ok() }
+        async move {
+            Terminal::connect(&addr, "13800000001", Layout::V2013)
+                .await
+                .ok()
+        }
     })
     .await
     .unwrap();
-    assert_eq!(a.authenticate(&code_a).await.unwrap(), 0, "the code survived the SIGKILL");
-    assert_eq!(a.report(&location(36.3, 114.6, 30.0, 0, now(), 0)).await.unwrap(), 0);
+    assert_eq!(
+        a.authenticate(&code_a).await.unwrap(),
+        0,
+        "the code survived the SIGKILL"
+    );
+    assert_eq!(
+        a.report(&location(36.3, 114.6, 30.0, 0, now(), 0))
+            .await
+            .unwrap(),
+        0
+    );
     s.point("V13800000001", |p| p["value"]["lat"] == 36.3).await;
     // The driver survived too.
     births
         .next_json(Duration::from_secs(20), |_, v| {
             v["points"].as_array().is_some_and(|p| {
-                p.iter().any(|p| p["point"] == "V13800000001" && p["tags"]["driver"] == "张三")
+                p.iter()
+                    .any(|p| p["point"] == "V13800000001" && p["tags"]["driver"] == "张三")
             })
         })
         .await
@@ -263,30 +341,58 @@ async fn a_fleet_of_simulated_terminals() {
     let s = Setup::start(dir).await;
     let n = 200;
     let out = tokio::process::Command::new(bin_path("jt808-sim"))
-        .args(["--addr", &s.jt808, "--terminals", &n.to_string(), "--first", "13900000001"])
-        .args(["--interval-ms", "1000", "--duration-s", "8", "--stats-s", "60", "--ramp-us", "2000"])
+        .args([
+            "--addr",
+            &s.jt808,
+            "--terminals",
+            &n.to_string(),
+            "--first",
+            "13900000001",
+        ])
+        .args([
+            "--interval-ms",
+            "1000",
+            "--duration-s",
+            "8",
+            "--stats-s",
+            "60",
+            "--ramp-us",
+            "2000",
+        ])
         .args(["--overspeed", "13900000007:110:0:60"])
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["registrations"], n);
     assert_eq!(last["auth_refused"], 0);
     assert_eq!(last["reports_refused"], 0);
     assert_eq!(last["reports_ok"], last["reports_sent"], "{last}");
-    assert!(last["reports_ok"].as_u64().unwrap() >= 5 * n as u64, "{last}");
-    s.point("V13900000007", |p| p["value"]["speed_kmh"] == 110.0).await;
-    eventually(Duration::from_secs(30), "every vehicle at the gateway", || async {
-        let with_position = s
-            .points()
-            .await
-            .iter()
-            .filter(|p| p["quantity"] == "position" && p["value"]["lat"].is_number())
-            .count();
-        (with_position == n).then_some(())
-    })
+    assert!(
+        last["reports_ok"].as_u64().unwrap() >= 5 * n as u64,
+        "{last}"
+    );
+    s.point("V13900000007", |p| p["value"]["speed_kmh"] == 110.0)
+        .await;
+    eventually(
+        Duration::from_secs(30),
+        "every vehicle at the gateway",
+        || async {
+            let with_position = s
+                .points()
+                .await
+                .iter()
+                .filter(|p| p["quantity"] == "position" && p["value"]["lat"].is_number())
+                .count();
+            (with_position == n).then_some(())
+        },
+    )
     .await
     .unwrap();
 }

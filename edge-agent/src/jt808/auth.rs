@@ -46,7 +46,9 @@ pub struct AuthStore {
 
 impl std::fmt::Debug for AuthStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthStore").field("path", &self.path).finish()
+        f.debug_struct("AuthStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -226,10 +228,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.sqlite");
         let s = AuthStore::open(&path).await.unwrap();
-        let code = s.register("trans-01", "13800000001", Some("豫E12345"), 0).await.unwrap();
+        let code = s
+            .register("trans-01", "13800000001", Some("豫E12345"), 0)
+            .await
+            .unwrap();
         assert_eq!(code.len(), 16);
-        assert_eq!(s.register("trans-01", "13800000001", Some("豫E12345"), 1).await.unwrap(), code);
-        let other = s.register("trans-02", "13800000001", None, 0).await.unwrap();
+        assert_eq!(
+            s.register("trans-01", "13800000001", Some("豫E12345"), 1)
+                .await
+                .unwrap(),
+            code
+        );
+        let other = s
+            .register("trans-02", "13800000001", None, 0)
+            .await
+            .unwrap();
         assert_ne!(other, code, "codes are per site and random");
         s.set_driver("trans-01", "13800000001", Some(("张三", "4105001")))
             .await

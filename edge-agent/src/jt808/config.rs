@@ -263,7 +263,10 @@ impl Jt808Config {
             } else if !seen.insert(normalise_terminal(&v.terminal)) {
                 errs.push(format!("{vw}: terminal is listed twice"));
             }
-            if v.plate.as_deref().is_some_and(|p| p.is_empty() || p.chars().count() > 32) {
+            if v.plate
+                .as_deref()
+                .is_some_and(|p| p.is_empty() || p.chars().count() > 32)
+            {
                 errs.push(format!("{vw}: plate must be 1 to 32 characters"));
             }
         }

@@ -114,7 +114,11 @@ pub fn location_readings(terminal: &str, loc: &Location, now: Timestamp) -> Vec<
         }
         out.push(r);
     }
-    out.push(Reading::good(p.alarm, ts, Value::Number(f64::from(loc.alarm))));
+    out.push(Reading::good(
+        p.alarm,
+        ts,
+        Value::Number(f64::from(loc.alarm)),
+    ));
     out.push(Reading::good(
         p.status,
         ts,
@@ -165,7 +169,9 @@ impl Vehicle {
         }
         if let Some((name, licence)) = &self.driver {
             position.tags.insert("driver".into(), name.clone());
-            position.tags.insert("driver_license".into(), licence.clone());
+            position
+                .tags
+                .insert("driver_license".into(), licence.clone());
         }
         [
             position,
@@ -298,7 +304,12 @@ impl Fleet {
             }
             None if cat.len() >= self.max_per_shard => {
                 if self.uncatalogued.insert(terminal.to_string()) {
-                    tracing::error!(terminal, shard, max = self.max_per_shard, "birth full: vehicle taken without a birth; raise jt808 shards");
+                    tracing::error!(
+                        terminal,
+                        shard,
+                        max = self.max_per_shard,
+                        "birth full: vehicle taken without a birth; raise jt808 shards"
+                    );
                 }
                 Noted::Uncatalogued
             }
@@ -356,7 +367,10 @@ mod tests {
         let r = location_readings("13800000001", &loc(), now);
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].point.as_str(), "V13800000001");
-        assert_eq!(r[0].ts, telemetry::parse_time("2026-11-28T10:00:00Z").unwrap());
+        assert_eq!(
+            r[0].ts,
+            telemetry::parse_time("2026-11-28T10:00:00Z").unwrap()
+        );
         assert_eq!(
             r[0].value,
             Value::Position(Position {
@@ -368,12 +382,21 @@ mod tests {
             })
         );
         assert_eq!(r[0].quality, Quality::Good);
-        assert_eq!((r[1].point.as_str(), &r[1].value), ("V13800000001.alarm", &Value::Number(6.0)));
-        assert_eq!((r[2].point.as_str(), &r[2].value), ("V13800000001.status", &Value::Number(14.0)));
+        assert_eq!(
+            (r[1].point.as_str(), &r[1].value),
+            ("V13800000001.alarm", &Value::Number(6.0))
+        );
+        assert_eq!(
+            (r[2].point.as_str(), &r[2].value),
+            ("V13800000001.status", &Value::Number(14.0))
+        );
         // No fix, no time, off the earth.
         let mut l = loc();
         l.status = 0;
-        assert_eq!(location_readings("1", &l, now)[0].quality, Quality::Uncertain);
+        assert_eq!(
+            location_readings("1", &l, now)[0].quality,
+            Quality::Uncertain
+        );
         l.time = BcdTime([0; 6]);
         let r = location_readings("1", &l, now);
         assert_eq!((r[0].ts, r[0].quality), (now, Quality::Uncertain));
@@ -438,7 +461,15 @@ mod tests {
         );
         l.extras = vec![Extra::ActiveSafety(ended)];
         assert_eq!(safety_word(&l), Some(0));
-        assert_eq!(location_readings("1", &l, telemetry::parse_time("2026-01-01T00:00:00Z").unwrap()).len(), 4);
+        assert_eq!(
+            location_readings(
+                "1",
+                &l,
+                telemetry::parse_time("2026-01-01T00:00:00Z").unwrap()
+            )
+            .len(),
+            4
+        );
     }
 
     #[test]
@@ -457,7 +488,10 @@ mod tests {
         .unwrap();
         let mut f = Fleet::new(&cfg);
         let v = f.catalogued("13800000001").unwrap();
-        assert_eq!((v.plate.as_deref(), v.class), (Some("豫E12345"), VehicleClass::DangerousGoods));
+        assert_eq!(
+            (v.plate.as_deref(), v.class),
+            (Some("豫E12345"), VehicleClass::DangerousGoods)
+        );
         assert_eq!(f.note("13800000002", Some("豫E2"), None), Noted::Changed(0));
         assert_eq!(f.note("13800000002", Some("豫E2"), None), Noted::Unchanged);
         assert_eq!(f.note("13800000003", None, None), Noted::Uncatalogued);

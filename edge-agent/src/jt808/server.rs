@@ -220,7 +220,12 @@ async fn connection(
     }
 }
 
-fn stored_answer(ctx: &ListenerContext, session: &mut Session, header: &Header, ok: bool) -> Vec<u8> {
+fn stored_answer(
+    ctx: &ListenerContext,
+    session: &mut Session,
+    header: &Header,
+    ok: bool,
+) -> Vec<u8> {
     if !ok {
         ctx.metrics
             .jt808_messages_refused_total
@@ -244,7 +249,9 @@ async fn do_step(
         Step::Answer(b) => answers.push_back(Answer::Ready(b)),
         Step::Received(kind) => m.jt808_messages_total.with_label_values(&[kind]).inc(),
         Step::Refused(reason, detail) => {
-            m.jt808_frames_refused_total.with_label_values(&[reason]).inc();
+            m.jt808_frames_refused_total
+                .with_label_values(&[reason])
+                .inc();
             tracing::info!(%peer, reason, %detail, "jt808 frame refused");
         }
         Step::Register {
@@ -254,7 +261,9 @@ async fn do_step(
             let terminal = header.terminal().to_string();
             let listed = ctx.fleet.lock().expect("fleet lock").is_listed(&terminal);
             if !ctx.cfg.accept_unlisted && !listed {
-                m.jt808_registrations_total.with_label_values(&["refused"]).inc();
+                m.jt808_registrations_total
+                    .with_label_values(&["refused"])
+                    .inc();
                 tracing::warn!(%peer, terminal, "jt808 registration refused: terminal not listed");
                 let a = session.registered(&header, Err(registration_result::NO_SUCH_TERMINAL));
                 answers.push_back(Answer::Ready(a));
@@ -277,7 +286,9 @@ async fn do_step(
                 }
                 Err(e) => {
                     // Not answered: the terminal registers again.
-                    m.jt808_registrations_total.with_label_values(&["store_error"]).inc();
+                    m.jt808_registrations_total
+                        .with_label_values(&["store_error"])
+                        .inc();
                     tracing::error!(%peer, terminal, error = %e, "jt808 registration not stored");
                 }
             }
@@ -330,7 +341,11 @@ async fn do_step(
                 .collect();
             m.jt808_reports_total.inc_by(locations.len() as u64);
             if blind_area {
-                tracing::debug!(terminal, reports = locations.len(), "jt808 blind-area reports");
+                tracing::debug!(
+                    terminal,
+                    reports = locations.len(),
+                    "jt808 blind-area reports"
+                );
             }
             let (tx, rx) = oneshot::channel();
             let k = shard_of(&terminal, ctx.births.len() as u16);
@@ -363,7 +378,11 @@ async fn do_step(
             if let Some(driver) = driver {
                 ok = ctx
                     .store
-                    .set_driver(site, &terminal, driver.as_ref().map(|(n, l)| (n.as_str(), l.as_str())))
+                    .set_driver(
+                        site,
+                        &terminal,
+                        driver.as_ref().map(|(n, l)| (n.as_str(), l.as_str())),
+                    )
                     .await
                     .map_err(|e| tracing::error!(terminal, error = %e, "jt808 driver not stored"))
                     .is_ok();

@@ -58,7 +58,10 @@ pub enum Step {
         identity: DriverIdentity,
     },
     /// A message of a terminal that has not authenticated; `answer` refuses it.
-    Unauthenticated { terminal: String, answer: Vec<u8> },
+    Unauthenticated {
+        terminal: String,
+        answer: Vec<u8>,
+    },
     /// Close the connection.
     Close(&'static str),
 }
@@ -257,7 +260,6 @@ pub fn kind(m: &Message) -> &'static str {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +270,8 @@ mod tests {
     }
 
     fn frame(m: &Message, serial: u16) -> Vec<u8> {
-        m.encode_frame(&Header::v2013(0, "13800000001", serial)).unwrap()
+        m.encode_frame(&Header::v2013(0, "13800000001", serial))
+            .unwrap()
     }
 
     fn answer_of(bytes: &[u8]) -> GeneralResponse {
@@ -317,9 +320,18 @@ mod tests {
         let (_, close) = s.authenticated(header, false);
         assert!(close, "max_auth_failures = 2");
         let (a, _) = s.authenticated(header, true);
-        assert_eq!(answer_of(&a), GeneralResponse { serial: 2, msg_id: 0x0102, result: 0 });
+        assert_eq!(
+            answer_of(&a),
+            GeneralResponse {
+                serial: 2,
+                msg_id: 0x0102,
+                result: 0
+            }
+        );
         let steps = s.push(&frame(&loc(), 3), now);
-        assert!(matches!(&steps[1], Step::Reports { terminal, locations, .. } if terminal == "13800000001" && locations.len() == 1));
+        assert!(
+            matches!(&steps[1], Step::Reports { terminal, locations, .. } if terminal == "13800000001" && locations.len() == 1)
+        );
     }
 
     #[test]
@@ -331,9 +343,15 @@ mod tests {
         bytes[n - 2] ^= 0x55; // the check code
         bytes.extend(frame(&Message::Heartbeat, 2));
         let steps = s.push(&bytes, now);
-        assert!(matches!(steps[0], Step::Refused("check_code", _)), "{steps:?}");
+        assert!(
+            matches!(steps[0], Step::Refused("check_code", _)),
+            "{steps:?}"
+        );
         // The heartbeat after it is read (and refused: not authenticated).
-        assert!(matches!(steps[2], Step::Unauthenticated { .. }), "{steps:?}");
+        assert!(
+            matches!(steps[2], Step::Unauthenticated { .. }),
+            "{steps:?}"
+        );
         // A body that does not decode is answered "message error".
         let bad = ::jt808::encode_frame(&Header::v2013(0x0200, "13800000001", 9), &[0; 5]).unwrap();
         let steps = s.push(&bad, now);
