@@ -110,7 +110,7 @@ impl Terminal {
         let deadline = tokio::time::Instant::now() + within;
         let mut buf = [0u8; 2048];
         loop {
-            while let Some(raw) = self.splitter.next_frame() {
+            if let Some(raw) = self.splitter.next_frame() {
                 let f = jt808::decode_frame(&raw?)?;
                 let m = Message::decode(&f.header, &f.body)?;
                 return Ok((f.header, m));
@@ -323,7 +323,7 @@ fn motion(
 /// Run one terminal of the fleet until `stop` (or forever).
 async fn run_terminal(cfg: Arc<FleetConfig>, stats: Arc<FleetStats>, i: usize, started: Instant) {
     let phone = (cfg.first + i as u64).to_string();
-    let layout = cfg.layout.unwrap_or(if i % 2 == 0 {
+    let layout = cfg.layout.unwrap_or(if i & 1 == 0 {
         Layout::V2013
     } else {
         Layout::V2019
