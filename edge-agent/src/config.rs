@@ -116,6 +116,9 @@ pub struct AgentConfig {
     pub devices: Vec<DeviceConfig>,
     #[serde(default)]
     pub mqtt_inputs: Vec<MqttInputConfig>,
+    /// JT/T 808 listeners (vehicle terminals); see `crate::jt808`.
+    #[serde(default)]
+    pub jt808: Vec<crate::jt808::Jt808Config>,
 }
 
 fn default_mqtt_url() -> String {
@@ -513,11 +516,31 @@ impl AgentConfig {
                 self.reading_queue
             ));
         }
-        if self.devices.is_empty() && self.mqtt_inputs.is_empty() {
+        if self.devices.is_empty() && self.mqtt_inputs.is_empty() && self.jt808.is_empty() {
             errs.push(
-                "no [[devices]] and no [[mqtt_inputs]]: the agent would have nothing to read"
+                "no [[devices]], no [[mqtt_inputs]] and no [[jt808]]: the agent would have nothing to read"
                     .into(),
             );
+        }
+        let mut vehicle_agents = HashSet::new();
+        let mut listens = HashSet::new();
+        for (i, l) in self.jt808.iter().enumerate() {
+            let at = format!("jt808[{i}] ({})", l.listen);
+            errs.extend(l.problems(&at, &self.agent));
+            if l.listen.port() != 0 && !listens.insert(l.listen) {
+                errs.push(format!("{at}: listen address is used twice"));
+            }
+            for k in 0..l.shards.clamp(1, 64) {
+                let a = l.shard_agent(&self.agent, k);
+                let clash = a == self.agent.as_str()
+                    && (!self.devices.is_empty() || !self.mqtt_inputs.is_empty());
+                if clash || !vehicle_agents.insert((l.site.clone(), a.clone())) {
+                    errs.push(format!(
+                        "{at}: agent id {a} is taken by another input of site {}; set jt808.agent",
+                        l.site
+                    ));
+                }
+            }
         }
         let mut points = HashSet::new();
         let mut names = HashSet::new();

@@ -39,6 +39,34 @@ pub struct AgentMetrics {
     pub mqtt_disconnects_total: IntCounter,
     /// Time from storing a batch to its PUBACK.
     pub publish_latency_seconds: Histogram,
+    /// JT/T 808: frames refused, by reason (`too_long`, `escape`, `too_short`, `check_code`,
+    /// `length`, `header`, `encrypted`, `subpackage`, `body`).
+    pub jt808_frames_refused_total: IntCounterVec,
+    /// JT/T 808: messages decoded, by kind (`registration`, `authentication`, `heartbeat`,
+    /// `location`, `location_batch`, `driver_identity`, `terminal_response`, `logout`, `other`).
+    pub jt808_messages_total: IntCounterVec,
+    /// JT/T 808: messages that counted nothing, by reason (`unauthenticated`, `not_stored`).
+    pub jt808_messages_refused_total: IntCounterVec,
+    /// JT/T 808: authentications by outcome (`ok`, `wrong_code`, `unknown_terminal`).
+    pub jt808_auth_total: IntCounterVec,
+    /// JT/T 808: registrations by outcome (`ok`, `refused`, `store_error`).
+    pub jt808_registrations_total: IntCounterVec,
+    /// JT/T 808: location reports taken (each item of a 0x0704 counts).
+    pub jt808_reports_total: IntCounter,
+    /// JT/T 808: connections open now.
+    pub jt808_connections: IntGauge,
+    /// JT/T 808: connections refused, by reason (`limit`).
+    pub jt808_connections_refused_total: IntCounterVec,
+    /// JT/T 808: connections closed, by reason (`peer`, `idle`, `auth_failures`, `error`,
+    /// `stopping`).
+    pub jt808_connections_closed_total: IntCounterVec,
+    /// JT/T 808: vehicles known (listed, registered or reporting) and those without a birth.
+    pub jt808_vehicles: IntGauge,
+    pub jt808_vehicles_uncatalogued: IntGauge,
+    /// JT/T 808 births (one agent id each): batches and bytes buffered, MQTT link.
+    pub jt808_buffer_batches: IntGaugeVec,
+    pub jt808_buffer_bytes: IntGaugeVec,
+    pub jt808_mqtt_connected: IntGaugeVec,
 }
 
 impl AgentMetrics {
@@ -127,8 +155,92 @@ impl AgentMetrics {
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0
                 ])
             )),
+            jt808_frames_refused_total: reg!(IntCounterVec::new(
+                Opts::new("hrs_jt808_frames_refused_total", "JT/T 808 frames refused"),
+                &["reason"]
+            )),
+            jt808_messages_total: reg!(IntCounterVec::new(
+                Opts::new("hrs_jt808_messages_total", "JT/T 808 messages decoded"),
+                &["kind"]
+            )),
+            jt808_messages_refused_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "hrs_jt808_messages_refused_total",
+                    "JT/T 808 messages that counted nothing"
+                ),
+                &["reason"]
+            )),
+            jt808_auth_total: reg!(IntCounterVec::new(
+                Opts::new("hrs_jt808_auth_total", "JT/T 808 authentications"),
+                &["outcome"]
+            )),
+            jt808_registrations_total: reg!(IntCounterVec::new(
+                Opts::new("hrs_jt808_registrations_total", "JT/T 808 registrations"),
+                &["outcome"]
+            )),
+            jt808_reports_total: reg!(IntCounter::new(
+                "hrs_jt808_reports_total",
+                "JT/T 808 location reports taken"
+            )),
+            jt808_connections: reg!(IntGauge::new(
+                "hrs_jt808_connections",
+                "JT/T 808 connections open"
+            )),
+            jt808_connections_refused_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "hrs_jt808_connections_refused_total",
+                    "JT/T 808 connections refused"
+                ),
+                &["reason"]
+            )),
+            jt808_connections_closed_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "hrs_jt808_connections_closed_total",
+                    "JT/T 808 connections closed"
+                ),
+                &["reason"]
+            )),
+            jt808_vehicles: reg!(IntGauge::new(
+                "hrs_jt808_vehicles",
+                "JT/T 808 vehicles known"
+            )),
+            jt808_vehicles_uncatalogued: reg!(IntGauge::new(
+                "hrs_jt808_vehicles_uncatalogued",
+                "JT/T 808 vehicles taken without a birth (their birth is full)"
+            )),
+            jt808_buffer_batches: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "hrs_jt808_buffer_batches",
+                    "Batches in the durable buffer of a JT/T 808 birth"
+                ),
+                &["agent"]
+            )),
+            jt808_buffer_bytes: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "hrs_jt808_buffer_bytes",
+                    "Payload bytes in the durable buffer of a JT/T 808 birth"
+                ),
+                &["agent"]
+            )),
+            jt808_mqtt_connected: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "hrs_jt808_mqtt_connected",
+                    "1 while the MQTT connection of a JT/T 808 birth is up"
+                ),
+                &["agent"]
+            )),
             registry,
         }
+    }
+
+    /// The metrics a JT/T 808 birth's batcher and publisher update: the same counters, and
+    /// gauges of its own (labelled with its agent id, a configured name).
+    pub fn for_vehicle_agent(&self, agent: &str) -> AgentMetrics {
+        let mut m = self.clone();
+        m.buffer_batches = self.jt808_buffer_batches.with_label_values(&[agent]);
+        m.buffer_bytes = self.jt808_buffer_bytes.with_label_values(&[agent]);
+        m.mqtt_connected = self.jt808_mqtt_connected.with_label_values(&[agent]);
+        m
     }
 
     /// The Prometheus text form of every metric.

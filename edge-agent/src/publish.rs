@@ -23,6 +23,21 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Resolves when a dynamic birth's points change; never for a configured one.
+async fn birth_changed(birth: &mut BirthSource) {
+    match birth {
+        BirthSource::Dynamic { version, .. } => {
+            if version.changed().await.is_err() {
+                std::future::pending::<()>().await
+            }
+        }
+        BirthSource::Config => std::future::pending::<()>().await,
+    }
+}
+
+/// The least time between two births of a dynamic catalogue.
+const BIRTH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -48,6 +63,22 @@ pub struct Publisher {
     /// Where readings of MQTT devices go (try_send: dropped and counted when full).
     pub inputs_tx: mpsc::Sender<Reading>,
     pub epoch: String,
+    /// Where the birth's points come from.
+    pub birth: BirthSource,
+}
+
+/// Where a publisher's birth comes from.
+#[derive(Clone)]
+pub enum BirthSource {
+    /// The configuration's points ([`AgentConfig::catalogue`]).
+    Config,
+    /// Points that change while the agent runs (the vehicles of a JT/T 808 listener): when
+    /// `version` changes, the birth is built again by `points` and published (retained) before
+    /// the next batch, so a batch never names a point its birth does not have yet.
+    Dynamic {
+        version: watch::Receiver<u64>,
+        points: Arc<dyn Fn() -> Vec<telemetry::PointSpec> + Send + Sync>,
+    },
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -196,7 +227,8 @@ impl Publisher {
         let mut batches_out = 0usize;
         let mut last_sent: Option<u64> = None;
 
-        let birth = serde_json::to_vec(&cfg.catalogue(&self.epoch)).expect("catalogue serializes");
+        let birth = self.birth_payload();
+        let birth_topic = scheme.birth(&cfg.site, &cfg.agent);
         let publish = |queued: &mut VecDeque<(Sent, Instant)>,
                        topic: &str,
                        retain: bool,
@@ -209,13 +241,7 @@ impl Publisher {
             queued.push_back((what, Instant::now()));
             Ok(())
         };
-        publish(
-            &mut queued,
-            &scheme.birth(&cfg.site, &cfg.agent),
-            true,
-            birth,
-            Sent::Retained,
-        )?;
+        publish(&mut queued, &birth_topic, true, birth, Sent::Retained)?;
         publish(
             &mut queued,
             &status_topic,
@@ -230,9 +256,28 @@ impl Publisher {
         }
 
         // Fill the window of unacknowledged batches from the buffer.
+        // A dynamic birth whose points changed goes out before the next batch (a batch never
+        // names a point its birth lacks) and at most once per BIRTH_MIN_INTERVAL: meanwhile
+        // batches wait (registration bursts: thousands of terminals within seconds).
+        let mut birth_dirty = false;
+        let mut birth_at = Instant::now();
         macro_rules! fill {
             () => {{
-                if batches_out < max_inflight {
+                let dirty = birth_dirty || self.birth_changed();
+                let hold = dirty && birth_at.elapsed() < BIRTH_MIN_INTERVAL;
+                if dirty && !hold {
+                    publish(
+                        &mut queued,
+                        &birth_topic,
+                        true,
+                        self.birth_payload(),
+                        Sent::Retained,
+                    )?;
+                    birth_dirty = false;
+                    birth_at = Instant::now();
+                    tracing::debug!("birth published again: its points changed");
+                }
+                if batches_out < max_inflight && !hold {
                     let room = (max_inflight - batches_out) as u32;
                     let batches = self
                         .buffer
@@ -268,6 +313,12 @@ impl Publisher {
                     phase = Phase::Draining(Instant::now() + ack_timeout);
                     None
                 }
+                _ = birth_changed(&mut self.birth), if phase == Phase::Running => {
+                    // `changed` marked the version seen: remember it.
+                    birth_dirty = true;
+                    fill!();
+                    None
+                }
                 changed = self.stored.changed(), if phase == Phase::Running => {
                     if changed.is_err() {
                         // The batcher is gone: nothing more will be stored.
@@ -277,6 +328,9 @@ impl Publisher {
                     None
                 }
                 _ = check.tick() => {
+                    if phase == Phase::Running && (birth_dirty || self.birth_changed()) {
+                        fill!();
+                    }
                     if phase == Phase::Running {
                         let oldest = queued.front().map(|q| q.1).into_iter().chain(inflight.values().map(|v| v.1)).min();
                         if oldest.is_some_and(|t| t.elapsed() > ack_timeout) {
@@ -376,6 +430,30 @@ impl Publisher {
         self.metrics.mqtt_connected.set(0);
         tracing::info!("mqtt session closed");
         Ok(End::Stopped)
+    }
+
+    /// The birth as it is now; marks the points' version as seen.
+    fn birth_payload(&mut self) -> Vec<u8> {
+        let cat = match &mut self.birth {
+            BirthSource::Config => self.config.catalogue(&self.epoch),
+            BirthSource::Dynamic { version, points } => {
+                version.borrow_and_update();
+                telemetry::Catalogue {
+                    agent: self.config.agent.clone(),
+                    epoch: self.epoch.clone(),
+                    site: self.config.site_info.clone(),
+                    points: points(),
+                }
+            }
+        };
+        serde_json::to_vec(&cat).expect("catalogue serializes")
+    }
+
+    fn birth_changed(&self) -> bool {
+        match &self.birth {
+            BirthSource::Config => false,
+            BirthSource::Dynamic { version, .. } => version.has_changed().unwrap_or(false),
+        }
     }
 
     fn device_message(&self, topic: &str, payload: &[u8]) {

@@ -172,3 +172,77 @@ fn environment_overrides_the_broker_and_prefix() {
         .apply_env(|k| (k == "HRS_MQTT_URL").then(|| "http://x".to_string()))
         .is_err());
 }
+
+#[test]
+fn example_vehicles_config_loads() {
+    use edge_agent::jt808::VehicleClass;
+    let cfg = AgentConfig::from_toml_str(&example("vehicles.toml")).unwrap();
+    assert!(
+        cfg.devices.is_empty() && cfg.mqtt_inputs.is_empty(),
+        "a JT/T 808 listener alone is a valid agent"
+    );
+    let l = &cfg.jt808[0];
+    assert_eq!(l.listen.port(), 7611);
+    assert_eq!(l.site.as_str(), "trans-01");
+    assert_eq!(l.default_class, VehicleClass::Freight);
+    assert_eq!(
+        l.vehicles[1].class,
+        Some(VehicleClass::DangerousGoods),
+        "hazmat"
+    );
+    assert_eq!(l.vehicles[2].class, Some(VehicleClass::SchoolBus));
+    assert!(l.auth_required);
+    assert_eq!(
+        (l.max_frame_bytes, l.answer_queue, l.max_auth_failures),
+        (4096, 64, 5)
+    );
+    assert_eq!(
+        (0..3)
+            .map(|k| l.shard_agent(&cfg.agent, k))
+            .collect::<Vec<_>>(),
+        ["trans-01-808-1", "trans-01-808-2", "trans-01-808-3"]
+    );
+}
+
+#[test]
+fn jt808_mistakes_name_their_key() {
+    let base = r#"
+agent = "a"
+site = "s"
+[[jt808]]
+listen = "127.0.0.1:7611"
+site = "s"
+"#;
+    assert!(AgentConfig::from_toml_str(base).is_ok());
+    let refused = |extra: &str| -> String {
+        match AgentConfig::from_toml_str(&format!("{base}{extra}")) {
+            Err(ConfigError::Invalid(e)) => e.join("\n"),
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {extra}"),
+        }
+    };
+    assert!(
+        refused("idle_timeout_ms = 5\n").contains("jt808[0] (127.0.0.1:7611): idle_timeout_ms = 5")
+    );
+    assert!(refused("max_vehicles_per_shard = 6000\n").contains("max_vehicles_per_shard"));
+    assert!(refused("shards = 0\n").contains("shards = 0"));
+    assert!(
+        refused("bogus = 1\n").contains("bogus"),
+        "unknown keys are refused"
+    );
+    assert!(refused("default_class = \"tank\"\n").contains("tank"));
+    let e = refused("[[jt808.vehicles]]\nterminal = \"13x\"\n");
+    assert!(
+        e.contains("vehicles[0] (13x): terminal must be 1 to 20 digits"),
+        "{e}"
+    );
+    let e = refused(
+        "[[jt808.vehicles]]\nterminal = \"138\"\n[[jt808.vehicles]]\nterminal = \"0138\"\n",
+    );
+    assert!(e.contains("listed twice"), "{e}");
+    // Two listeners publishing under one agent id.
+    let e = refused("[[jt808]]\nlisten = \"127.0.0.1:7612\"\nsite = \"s\"\n");
+    assert!(e.contains("agent id a-jt808 is taken"), "{e}");
+    // Nothing to read at all.
+    assert!(AgentConfig::from_toml_str("agent = \"a\"\nsite = \"s\"\n").is_err());
+}

@@ -832,3 +832,6 @@ pub async fn wait_ready(http: &str) -> Result<()> {
     })
     .await
 }
+
+/// Simulated JT/T 808 terminals over real TCP (also the `jt808-sim` load simulator).
+pub mod jt808_sim;
