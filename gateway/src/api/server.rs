@@ -1,0 +1,149 @@
+//! Serving the API: header and body timeouts, the concurrency bound, panics answered 500.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// What every request goes through: a bound on requests handled at once (503 at once beyond
+/// it, counted in `hrs_bounds_hit_total{bound="http_concurrency"}`), a request-body read
+/// timeout, and a panic in a handler answered 500 (and logged), never a dropped connection.
+pub fn bounded(app: Router, cfg: &config::HttpConfig, metrics: Metrics) -> Router {
+    let gate = Arc::new((
+        tokio::sync::Semaphore::new(cfg.max_concurrent_requests),
+        metrics,
+    ));
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let gate = gate.clone();
+            async move {
+                match gate.0.try_acquire() {
+                    Ok(_permit) => next.run(req).await,
+                    Err(_) => {
+                        gate.1
+                            .bounds_hit
+                            .with_label_values(&["http_concurrency"])
+                            .inc();
+                        ApiError(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too many requests at once; try again".into(),
+                        )
+                        .into_response()
+                    }
+                }
+            }
+        },
+    ))
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        Duration::from_millis(cfg.body_read_timeout_ms),
+    ))
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("an HTTP handler panicked; answered 500");
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()).into_response()
+        },
+    ))
+}
+
+/// Serve the API until `shutdown`: a client that does not send its request headers within
+/// `header_read_timeout_ms` is disconnected (a slow client cannot hold connections open);
+/// open connections finish their requests on shutdown (at most 5 s).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    cfg: config::HttpConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms));
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    /// Beyond `max_concurrent_requests` requests at once, the next is answered 503 at once and
+    /// counted; when one finishes, the next is served again.
+    #[tokio::test]
+    async fn requests_beyond_the_concurrency_bound_are_shed() {
+        use tower::ServiceExt;
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let waiting = gate.clone();
+        let app = Router::new().route(
+            "/slow",
+            get(move || {
+                let waiting = waiting.clone();
+                async move {
+                    waiting.notified().await;
+                    "done"
+                }
+            }),
+        );
+        let cfg = config::HttpConfig {
+            max_concurrent_requests: 1,
+            ..Default::default()
+        };
+        let metrics = Metrics::new();
+        let app = bounded(app, &cfg, metrics.clone());
+        let req = || {
+            axum::http::Request::get("/slow")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let first = tokio::spawn(app.clone().oneshot(req()));
+        // Wait until the first request holds the only slot.
+        while Arc::strong_count(&gate) < 3 {
+            tokio::task::yield_now().await;
+        }
+        let shed = app.clone().oneshot(req()).await.unwrap();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            metrics
+                .bounds_hit
+                .with_label_values(&["http_concurrency"])
+                .get(),
+            1
+        );
+        gate.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        let again = tokio::spawn(app.clone().oneshot(req()));
+        while Arc::strong_count(&gate) < 3 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        assert_eq!(again.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+}

@@ -1,0 +1,68 @@
+//! Sites, their points (live values) and their agents.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) async fn sites(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let live = s.live.read().expect("live lock");
+    let out: Vec<_> = live
+        .sites
+        .iter()
+        .map(|(id, site)| {
+            let online = site.agents.values().any(|a| a.online);
+            let last_seen = site.agents.values().filter_map(|a| a.last_seen).max();
+            let n = site.agents.len().max(1) as f64;
+            let completeness = site.agents.values().map(|a| a.completeness).sum::<f64>() / n;
+            json!({
+                "id": id, "name": site.info.name, "category": site.info.category, "region": site.info.region,
+                "lat": site.info.lat, "lon": site.info.lon,
+                "online": online, "last_seen": last_seen.map(|t| format_time(&t)),
+                "completeness": if site.agents.is_empty() { 1.0 } else { completeness },
+            })
+        })
+        .collect();
+    Json(json!(out))
+}
+
+pub(super) async fn points(
+    State(s): State<AppState>,
+    Path(site): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = s.live.read().expect("live lock");
+    let site = live
+        .sites
+        .get(site.as_str())
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    let out: Vec<_> = site
+        .points
+        .iter()
+        .map(|(id, p)| {
+            json!({
+                "point": id, "agent": p.agent,
+                "quantity": p.spec.as_ref().map(|s| s.quantity.to_string()),
+                "unit": p.spec.as_ref().map(|s| s.unit.to_string()),
+                "location": p.spec.as_ref().and_then(|s| s.location.clone()),
+                "name": p.spec.as_ref().and_then(|s| s.name.clone()),
+                "value": p.value, "ts": p.ts.map(|t| format_time(&t)), "quality": p.quality, "reason": p.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!(out)))
+}
+
+pub(super) async fn agents(
+    State(s): State<AppState>,
+    Path(site): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = s.live.read().expect("live lock");
+    let site = live
+        .sites
+        .get(site.as_str())
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    let out: Vec<_> = site
+        .agents
+        .iter()
+        .map(|(id, a)| json!({"agent": id, "status": a}))
+        .collect();
+    Ok(Json(json!(out)))
+}
