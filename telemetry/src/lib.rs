@@ -6,6 +6,7 @@ pub mod codec;
 pub mod ids;
 pub mod incident;
 pub mod reading;
+pub mod regions;
 pub mod time;
 pub mod topic;
 
