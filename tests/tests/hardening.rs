@@ -242,6 +242,18 @@ async fn hostile_payloads(store_url: Option<String>) {
     let mut gw = Gw::start(store_url).await;
     gw.birth().await;
     let readings_topic = gw.topic(AGENT, "readings");
+    // A site's region shows its name beside its code (GB/T 2260).
+    let (_, sites) = get_json(&format!("{}/api/v1/sites", gw.http))
+        .await
+        .unwrap();
+    let mine = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == SITE)
+        .unwrap();
+    assert_eq!(mine["region"], "410522");
+    assert_eq!(mine["region_name"], "河南省安阳市安阳县");
 
     // 1. A NUL byte inside a point id (JSON-escaped): the reading is refused, its dead letter
     //    (whose reason names the id) is stored even on PostgreSQL, and judging goes on.
@@ -299,6 +311,14 @@ async fn hostile_payloads(store_url: Option<String>) {
     .unwrap_or_else(|e| panic!("{e}\n{}", gw.proc.log_text()));
     gw.good_reading_raises("CH4-103", "UTF-16 and GB18030 documents")
         .await;
+    let (_, warnings) = get_json(&format!("{}/api/v1/weather/warnings", gw.http))
+        .await
+        .unwrap();
+    assert_eq!(
+        warnings[0]["region_names"],
+        json!(["河南省安阳市"]),
+        "{warnings}"
+    );
 
     // 4. Oversized fields: a point name of 10,000 characters (that point refused, the others
     //    kept), a reason of 100,000 characters (cut), a site id of 60,000 bytes in a topic.

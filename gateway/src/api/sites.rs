@@ -15,6 +15,7 @@ pub(super) async fn sites(State(s): State<AppState>) -> Json<serde_json::Value> 
             let completeness = site.agents.values().map(|a| a.completeness).sum::<f64>() / n;
             json!({
                 "id": id, "name": site.info.name, "category": site.info.category, "region": site.info.region,
+                "region_name": site.info.region.as_ref().and_then(|r| telemetry::regions::full_name(r.as_str())),
                 "lat": site.info.lat, "lon": site.info.lon,
                 "online": online, "last_seen": last_seen.map(|t| format_time(&t)),
                 "completeness": if site.agents.is_empty() { 1.0 } else { completeness },

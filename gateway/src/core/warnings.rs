@@ -162,6 +162,13 @@ impl Core {
                     .map(|(id, _)| id.as_str())
                     .collect();
                 v["sites"] = serde_json::json!(sites);
+                // Names beside the codes, for people (GB/T 2260 table in telemetry).
+                let names: Vec<Option<String>> = w
+                    .regions
+                    .iter()
+                    .map(|r| telemetry::regions::full_name(r.as_str()))
+                    .collect();
+                v["region_names"] = serde_json::json!(names);
                 v
             })
             .collect();
