@@ -84,16 +84,7 @@ pub struct ActiveWarning {
     pub magnitude: Option<f64>,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum WarningLevel {
-    Blue,
-    Yellow,
-    Orange,
-    Red,
-}
+pub use telemetry::WarningLevel;
 
 pub use telemetry::AgentState as AgentLinkState;
 #[allow(unused)]

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+pub mod clock;
 pub mod codec;
 pub mod ids;
 pub mod incident;
@@ -9,6 +10,7 @@ pub mod reading;
 pub mod regions;
 pub mod time;
 pub mod topic;
+pub mod warning;
 
 pub use catalogue::{
     AgentState, AgentStatus, Catalogue, Category, PointSpec, Quantity, SiteInfo, Unit,
@@ -22,3 +24,4 @@ pub use incident::{EventKind, Incident, IncidentEvent, IncidentState, Severity};
 pub use reading::{Batch, Position, Quality, Reading, Value};
 pub use time::{format_time, parse_time, TimeError, Timestamp};
 pub use topic::{Topic, TopicError, TopicScheme};
+pub use warning::WarningLevel;

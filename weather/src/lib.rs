@@ -18,6 +18,6 @@ pub use cenc::{parse_cenc, CencError, CencReport, Earthquake, RefusedQuake};
 pub use geo::{haversine_km, Circle, LatLon, Polygon};
 pub use signals::{kind_label, KNOWN_KINDS};
 pub use warning::{
-    affects, warnings_from_cap, BookLimits, EarthquakeConfig, MagnitudeStep, SiteLocation, Warning,
-    WarningLevel, WarningSource, WeatherConfig,
+    affects, warnings_from_cap, BookLimits, EarthquakeConfig, LevelOf, MagnitudeStep, SiteLocation,
+    Warning, WarningLevel, WarningSource, WeatherConfig,
 };

@@ -11,30 +11,21 @@ use crate::cap::{AlertKey, AlertRef, CapAlert, CapInfo, CapLimits, CapSeverity, 
 use crate::geo::{Circle, LatLon, Polygon};
 use crate::signals::{cma_code_in, kind_of_cma_code, kind_of_words, normalized_words, slug};
 
-/// The warning level: `blue` < `yellow` < `orange` < `red`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WarningLevel {
-    Blue,
-    Yellow,
-    Orange,
-    Red,
+pub use telemetry::WarningLevel;
+
+/// How a document names its warning level.
+pub trait LevelOf {
+    /// The level named by a colour word in `text`.
+    fn from_colour_words(text: &str) -> Option<WarningLevel>;
+    /// The level of a CAP `<severity>`.
+    fn from_severity(s: CapSeverity) -> WarningLevel;
 }
 
-impl WarningLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WarningLevel::Blue => "blue",
-            WarningLevel::Yellow => "yellow",
-            WarningLevel::Orange => "orange",
-            WarningLevel::Red => "red",
-        }
-    }
-
+impl LevelOf for WarningLevel {
     /// The level named by a colour word in `text`: 蓝色/黄色/橙色/红色 anywhere, or
     /// blue/yellow/orange/red as whole words (any case). Where several are named (an upgrade
     /// "由黄色升级为橙色"), the highest.
-    pub fn from_colour_words(text: &str) -> Option<WarningLevel> {
+    fn from_colour_words(text: &str) -> Option<WarningLevel> {
         let words = normalized_words(text);
         [
             (WarningLevel::Red, "红色", " red "),
@@ -49,19 +40,13 @@ impl WarningLevel {
 
     /// The level of a CAP `<severity>`: Minor blue, Moderate yellow, Severe orange, Extreme
     /// red; `Unknown` is taken as blue (a warning is at least blue).
-    pub fn from_severity(s: CapSeverity) -> WarningLevel {
+    fn from_severity(s: CapSeverity) -> WarningLevel {
         match s {
             CapSeverity::Unknown | CapSeverity::Minor => WarningLevel::Blue,
             CapSeverity::Moderate => WarningLevel::Yellow,
             CapSeverity::Severe => WarningLevel::Orange,
             CapSeverity::Extreme => WarningLevel::Red,
         }
-    }
-}
-
-impl std::fmt::Display for WarningLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -155,12 +140,7 @@ impl Warning {
         alarm_rules::ActiveWarning {
             id: self.id.clone(),
             kind: self.kind.clone(),
-            level: match self.level {
-                WarningLevel::Blue => alarm_rules::WarningLevel::Blue,
-                WarningLevel::Yellow => alarm_rules::WarningLevel::Yellow,
-                WarningLevel::Orange => alarm_rules::WarningLevel::Orange,
-                WarningLevel::Red => alarm_rules::WarningLevel::Red,
-            },
+            level: self.level,
             magnitude: self.magnitude,
         }
     }

@@ -24,6 +24,8 @@ pub(super) async fn events(
     if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         match s.store.event_pos(last).await? {
             Some(pos) => from = Some(pos),
+            // `0`: from the beginning of the log (streamed page by page).
+            None if last == "0" => from = Some(0),
             // An id the log does not hold: the stream starts now, and says so first (never a
             // replay of the whole log).
             None => unknown = Some(last.chars().take(128).collect::<String>()),
