@@ -46,7 +46,7 @@ pub struct DevicePoller {
     device: DeviceConfig,
     plan: Vec<ReadRequest>,
     ctx: Option<Context>,
-    backoff: Duration,
+    backoff: retry::Backoff,
     next_connect: Instant,
     last_connect_error: Option<String>,
     metrics: AgentMetrics,
@@ -64,7 +64,7 @@ impl DevicePoller {
             device,
             plan,
             ctx: None,
-            backoff: BACKOFF_MIN,
+            backoff: retry::Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             next_connect: Instant::now(),
             last_connect_error: None,
             metrics,
@@ -192,7 +192,7 @@ impl DevicePoller {
                     Ok(ctx) => {
                         tracing::info!(device = %self.device.name, "modbus device connected");
                         self.ctx = Some(ctx);
-                        self.backoff = BACKOFF_MIN;
+                        self.backoff.reset();
                         self.last_connect_error = None;
                         self.metrics
                             .device_link_up
@@ -203,8 +203,7 @@ impl DevicePoller {
                         if self.last_connect_error.as_deref() != Some(e.as_str()) {
                             tracing::warn!(device = %self.device.name, error = %e, "modbus connect failed");
                         }
-                        self.next_connect = Instant::now() + self.backoff;
-                        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                        self.next_connect = Instant::now() + self.backoff.next_delay();
                         self.last_connect_error = Some(e.clone());
                         return Err(PollFailure {
                             kind: "connect",

@@ -125,29 +125,30 @@ impl Publisher {
     /// Run sessions until `cancel`; on cancel, send what is buffered (bounded by
     /// `mqtt.timeout_ms`), publish `offline` and disconnect.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = retry::Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             if cancel.is_cancelled() {
                 return;
             }
             let started = Instant::now();
-            match self.session(&cancel).await {
+            let ended = self.session(&cancel).await;
+            // A session that lived a while starts the backoff afresh.
+            if started.elapsed() > BACKOFF_MAX {
+                backoff.reset();
+            }
+            let delay = backoff.next_delay();
+            match ended {
                 Ok(End::Stopped) => return,
                 Err(e) => {
                     self.metrics.mqtt_connected.set(0);
                     self.metrics.mqtt_disconnects_total.inc();
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "mqtt session ended");
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "mqtt session ended");
                 }
-            }
-            // A session that lived a while starts the backoff afresh.
-            if started.elapsed() > BACKOFF_MAX {
-                backoff = BACKOFF_MIN;
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(delay) => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 

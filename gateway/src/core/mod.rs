@@ -74,7 +74,10 @@ pub enum Action {
 /// stop the core.
 macro_rules! durably {
     ($self:ident, $what:expr, $op:expr) => {{
-        let mut delay = std::time::Duration::from_millis(100);
+        let mut backoff = retry::Backoff::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(5),
+        );
         loop {
             match $op.await {
                 Ok(v) => {
@@ -84,9 +87,9 @@ macro_rules! durably {
                 Err(e) if e.is_transient() => {
                     $self.store_ok.store(false, std::sync::atomic::Ordering::Relaxed);
                     $self.metrics.store_errors.with_label_values(&["transient"]).inc();
+                    let delay = backoff.next_delay();
                     tracing::error!(error = %e, what = $what, retry_in_ms = delay.as_millis() as u64, "store write failed; retrying");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
                 }
                 Err(e) => {
                     // The store answered: it is up, it refuses this row.

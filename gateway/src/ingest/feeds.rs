@@ -81,6 +81,11 @@ pub async fn run_feed(
     let kind: &'static str = if feed.kind == "cenc" { "cenc" } else { "cap" };
     let interval = Duration::from_millis(feed.interval_ms);
     let mut wait = Duration::ZERO;
+    // After a failure: from twice the interval up to `max_backoff_ms`, with jitter.
+    let mut backoff = retry::Backoff::new(
+        interval * 2,
+        Duration::from_millis(feed.max_backoff_ms).max(interval),
+    );
     let (mut etag, mut last_modified): (Option<String>, Option<String>) = (None, None);
     loop {
         tokio::select! {
@@ -144,8 +149,9 @@ pub async fn run_feed(
         };
         polls.with_label_values(&[outcome]).inc();
         wait = if outcome == "error" {
-            (wait.max(interval) * 2).min(Duration::from_millis(feed.max_backoff_ms))
+            backoff.next_delay()
         } else {
+            backoff.reset();
             interval
         };
     }

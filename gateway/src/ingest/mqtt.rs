@@ -45,7 +45,7 @@ pub async fn run_mqtt_ingest(
     shutdown: CancellationToken,
 ) {
     let scheme = TopicScheme::new(mqtt.topic_prefix.clone());
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     // Messages received but not yet handed to the core. The event loop keeps being polled while
     // the core is busy (so keep-alives and acknowledgements go out); the buffer holds at most
     // what the broker has in flight to us unacknowledged (its per-client inflight limit).
@@ -69,7 +69,7 @@ pub async fn run_mqtt_ingest(
         };
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 connected.store(true, Ordering::Relaxed);
                 metrics.mqtt_connected.set(1);
                 tracing::info!(
@@ -107,9 +107,8 @@ pub async fn run_mqtt_ingest(
                 reload_tls(&mut eventloop, &mqtt);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

@@ -248,7 +248,8 @@ impl MqttSink {
         let (a, n, c) = (acked.clone(), acked_notify.clone(), connected.clone());
         let url = format!("{}:{}", broker.host, broker.port);
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
+            let mut backoff =
+                retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
             loop {
                 let polled = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -257,7 +258,7 @@ impl MqttSink {
                 match polled {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         c.store(true, Ordering::Relaxed);
-                        backoff = Duration::from_millis(200);
+                        backoff.reset();
                     }
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         a.fetch_add(1, Ordering::Relaxed);
@@ -268,8 +269,7 @@ impl MqttSink {
                         if c.swap(false, Ordering::Relaxed) {
                             tracing::warn!(%url, error = %e, "upstream broker connection lost");
                         }
-                        tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff.next_delay()) => {} }
                     }
                 }
             }

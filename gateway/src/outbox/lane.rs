@@ -238,14 +238,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
 {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         match op().await {
             Ok(v) => return Some(v),
             Err(e) => {
                 tracing::warn!(error = %e, what, "forwarding store operation failed; retrying");
-                tokio::select! { _ = stop.cancelled() => return None, _ = tokio::time::sleep(delay) => {} }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::select! { _ = stop.cancelled() => return None, _ = tokio::time::sleep(backoff.next_delay()) => {} }
             }
         }
     }
@@ -340,7 +339,7 @@ fn site_info(shared: &Shared, site: &str) -> Option<SiteInfo> {
 /// Send one message until it is delivered or refused; `None` when the target stops.
 async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) -> Option<()> {
     let initial = Duration::from_millis(shared.config.retry_initial_ms);
-    let mut backoff = initial.min(t.max_backoff);
+    let mut backoff = retry::Backoff::new(initial.min(t.max_backoff), t.max_backoff);
     let mut attempts: u32 = 0;
     loop {
         attempts += 1;
@@ -395,7 +394,9 @@ async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) 
                 return Some(());
             }
             Outcome::Retry { reason, after } => {
-                let wait = after.unwrap_or(backoff).min(t.max_backoff);
+                // A Retry-After the receiver asked for wins over our own step.
+                let step = backoff.next_delay();
+                let wait = after.unwrap_or(step).min(t.max_backoff);
                 if attempts == 1 || attempts.is_power_of_two() {
                     tracing::warn!(target = %t.key, id = msg.id(), attempts, %reason, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying");
                 }
@@ -403,7 +404,6 @@ async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) 
                     _ = t.stop.cancelled() => return None,
                     _ = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(t.max_backoff);
             }
         }
     }

@@ -477,7 +477,7 @@ impl TimeSeriesWriter {
 
     async fn run_inner(mut self, shutdown: CancellationToken) {
         let shared = self.shared.clone();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = retry::Backoff::new(Duration::from_millis(100), self.retry_max);
         let mut down_since: Option<Instant> = None;
         tracing::info!("time-series writer started");
         loop {
@@ -522,7 +522,7 @@ impl TimeSeriesWriter {
                             "time-series database reachable again; draining the spool"
                         );
                     }
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     self.forget(&next);
                 }
                 Outcome::Refused(reason) => {
@@ -551,9 +551,8 @@ impl TimeSeriesWriter {
                     tokio::select! {
                         biased;
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    backoff = (backoff * 2).min(self.retry_max);
                 }
             }
         }
