@@ -175,3 +175,36 @@ pub struct IncidentEvent {
     #[serde(flatten)]
     pub incident: Incident,
 }
+
+/// Chattering (ISA-18.2 / IEC 62682): a cause raised [`CHATTER_RAISES`] times or more within
+/// [`CHATTER_WINDOW`]. The one definition the gateway's metrics, its alarm-load figures and
+/// `replay` use.
+pub const CHATTER_RAISES: usize = 3;
+/// See [`CHATTER_RAISES`].
+pub const CHATTER_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+
+/// Whether the times a cause was raised (in any order) hold a chattering run.
+pub fn chatters(raised: &[crate::Timestamp]) -> bool {
+    let mut t = raised.to_vec();
+    t.sort();
+    t.windows(CHATTER_RAISES)
+        .any(|w| w[CHATTER_RAISES - 1] - w[0] <= CHATTER_WINDOW)
+}
+
+#[cfg(test)]
+mod chatter_tests {
+    use super::*;
+
+    #[test]
+    fn three_raises_within_an_hour_chatter() {
+        let t0 = crate::parse_time("2026-11-28T10:00:00Z").unwrap();
+        let m = chrono::Duration::minutes;
+        assert!(!chatters(&[t0, t0 + m(30)]), "two are not enough");
+        assert!(chatters(&[t0 + m(60), t0, t0 + m(30)]), "in any order");
+        assert!(
+            !chatters(&[t0, t0 + m(31), t0 + m(62)]),
+            "spread over more than an hour"
+        );
+        assert!(chatters(&[t0, t0 + m(31), t0 + m(62), t0 + m(70)]));
+    }
+}

@@ -20,7 +20,10 @@ pub use codec::{
     DecodedBatch, ReadingError, RefusedReading,
 };
 pub use ids::{AgentId, IdError, PointId, RegionCode, SiteId};
-pub use incident::{EventKind, Incident, IncidentEvent, IncidentState, Severity};
+pub use incident::{
+    chatters, EventKind, Incident, IncidentEvent, IncidentState, Severity, CHATTER_RAISES,
+    CHATTER_WINDOW,
+};
 pub use reading::{Batch, Position, Quality, Reading, Value};
 pub use time::{format_time, parse_time, TimeError, Timestamp};
 pub use topic::{Topic, TopicError, TopicScheme};

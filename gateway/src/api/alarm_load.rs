@@ -77,12 +77,8 @@ pub(super) async fn alarm_load(
             .or_default()
             .push(i.raised_at);
     }
-    for ((site, cause), mut times) in raises {
-        times.sort();
-        let chatters = times
-            .windows(3)
-            .any(|w| w[2] - w[0] <= chrono::Duration::hours(1));
-        if chatters {
+    for ((site, cause), times) in raises {
+        if telemetry::chatters(&times) {
             sites.entry(site).or_default().chattering_causes.push(cause);
         }
     }

@@ -21,8 +21,9 @@ pub struct ReplaySummary {
     pub events: u64,
     /// Incidents raised per rule.
     pub raised_per_rule: BTreeMap<String, u64>,
-    /// Raises per cause (incident `previous` chains): causes raised 3 times or more chatter.
-    pub raises_per_cause: BTreeMap<String, u64>,
+    /// When each cause was raised (event time), to tell the chattering ones
+    /// ([`telemetry::chatters`]).
+    pub raises_per_cause: BTreeMap<String, Vec<Timestamp>>,
 }
 
 impl std::fmt::Display for ReplaySummary {
@@ -38,15 +39,17 @@ impl std::fmt::Display for ReplaySummary {
         let chattering: Vec<_> = self
             .raises_per_cause
             .iter()
-            .filter(|(_, n)| **n >= 3)
+            .filter(|(_, times)| telemetry::chatters(times))
             .collect();
         writeln!(
             f,
-            "chattering causes (raised 3 times or more): {}",
+            "chattering causes (raised {} times or more within {} h): {}",
+            telemetry::CHATTER_RAISES,
+            telemetry::CHATTER_WINDOW.num_hours(),
             chattering.len()
         )?;
-        for (cause, n) in chattering {
-            writeln!(f, "  {cause}: raised {n} times")?;
+        for (cause, times) in chattering {
+            writeln!(f, "  {cause}: raised {} times", times.len())?;
         }
         Ok(())
     }
@@ -125,18 +128,12 @@ pub async fn replay(
                     .raised_per_rule
                     .entry(ev.incident.rule.clone())
                     .or_default() += 1;
-                let cause = format!(
-                    "{} {} {}",
-                    ev.incident.rule,
-                    ev.incident.site,
-                    ev.incident
-                        .zone
-                        .as_deref()
-                        .or(ev.incident.point.as_ref().map(|p| p.as_str()))
-                        .or(ev.incident.agent.as_ref().map(|a| a.as_str()))
-                        .unwrap_or("")
-                );
-                *summary.raises_per_cause.entry(cause).or_default() += 1;
+                let cause = crate::core::lifecycle::cause_label(&ev.incident);
+                summary
+                    .raises_per_cause
+                    .entry(cause)
+                    .or_default()
+                    .push(ev.incident.raised_at);
             }
             serde_json::to_writer(&mut *out, &ev)?;
             out.write_all(b"\n")?;

@@ -16,16 +16,19 @@ impl Core {
         {
             self.recent_raises.pop_front();
         }
-        let mut per_cause: HashMap<&str, u32> = HashMap::new();
-        for (_, k) in &self.recent_raises {
-            *per_cause.entry(k.as_str()).or_default() += 1;
+        let mut per_cause: HashMap<&str, Vec<Timestamp>> = HashMap::new();
+        for (t, k) in &self.recent_raises {
+            per_cause.entry(k.as_str()).or_default().push(*t);
         }
         self.metrics
             .incidents_raised_last_hour
             .set(self.recent_raises.len() as i64);
-        self.metrics
-            .chattering_causes
-            .set(per_cause.values().filter(|n| **n >= 3).count() as i64);
+        self.metrics.chattering_causes.set(
+            per_cause
+                .values()
+                .filter(|t| telemetry::chatters(t))
+                .count() as i64,
+        );
         let now = self.now();
         self.metrics.incidents_shelved.set(
             self.open

@@ -23,6 +23,18 @@ pub fn cause_key(c: &Cause) -> String {
     }
 }
 
+/// The cause of an incident as people read it: `rule site subject` (the zone, point or
+/// agent). The one spelling of a cause in summaries and figures; [`cause_key`] is the store's.
+pub fn cause_label(i: &Incident) -> String {
+    let subject = i
+        .zone
+        .as_deref()
+        .or(i.point.as_ref().map(|p| p.as_str()))
+        .or(i.agent.as_ref().map(|a| a.as_str()))
+        .unwrap_or("");
+    format!("{} {} {}", i.rule, i.site, subject)
+}
+
 /// The cause of an incident, from its fields.
 pub fn cause_of(i: &Incident) -> Option<Cause> {
     let subject = if let Some(zone) = &i.zone {
