@@ -6,10 +6,10 @@ use super::select::{
     context_effects, level_values, missing_limit, shaping_warnings, warning_matches,
 };
 use super::state::{AgentCause, Binding, Extra, FaultWhy, PointSt, SiteSt, ZoneSt};
-use super::text::{binding_text, describe_condition, level_name};
+use super::text::{agent_text, binding_text, site_text, zone_text};
 use super::time::NONE;
 use super::EngineConfig;
-use crate::api::{ActiveWarning, Cause, Subject, Transition, TransitionKind};
+use crate::api::{ActiveWarning, Cause, Subject, Transition};
 use crate::message;
 use crate::rule::{bump, Kind, Level, Member, Mode, PointCondition, Rule};
 use telemetry::{AgentId, Quality, Severity, Timestamp, Value};
@@ -61,6 +61,7 @@ fn threshold_want(
     })
 }
 
+/// What every judgement reads: the rules, sites and points, and the engine's settings.
 pub(super) struct World<'a> {
     pub(super) rules: &'a [Rule],
     pub(super) sites: &'a [SiteSt],
@@ -484,34 +485,7 @@ impl World<'_> {
             return false;
         };
         let tp = z.trigger.or(cause_point).map(|p| &self.points[p as usize]);
-        let text = match (kind, mode) {
-            (TransitionKind::Cleared, _) => format!(
-                "zone {}: condition of {} no longer holds: cleared",
-                z.zone, rule.id
-            ),
-            (_, Mode::AThenNotB) => {
-                let proof: Vec<&str> = z.members[1]
-                    .iter()
-                    .map(|&p| self.points[p as usize].id.as_str())
-                    .collect();
-                format!(
-                    "zone {}: {} not proven within {} s after {} (still not: {})",
-                    z.zone,
-                    describe_condition(&members[1].condition),
-                    message::num(*within_ms as f64 / 1000.0),
-                    tp.map(|p| format!("{} {}", p.id, describe_condition(&members[0].condition)))
-                        .unwrap_or_default(),
-                    proof.join(", ")
-                )
-            }
-            (_, Mode::All) => format!("zone {}: all conditions of {} hold", z.zone, rule.id),
-            (_, Mode::Any) => format!(
-                "zone {}: a condition of {} holds ({})",
-                z.zone,
-                rule.id,
-                tp.map(|p| p.id.as_str()).unwrap_or("")
-            ),
-        };
+        let text = zone_text(rule, z, members, mode, *within_ms, kind, tp, self.points);
         out.push(Transition {
             cause: Cause {
                 rule: rule.id.clone(),
@@ -581,31 +555,7 @@ impl World<'_> {
             .filter(|c| site.warnings.iter().any(|w| warning_matches(c, w)))
             .filter_map(|c| c.min_magnitude)
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-        let text = match kind {
-            TransitionKind::Cleared => {
-                format!("{label}: the warning that called for it is no longer in force: cleared")
-            }
-            _ => {
-                let what: Vec<String> = matching
-                    .iter()
-                    .map(|w| match w.magnitude {
-                        Some(m) => format!(
-                            "{} M{} ({})",
-                            w.kind.replace('_', " "),
-                            message::num(m),
-                            w.id
-                        ),
-                        None => format!(
-                            "{} {} ({})",
-                            w.kind.replace('_', " "),
-                            level_name(w.level),
-                            w.id
-                        ),
-                    })
-                    .collect();
-                format!("{label}: {}", what.join(", "))
-            }
-        };
+        let text = site_text(label, kind, &matching);
         out.push(Transition {
             cause: Cause {
                 rule: rule.id.clone(),
@@ -655,10 +605,7 @@ impl World<'_> {
         else {
             return false;
         };
-        let text = match kind {
-            TransitionKind::Cleared => format!("agent {} online again: cleared", c.agent),
-            _ => format!("agent {} offline: communication lost", c.agent),
-        };
+        let text = agent_text(&c.agent, kind);
         out.push(Transition {
             cause: Cause {
                 rule: rule.id.clone(),

@@ -1,12 +1,13 @@
-//! Message text of transitions: what a point's cause says, how a composite member's
-//! condition and a warning level read.
+//! Message text of transitions: what a point's, a zone's, a site's and an agent's cause
+//! says, with how a composite member's condition and a warning level read.
 
 use super::machine::Open;
 use super::select::{level_values, missing_limit};
-use super::state::{Binding, Extra, FaultWhy, PointSt};
+use super::state::{Binding, Extra, FaultWhy, PointSt, ZoneSt};
 use crate::api::{ActiveWarning, TransitionKind};
 use crate::message;
-use crate::rule::{Kind, PointCondition, Rule};
+use crate::rule::{Kind, Member, Mode, PointCondition, Rule};
+use telemetry::AgentId;
 
 /// What a point's cause says on a transition, and the threshold it names.
 pub(super) fn binding_text(
@@ -144,7 +145,7 @@ pub(super) fn binding_text(
     }
 }
 
-pub(super) fn level_name(l: crate::api::WarningLevel) -> &'static str {
+fn level_name(l: crate::api::WarningLevel) -> &'static str {
     use crate::api::WarningLevel as L;
     match l {
         L::Blue => "blue",
@@ -154,7 +155,7 @@ pub(super) fn level_name(l: crate::api::WarningLevel) -> &'static str {
     }
 }
 
-pub(super) fn describe_condition(c: &PointCondition) -> String {
+fn describe_condition(c: &PointCondition) -> String {
     match c {
         PointCondition::Above(x) => format!(">= {}", message::num(*x)),
         PointCondition::Below(x) => format!("< {}", message::num(*x)),
@@ -163,5 +164,85 @@ pub(super) fn describe_condition(c: &PointCondition) -> String {
         PointCondition::Cause { rule, min_severity } => {
             format!("at {min_severity} under {}", rule.as_str())
         }
+    }
+}
+
+/// What a zone's composite cause says on a transition; `tp`: the point that completed the
+/// condition, `points`: the engine's points.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn zone_text(
+    rule: &Rule,
+    z: &ZoneSt,
+    members: &[Member],
+    mode: &Mode,
+    within_ms: u64,
+    kind: TransitionKind,
+    tp: Option<&PointSt>,
+    points: &[PointSt],
+) -> String {
+    match (kind, mode) {
+        (TransitionKind::Cleared, _) => format!(
+            "zone {}: condition of {} no longer holds: cleared",
+            z.zone, rule.id
+        ),
+        (_, Mode::AThenNotB) => {
+            let proof: Vec<&str> = z.members[1]
+                .iter()
+                .map(|&p| points[p as usize].id.as_str())
+                .collect();
+            format!(
+                "zone {}: {} not proven within {} s after {} (still not: {})",
+                z.zone,
+                describe_condition(&members[1].condition),
+                message::num(within_ms as f64 / 1000.0),
+                tp.map(|p| format!("{} {}", p.id, describe_condition(&members[0].condition)))
+                    .unwrap_or_default(),
+                proof.join(", ")
+            )
+        }
+        (_, Mode::All) => format!("zone {}: all conditions of {} hold", z.zone, rule.id),
+        (_, Mode::Any) => format!(
+            "zone {}: a condition of {} holds ({})",
+            z.zone,
+            rule.id,
+            tp.map(|p| p.id.as_str()).unwrap_or("")
+        ),
+    }
+}
+
+/// What a site-level cause says on a transition; `matching`: the warnings that call for it.
+pub(super) fn site_text(label: &str, kind: TransitionKind, matching: &[&ActiveWarning]) -> String {
+    match kind {
+        TransitionKind::Cleared => {
+            format!("{label}: the warning that called for it is no longer in force: cleared")
+        }
+        _ => {
+            let what: Vec<String> = matching
+                .iter()
+                .map(|w| match w.magnitude {
+                    Some(m) => format!(
+                        "{} M{} ({})",
+                        w.kind.replace('_', " "),
+                        message::num(m),
+                        w.id
+                    ),
+                    None => format!(
+                        "{} {} ({})",
+                        w.kind.replace('_', " "),
+                        level_name(w.level),
+                        w.id
+                    ),
+                })
+                .collect();
+            format!("{label}: {}", what.join(", "))
+        }
+    }
+}
+
+/// What an agent's communication cause says on a transition.
+pub(super) fn agent_text(agent: &AgentId, kind: TransitionKind) -> String {
+    match kind {
+        TransitionKind::Cleared => format!("agent {} online again: cleared", agent),
+        _ => format!("agent {} offline: communication lost", agent),
     }
 }
