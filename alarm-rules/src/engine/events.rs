@@ -1,0 +1,526 @@
+//! What comes in: readings (the hot path), agent status, warnings and the clock. Each judges
+//! the causes it touches and queues their deadlines.
+
+use super::judge::{Src, World};
+use super::state::{schedule, AgentLink, Timer};
+use super::time::{ms, ts, NONE};
+use super::Engine;
+use crate::api::{ActiveWarning, Transition};
+use crate::rule::Kind;
+use telemetry::{AgentId, AgentState, Reading, SiteId, Timestamp};
+
+impl Engine {
+    /// One reading (event time = reading.ts); `now` is the gateway clock.
+    pub fn on_reading(
+        &mut self,
+        site: &SiteId,
+        agent: &AgentId,
+        reading: &Reading,
+        now: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
+        if !self.pending_out.is_empty() {
+            out.append(&mut self.pending_out);
+        }
+        let n = ms(&now);
+        let s = self.site_idx(site);
+        let (p, new) = self.point_idx(s, &reading.point, n);
+        if new {
+            self.points[p as usize].agent = Some(agent.clone());
+            let remap = self.identity_remap();
+            self.bind_point(p, &remap, n, out);
+        }
+        let t = ms(&reading.ts);
+        {
+            let pt = &self.points[p as usize];
+            if t <= pt.last_ts {
+                return; // out of order or replayed: judged already
+            }
+        }
+        let late = n.saturating_sub(t) > self.late_after_ms;
+        let src = Src {
+            at: reading.ts,
+            agent: Some(agent),
+            late,
+            timer: false,
+        };
+        // 1. Deadlines that fall before this reading fire on the value that held until now.
+        if self.points[p as usize].timers || !self.points[p as usize].zones.is_empty() {
+            self.advance_point(p, t, Some(agent), out);
+        }
+        // 2. Take the reading.
+        {
+            let pt = &mut self.points[p as usize];
+            pt.last_ts = t;
+            pt.last_at = reading.ts;
+            pt.value = reading.value;
+            pt.quality = reading.quality;
+            pt.seen_at = n;
+            // The point's agent comes from its birth (or its first reading); transitions of a
+            // reading name the reading's agent.
+            if pt.agent.is_none() {
+                pt.agent = Some(agent.clone());
+            }
+        }
+        // 3. Judge it.
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            zones,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
+        let pt = &points[p as usize];
+        let mut timers = false;
+        for &bi in &pt.bindings {
+            let b = &mut bindings[bi as usize];
+            w.judge_binding(bi, b, t, src, true, out);
+            let d = w.binding_deadline(b);
+            timers |=
+                d != NONE && !matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. });
+            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+        }
+        for &zi in &pt.zones {
+            let z = &mut zones[zi as usize];
+            w.judge_zone(bindings, z, t, src, Some(p), out);
+            let d = w.zone_deadline(z);
+            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+        }
+        let _ = w;
+        if points[p as usize].timers != timers {
+            points[p as usize].timers = timers;
+        }
+    }
+
+    /// Fire the point's binding and zone deadlines up to `t` (event time), on its current value.
+    fn advance_point(
+        &mut self,
+        p: u32,
+        t: i64,
+        agent: Option<&AgentId>,
+        out: &mut Vec<Transition>,
+    ) {
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            zones,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
+        let pt = &points[p as usize];
+        for &bi in &pt.bindings {
+            let b = &mut bindings[bi as usize];
+            if matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. }) {
+                continue; // gateway clock, not event time
+            }
+            for _ in 0..4 {
+                let d = w.binding_deadline(b);
+                if d == NONE || d > t {
+                    break;
+                }
+                let src = Src {
+                    at: ts(d),
+                    agent,
+                    late: false,
+                    timer: true,
+                };
+                w.judge_binding(bi, b, d, src, false, out);
+                if w.binding_deadline(b) == d {
+                    break;
+                }
+            }
+        }
+        for &zi in &pt.zones {
+            let z = &mut zones[zi as usize];
+            for _ in 0..4 {
+                let d = w.zone_deadline(z);
+                if d == NONE || d > t {
+                    break;
+                }
+                let src = Src {
+                    at: ts(d),
+                    agent,
+                    late: false,
+                    timer: true,
+                };
+                w.judge_zone(bindings, z, d, src, None, out);
+                if w.zone_deadline(z) == d {
+                    break;
+                }
+            }
+            let d = w.zone_deadline(z);
+            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+        }
+    }
+
+    pub fn on_agent_status(
+        &mut self,
+        site: &SiteId,
+        agent: &AgentId,
+        state: AgentState,
+        at: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
+        if !self.pending_out.is_empty() {
+            out.append(&mut self.pending_out);
+        }
+        let s = self.site_idx(site);
+        let t = ms(&at);
+        {
+            let link = self.sites[s as usize]
+                .agents
+                .entry(agent.clone())
+                .or_insert_with(|| AgentLink {
+                    online: true,
+                    last_status: NONE,
+                    causes: Vec::new(),
+                });
+            if t < link.last_status {
+                return; // an older status than one already taken
+            }
+            link.last_status = t;
+            link.online = state == AgentState::Online;
+        }
+        let remap = self.identity_remap();
+        self.bind_agents(s, &remap, t, out);
+        let causes = self.sites[s as usize]
+            .agents
+            .get(agent)
+            .map(|l| l.causes.clone())
+            .unwrap_or_default();
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            agents,
+            queue,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
+        for ci in causes {
+            let c = &mut agents[ci as usize];
+            w.judge_agent(c, t, at, out);
+            let rule = &w.rules[c.rule as usize];
+            let d =
+                c.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
+            schedule(queue, &mut c.queued, d, Timer::Agent(ci));
+        }
+        // Silent points of an agent that came back: their missing-data timers restart now.
+        if state == AgentState::Online {
+            let Engine {
+                rules,
+                config,
+                sites,
+                points,
+                bindings,
+                queue,
+                ..
+            } = self;
+            for &p in &sites[s as usize].order {
+                let pt = &mut points[p as usize];
+                if pt.agent.as_ref() == Some(agent) {
+                    pt.seen_at = pt.seen_at.max(t);
+                }
+            }
+            let w = World {
+                rules: &rules.rules,
+                sites,
+                points,
+                config,
+            };
+            for &p in &sites[s as usize].order {
+                let pt = &points[p as usize];
+                if pt.agent.as_ref() != Some(agent) {
+                    continue;
+                }
+                for &bi in &pt.bindings {
+                    let b = &mut bindings[bi as usize];
+                    let d = w.binding_deadline(b);
+                    schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                }
+            }
+        }
+    }
+
+    /// The active warnings of a site changed: re-judge its points at once on their latest values.
+    pub fn set_warnings(
+        &mut self,
+        site: &SiteId,
+        warnings: Vec<ActiveWarning>,
+        now: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
+        if !self.pending_out.is_empty() {
+            out.append(&mut self.pending_out);
+        }
+        let s = self.site_idx(site);
+        let mut warnings = warnings;
+        warnings.sort_by(|a, b| a.id.cmp(&b.id));
+        if self.sites[s as usize].warnings == warnings {
+            return;
+        }
+        self.sites[s as usize].warnings = warnings;
+        let n = ms(&now);
+        let order = self.sites[s as usize].order.clone();
+        let zone_list = self.sites[s as usize].zones.clone();
+        let mut marks: Vec<u32> = Vec::new();
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            queue,
+            zones,
+            ..
+        } = self;
+        let w = World {
+            rules: &rules.rules,
+            sites,
+            points,
+            config,
+        };
+        for p in order {
+            let pt = &points[p as usize];
+            if pt.last_ts == NONE {
+                continue;
+            }
+            let t = n.max(pt.last_ts);
+            let src = Src {
+                at: ts(t),
+                agent: None,
+                late: false,
+                timer: true,
+            };
+            if pt.bindings.iter().any(|&bi| {
+                !w.rules[bindings[bi as usize].rule as usize]
+                    .context
+                    .is_empty()
+            }) {
+                marks.push(p);
+            }
+            for &bi in &pt.bindings {
+                let b = &mut bindings[bi as usize];
+                if w.rules[b.rule as usize].context.is_empty() {
+                    continue;
+                }
+                w.judge_binding(bi, b, t, src, false, out);
+                let d = w.binding_deadline(b);
+                schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+            }
+        }
+        for zi in zone_list {
+            let z = &mut zones[zi as usize];
+            if w.rules[z.rule as usize].context.is_empty() {
+                continue;
+            }
+            let src = Src {
+                at: now,
+                agent: None,
+                late: false,
+                timer: true,
+            };
+            w.judge_zone(bindings, z, n, src, None, out);
+            let d = w.zone_deadline(z);
+            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+        }
+        // Judgements off the reading path may have started delays: the next reading fires them.
+        for p in marks {
+            self.points[p as usize].timers = true;
+        }
+    }
+
+    /// Timers on the gateway clock (missing data, max durations, delays, power-off failure).
+    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Transition>) {
+        if !self.pending_out.is_empty() {
+            out.append(&mut self.pending_out);
+        }
+        let n = ms(&now);
+        // Bounded: every entity is queued at most once, and each pop either fires, moves the
+        // entry later than `now`, or drops it.
+        let mut budget = self.queue.len() * 4 + 16;
+        while let Some(&(d, timer)) = self.queue.first() {
+            if d > n || budget == 0 {
+                break;
+            }
+            budget -= 1;
+            self.queue.pop_first();
+            match timer {
+                Timer::Binding(bi) => {
+                    let b = &mut self.bindings[bi as usize];
+                    b.queued = NONE;
+                    let p = b.point;
+                    let mut fired = false;
+                    {
+                        let Engine {
+                            rules,
+                            config,
+                            sites,
+                            points,
+                            bindings,
+                            queue,
+                            ..
+                        } = self;
+                        let w = World {
+                            rules: &rules.rules,
+                            sites,
+                            points,
+                            config,
+                        };
+                        let b = &mut bindings[bi as usize];
+                        for _ in 0..4 {
+                            let d = w.binding_deadline(b);
+                            if d == NONE || d > n {
+                                break;
+                            }
+                            let src = Src {
+                                at: ts(d),
+                                agent: None,
+                                late: false,
+                                timer: true,
+                            };
+                            fired |= w.judge_binding(bi, b, d, src, false, out);
+                            if w.binding_deadline(b) == d {
+                                break;
+                            }
+                        }
+                        let d = w.binding_deadline(b);
+                        if d > n {
+                            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                        }
+                    }
+                    self.points[p as usize].timers = true;
+                    if fired && self.bindings[bi as usize].live {
+                        // Zones that look at this point's causes.
+                        let zl = self.points[p as usize].zones.clone();
+                        let t = self.points[p as usize].last_ts.max(n);
+                        let Engine {
+                            rules,
+                            config,
+                            sites,
+                            points,
+                            bindings,
+                            queue,
+                            zones,
+                            ..
+                        } = self;
+                        let w = World {
+                            rules: &rules.rules,
+                            sites,
+                            points,
+                            config,
+                        };
+                        for zi in zl {
+                            let z = &mut zones[zi as usize];
+                            let src = Src {
+                                at: ts(t),
+                                agent: None,
+                                late: false,
+                                timer: true,
+                            };
+                            w.judge_zone(bindings, z, t, src, Some(p), out);
+                            let d = w.zone_deadline(z);
+                            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+                        }
+                    }
+                }
+                Timer::Zone(zi) => {
+                    self.zones[zi as usize].queued = NONE;
+                    let Engine {
+                        rules,
+                        config,
+                        sites,
+                        points,
+                        bindings,
+                        queue,
+                        zones,
+                        ..
+                    } = self;
+                    let w = World {
+                        rules: &rules.rules,
+                        sites,
+                        points,
+                        config,
+                    };
+                    let z = &mut zones[zi as usize];
+                    for _ in 0..4 {
+                        let d = w.zone_deadline(z);
+                        if d == NONE || d > n {
+                            break;
+                        }
+                        let src = Src {
+                            at: ts(d),
+                            agent: None,
+                            late: false,
+                            timer: true,
+                        };
+                        w.judge_zone(bindings, z, d, src, None, out);
+                        if w.zone_deadline(z) == d {
+                            break;
+                        }
+                    }
+                    let d = w.zone_deadline(z);
+                    if d > n {
+                        schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+                    }
+                }
+                Timer::Agent(ci) => {
+                    let Engine {
+                        rules,
+                        config,
+                        sites,
+                        points,
+                        agents,
+                        queue,
+                        ..
+                    } = self;
+                    let w = World {
+                        rules: &rules.rules,
+                        sites,
+                        points,
+                        config,
+                    };
+                    let c = &mut agents[ci as usize];
+                    c.queued = NONE;
+                    if !c.live {
+                        continue;
+                    }
+                    let rule = &w.rules[c.rule as usize];
+                    let (on, off) = (rule.on_delay_ms as i64, rule.off_delay_ms as i64);
+                    let d = c.m.deadline(on, off);
+                    if d != NONE && d <= n {
+                        w.judge_agent(c, d, ts(d), out);
+                    }
+                    let d = c.m.deadline(on, off);
+                    if d > n {
+                        schedule(queue, &mut c.queued, d, Timer::Agent(ci));
+                    }
+                }
+            }
+        }
+    }
+}
