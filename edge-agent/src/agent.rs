@@ -437,14 +437,7 @@ impl Agent {
     }
 }
 
-/// Readings whose sender waits to hear that they are stored durably: `done` gets `true` once
-/// the batch that holds them is in the buffer (on disk), `false` if storing it failed. JT/T 808
-/// terminals are answered only then, so a report they have deleted is on the agent's disk.
-#[derive(Debug)]
-pub struct DurableReadings {
-    pub readings: Vec<Reading>,
-    pub done: Option<tokio::sync::oneshot::Sender<bool>>,
-}
+pub use crate::durable::DurableReadings;
 
 /// Gathers readings into batches and stores each in the buffer.
 pub(crate) struct Batcher {

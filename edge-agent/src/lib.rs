@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod clock;
 pub mod config;
 pub mod decode;
+pub mod durable;
 pub mod jt808;
 pub mod metrics;
 pub mod mqtt_input;
