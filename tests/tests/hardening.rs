@@ -37,7 +37,8 @@ impl Gw {
             &config,
             "[ingest]\nmax_sites = 3\nmax_agents_per_site = 2\nmax_points_per_site = 16\n\
              max_epochs_per_agent = 2\n\
-             [http]\nheader_read_timeout_ms = 500\n",
+             [http]\nheader_read_timeout_ms = 500\nmax_sse_streams = 2\n\
+             [weather.book]\nmax_warnings_per_sender = 2\n",
         )
         .unwrap();
         let http_port = free_port();
@@ -93,7 +94,7 @@ impl Gw {
     }
 
     async fn birth(&self) {
-        let points: Vec<Value> = (101..=110)
+        let points: Vec<Value> = (101..=112)
             .map(|n| json!({"point": format!("CH4-{n}"), "quantity": "ch4", "unit": "%", "location": "working_face"}))
             .collect();
         let birth = json!({"agent": AGENT, "epoch": "e1",
@@ -111,7 +112,7 @@ impl Gw {
             let (_, v) = get_json(&format!("{}/api/v1/sites/{SITE}/points", self.http))
                 .await
                 .ok()?;
-            (v.as_array()?.len() >= 10).then_some(())
+            (v.as_array()?.len() >= 12).then_some(())
         })
         .await
         .unwrap();
@@ -319,10 +320,32 @@ async fn hostile_payloads(store_url: Option<String>) {
         json!(["河南省安阳市"]),
         "{warnings}"
     );
+    // Warnings per sender (2 here): a third document of the same sender is refused, counted,
+    // and the two in force stay.
+    gw.publish(
+        &cap_topic,
+        cap("hardening-third", "UTF-8", "第三个暴雨预警").into_bytes(),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the third warning refused",
+        || async {
+            (gw.metric("hrs_bounds_hit_total{bound=\"warnings_per_sender\"}")
+                .await
+                >= 1.0)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(warning_headlines(&gw).await.len(), 2);
+    gw.good_reading_raises("CH4-111", "a sender past its bound")
+        .await;
 
     // 4. Oversized fields: a point name of 10,000 characters (that point refused, the others
     //    kept), a reason of 100,000 characters (cut), a site id of 60,000 bytes in a topic.
-    let mut points: Vec<Value> = (101..=110)
+    let mut points: Vec<Value> = (101..=112)
         .map(|n| json!({"point": format!("CH4-{n}"), "quantity": "ch4", "unit": "%", "location": "working_face"}))
         .collect();
     points.push(
@@ -457,8 +480,8 @@ async fn hostile_payloads(store_url: Option<String>) {
     assert_eq!(items.as_array().map(Vec::len), Some(20_000));
     assert!(items[19_999]["reason"].is_string(), "{}", items[19_999]);
 
-    // 7. Bounds. Points per site (16): the site has 10 (CH4-101..110); of 8 new points, 6
-    //    are taken and 2 refused.
+    // 7. Bounds. Points per site (16): the site has 12 (CH4-101..112); of 8 new points, 4
+    //    are taken and 4 refused.
     let new_points: Vec<Value> = (0..8)
         .map(|i| json!({"point": format!("NEW-{i}"), "ts": now_minus(1), "value": 0.1}))
         .collect();
@@ -582,7 +605,25 @@ async fn hostile_payloads(store_url: Option<String>) {
         String::from_utf8_lossy(&first).contains("event: resync"),
         "{first:?}"
     );
-    drop(sse);
+    // Event streams (2 here): a third while two are open is answered 503 and counted.
+    let second = reqwest::Client::new()
+        .get(format!("{}/api/v1/events", gw.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status().as_u16(), 200);
+    let third = reqwest::Client::new()
+        .get(format!("{}/api/v1/events", gw.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status().as_u16(), 503);
+    assert!(
+        gw.metric("hrs_bounds_hit_total{bound=\"sse_streams\"}")
+            .await
+            >= 1.0
+    );
+    drop((sse, second));
     let port = gw.http_port;
     let closed = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
