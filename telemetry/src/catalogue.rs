@@ -59,6 +59,8 @@ open_enum!(
         Displacement = "displacement", InterlockBypass = "interlock_bypass",
         InterlockTrip = "interlock_trip", PowerCut = "power_cut",
         OperationActive = "operation_active", Position = "position",
+        VehicleAlarm = "vehicle_alarm", VehicleStatus = "vehicle_status",
+        VehicleActiveSafety = "vehicle_active_safety",
     }
 );
 
@@ -67,7 +69,7 @@ open_enum!(
     Unit {
         PercentVol = "%", Ppm = "ppm", PercentLel = "%LEL", Celsius = "°C", KiloPascal = "kPa",
         Metre = "m", MetrePerSecond = "m/s", MmPerHour = "mm/h", Millimetre = "mm",
-        Bool = "bool", Wgs84 = "wgs84",
+        Bool = "bool", Wgs84 = "wgs84", Bits = "bits",
     }
 );
 

@@ -88,10 +88,17 @@ impl Core {
                         let mut catalogue = decoded.catalogue;
                         self.bound_catalogue(&site, &mut catalogue, &mut refused);
                         self.refuse_items(topic, &refused).await;
-                        for p in &catalogue.points {
-                            if !p.unit.is_known() || !p.quantity.is_known() {
-                                tracing::info!(%site, point = %p.point, unit = %p.unit, quantity = %p.quantity, "unit or quantity not known; kept as given");
-                            }
+                        // Once per birth, not per point (a vehicle birth holds thousands).
+                        let mut unknown: Vec<String> = catalogue
+                            .points
+                            .iter()
+                            .filter(|p| !p.unit.is_known() || !p.quantity.is_known())
+                            .map(|p| format!("{}/{}", p.quantity, p.unit))
+                            .collect();
+                        unknown.sort();
+                        unknown.dedup();
+                        if !unknown.is_empty() {
+                            tracing::info!(%site, %agent, kinds = %unknown.join(", "), "units or quantities not known; kept as given");
                         }
                         let body = serde_json::to_string(&catalogue).unwrap_or_default();
                         match durably!(
