@@ -1,6 +1,5 @@
 //! Operators' actions on an incident: acknowledge, close, comment, assign, shelve, unshelve.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The longest a shelving or an out-of-service may last.

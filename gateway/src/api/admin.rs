@@ -1,6 +1,5 @@
 //! Dead letters and rule reloads.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Deserialize)]

@@ -1,6 +1,5 @@
 //! Alarm-load figures per site (IEC 62682 / ISA-18.2).
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Deserialize)]

@@ -1,6 +1,5 @@
 //! The one JSON error of the HTTP layer: `{"error": "..."}` with its status.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub struct ApiError(pub(crate) StatusCode, pub(crate) String);

@@ -1,6 +1,5 @@
 //! `GET /api/v1/events`: incident events as Server-Sent Events, resumable by `Last-Event-ID`.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn events(

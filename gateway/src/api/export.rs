@@ -1,6 +1,5 @@
 //! The CSV export of incidents, streamed and capped, with formula cells neutralised.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// One CSV cell. Text that a spreadsheet would take for a formula (it starts with `=`, `+`,

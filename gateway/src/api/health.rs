@@ -1,6 +1,5 @@
 //! `/readyz`, `/metrics` and the OpenAPI document.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn readyz(State(s): State<AppState>) -> Response {

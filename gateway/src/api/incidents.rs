@@ -1,6 +1,5 @@
 //! The incident list (filters, paging) and one incident with its history.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Deserialize)]

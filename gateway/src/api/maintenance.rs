@@ -1,6 +1,5 @@
 //! Points out of service for maintenance.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Deserialize)]

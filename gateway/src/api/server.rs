@@ -1,6 +1,5 @@
 //! Serving the API: header and body timeouts, the concurrency bound, panics answered 500.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// What every request goes through: a bound on requests handled at once (503 at once beyond

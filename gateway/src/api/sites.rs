@@ -1,6 +1,5 @@
 //! Sites, their points (live values) and their agents.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn sites(State(s): State<AppState>) -> Json<serde_json::Value> {

@@ -1,6 +1,5 @@
 //! Weather and earthquake documents posted over HTTP, and the active warnings.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn post_weather(

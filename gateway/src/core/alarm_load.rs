@@ -1,7 +1,6 @@
 //! Alarm-load figures (IEC 62682) in the metrics: raises of the last hour, chattering causes,
 //! shelved standing incidents.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Core {

@@ -1,7 +1,6 @@
 //! One MQTT message in: its topic dispatched (births, statuses, reading batches, weather),
 //! the bounds on sites, agents and catalogue points applied.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Core {

@@ -1,7 +1,6 @@
 //! The incident table: the engine's transitions and operators' actions turned into incident
 //! events, each stored with its incident (made storable where the store refuses) and announced.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Text fields of an incident made storable (no NUL) and bounded (messages, notes and names

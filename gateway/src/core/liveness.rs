@@ -1,6 +1,5 @@
 //! The core's heartbeat, for `/readyz` and the service manager's watchdog.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The core's heartbeat, for `/readyz` and the service manager's watchdog: the core loop

@@ -1,6 +1,5 @@
 //! Points taken out of service for maintenance, and back.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Core {

@@ -1,7 +1,6 @@
 //! Reading batches: the seq window of each agent epoch (duplicates, gaps; epochs in and out
 //! of memory), live values, type checks, the time-series journal, the engine, group commit.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The seq window of an agent epoch and when it last spoke (gateway clock).

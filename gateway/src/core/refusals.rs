@@ -1,7 +1,6 @@
 //! What the core refuses: counted by its code and dead-lettered with its reason and bytes,
 //! one record per message.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// One refused item of a message (a reading, a catalogue point), kept in the message's one

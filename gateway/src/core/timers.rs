@@ -1,7 +1,6 @@
 //! Timers on the gateway clock: the engine's (missing data, durations), warnings that start
 //! or expire, shelvings and out-of-service periods that end, epochs that leave memory.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Core {

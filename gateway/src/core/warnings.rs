@@ -1,7 +1,6 @@
 //! Weather and earthquake warnings in the core: documents applied to the warning book, the
 //! sites they touch re-judged at once, standing incidents' `warnings` kept current.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Core {
