@@ -132,8 +132,10 @@ impl Core {
         let pos = match pos {
             Ok(pos) => Some(pos),
             Err(e) => {
-                // Still refused: it stands in memory and goes to live subscribers, and the log
-                // says so loudly; judging goes on.
+                // Still refused (no known cause leads here: its text is storable and its id
+                // free): the incident stands in the core's memory, so its cause is neither
+                // raised twice nor lost, but no reader of the log sees this event. The log
+                // says so loudly, the refusal is counted, and judging goes on.
                 tracing::error!(incident = %rec.incident.id, error = %e, "incident event not stored; it is held in memory only");
                 None
             }
