@@ -370,8 +370,22 @@ impl System {
 }
 
 /// Now (the gateway runs on the wall clock), as RFC 3339.
+/// Now, in milliseconds, and strictly later than any time this test took before: two batches
+/// published within one millisecond must not carry the same event time (the engine judges a
+/// point's readings in event time and takes a second reading at the same time for a replay).
 fn now_ts() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_MS: AtomicI64 = AtomicI64::new(0);
+    let now = chrono::Utc::now().timestamp_millis();
+    let ms = LAST_MS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .map(|last| now.max(last + 1))
+        .unwrap_or(now);
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn ch4(point: &str, v: f64) -> Value {

@@ -29,18 +29,22 @@ struct Gw {
 
 impl Gw {
     async fn start(store_url: Option<String>) -> Gw {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let broker = Mosquitto::start(&dir).await.unwrap();
-        let config = dir.join("gateway.toml");
-        std::fs::write(
-            &config,
+        Gw::start_with(
+            store_url,
             "[ingest]\nmax_sites = 3\nmax_agents_per_site = 2\nmax_points_per_site = 16\n\
              max_epochs_per_agent = 2\n\
              [http]\nheader_read_timeout_ms = 500\nmax_sse_streams = 2\n\
              [weather.book]\nmax_warnings_per_sender = 2\n",
         )
-        .unwrap();
+        .await
+    }
+
+    async fn start_with(store_url: Option<String>, config_text: &str) -> Gw {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let broker = Mosquitto::start(&dir).await.unwrap();
+        let config = dir.join("gateway.toml");
+        std::fs::write(&config, config_text).unwrap();
         let http_port = free_port();
         let mut gw = Gw {
             _tmp: tmp,
@@ -669,4 +673,61 @@ async fn hostile_payloads_on_sqlite() {
 async fn hostile_payloads_on_postgres() {
     let db = PgDatabase::create().unwrap();
     hostile_payloads(Some(db.url())).await;
+}
+
+/// The ingest buffer (1 here, so the core's inbox holds 1 too): a burst of QoS 0 batches that
+/// the core cannot judge as fast as they come is cut, the cut counted; QoS 1 messages are
+/// never dropped, and a good reading after the burst raises its incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos0_beyond_the_ingest_buffer_is_dropped_and_counted() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, QoS};
+    let gw = Gw::start_with(None, "[ingest]\nmax_pending_messages = 1\n").await;
+    gw.birth().await;
+    // Heavy batches: 5,000 refused readings each, one dead letter each.
+    let mut opts = MqttOptions::new(
+        format!("burst-{}", free_port()),
+        "127.0.0.1",
+        gw.broker.port,
+    );
+    opts.set_max_packet_size(8 << 20, 8 << 20);
+    let (client, mut ev) = AsyncClient::new(opts, 200);
+    const BURST: u64 = 100;
+    for seq in 0..BURST {
+        let bad: Vec<Value> = (0..5_000)
+            .map(|i| json!({"point": format!("bad id {i}"), "ts": now_minus(1), "value": 1}))
+            .collect();
+        let b = json!({"agent": AGENT, "epoch": "burst", "seq": seq + 1, "readings": bad});
+        client
+            .publish(
+                gw.topic(AGENT, "readings"),
+                QoS::AtMostOnce,
+                false,
+                b.to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut sent = 0;
+    while sent < BURST {
+        match tokio::time::timeout(Duration::from_secs(30), ev.poll()).await {
+            Ok(Ok(Event::Outgoing(Outgoing::Publish(_)))) => sent += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("publishing the burst: {other:?}"),
+        }
+    }
+    eventually(Duration::from_secs(30), "QoS 0 batches dropped", || async {
+        (gw.metric("hrs_ingest_dropped_total{reason=\"buffer_full\"}")
+            .await
+            >= 1.0)
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.proc.log_text()));
+    assert!(
+        gw.metric("hrs_bounds_hit_total{bound=\"ingest_buffer\"}")
+            .await
+            >= 1.0
+    );
+    gw.good_reading_raises("CH4-101", "a burst of QoS 0 batches")
+        .await;
 }

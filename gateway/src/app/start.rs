@@ -101,7 +101,10 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     let mqtt_connected = Arc::new(AtomicBool::new(false));
-    let (core_handle, cmd_rx) = CoreHandle::channel(config.mqtt.inflight as usize + 64);
+    // The core's inbox is part of what is received and not yet judged: at most
+    // `ingest.max_pending_messages` of it, and room for the broker's in-flight window.
+    let inbox = (config.mqtt.inflight as usize + 64).min(config.ingest.max_pending_messages.max(1));
+    let (core_handle, cmd_rx) = CoreHandle::channel(inbox);
     let core_alive = Arc::new(crate::core::Liveness::default());
     core_alive.mark();
 
