@@ -205,19 +205,13 @@ impl Core {
         {
             let is_new = !known.is_some_and(|s| s.points.contains_key(&p.point));
             if is_new && count >= max {
-                self.metrics
-                    .bounds_hit
-                    .with_label_values(&["points_per_site"])
-                    .inc();
-                refused.push(RefusedItem {
+                refused.push(RefusedItem::too_many_points(
+                    &self.metrics,
                     index,
-                    point: Some(p.point.to_string()),
-                    code: "too_many_points",
-                    reason: format!(
-                        "site {site} has {max} points already (ingest.max_points_per_site)"
-                    ),
-                    raw: String::new(),
-                });
+                    &p.point,
+                    site,
+                    max,
+                ));
                 continue;
             }
             if is_new {

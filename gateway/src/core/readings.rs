@@ -87,19 +87,13 @@ impl Core {
             let s = live.site_mut(site);
             for (index, reading) in batch.readings.iter().enumerate() {
                 if !s.points.contains_key(&reading.point) && s.points.len() >= max_points {
-                    self.metrics
-                        .bounds_hit
-                        .with_label_values(&["points_per_site"])
-                        .inc();
-                    refused.push(RefusedItem {
+                    refused.push(RefusedItem::too_many_points(
+                        &self.metrics,
                         index,
-                        point: Some(reading.point.to_string()),
-                        code: "too_many_points",
-                        reason: format!(
-                            "site {site} has {max_points} points already (ingest.max_points_per_site)"
-                        ),
-                        raw: String::new(),
-                    });
+                        &reading.point,
+                        site,
+                        max_points,
+                    ));
                     continue;
                 }
                 let entry = s

@@ -16,6 +16,29 @@ pub(super) struct RefusedItem {
     pub(super) raw: String,
 }
 
+impl RefusedItem {
+    /// A point beyond `ingest.max_points_per_site` (a reading's or a birth's), counted.
+    pub(super) fn too_many_points(
+        metrics: &Metrics,
+        index: usize,
+        point: &telemetry::PointId,
+        site: &SiteId,
+        max: usize,
+    ) -> RefusedItem {
+        metrics
+            .bounds_hit
+            .with_label_values(&["points_per_site"])
+            .inc();
+        RefusedItem {
+            index,
+            point: Some(point.to_string()),
+            code: "too_many_points",
+            reason: format!("site {site} has {max} points already (ingest.max_points_per_site)"),
+            raw: String::new(),
+        }
+    }
+}
+
 impl Core {
     /// A message the core could not process (a defect): dead-lettered with the error.
     pub async fn refuse_unprocessed(&mut self, topic: &str, payload: &[u8], error: &str) {
