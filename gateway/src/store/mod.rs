@@ -752,3 +752,120 @@ enum ArgValue {
     Text(String),
     Int(i64),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store of the schema before raw payloads were bytes (migrations 0001-0004), with a
+    /// dead letter and a weather document as TEXT: opening it migrates in place, and both
+    /// come back byte for byte.
+    async fn upgrade_keeps_rows(url: &str, admin: Option<&str>) {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("migrations");
+        std::fs::create_dir(&old).unwrap();
+        let backend = if url.starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        for f in [
+            "0001_init.sql",
+            "0002_weather.sql",
+            "0003_forwarding.sql",
+            "0004_out_of_service.sql",
+        ] {
+            std::fs::copy(src.join(f), old.join(f)).unwrap();
+        }
+        sqlx::any::install_default_drivers();
+        if let Some(admin) = admin {
+            let name = url.rsplit('/').next().unwrap();
+            let pool = AnyPoolOptions::new().connect(admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO dead_letters (at_ms, topic, code, reason, raw) VALUES (1, 't', 'not_json', 'r', '[not json 瓦斯')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO weather_docs (kind, received_ms, body) VALUES ('cap', 1, '<alert>暴雨</alert>')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO seq_windows (site, agent, epoch, body) VALUES ('s', 'a', 'e', '{}')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::open(url).await.unwrap();
+        let dl = store.dead_letters(10).await.unwrap();
+        assert_eq!(dl.len(), 1);
+        assert_eq!(dl[0].raw, "[not json 瓦斯");
+        assert_eq!(dl[0].raw_base64, None);
+        let docs = store.weather_docs().await.unwrap();
+        assert_eq!(
+            docs,
+            vec![("cap".to_string(), "<alert>暴雨</alert>".as_bytes().to_vec())]
+        );
+        // Windows written before `seen_ms` existed count as recent: they load at start.
+        assert_eq!(store.recent_seq_windows(0).await.unwrap().len(), 1);
+        // And new rows take any bytes.
+        let raw = b"\xff\x00bytes";
+        store
+            .add_dead_letter(chrono::Utc::now(), "t\0", "x", "r\0", raw, 100)
+            .await
+            .unwrap();
+        let dl = store.dead_letters(1).await.unwrap();
+        assert_eq!(dl[0].topic, "t\u{FFFD}");
+        use base64::Engine as _;
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(dl[0].raw_base64.as_deref().unwrap())
+                .unwrap(),
+            raw
+        );
+        if let Some(admin) = admin {
+            store.pool().close().await;
+            let name = url.rsplit('/').next().unwrap();
+            let pool = AnyPoolOptions::new().connect(admin).await.unwrap();
+            let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&pool)
+                .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_older_sqlite_store_upgrades_in_place_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        upgrade_keeps_rows(&url, None).await;
+    }
+
+    #[tokio::test]
+    async fn an_older_postgres_store_upgrades_in_place_keeping_its_rows() {
+        let name = format!("hrs_upgrade_{}", std::process::id());
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        upgrade_keeps_rows(&url, Some("postgres://postgres@127.0.0.1:5432/postgres")).await;
+    }
+}
