@@ -451,17 +451,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let pos = r.try_get::<i64, _>(0)?;
-                // A row that is not an event (written by hand, or by a broken version) is
-                // skipped with a log line: it must not stop every reader of the log.
-                match serde_json::from_str(&r.try_get::<String, _>(1)?) {
-                    Ok(ev) => out.push((pos, ev)),
-                    Err(e) => tracing::error!(pos, error = %e, "an event in the log is not readable; skipped"),
-                }
-            }
-            Ok(out)
+            log_events(&rows)
         })
         .await
     }
@@ -746,6 +736,22 @@ impl Store {
         })
         .await
     }
+}
+
+/// Rows `(pos, body)` of the event log as events. A row that is not an event (written by hand,
+/// or by a broken version) is skipped with a log line: it must not stop every reader of the log.
+pub(crate) fn log_events(rows: &[AnyRow]) -> Result<Vec<(i64, IncidentEvent)>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let pos = r.try_get::<i64, _>(0)?;
+        match serde_json::from_str(&r.try_get::<String, _>(1)?) {
+            Ok(ev) => out.push((pos, ev)),
+            Err(e) => {
+                tracing::error!(pos, error = %e, "an event in the log is not readable; skipped")
+            }
+        }
+    }
+    Ok(out)
 }
 
 enum ArgValue {

@@ -161,16 +161,7 @@ impl Db {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let pos = r.try_get::<i64, _>(0)?;
-                // An unreadable row must not hold up the site's deliveries: skipped, logged.
-                match serde_json::from_str(&r.try_get::<String, _>(1)?) {
-                    Ok(ev) => out.push((pos, ev)),
-                    Err(e) => tracing::error!(pos, %site, error = %e, "an event in the log is not readable; not delivered"),
-                }
-            }
-            Ok(out)
+            crate::store::log_events(&rows)
         })
         .await
     }
