@@ -10,10 +10,9 @@
 //! takes it over the bound, the oldest batches are dropped, counted and logged. The newest
 //! batch is always kept.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use crate::sqlite_file;
 use sqlx::{Row, SqlitePool};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use telemetry::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +72,8 @@ pub fn random_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+sqlite_file::file_error!(BufferError);
+
 impl Buffer {
     /// Open (or create) the buffer at `path`. `new_epoch` is called only when the file holds
     /// no state yet.
@@ -86,26 +87,7 @@ impl Buffer {
             path: p.clone(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| BufferError::CreateDir {
-                path: p.clone(),
-                source,
-            })?;
-        }
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        // One connection: the agent's writes are few and small, and one writer keeps SQLite
-        // free of lock contention.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
-            .await
-            .map_err(sql)?;
+        let pool = sqlite_file::open::<BufferError>(path).await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS batches (
@@ -321,6 +303,16 @@ mod tests {
         telemetry::parse_time("2026-11-28T10:00:00Z").unwrap()
     }
 
+    /// The seqs of the first ten stored batches.
+    async fn stored_seqs(b: &Buffer) -> Vec<u64> {
+        b.after(None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect()
+    }
+
     #[tokio::test]
     async fn seq_epoch_and_content_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -340,13 +332,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((b.epoch(), b.next_seq(), b.len()), ("e1", 4, 2));
-        let got: Vec<u64> = b
-            .after(None, 10)
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.seq)
-            .collect();
+        let got = stored_seqs(&b).await;
         assert_eq!(got, vec![1, 3]);
         assert_eq!(
             b.after(Some(1), 10).await.unwrap()[0].payload,
@@ -365,13 +351,7 @@ mod tests {
         }
         assert_eq!(dropped, vec![1, 2, 3]);
         assert_eq!((b.len(), b.bytes()), (2, 200));
-        let got: Vec<u64> = b
-            .after(None, 10)
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.seq)
-            .collect();
+        let got = stored_seqs(&b).await;
         assert_eq!(got, vec![4, 5]);
     }
 }

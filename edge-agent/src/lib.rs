@@ -18,6 +18,7 @@ pub mod plan;
 pub mod poll;
 pub mod publish;
 pub mod sim;
+mod sqlite_file;
 
 pub use agent::{Agent, AgentError};
 pub use clock::{Clock, SharedClock, SystemClock};

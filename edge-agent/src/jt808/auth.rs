@@ -7,13 +7,12 @@
 //! A terminal that registers again gets its code again. Codes are 16 random characters
 //! (`A-Za-z0-9`, about 95 bits) and are compared in constant time.
 
+use crate::sqlite_file;
 use rand::distributions::{Alphanumeric, DistString};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -58,6 +57,8 @@ pub fn codes_match(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+sqlite_file::file_error!(AuthError);
+
 impl AuthStore {
     pub async fn open(path: &Path) -> Result<AuthStore, AuthError> {
         let p = path.to_path_buf();
@@ -65,24 +66,7 @@ impl AuthStore {
             path: p.clone(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| AuthError::CreateDir {
-                path: p.clone(),
-                source,
-            })?;
-        }
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
-            .await
-            .map_err(sql)?;
+        let pool = sqlite_file::open::<AuthError>(path).await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS terminals (site TEXT NOT NULL, terminal TEXT NOT NULL, \
              code TEXT NOT NULL, plate TEXT, driver TEXT, driver_license TEXT, \
