@@ -3,6 +3,7 @@
 //! Labels come from small fixed sets: `kind` and `reason` are fixed words, `device` is a
 //! configured device name. No point id is ever a label.
 
+use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -69,166 +70,162 @@ pub struct AgentMetrics {
     pub jt808_mqtt_connected: IntGaugeVec,
 }
 
+/// Register `metric` (a valid definition with a name of its own) in `registry`.
+fn register<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let m = metric.expect("metric definition is valid");
+    registry
+        .register(Box::new(m.clone()))
+        .expect("metric names are unique");
+    m
+}
+
 impl AgentMetrics {
     pub fn new() -> AgentMetrics {
         let registry = Registry::new();
-        macro_rules! reg {
-            ($m:expr) => {{
-                let m = $m.expect("metric definition is valid");
-                registry
-                    .register(Box::new(m.clone()))
-                    .expect("metric names are unique");
-                m
-            }};
-        }
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help));
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), &[label]),
+            )
+        };
+        let gauge_vec = |name: &str, help: &str, label: &str| {
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), &[label]))
+        };
         let lat_buckets = vec![
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
         AgentMetrics {
-            polls_total: reg!(IntCounterVec::new(
-                Opts::new("hrs_agent_polls_total", "Modbus read requests by outcome"),
-                &["outcome"]
-            )),
-            poll_errors_total: reg!(IntCounterVec::new(
-                Opts::new("hrs_agent_poll_errors_total", "Failed Modbus reads by kind"),
-                &["kind"]
-            )),
-            poll_duration_seconds: reg!(HistogramVec::new(
-                HistogramOpts::new(
-                    "hrs_agent_poll_duration_seconds",
-                    "Duration of one Modbus read request"
-                )
-                .buckets(lat_buckets.clone()),
-                &["outcome"]
-            )),
-            device_link_up: reg!(IntGaugeVec::new(
-                Opts::new(
-                    "hrs_agent_device_link_up",
-                    "1 while the connection to the device is up"
+            polls_total: counter_vec(
+                "hrs_agent_polls_total",
+                "Modbus read requests by outcome",
+                "outcome",
+            ),
+            poll_errors_total: counter_vec(
+                "hrs_agent_poll_errors_total",
+                "Failed Modbus reads by kind",
+                "kind",
+            ),
+            poll_duration_seconds: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "hrs_agent_poll_duration_seconds",
+                        "Duration of one Modbus read request",
+                    )
+                    .buckets(lat_buckets.clone()),
+                    &["outcome"],
                 ),
-                &["device"]
-            )),
-            readings_total: reg!(IntCounter::new(
-                "hrs_agent_readings_total",
-                "Readings handed to the batcher"
-            )),
-            readings_dropped_total: reg!(IntCounterVec::new(
-                Opts::new(
-                    "hrs_agent_readings_dropped_total",
-                    "Readings dropped before batching"
-                ),
-                &["reason"]
-            )),
-            buffer_batches: reg!(IntGauge::new(
-                "hrs_agent_buffer_batches",
-                "Batches in the durable buffer"
-            )),
-            buffer_bytes: reg!(IntGauge::new(
+            ),
+            device_link_up: gauge_vec(
+                "hrs_agent_device_link_up",
+                "1 while the connection to the device is up",
+                "device",
+            ),
+            readings_total: counter("hrs_agent_readings_total", "Readings handed to the batcher"),
+            readings_dropped_total: counter_vec(
+                "hrs_agent_readings_dropped_total",
+                "Readings dropped before batching",
+                "reason",
+            ),
+            buffer_batches: gauge("hrs_agent_buffer_batches", "Batches in the durable buffer"),
+            buffer_bytes: gauge(
                 "hrs_agent_buffer_bytes",
-                "Payload bytes in the durable buffer"
-            )),
-            batches_published_total: reg!(IntCounter::new(
+                "Payload bytes in the durable buffer",
+            ),
+            batches_published_total: counter(
                 "hrs_agent_batches_published_total",
-                "Batches acknowledged by the broker"
-            )),
-            batches_dropped_total: reg!(IntCounterVec::new(
-                Opts::new(
-                    "hrs_agent_batches_dropped_total",
-                    "Batches dropped from the buffer"
-                ),
-                &["reason"]
-            )),
-            mqtt_connected: reg!(IntGauge::new(
+                "Batches acknowledged by the broker",
+            ),
+            batches_dropped_total: counter_vec(
+                "hrs_agent_batches_dropped_total",
+                "Batches dropped from the buffer",
+                "reason",
+            ),
+            mqtt_connected: gauge(
                 "hrs_agent_mqtt_connected",
-                "1 while connected to the broker"
-            )),
-            mqtt_disconnects_total: reg!(IntCounter::new(
+                "1 while connected to the broker",
+            ),
+            mqtt_disconnects_total: counter(
                 "hrs_agent_mqtt_disconnects_total",
-                "Broker connections that failed or ended in error"
-            )),
-            publish_latency_seconds: reg!(Histogram::with_opts(
-                HistogramOpts::new(
-                    "hrs_agent_publish_latency_seconds",
-                    "From storing a batch to its PUBACK"
-                )
-                .buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0
-                ])
-            )),
-            jt808_frames_refused_total: reg!(IntCounterVec::new(
-                Opts::new("hrs_jt808_frames_refused_total", "JT/T 808 frames refused"),
-                &["reason"]
-            )),
-            jt808_messages_total: reg!(IntCounterVec::new(
-                Opts::new("hrs_jt808_messages_total", "JT/T 808 messages decoded"),
-                &["kind"]
-            )),
-            jt808_messages_refused_total: reg!(IntCounterVec::new(
-                Opts::new(
-                    "hrs_jt808_messages_refused_total",
-                    "JT/T 808 messages that counted nothing"
+                "Broker connections that failed or ended in error",
+            ),
+            publish_latency_seconds: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "hrs_agent_publish_latency_seconds",
+                        "From storing a batch to its PUBACK",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0,
+                    ]),
                 ),
-                &["reason"]
-            )),
-            jt808_auth_total: reg!(IntCounterVec::new(
-                Opts::new("hrs_jt808_auth_total", "JT/T 808 authentications"),
-                &["outcome"]
-            )),
-            jt808_registrations_total: reg!(IntCounterVec::new(
-                Opts::new("hrs_jt808_registrations_total", "JT/T 808 registrations"),
-                &["outcome"]
-            )),
-            jt808_reports_total: reg!(IntCounter::new(
+            ),
+            jt808_frames_refused_total: counter_vec(
+                "hrs_jt808_frames_refused_total",
+                "JT/T 808 frames refused",
+                "reason",
+            ),
+            jt808_messages_total: counter_vec(
+                "hrs_jt808_messages_total",
+                "JT/T 808 messages decoded",
+                "kind",
+            ),
+            jt808_messages_refused_total: counter_vec(
+                "hrs_jt808_messages_refused_total",
+                "JT/T 808 messages that counted nothing",
+                "reason",
+            ),
+            jt808_auth_total: counter_vec(
+                "hrs_jt808_auth_total",
+                "JT/T 808 authentications",
+                "outcome",
+            ),
+            jt808_registrations_total: counter_vec(
+                "hrs_jt808_registrations_total",
+                "JT/T 808 registrations",
+                "outcome",
+            ),
+            jt808_reports_total: counter(
                 "hrs_jt808_reports_total",
-                "JT/T 808 location reports taken"
-            )),
-            jt808_connections: reg!(IntGauge::new(
-                "hrs_jt808_connections",
-                "JT/T 808 connections open"
-            )),
-            jt808_connections_refused_total: reg!(IntCounterVec::new(
-                Opts::new(
-                    "hrs_jt808_connections_refused_total",
-                    "JT/T 808 connections refused"
-                ),
-                &["reason"]
-            )),
-            jt808_connections_closed_total: reg!(IntCounterVec::new(
-                Opts::new(
-                    "hrs_jt808_connections_closed_total",
-                    "JT/T 808 connections closed"
-                ),
-                &["reason"]
-            )),
-            jt808_vehicles: reg!(IntGauge::new(
-                "hrs_jt808_vehicles",
-                "JT/T 808 vehicles known"
-            )),
-            jt808_vehicles_uncatalogued: reg!(IntGauge::new(
+                "JT/T 808 location reports taken",
+            ),
+            jt808_connections: gauge("hrs_jt808_connections", "JT/T 808 connections open"),
+            jt808_connections_refused_total: counter_vec(
+                "hrs_jt808_connections_refused_total",
+                "JT/T 808 connections refused",
+                "reason",
+            ),
+            jt808_connections_closed_total: counter_vec(
+                "hrs_jt808_connections_closed_total",
+                "JT/T 808 connections closed",
+                "reason",
+            ),
+            jt808_vehicles: gauge("hrs_jt808_vehicles", "JT/T 808 vehicles known"),
+            jt808_vehicles_uncatalogued: gauge(
                 "hrs_jt808_vehicles_uncatalogued",
-                "JT/T 808 vehicles taken without a birth (their birth is full)"
-            )),
-            jt808_buffer_batches: reg!(IntGaugeVec::new(
-                Opts::new(
-                    "hrs_jt808_buffer_batches",
-                    "Batches in the durable buffer of a JT/T 808 birth"
-                ),
-                &["agent"]
-            )),
-            jt808_buffer_bytes: reg!(IntGaugeVec::new(
-                Opts::new(
-                    "hrs_jt808_buffer_bytes",
-                    "Payload bytes in the durable buffer of a JT/T 808 birth"
-                ),
-                &["agent"]
-            )),
-            jt808_mqtt_connected: reg!(IntGaugeVec::new(
-                Opts::new(
-                    "hrs_jt808_mqtt_connected",
-                    "1 while the MQTT connection of a JT/T 808 birth is up"
-                ),
-                &["agent"]
-            )),
+                "JT/T 808 vehicles taken without a birth (their birth is full)",
+            ),
+            jt808_buffer_batches: gauge_vec(
+                "hrs_jt808_buffer_batches",
+                "Batches in the durable buffer of a JT/T 808 birth",
+                "agent",
+            ),
+            jt808_buffer_bytes: gauge_vec(
+                "hrs_jt808_buffer_bytes",
+                "Payload bytes in the durable buffer of a JT/T 808 birth",
+                "agent",
+            ),
+            jt808_mqtt_connected: gauge_vec(
+                "hrs_jt808_mqtt_connected",
+                "1 while the MQTT connection of a JT/T 808 birth is up",
+                "agent",
+            ),
             registry,
         }
     }
