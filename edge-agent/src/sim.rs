@@ -398,6 +398,26 @@ struct DeviceMemory {
     hold: Duration,
 }
 
+/// What a Modbus write stores: coils (bits) or holding registers (words).
+trait Writable: Copy {
+    const FUNCTION: Function;
+    fn table(memory: &mut DeviceMemory) -> &mut BTreeMap<u16, Self>;
+}
+
+impl Writable for bool {
+    const FUNCTION: Function = Function::Coil;
+    fn table(memory: &mut DeviceMemory) -> &mut BTreeMap<u16, bool> {
+        &mut memory.coils
+    }
+}
+
+impl Writable for u16 {
+    const FUNCTION: Function = Function::Holding;
+    fn table(memory: &mut DeviceMemory) -> &mut BTreeMap<u16, u16> {
+        &mut memory.holding
+    }
+}
+
 impl DeviceMemory {
     fn new(cfg: &SimDeviceConfig, now: Instant) -> Self {
         let mut m = DeviceMemory {
@@ -504,6 +524,33 @@ impl DeviceMemory {
         }
     }
 
+    /// A Modbus write of 1 to `max` `values` from `a` on: refused unless every address is
+    /// defined; otherwise stored and held. How many were written.
+    fn write<T: Writable>(
+        &mut self,
+        a: u16,
+        values: &[T],
+        max: usize,
+        now: Instant,
+    ) -> Result<u16, ExceptionCode> {
+        if values.is_empty() || values.len() > max {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
+        let table = T::table(self);
+        for k in 0..values.len() {
+            let x = u32::from(a) + k as u32;
+            if u16::try_from(x).ok().and_then(|x| table.get(&x)).is_none() {
+                return Err(ExceptionCode::IllegalDataAddress);
+            }
+        }
+        for (k, v) in values.iter().enumerate() {
+            table.insert(a + k as u16, *v);
+        }
+        let n = values.len() as u16;
+        self.hold(T::FUNCTION, a, n, now);
+        Ok(n)
+    }
+
     fn handle(&mut self, req: Request<'_>, now: Instant) -> Result<Response, ExceptionCode> {
         fn read<T: Copy>(
             t: &BTreeMap<u16, T>,
@@ -523,15 +570,6 @@ impl DeviceMemory {
                 })
                 .collect()
         }
-        fn check<T>(t: &BTreeMap<u16, T>, a: u16, n: usize) -> Result<(), ExceptionCode> {
-            for k in 0..n {
-                let x = u32::from(a) + k as u32;
-                if u16::try_from(x).ok().and_then(|x| t.get(&x)).is_none() {
-                    return Err(ExceptionCode::IllegalDataAddress);
-                }
-            }
-            Ok(())
-        }
         match req {
             Request::ReadCoils(a, n) => Ok(Response::ReadCoils(read(&self.coils, a, n, 2000)?)),
             Request::ReadDiscreteInputs(a, n) => Ok(Response::ReadDiscreteInputs(read(
@@ -549,39 +587,19 @@ impl DeviceMemory {
             Request::ReadInputRegisters(a, n) => {
                 Ok(Response::ReadInputRegisters(read(&self.input, a, n, 125)?))
             }
-            Request::WriteSingleCoil(a, b) => {
-                check(&self.coils, a, 1)?;
-                self.coils.insert(a, b);
-                self.hold(Function::Coil, a, 1, now);
-                Ok(Response::WriteSingleCoil(a, b))
-            }
+            Request::WriteSingleCoil(a, b) => self
+                .write(a, &[b], 1, now)
+                .map(|_| Response::WriteSingleCoil(a, b)),
             Request::WriteMultipleCoils(a, bits) => {
-                if bits.is_empty() || bits.len() > 1968 {
-                    return Err(ExceptionCode::IllegalDataValue);
-                }
-                check(&self.coils, a, bits.len())?;
-                for (k, b) in bits.iter().enumerate() {
-                    self.coils.insert(a + k as u16, *b);
-                }
-                self.hold(Function::Coil, a, bits.len() as u16, now);
-                Ok(Response::WriteMultipleCoils(a, bits.len() as u16))
+                let n = self.write(a, &bits, 1968, now)?;
+                Ok(Response::WriteMultipleCoils(a, n))
             }
-            Request::WriteSingleRegister(a, w) => {
-                check(&self.holding, a, 1)?;
-                self.holding.insert(a, w);
-                self.hold(Function::Holding, a, 1, now);
-                Ok(Response::WriteSingleRegister(a, w))
-            }
+            Request::WriteSingleRegister(a, w) => self
+                .write(a, &[w], 1, now)
+                .map(|_| Response::WriteSingleRegister(a, w)),
             Request::WriteMultipleRegisters(a, words) => {
-                if words.is_empty() || words.len() > 123 {
-                    return Err(ExceptionCode::IllegalDataValue);
-                }
-                check(&self.holding, a, words.len())?;
-                for (k, w) in words.iter().enumerate() {
-                    self.holding.insert(a + k as u16, *w);
-                }
-                self.hold(Function::Holding, a, words.len() as u16, now);
-                Ok(Response::WriteMultipleRegisters(a, words.len() as u16))
+                let n = self.write(a, &words, 123, now)?;
+                Ok(Response::WriteMultipleRegisters(a, n))
             }
             _ => Err(ExceptionCode::IllegalFunction),
         }
