@@ -392,25 +392,17 @@ impl Agent {
                 first_err.get_or_insert(AgentError::Task(format!("jt808 listener: {e}")));
             }
         }
-        for b in vehicle_batchers {
+        let batchers = vehicle_batchers.into_iter().map(|b| ("jt808 batcher", b));
+        for (what, b) in batchers.chain([("batcher", batcher_task)]) {
             match b.await {
                 Err(e) => {
-                    first_err.get_or_insert(AgentError::Task(format!("jt808 batcher: {e}")));
+                    first_err.get_or_insert(AgentError::Task(format!("{what}: {e}")));
                 }
                 Ok(Err(e)) => {
                     first_err.get_or_insert(AgentError::Buffer(e));
                 }
                 Ok(Ok(())) => {}
             }
-        }
-        match batcher_task.await {
-            Err(e) => {
-                first_err.get_or_insert(AgentError::Task(format!("batcher: {e}")));
-            }
-            Ok(Err(e)) => {
-                first_err.get_or_insert(AgentError::Buffer(e));
-            }
-            Ok(Ok(())) => {}
         }
         publishing.cancel();
         for p in publisher_task.into_iter().chain(vehicle_publishers) {
