@@ -112,19 +112,21 @@ mod tests {
         );
     }
 
+    /// The (address, count) of each request planned for `points`.
+    fn spans(points: &[PointConfig]) -> Vec<(u16, u16)> {
+        plan_requests(points)
+            .iter()
+            .map(|r| (r.address, r.count))
+            .collect()
+    }
+
     #[test]
     fn requests_respect_protocol_limits() {
         // 130 contiguous u16 registers: 125 + 5.
         let regs: Vec<PointConfig> = (0..130)
             .map(|a| pt(&format!("r{a}"), Function::Input, a, DataType::U16, None))
             .collect();
-        let plan = plan_requests(&regs);
-        assert_eq!(
-            plan.iter()
-                .map(|r| (r.address, r.count))
-                .collect::<Vec<_>>(),
-            vec![(0, 125), (125, 5)]
-        );
+        assert_eq!(spans(&regs), vec![(0, 125), (125, 5)]);
         // A 64-bit value never straddles two requests: 62 f64 = 248 registers, 31 per request.
         let wide: Vec<PointConfig> = (0..62)
             .map(|a| {
@@ -137,23 +139,11 @@ mod tests {
                 )
             })
             .collect();
-        let plan = plan_requests(&wide);
-        assert_eq!(
-            plan.iter()
-                .map(|r| (r.address, r.count))
-                .collect::<Vec<_>>(),
-            vec![(0, 124), (124, 124)]
-        );
+        assert_eq!(spans(&wide), vec![(0, 124), (124, 124)]);
         // 2100 coils: 2000 + 100.
         let bits: Vec<PointConfig> = (0..2100)
             .map(|a| pt(&format!("c{a}"), Function::Coil, a, DataType::Bool, None))
             .collect();
-        let plan = plan_requests(&bits);
-        assert_eq!(
-            plan.iter()
-                .map(|r| (r.address, r.count))
-                .collect::<Vec<_>>(),
-            vec![(0, 2000), (2000, 100)]
-        );
+        assert_eq!(spans(&bits), vec![(0, 2000), (2000, 100)]);
     }
 }
