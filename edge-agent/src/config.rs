@@ -7,6 +7,7 @@ use crate::decode::{ByteOrder, DataType};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use telemetry::{AgentId, Catalogue, PointId, PointSpec, Quantity, SiteId, SiteInfo, Unit};
 
@@ -391,6 +392,24 @@ pub struct MqttPointConfig {
     pub interval_ms: Option<u64>,
 }
 
+/// A problem for each numeric key outside its bounds (`key`, value, bounds):
+/// `"{prefix}{key} = {value} must be {lo}..{hi}"`.
+pub(crate) fn out_of_bounds<'a>(
+    prefix: &'a str,
+    bounds: &'a [(&str, u64, RangeInclusive<u64>)],
+) -> impl Iterator<Item = String> + 'a {
+    bounds
+        .iter()
+        .filter(|(_, value, range)| !range.contains(value))
+        .map(move |(key, value, range)| {
+            format!(
+                "{prefix}{key} = {value} must be {}..{}",
+                range.start(),
+                range.end()
+            )
+        })
+}
+
 /// Turn a field name or JSON pointer into a JSON pointer.
 pub fn json_pointer(field: &str) -> String {
     if field.starts_with('/') {
@@ -468,18 +487,13 @@ impl AgentConfig {
                 m.topic_prefix
             ));
         }
-        if !(5..=65_535).contains(&m.keep_alive_s) {
-            errs.push(format!(
-                "mqtt.keep_alive_s = {} must be 5..65535",
-                m.keep_alive_s
-            ));
-        }
-        if !(100..=600_000).contains(&m.timeout_ms) {
-            errs.push(format!(
-                "mqtt.timeout_ms = {} must be 100..600000",
-                m.timeout_ms
-            ));
-        }
+        errs.extend(out_of_bounds(
+            "mqtt.",
+            &[
+                ("keep_alive_s", m.keep_alive_s, 5..=65_535),
+                ("timeout_ms", m.timeout_ms, 100..=600_000),
+            ],
+        ));
         if m.max_packet_bytes < 16 * 1024 || m.max_packet_bytes > 256 * 1024 * 1024 {
             errs.push(format!(
                 "mqtt.max_packet_bytes = {} must be 16 KiB..256 MiB",
@@ -582,21 +596,14 @@ impl AgentConfig {
             if d.port == 0 {
                 errs.push(format!("{dw}: port 0 is not a device port"));
             }
-            if !(10..=600_000).contains(&d.timeout_ms) {
-                errs.push(format!(
-                    "{dw}: timeout_ms = {} must be 10..600000",
-                    d.timeout_ms
-                ));
-            }
-            if d.retries > 10 {
-                errs.push(format!("{dw}: retries = {} must be 0..10", d.retries));
-            }
-            if !(10..=86_400_000).contains(&d.poll_interval_ms) {
-                errs.push(format!(
-                    "{dw}: poll_interval_ms = {} must be 10..86400000",
-                    d.poll_interval_ms
-                ));
-            }
+            errs.extend(out_of_bounds(
+                &format!("{dw}: "),
+                &[
+                    ("timeout_ms", d.timeout_ms, 10..=600_000),
+                    ("retries", u64::from(d.retries), 0..=10),
+                    ("poll_interval_ms", d.poll_interval_ms, 10..=86_400_000),
+                ],
+            ));
             if d.points.is_empty() {
                 errs.push(format!("{dw}: has no [[devices.points]]"));
             }

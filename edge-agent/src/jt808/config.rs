@@ -1,5 +1,6 @@
 //! `[[jt808]]`: a JT/T 808 listener and its vehicles.
 
+use crate::config::out_of_bounds;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -179,34 +180,26 @@ impl Jt808Config {
     /// Every problem of this listener, each naming its key; `at` says which listener.
     pub fn problems(&self, at: &str, main: &AgentId) -> Vec<String> {
         let mut errs = Vec::new();
-        if !(1_000..=86_400_000).contains(&self.idle_timeout_ms) {
-            errs.push(format!(
-                "{at}: idle_timeout_ms = {} must be 1000..86400000",
-                self.idle_timeout_ms
-            ));
-        }
         // Each connection is a file descriptor; the process limit here is 20,000.
-        if !(1..=100_000).contains(&self.max_connections) {
-            errs.push(format!(
-                "{at}: max_connections = {} must be 1..100000",
-                self.max_connections
-            ));
-        }
-        if !(64..=1_048_576).contains(&self.max_frame_bytes) {
-            errs.push(format!(
-                "{at}: max_frame_bytes = {} must be 64..1048576",
-                self.max_frame_bytes
-            ));
-        }
-        if !(1_000..=86_400_000).contains(&self.report_interval_ms) {
-            errs.push(format!(
-                "{at}: report_interval_ms = {} must be 1000..86400000",
-                self.report_interval_ms
-            ));
-        }
-        if !(1..=64).contains(&self.shards) {
-            errs.push(format!("{at}: shards = {} must be 1..64", self.shards));
-        }
+        let at_key = format!("{at}: ");
+        errs.extend(out_of_bounds(
+            &at_key,
+            &[
+                ("idle_timeout_ms", self.idle_timeout_ms, 1_000..=86_400_000),
+                ("max_connections", self.max_connections as u64, 1..=100_000),
+                (
+                    "max_frame_bytes",
+                    self.max_frame_bytes as u64,
+                    64..=1_048_576,
+                ),
+                (
+                    "report_interval_ms",
+                    self.report_interval_ms,
+                    1_000..=86_400_000,
+                ),
+                ("shards", u64::from(self.shards), 1..=64),
+            ],
+        ));
         // 4 points per vehicle; a birth holds at most 20,000 points (the gateway's limit).
         if !(1..=4_500).contains(&self.max_vehicles_per_shard) {
             errs.push(format!(
@@ -214,36 +207,28 @@ impl Jt808Config {
                 self.max_vehicles_per_shard
             ));
         }
-        if !(100..=600_000).contains(&self.reassembly_timeout_ms) {
-            errs.push(format!(
-                "{at}: reassembly_timeout_ms = {} must be 100..600000",
-                self.reassembly_timeout_ms
-            ));
-        }
-        if !(1024..=16 << 20).contains(&self.max_reassembly_bytes) {
-            errs.push(format!(
-                "{at}: max_reassembly_bytes = {} must be 1024..16777216",
-                self.max_reassembly_bytes
-            ));
-        }
-        if !(1..=10_000).contains(&self.answer_queue) {
-            errs.push(format!(
-                "{at}: answer_queue = {} must be 1..10000",
-                self.answer_queue
-            ));
-        }
-        if !(1..=1000).contains(&self.max_auth_failures) {
-            errs.push(format!(
-                "{at}: max_auth_failures = {} must be 1..1000",
-                self.max_auth_failures
-            ));
-        }
-        if !(1..=1_000_000).contains(&self.ingest_queue) {
-            errs.push(format!(
-                "{at}: ingest_queue = {} must be 1..1000000",
-                self.ingest_queue
-            ));
-        }
+        errs.extend(out_of_bounds(
+            &at_key,
+            &[
+                (
+                    "reassembly_timeout_ms",
+                    self.reassembly_timeout_ms,
+                    100..=600_000,
+                ),
+                (
+                    "max_reassembly_bytes",
+                    self.max_reassembly_bytes as u64,
+                    1024..=16 << 20,
+                ),
+                ("answer_queue", self.answer_queue as u64, 1..=10_000),
+                (
+                    "max_auth_failures",
+                    u64::from(self.max_auth_failures),
+                    1..=1000,
+                ),
+                ("ingest_queue", self.ingest_queue as u64, 1..=1_000_000),
+            ],
+        ));
         for k in 0..self.shards.clamp(1, 64) {
             if let Err(e) = AgentId::new(self.shard_agent(main, k)) {
                 errs.push(format!("{at}: agent: {e}"));
