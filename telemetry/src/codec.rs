@@ -291,6 +291,31 @@ fn epoch_field(map: &Map<String, Json>) -> Result<String, BatchError> {
     }
 }
 
+/// The array `field` of a batch: required, and at most `limits.max_items` long.
+fn items_field<'a>(
+    map: &'a Map<String, Json>,
+    field: &'static str,
+    limits: &DecodeLimits,
+) -> Result<&'a Vec<Json>, BatchError> {
+    let items = match map.get(field) {
+        None => return Err(BatchError::MissingField(field)),
+        Some(Json::Array(a)) => a,
+        Some(_) => {
+            return Err(BatchError::WrongType {
+                field,
+                expected: "an array",
+            })
+        }
+    };
+    if items.len() > limits.max_items {
+        return Err(BatchError::TooMany {
+            count: items.len(),
+            limit: limits.max_items,
+        });
+    }
+    Ok(items)
+}
+
 /// Decode a reading batch. `topic_agent`, where given, must match the payload's `agent`.
 pub fn decode_batch(
     payload: &[u8],
@@ -314,22 +339,7 @@ pub fn decode_batch(
             })
         }
     };
-    let items = match map.get("readings") {
-        None => return Err(BatchError::MissingField("readings")),
-        Some(Json::Array(a)) => a,
-        Some(_) => {
-            return Err(BatchError::WrongType {
-                field: "readings",
-                expected: "an array",
-            })
-        }
-    };
-    if items.len() > limits.max_items {
-        return Err(BatchError::TooMany {
-            count: items.len(),
-            limit: limits.max_items,
-        });
-    }
+    let items = items_field(&map, "readings", limits)?;
     let mut readings = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -540,22 +550,7 @@ pub fn decode_catalogue(
             });
         }
     }
-    let items = match map.get("points") {
-        None => return Err(BatchError::MissingField("points")),
-        Some(Json::Array(a)) => a,
-        Some(_) => {
-            return Err(BatchError::WrongType {
-                field: "points",
-                expected: "an array",
-            })
-        }
-    };
-    if items.len() > limits.max_items {
-        return Err(BatchError::TooMany {
-            count: items.len(),
-            limit: limits.max_items,
-        });
-    }
+    let items = items_field(&map, "points", limits)?;
     let mut points = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
     let mut seen = HashSet::new();
