@@ -172,13 +172,17 @@ mod tests {
 
     #[test]
     fn names_of_real_codes() {
-        assert_eq!(region_name("410000"), Some("河南省"));
-        assert_eq!(region_name("410500"), Some("安阳市"));
-        assert_eq!(region_name("410522"), Some("安阳县"));
-        assert_eq!(region_name("410581"), Some("林州市"));
-        assert_eq!(region_name("110101"), Some("东城区"));
-        assert_eq!(region_name("440300"), Some("深圳市"));
-        assert_eq!(region_name("110000"), Some("北京市"));
+        for (code, name) in [
+            ("410000", "河南省"),
+            ("410500", "安阳市"),
+            ("410522", "安阳县"),
+            ("410581", "林州市"),
+            ("110101", "东城区"),
+            ("440300", "深圳市"),
+            ("110000", "北京市"),
+        ] {
+            assert_eq!(region_name(code), Some(name), "{code}");
+        }
     }
 
     #[test]
@@ -232,15 +236,19 @@ mod tests {
 
     #[test]
     fn parents() {
-        assert_eq!(parent("410581"), Some("410500"));
-        assert_eq!(parent("410522"), Some("410500"));
-        assert_eq!(parent("410500"), Some("410000"));
-        assert_eq!(parent("410000"), None);
-        assert_eq!(parent("41"), None);
-        assert_eq!(parent("110101"), Some("110100"));
-        assert_eq!(parent("110100"), Some("110000"));
-        assert_eq!(parent("419001"), Some("419000"));
-        assert_eq!(parent("440300"), Some("440000"));
+        for (code, up) in [
+            ("410581", Some("410500")),
+            ("410522", Some("410500")),
+            ("410500", Some("410000")),
+            ("410000", None),
+            ("41", None),
+            ("110101", Some("110100")),
+            ("110100", Some("110000")),
+            ("419001", Some("419000")),
+            ("440300", Some("440000")),
+        ] {
+            assert_eq!(parent(code), up, "{code}");
+        }
     }
 
     #[test]
