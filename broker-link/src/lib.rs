@@ -277,34 +277,26 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(
-            parse_mqtt_url("mqtt://127.0.0.1:1884").unwrap(),
-            BrokerAddr {
-                host: "127.0.0.1".into(),
-                port: 1884,
-                tls: false
-            }
-        );
-        assert_eq!(parse_mqtt_url("mqtt://broker").unwrap().port, 1883);
-        assert_eq!(parse_mqtt_url("tcp://broker/").unwrap().port, 1883);
-        assert_eq!(
-            parse_mqtt_url("mqtts://broker").unwrap(),
-            BrokerAddr {
-                host: "broker".into(),
-                port: 8883,
-                tls: true
-            }
-        );
-        assert_eq!(parse_mqtt_url("ssl://broker:9883").unwrap().port, 9883);
-        assert_eq!(
-            parse_mqtt_url("mqtt://[::1]:1885").unwrap(),
-            BrokerAddr {
-                host: "::1".into(),
-                port: 1885,
-                tls: false
-            }
-        );
-        assert_eq!(parse_mqtt_url("mqtts://[::1]").unwrap().port, 8883);
+        for (url, host, port, tls) in [
+            ("mqtt://127.0.0.1:1884", "127.0.0.1", 1884, false),
+            ("mqtts://broker", "broker", 8883, true),
+            ("mqtt://[::1]:1885", "::1", 1885, false),
+        ] {
+            let want = BrokerAddr {
+                host: host.into(),
+                port,
+                tls,
+            };
+            assert_eq!(parse_mqtt_url(url).unwrap(), want, "{url}");
+        }
+        for (url, port) in [
+            ("mqtt://broker", 1883),
+            ("tcp://broker/", 1883),
+            ("ssl://broker:9883", 9883),
+            ("mqtts://[::1]", 8883),
+        ] {
+            assert_eq!(parse_mqtt_url(url).unwrap().port, port, "{url}");
+        }
         for bad in [
             "http://broker",
             "mqtt://broker:x",
