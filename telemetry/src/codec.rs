@@ -377,6 +377,34 @@ fn truncate_raw(item: &Json) -> String {
     s
 }
 
+/// The string `field` of a reading, which must be there; `expected` says what it holds.
+fn required_str<'a>(
+    obj: &'a Map<String, Json>,
+    field: &'static str,
+    expected: &'static str,
+) -> Result<&'a str, ReadingError> {
+    match obj.get(field) {
+        None => Err(ReadingError::MissingField(field)),
+        Some(Json::String(s)) => Ok(s),
+        Some(_) => Err(ReadingError::WrongType { field, expected }),
+    }
+}
+
+/// The string `field` of a reading, `None` where it is absent or null.
+fn optional_str<'a>(
+    obj: &'a Map<String, Json>,
+    field: &'static str,
+) -> Result<Option<&'a str>, ReadingError> {
+    match obj.get(field) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ReadingError::WrongType {
+            field,
+            expected: "a string",
+        }),
+    }
+}
+
 /// Decode one reading of a batch.
 pub fn decode_reading(
     item: &Json,
@@ -392,26 +420,10 @@ pub fn decode_reading(
             return Err(ReadingError::UnknownField(truncate(key)));
         }
     }
-    let point = match obj.get("point") {
-        None => return Err(ReadingError::MissingField("point")),
-        Some(Json::String(s)) => PointId::new(s.as_str()).map_err(ReadingError::BadPoint)?,
-        Some(_) => {
-            return Err(ReadingError::WrongType {
-                field: "point",
-                expected: "a string",
-            })
-        }
-    };
-    let ts = match obj.get("ts") {
-        None => return Err(ReadingError::MissingField("ts")),
-        Some(Json::String(s)) => parse_time(s).map_err(ReadingError::BadTime)?,
-        Some(_) => {
-            return Err(ReadingError::WrongType {
-                field: "ts",
-                expected: "an RFC 3339 string",
-            })
-        }
-    };
+    let point =
+        PointId::new(required_str(obj, "point", "a string")?).map_err(ReadingError::BadPoint)?;
+    let ts = parse_time(required_str(obj, "ts", "an RFC 3339 string")?)
+        .map_err(ReadingError::BadTime)?;
     if ts > now + limits.max_future {
         return Err(ReadingError::Future {
             ts: crate::time::format_time(&ts),
@@ -419,28 +431,12 @@ pub fn decode_reading(
             limit_s: limits.max_future.num_seconds(),
         });
     }
-    let quality = match obj.get("quality") {
-        None | Some(Json::Null) => Quality::Good,
-        Some(Json::String(s)) => {
-            Quality::parse(s).ok_or_else(|| ReadingError::BadQuality(truncate(s)))?
-        }
-        Some(_) => {
-            return Err(ReadingError::WrongType {
-                field: "quality",
-                expected: "a string",
-            })
-        }
+    let quality = match optional_str(obj, "quality")? {
+        None => Quality::Good,
+        Some(s) => Quality::parse(s).ok_or_else(|| ReadingError::BadQuality(truncate(s)))?,
     };
-    let reason = match obj.get("reason") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(s)) => Some(s.chars().take(limits.max_reason_chars).collect()),
-        Some(_) => {
-            return Err(ReadingError::WrongType {
-                field: "reason",
-                expected: "a string",
-            })
-        }
-    };
+    let reason =
+        optional_str(obj, "reason")?.map(|s| s.chars().take(limits.max_reason_chars).collect());
     let value = match obj.get("value") {
         None => return Err(ReadingError::MissingField("value")),
         Some(Json::Null) => {
