@@ -263,6 +263,8 @@ pub fn encode_registers(
             Ok(r as i128)
         }
     };
+    // An integer in range as `n` big-endian bytes (two's complement): the last `n` of its i128.
+    let be = |v: i128, n: usize| v.to_be_bytes()[16 - n..].to_vec();
     let bytes: Vec<u8> = match ty {
         DataType::Bool => {
             let word: u16 = if value != 0.0 {
@@ -272,25 +274,16 @@ pub fn encode_registers(
             };
             word.to_be_bytes().to_vec()
         }
-        DataType::U16 => (int(0.0, f64::from(u16::MAX))? as u16)
-            .to_be_bytes()
-            .to_vec(),
-        DataType::I16 => (int(f64::from(i16::MIN), f64::from(i16::MAX))? as i16)
-            .to_be_bytes()
-            .to_vec(),
-        DataType::U32 => (int(0.0, f64::from(u32::MAX))? as u32)
-            .to_be_bytes()
-            .to_vec(),
-        DataType::I32 => (int(f64::from(i32::MIN), f64::from(i32::MAX))? as i32)
-            .to_be_bytes()
-            .to_vec(),
-        DataType::U64 => (int(0.0, u64::MAX as f64)?.min(i128::from(u64::MAX)) as u64)
-            .to_be_bytes()
-            .to_vec(),
-        DataType::I64 => (int(i64::MIN as f64, i64::MAX as f64)?
-            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
-            .to_be_bytes()
-            .to_vec(),
+        DataType::U16 => be(int(0.0, f64::from(u16::MAX))?, 2),
+        DataType::I16 => be(int(f64::from(i16::MIN), f64::from(i16::MAX))?, 2),
+        DataType::U32 => be(int(0.0, f64::from(u32::MAX))?, 4),
+        DataType::I32 => be(int(f64::from(i32::MIN), f64::from(i32::MAX))?, 4),
+        DataType::U64 => be(int(0.0, u64::MAX as f64)?.min(i128::from(u64::MAX)), 8),
+        DataType::I64 => be(
+            int(i64::MIN as f64, i64::MAX as f64)?
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)),
+            8,
+        ),
         DataType::F32 => {
             if value.abs() > f64::from(f32::MAX) {
                 return Err(out_of_range());
