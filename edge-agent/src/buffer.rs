@@ -10,7 +10,7 @@
 //! takes it over the bound, the oldest batches are dropped, counted and logged. The newest
 //! batch is always kept.
 
-use crate::sqlite_file;
+use crate::sqlite_file::{self, FileError};
 use sqlx::{Row, SqlitePool};
 use std::path::{Path, PathBuf};
 use telemetry::Timestamp;
@@ -83,11 +83,8 @@ impl Buffer {
         new_epoch: impl FnOnce() -> String,
     ) -> Result<Buffer, BufferError> {
         let p = path.to_path_buf();
-        let sql = |source| BufferError::Sqlite {
-            path: p.clone(),
-            source,
-        };
         let pool = sqlite_file::open::<BufferError>(path).await?;
+        let sql = |source| BufferError::sqlite(p.clone(), source);
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS batches (

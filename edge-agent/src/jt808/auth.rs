@@ -7,7 +7,7 @@
 //! A terminal that registers again gets its code again. Codes are 16 random characters
 //! (`A-Za-z0-9`, about 95 bits) and are compared in constant time.
 
-use crate::sqlite_file;
+use crate::sqlite_file::{self, FileError};
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::{Row, SqlitePool};
 use std::collections::HashMap;
@@ -61,12 +61,8 @@ sqlite_file::file_error!(AuthError);
 
 impl AuthStore {
     pub async fn open(path: &Path) -> Result<AuthStore, AuthError> {
-        let p = path.to_path_buf();
-        let sql = |source| AuthError::Sqlite {
-            path: p.clone(),
-            source,
-        };
         let pool = sqlite_file::open::<AuthError>(path).await?;
+        let sql = |source| AuthError::sqlite(path.to_path_buf(), source);
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS terminals (site TEXT NOT NULL, terminal TEXT NOT NULL, \
              code TEXT NOT NULL, plate TEXT, driver TEXT, driver_license TEXT, \
@@ -97,7 +93,7 @@ impl AuthStore {
             .collect();
         Ok(AuthStore {
             pool,
-            path: p,
+            path: path.to_path_buf(),
             cache: Arc::new(Mutex::new(cache)),
         })
     }
