@@ -48,6 +48,23 @@ impl Function {
             125
         }
     }
+    /// The stored type of a value of this table: `data_type`, or by default `bool` for bits
+    /// and `u16` for registers.
+    pub fn stored_type(self, data_type: Option<DataType>) -> DataType {
+        data_type.unwrap_or(if self.is_bits() {
+            DataType::Bool
+        } else {
+            DataType::U16
+        })
+    }
+    /// How many items (bits or registers) of this table a value of type `ty` spans.
+    pub fn width(self, ty: DataType) -> u16 {
+        if self.is_bits() {
+            1
+        } else {
+            ty.registers()
+        }
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             Function::Coil => "coil",
@@ -69,18 +86,17 @@ pub enum Transport {
     RtuOverTcp,
 }
 
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("data")
+/// The functions `#[serde(default = "...")]` names: `name: Type = value;` each.
+macro_rules! serde_defaults {
+    ($($vis:vis $name:ident: $ty:ty = $value:expr;)*) => {
+        $(
+            $vis fn $name() -> $ty {
+                $value
+            }
+        )*
+    };
 }
-fn default_publish_interval_ms() -> u64 {
-    1000
-}
-fn default_max_batch_readings() -> usize {
-    5000
-}
-fn default_reading_queue() -> usize {
-    4096
-}
+pub(crate) use serde_defaults;
 
 /// The whole agent configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,25 +136,6 @@ pub struct AgentConfig {
     /// JT/T 808 listeners (vehicle terminals); see `crate::jt808`.
     #[serde(default)]
     pub jt808: Vec<crate::jt808::Jt808Config>,
-}
-
-fn default_mqtt_url() -> String {
-    "mqtt://127.0.0.1:1883".into()
-}
-fn default_topic_prefix() -> String {
-    "hrs/v1".into()
-}
-fn default_keep_alive_s() -> u64 {
-    15
-}
-fn default_timeout_ms() -> u64 {
-    5000
-}
-fn default_max_packet_bytes() -> usize {
-    1024 * 1024
-}
-fn default_max_inflight() -> u16 {
-    32
 }
 
 /// The MQTT broker connection.
@@ -218,10 +215,6 @@ impl MqttConfig {
     }
 }
 
-fn default_buffer_max_bytes() -> u64 {
-    256 * 1024 * 1024
-}
-
 /// The durable store-and-forward buffer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,22 +236,6 @@ impl Default for BufferConfig {
             max_bytes: default_buffer_max_bytes(),
         }
     }
-}
-
-fn default_port() -> u16 {
-    502
-}
-fn default_unit_id() -> u8 {
-    1
-}
-fn default_device_timeout_ms() -> u64 {
-    1000
-}
-fn default_retries() -> u32 {
-    1
-}
-fn default_poll_interval_ms() -> u64 {
-    1000
 }
 
 /// One Modbus device (or a gateway in front of one unit id).
@@ -286,67 +263,110 @@ pub struct DeviceConfig {
     pub points: Vec<PointConfig>,
 }
 
-fn default_scale() -> f64 {
-    1.0
+/// A point struct of the configuration: the fields given (`point` first), then those every
+/// configured point has: its scaling and what its birth says of it.
+macro_rules! point_config {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $($(#[$field_attr:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$field_attr])* pub $field: $ty,)*
+            /// value = raw * scale + offset
+            #[serde(default = "default_scale")]
+            pub scale: f64,
+            #[serde(default)]
+            pub offset: f64,
+            pub quantity: Quantity,
+            pub unit: Unit,
+            #[serde(default)]
+            pub location: Option<String>,
+            #[serde(default)]
+            pub gas: Option<String>,
+            #[serde(default)]
+            pub range: Option<[f64; 2]>,
+            #[serde(default)]
+            pub tags: BTreeMap<String, String>,
+            #[serde(default)]
+            pub name: Option<String>,
+            /// The interval announced in the birth (how often a reading is expected); for a
+            /// Modbus point, the device's `poll_interval_ms` by default.
+            #[serde(default)]
+            pub interval_ms: Option<u64>,
+        }
+
+        impl $name {
+            /// The problems of its scaling, range and interval; `at` names the point.
+            fn problems(&self, at: &str) -> Vec<String> {
+                let mut errs = Vec::new();
+                if !self.scale.is_finite() || self.scale == 0.0 {
+                    errs.push(format!("{at}: scale must be a finite non-zero number"));
+                }
+                if !self.offset.is_finite() {
+                    errs.push(format!("{at}: offset must be finite"));
+                }
+                if let Some([lo, hi]) = self.range {
+                    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+                        errs.push(format!("{at}: range [{lo}, {hi}] is empty"));
+                    }
+                }
+                if self.interval_ms == Some(0) {
+                    errs.push(format!("{at}: interval_ms must be positive"));
+                }
+                errs
+            }
+
+            /// Its entry in the catalogue; `interval_ms` where it sets none.
+            fn spec(&self, interval_ms: Option<u64>) -> PointSpec {
+                PointSpec {
+                    point: self.point.clone(),
+                    quantity: self.quantity.clone(),
+                    unit: self.unit.clone(),
+                    location: self.location.clone(),
+                    name: self.name.clone(),
+                    range: self.range,
+                    interval_ms: self.interval_ms.or(interval_ms),
+                    gas: self.gas.clone(),
+                    tags: self.tags.clone(),
+                }
+            }
+        }
+    };
 }
 
-/// One point of a Modbus device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PointConfig {
-    pub point: PointId,
-    pub function: Function,
-    /// Zero-based protocol address (register 40001 is holding address 0).
-    pub address: u16,
-    /// The stored type; `bool` for coils and discrete inputs (the default there), `u16` by
-    /// default for registers.
-    #[serde(rename = "type", default)]
-    pub data_type: Option<DataType>,
-    /// For `bool` read from a register: the bit, 0 = least significant.
-    #[serde(default)]
-    pub bit: Option<u8>,
-    /// Word and byte order of values wider than a byte (`ABCD`, `CDAB`, `BADC`, `DCBA`).
-    #[serde(default)]
-    pub order: ByteOrder,
-    /// value = raw * scale + offset
-    #[serde(default = "default_scale")]
-    pub scale: f64,
-    #[serde(default)]
-    pub offset: f64,
-    pub quantity: Quantity,
-    pub unit: Unit,
-    #[serde(default)]
-    pub location: Option<String>,
-    #[serde(default)]
-    pub gas: Option<String>,
-    #[serde(default)]
-    pub range: Option<[f64; 2]>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The interval announced in the birth (how often a reading is expected); defaults to the
-    /// device's `poll_interval_ms`.
-    #[serde(default)]
-    pub interval_ms: Option<u64>,
+point_config! {
+    /// One point of a Modbus device.
+    pub struct PointConfig {
+        pub point: PointId,
+        pub function: Function,
+        /// Zero-based protocol address (register 40001 is holding address 0).
+        pub address: u16,
+        /// The stored type; `bool` for coils and discrete inputs (the default there), `u16` by
+        /// default for registers.
+        #[serde(rename = "type", default)]
+        pub data_type: Option<DataType>,
+        /// For `bool` read from a register: the bit, 0 = least significant.
+        #[serde(default)]
+        pub bit: Option<u8>,
+        /// Word and byte order of values wider than a byte (`ABCD`, `CDAB`, `BADC`, `DCBA`).
+        #[serde(default)]
+        pub order: ByteOrder,
+    }
 }
 
 impl PointConfig {
     /// The stored type, with the defaults applied.
     pub fn ty(&self) -> DataType {
-        self.data_type.unwrap_or(if self.function.is_bits() {
-            DataType::Bool
-        } else {
-            DataType::U16
-        })
+        self.function.stored_type(self.data_type)
     }
     /// How many items (bits or registers) of its table the point spans.
     pub fn width(&self) -> u16 {
-        if self.function.is_bits() {
-            1
-        } else {
-            self.ty().registers()
-        }
+        self.function.width(self.ty())
     }
 }
 
@@ -365,31 +385,34 @@ pub struct MqttInputConfig {
     pub points: Vec<MqttPointConfig>,
 }
 
-/// One point carried by an MQTT device's messages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttPointConfig {
-    pub point: PointId,
-    /// A JSON pointer (`/gas/ch4`) or a top-level field name (`ch4`).
-    pub field: String,
-    #[serde(default = "default_scale")]
-    pub scale: f64,
-    #[serde(default)]
-    pub offset: f64,
-    pub quantity: Quantity,
-    pub unit: Unit,
-    #[serde(default)]
-    pub location: Option<String>,
-    #[serde(default)]
-    pub gas: Option<String>,
-    #[serde(default)]
-    pub range: Option<[f64; 2]>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub interval_ms: Option<u64>,
+point_config! {
+    /// One point carried by an MQTT device's messages.
+    pub struct MqttPointConfig {
+        pub point: PointId,
+        /// A JSON pointer (`/gas/ch4`) or a top-level field name (`ch4`).
+        pub field: String,
+    }
+}
+
+// The defaults of the keys above.
+serde_defaults! {
+    default_data_dir: PathBuf = PathBuf::from("data");
+    default_publish_interval_ms: u64 = 1000;
+    default_max_batch_readings: usize = 5000;
+    default_reading_queue: usize = 4096;
+    default_mqtt_url: String = "mqtt://127.0.0.1:1883".into();
+    default_topic_prefix: String = "hrs/v1".into();
+    default_keep_alive_s: u64 = 15;
+    default_timeout_ms: u64 = 5000;
+    default_max_packet_bytes: usize = 1024 * 1024;
+    default_max_inflight: u16 = 32;
+    default_buffer_max_bytes: u64 = 256 * 1024 * 1024;
+    default_port: u16 = 502;
+    default_unit_id: u8 = 1;
+    default_device_timeout_ms: u64 = 1000;
+    default_retries: u32 = 1;
+    default_poll_interval_ms: u64 = 1000;
+    pub(crate) default_scale: f64 = 1.0;
 }
 
 /// A problem for each numeric key outside its bounds (`key`, value, bounds):
@@ -558,29 +581,11 @@ impl AgentConfig {
         }
         let mut points = HashSet::new();
         let mut names = HashSet::new();
-        let mut check_point = |errs: &mut Vec<String>,
-                               where_: &str,
-                               point: &PointId,
-                               scale: f64,
-                               offset: f64,
-                               range: Option<[f64; 2]>,
-                               interval_ms: Option<u64>| {
+        let mut check_point = |errs: &mut Vec<String>, at: &str, point: &PointId| {
             if !points.insert(point.clone()) {
-                errs.push(format!("{where_}: point {point} is named more than once (point ids are unique per site)"));
-            }
-            if !scale.is_finite() || scale == 0.0 {
-                errs.push(format!("{where_}: scale must be a finite non-zero number"));
-            }
-            if !offset.is_finite() {
-                errs.push(format!("{where_}: offset must be finite"));
-            }
-            if let Some([lo, hi]) = range {
-                if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
-                    errs.push(format!("{where_}: range [{lo}, {hi}] is empty"));
-                }
-            }
-            if interval_ms == Some(0) {
-                errs.push(format!("{where_}: interval_ms must be positive"));
+                errs.push(format!(
+                    "{at}: point {point} is named more than once (point ids are unique per site)"
+                ));
             }
         };
         for (i, d) in self.devices.iter().enumerate() {
@@ -609,15 +614,8 @@ impl AgentConfig {
             }
             for p in &d.points {
                 let pw = format!("{dw} point {}", p.point);
-                check_point(
-                    &mut errs,
-                    &pw,
-                    &p.point,
-                    p.scale,
-                    p.offset,
-                    p.range,
-                    p.interval_ms,
-                );
+                check_point(&mut errs, &pw, &p.point);
+                errs.extend(p.problems(&pw));
                 let ty = p.ty();
                 if p.function.is_bits() {
                     if ty != DataType::Bool {
@@ -669,15 +667,8 @@ impl AgentConfig {
             }
             for p in &input.points {
                 let pw = format!("{iw} point {}", p.point);
-                check_point(
-                    &mut errs,
-                    &pw,
-                    &p.point,
-                    p.scale,
-                    p.offset,
-                    p.range,
-                    p.interval_ms,
-                );
+                check_point(&mut errs, &pw, &p.point);
+                errs.extend(p.problems(&pw));
                 if p.field.is_empty() || p.field == "/" {
                     errs.push(format!("{pw}: field is empty"));
                 }
@@ -695,32 +686,12 @@ impl AgentConfig {
         let mut points = Vec::new();
         for d in &self.devices {
             for p in &d.points {
-                points.push(PointSpec {
-                    point: p.point.clone(),
-                    quantity: p.quantity.clone(),
-                    unit: p.unit.clone(),
-                    location: p.location.clone(),
-                    name: p.name.clone(),
-                    range: p.range,
-                    interval_ms: Some(p.interval_ms.unwrap_or(d.poll_interval_ms)),
-                    gas: p.gas.clone(),
-                    tags: p.tags.clone(),
-                });
+                points.push(p.spec(Some(d.poll_interval_ms)));
             }
         }
         for input in &self.mqtt_inputs {
             for p in &input.points {
-                points.push(PointSpec {
-                    point: p.point.clone(),
-                    quantity: p.quantity.clone(),
-                    unit: p.unit.clone(),
-                    location: p.location.clone(),
-                    name: p.name.clone(),
-                    range: p.range,
-                    interval_ms: p.interval_ms,
-                    gas: p.gas.clone(),
-                    tags: p.tags.clone(),
-                });
+                points.push(p.spec(None));
             }
         }
         Catalogue {

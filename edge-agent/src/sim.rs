@@ -9,7 +9,7 @@
 //!
 //! See `edge-agent/examples/simulator.toml` for the file format.
 
-use crate::config::{Function, Transport};
+use crate::config::{default_scale, serde_defaults, Function, Transport};
 use crate::decode::{encode_registers, ByteOrder, DataType};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -49,19 +49,6 @@ pub enum SimError {
 #[serde(deny_unknown_fields)]
 pub struct SimulatorConfig {
     pub devices: Vec<SimDeviceConfig>,
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-fn default_tick_ms() -> u64 {
-    1000
-}
-fn default_hold_ms() -> u64 {
-    60_000
-}
-fn default_scale() -> f64 {
-    1.0
 }
 
 /// One simulated device.
@@ -111,18 +98,10 @@ pub struct SimValueConfig {
 
 impl SimValueConfig {
     pub fn ty(&self) -> DataType {
-        self.data_type.unwrap_or(if self.function.is_bits() {
-            DataType::Bool
-        } else {
-            DataType::U16
-        })
+        self.function.stored_type(self.data_type)
     }
     fn width(&self) -> u16 {
-        if self.function.is_bits() {
-            1
-        } else {
-            self.ty().registers()
-        }
+        self.function.width(self.ty())
     }
 }
 
@@ -166,16 +145,20 @@ pub enum Signal {
     },
 }
 
+// The defaults of the keys above.
+serde_defaults! {
+    default_listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    default_tick_ms: u64 = 1000;
+    default_hold_ms: u64 = 60_000;
+    default_true: bool = true;
+}
+
 /// `a <= b`, false when either is NaN.
 fn le(a: f64, b: f64) -> bool {
     matches!(
         a.partial_cmp(&b),
         Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
     )
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl SimulatorConfig {

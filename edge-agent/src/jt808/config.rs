@@ -1,6 +1,6 @@
 //! `[[jt808]]`: a JT/T 808 listener and its vehicles.
 
-use crate::config::out_of_bounds;
+use crate::config::{out_of_bounds, serde_defaults};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,46 +27,6 @@ impl VehicleClass {
             VehicleClass::SchoolBus => "school_bus",
         }
     }
-}
-
-fn default_class() -> VehicleClass {
-    VehicleClass::Freight
-}
-fn yes() -> bool {
-    true
-}
-fn default_idle_timeout_ms() -> u64 {
-    180_000
-}
-fn default_max_connections() -> usize {
-    12_000
-}
-fn default_max_frame_bytes() -> usize {
-    4096
-}
-fn default_report_interval_ms() -> u64 {
-    30_000
-}
-fn default_shards() -> u16 {
-    1
-}
-fn default_max_vehicles_per_shard() -> usize {
-    4000
-}
-fn default_reassembly_timeout_ms() -> u64 {
-    30_000
-}
-fn default_max_reassembly_bytes() -> usize {
-    256 * 1024
-}
-fn default_answer_queue() -> usize {
-    64
-}
-fn default_max_auth_failures() -> u32 {
-    5
-}
-fn default_ingest_queue() -> usize {
-    1024
 }
 
 /// One listener. See `edge-agent/README.md` ("JT/T 808 terminals") for every key.
@@ -150,6 +110,23 @@ pub struct VehicleConfig {
     /// Default: the listener's `default_class`.
     #[serde(default)]
     pub class: Option<VehicleClass>,
+}
+
+// The defaults of the keys above.
+serde_defaults! {
+    default_class: VehicleClass = VehicleClass::Freight;
+    yes: bool = true;
+    default_idle_timeout_ms: u64 = 180_000;
+    default_max_connections: usize = 12_000;
+    default_max_frame_bytes: usize = 4096;
+    default_report_interval_ms: u64 = 30_000;
+    default_shards: u16 = 1;
+    default_max_vehicles_per_shard: usize = 4000;
+    default_reassembly_timeout_ms: u64 = 30_000;
+    default_max_reassembly_bytes: usize = 256 * 1024;
+    default_answer_queue: usize = 64;
+    default_max_auth_failures: u32 = 5;
+    default_ingest_queue: usize = 1024;
 }
 
 /// The terminal number as the header carries it: digits with leading zeros dropped.
