@@ -138,64 +138,51 @@ pub struct AgentConfig {
     pub jt808: Vec<crate::jt808::Jt808Config>,
 }
 
-/// The MQTT broker connection.
+/// The MQTT broker connection. A key left out takes its value from `MqttConfig::default()`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
     /// `mqtt://host:port` (port 1883 by default) or `mqtts://host:port` for TLS (port 8883
     /// by default).
-    #[serde(default = "default_mqtt_url")]
     pub url: String,
     /// Defaults to the agent id.
-    #[serde(default)]
     pub client_id: Option<String>,
-    #[serde(default)]
     pub username: Option<String>,
-    #[serde(default)]
     pub password: Option<String>,
-    #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
-    #[serde(default = "default_keep_alive_s")]
     pub keep_alive_s: u64,
     /// Bound on connecting and on waiting for a PUBACK.
-    #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// TLS to the broker even with an `mqtt://` URL (`mqtts://` turns it on by itself).
-    #[serde(default)]
     pub tls: bool,
     /// PEM file of the CAs that sign the broker's certificate; default: the system's roots.
-    #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate, for a broker that requires one (`require_certificate true`).
-    #[serde(default)]
     pub client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`.
-    #[serde(default)]
     pub client_key_file: Option<PathBuf>,
     /// The largest MQTT packet sent or received.
-    #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: usize,
     /// How many batches may await their PUBACK at once.
-    #[serde(default = "default_max_inflight")]
     pub max_inflight_batches: u16,
 }
 
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
-            url: default_mqtt_url(),
+            url: "mqtt://127.0.0.1:1883".into(),
             client_id: None,
             username: None,
             password: None,
-            topic_prefix: default_topic_prefix(),
-            keep_alive_s: default_keep_alive_s(),
-            timeout_ms: default_timeout_ms(),
+            topic_prefix: "hrs/v1".into(),
+            keep_alive_s: 15,
+            timeout_ms: 5000,
             tls: false,
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
-            max_packet_bytes: default_max_packet_bytes(),
-            max_inflight_batches: default_max_inflight(),
+            max_packet_bytes: 1024 * 1024,
+            max_inflight_batches: 32,
         }
     }
 }
@@ -215,17 +202,15 @@ impl MqttConfig {
     }
 }
 
-/// The durable store-and-forward buffer.
+/// The durable store-and-forward buffer. A key left out takes its value from `BufferConfig::default()`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct BufferConfig {
     /// The SQLite file; default `<data_dir>/buffer.sqlite`. A relative path is taken from the
     /// working directory.
-    #[serde(default)]
     pub path: Option<PathBuf>,
     /// When the stored batches exceed this many payload bytes, the oldest are dropped
     /// (counted in `hrs_agent_batches_dropped_total` and logged).
-    #[serde(default = "default_buffer_max_bytes")]
     pub max_bytes: u64,
 }
 
@@ -233,7 +218,7 @@ impl Default for BufferConfig {
     fn default() -> Self {
         BufferConfig {
             path: None,
-            max_bytes: default_buffer_max_bytes(),
+            max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -400,13 +385,6 @@ serde_defaults! {
     default_publish_interval_ms: u64 = 1000;
     default_max_batch_readings: usize = 5000;
     default_reading_queue: usize = 4096;
-    default_mqtt_url: String = "mqtt://127.0.0.1:1883".into();
-    default_topic_prefix: String = "hrs/v1".into();
-    default_keep_alive_s: u64 = 15;
-    default_timeout_ms: u64 = 5000;
-    default_max_packet_bytes: usize = 1024 * 1024;
-    default_max_inflight: u16 = 32;
-    default_buffer_max_bytes: u64 = 256 * 1024 * 1024;
     default_port: u16 = 502;
     default_unit_id: u8 = 1;
     default_device_timeout_ms: u64 = 1000;
