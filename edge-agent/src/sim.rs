@@ -266,6 +266,15 @@ impl SimulatorConfig {
     }
 }
 
+/// A random move of at most `step` either way (none when `step` is 0).
+fn jitter(rng: &mut StdRng, step: f64) -> f64 {
+    if step > 0.0 {
+        rng.gen_range(-step..=step)
+    } else {
+        0.0
+    }
+}
+
 /// A generator's moving state.
 struct Generator {
     signal: Signal,
@@ -306,11 +315,7 @@ impl Generator {
         match &self.signal {
             Signal::Static { value } => self.current = *value,
             Signal::RandomWalk { min, max, step, .. } => {
-                let d = if *step > 0.0 {
-                    self.rng.gen_range(-*step..=*step)
-                } else {
-                    0.0
-                };
+                let d = jitter(&mut self.rng, *step);
                 self.current = (self.current + d).clamp(*min, *max);
             }
             Signal::Spikes {
@@ -337,11 +342,7 @@ impl Generator {
                             *level
                         };
                     } else {
-                        let d = if *step > 0.0 {
-                            self.rng.gen_range(-*step..=*step)
-                        } else {
-                            0.0
-                        };
+                        let d = jitter(&mut self.rng, *step);
                         self.current = (self.current.clamp(*min, *max) + d).clamp(*min, *max);
                     }
                 }
