@@ -157,7 +157,7 @@ impl Jt808Config {
     /// Every problem of this listener, each naming its key; `at` says which listener.
     pub fn problems(&self, at: &str, main: &AgentId) -> Vec<String> {
         let mut errs = Vec::new();
-        // Each connection is a file descriptor; the process limit here is 20,000.
+        // max_connections: each connection is a file descriptor; the process limit here is 20,000.
         let at_key = format!("{at}: ");
         errs.extend(out_of_bounds(
             &at_key,
