@@ -3,10 +3,11 @@
 //! (Skeleton agreed between the gateway and the rule engine; bodies are filled in by the
 //! engine's modules.)
 
+use crate::message::Message;
 use serde::Serialize;
 use telemetry::{
     AgentId, AgentState, Catalogue, Category, PointId, Quality, Reading, RegionCode, Severity,
-    SiteId, Timestamp,
+    SiteId, Timestamp, Value,
 };
 
 /// What a cause is about.
@@ -49,14 +50,16 @@ pub struct Transition {
     pub agent: Option<AgentId>,
     /// The point that caused it (for zone causes: the point that completed the condition).
     pub point: Option<PointId>,
-    /// The value of the reading that caused it, as JSON (number, bool, position or null).
-    pub value: Option<serde_json::Value>,
+    /// The value of the reading that caused it (for site rules: the strongest earthquake's
+    /// magnitude).
+    pub value: Option<Value>,
     /// The level crossed; `None` where no level caused it.
     pub threshold: Option<f64>,
     /// Event time: the reading's time, or the clock's for timers.
     pub at: Timestamp,
     pub rule_version: String,
-    pub message: String,
+    /// What it says, as data; the gateway renders it for people.
+    pub message: Message,
     /// Ids of the weather warnings that shaped it.
     pub warnings: Vec<String>,
     /// The quality of the reading that caused it.

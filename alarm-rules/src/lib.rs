@@ -12,4 +12,7 @@ mod ruleset;
 pub use api::*;
 pub use engine::{Engine, EngineConfig};
 pub use error::RuleError;
+pub use message::{
+    Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms, WarningTerms,
+};
 pub use ruleset::{RuleInfo, RuleSet, BUILTIN_FILES};

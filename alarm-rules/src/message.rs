@@ -1,87 +1,174 @@
-//! Human text of transitions, e.g. "CH4 1.62 % >= power-off level 1.5 % at working face".
+//! What a transition says, as data: which point, value, level and place, never words. The
+//! gateway renders it for people in their language (the `presentation` crate); the engine
+//! makes no text.
 
-use telemetry::{PointId, PointSpec, Quantity, Value};
+use crate::api::WarningLevel;
+use serde::Serialize;
+use telemetry::{AgentId, PointId, PointSpec, Quantity, Severity, Unit, Value};
 
-/// How a point's quantity is named in a message: gases in capitals (`CH4`, `H2S`), others as words.
-pub(crate) fn quantity_label(spec: Option<&PointSpec>, point: &PointId) -> String {
-    let Some(spec) = spec else {
-        return point.to_string();
-    };
-    match &spec.quantity {
-        Quantity::Toxic | Quantity::Lel => {
-            let gas = spec.gas.as_deref().map(|g| g.to_ascii_uppercase());
-            match (&spec.quantity, gas) {
-                (Quantity::Lel, Some(g)) => format!("{g} LEL"),
-                (Quantity::Lel, None) => "LEL".to_string(),
-                (_, Some(g)) => g,
-                _ => "toxic gas".to_string(),
-            }
+/// A point as a message names it: what it measures and where.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointTerms {
+    pub point: PointId,
+    /// `None` where the catalogue does not describe the point.
+    pub quantity: Option<Quantity>,
+    /// The gas, for `toxic` and `lel` points.
+    pub gas: Option<String>,
+    pub unit: Option<Unit>,
+    pub location: Option<String>,
+}
+
+impl PointTerms {
+    pub(crate) fn of(point: &PointId, spec: Option<&PointSpec>) -> Self {
+        PointTerms {
+            point: point.clone(),
+            quantity: spec.map(|s| s.quantity.clone()),
+            gas: spec.and_then(|s| s.gas.clone()),
+            unit: spec.map(|s| s.unit.clone()),
+            location: spec.and_then(|s| s.location.clone()),
         }
-        Quantity::Ch4 | Quantity::Co | Quantity::O2 | Quantity::Co2 | Quantity::H2s => {
-            spec.quantity.as_str().to_ascii_uppercase()
-        }
-        q => q.as_str().replace('_', " "),
     }
 }
 
-pub(crate) fn unit(spec: Option<&PointSpec>) -> String {
-    match spec {
-        Some(s) if s.unit.as_str() != "bool" && !s.unit.as_str().is_empty() => {
-            format!(" {}", s.unit.as_str())
-        }
-        _ => String::new(),
-    }
+/// How a value stands to a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    /// `>=`
+    AtLeast,
+    /// `>`
+    Above,
+    /// `<=`
+    AtMost,
+    /// `<`
+    Below,
 }
 
-/// Where: "at working face", or "at point CH4-101" where no location is known.
-pub(crate) fn place(spec: Option<&PointSpec>, point: &PointId) -> String {
-    match spec.and_then(|s| s.location.as_deref()) {
-        Some(l) => format!("at {}", l.replace('_', " ")),
-        None => format!("at point {point}"),
-    }
+/// Where a threshold transition leaves the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LevelPhase {
+    /// Raised or escalated: the value is past the level.
+    Crossed,
+    /// De-escalated: back under a higher level, still past this one.
+    StillPast,
+    /// Cleared: the value is past the level's clear value.
+    Cleared,
 }
 
-/// A number as people write it: at least one decimal, at most six.
-pub(crate) fn num(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    let r = (v * 1e6).round() / 1e6;
-    if r.fract() == 0.0 && r.abs() < 1e15 {
-        format!("{r:.1}")
-    } else {
-        format!("{r}")
-    }
+/// Why a sensor is taken for faulty.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum FaultCause {
+    /// The value lies outside the point's physical range (`None`: the range is unknown).
+    OutOfRange { range: Option<[f64; 2]> },
+    /// The value has not changed for too long.
+    Stuck { value: f64 },
+    /// The reading's quality is bad.
+    QualityBad,
 }
 
-pub(crate) fn value_text(v: &Value) -> String {
-    match v {
-        Value::Number(n) => num(*n),
-        Value::Bool(b) => b.to_string(),
-        Value::Position(p) => format!("({}, {})", p.lat, p.lon),
-        Value::Null => "null".to_string(),
-    }
+/// A member condition of a composite rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "is", rename_all = "snake_case")]
+pub enum Condition {
+    AtLeast {
+        value: f64,
+    },
+    Below {
+        value: f64,
+    },
+    Equals {
+        value: bool,
+    },
+    /// An open cause of rules matching `rule`, at least `min_severity`.
+    Cause {
+        rule: String,
+        min_severity: Severity,
+    },
 }
 
-pub(crate) fn value_json(v: &Value) -> Option<serde_json::Value> {
-    Some(match v {
-        Value::Number(n) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number)?,
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Position(p) => serde_json::to_value(p).ok()?,
-        Value::Null => serde_json::Value::Null,
-    })
+/// A warning in force that a site-level rule names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WarningTerms {
+    pub id: String,
+    /// e.g. `rainstorm`, `earthquake`.
+    pub kind: String,
+    pub level: WarningLevel,
+    pub magnitude: Option<f64>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers() {
-        assert_eq!(num(1.5), "1.5");
-        assert_eq!(num(1.0), "1.0");
-        assert_eq!(num(1.62), "1.62");
-        assert_eq!(num(0.1 + 0.2), "0.3");
-        assert_eq!(num(24.0), "24.0");
-    }
+/// What a transition says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "says", rename_all = "snake_case")]
+pub enum Message {
+    /// A threshold level: crossed, still past (after a higher one cleared), or cleared. For
+    /// `Cleared`, `comparison`, `label` and `level` are those of the clear side.
+    Level {
+        point: PointTerms,
+        value: Value,
+        phase: LevelPhase,
+        comparison: Comparison,
+        label: String,
+        level: f64,
+    },
+    /// A rate of change within a window: `by` in the point's unit (`None` when cleared).
+    Rate {
+        point: PointTerms,
+        value: Value,
+        fell: bool,
+        by: Option<f64>,
+        window_ms: u64,
+    },
+    SensorFault {
+        point: PointTerms,
+        value: Value,
+        why: FaultCause,
+        cleared: bool,
+    },
+    /// No reading for longer than `limit_ms`.
+    MissingData {
+        point: PointTerms,
+        limit_ms: u64,
+        cleared: bool,
+    },
+    /// A state (`label`, e.g. "interlock bypassed"); `longer_than_ms` when it escalated for
+    /// lasting too long.
+    State {
+        point: PointTerms,
+        label: String,
+        longer_than_ms: Option<u64>,
+        cleared: bool,
+    },
+    /// A zone's composite condition no longer holds.
+    ZoneCleared { zone: String, rule: String },
+    /// All members hold.
+    ZoneAll { zone: String, rule: String },
+    /// A member holds (`point`: the one that completed it).
+    ZoneAny {
+        zone: String,
+        rule: String,
+        point: Option<PointId>,
+    },
+    /// After `trigger` (a point and the condition it met), `proof` was not shown within
+    /// `within_ms` by any of `still_not`.
+    ZoneNotProven {
+        zone: String,
+        proof: Condition,
+        within_ms: u64,
+        trigger: Option<(PointId, Condition)>,
+        still_not: Vec<PointId>,
+    },
+    /// A site-level rule (`label`) called for by warnings in force (empty when cleared).
+    Warning {
+        label: String,
+        warnings: Vec<WarningTerms>,
+        cleared: bool,
+    },
+    /// An agent's link.
+    Agent { agent: AgentId, online: bool },
+    /// The rule no longer applies to the cause (`maybe_removed`: or it left the rule set).
+    RuleGone { rule: String, maybe_removed: bool },
+    /// Nothing to say (a kind with no point-level text).
+    Nothing,
 }

@@ -47,22 +47,6 @@ impl Level {
     pub(crate) fn cleared(&self, v: f64, clear: f64) -> bool {
         !self.raises(v, clear)
     }
-    pub(crate) fn op(&self) -> &'static str {
-        match (self.side, self.inclusive) {
-            (Side::High, true) => ">=",
-            (Side::High, false) => ">",
-            (Side::Low, true) => "<=",
-            (Side::Low, false) => "<",
-        }
-    }
-    pub(crate) fn clear_op(&self) -> &'static str {
-        match (self.side, self.inclusive) {
-            (Side::High, true) => "<",
-            (Side::High, false) => "<=",
-            (Side::Low, true) => ">",
-            (Side::Low, false) => ">=",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1104,7 +1088,6 @@ mod tests {
         let l = level(Side::Low, false);
         assert!(l.raises(9.99, 10.0) && !l.raises(10.0, 10.0));
         assert!(l.cleared(10.0, 10.0));
-        assert_eq!((l.op(), l.clear_op()), ("<", ">="));
     }
 
     #[test]

@@ -191,9 +191,9 @@ fn missing_data_and_agent_offline() {
         )]
     );
     assert!(
-        out[0].message.contains("no data from CH4"),
+        text(&out[0]).contains("no data from CH4"),
         "{}",
-        out[0].message
+        text(&out[0])
     );
     assert_eq!(e.next_deadline(), None);
     // The agent goes offline: an agent cause.
@@ -274,7 +274,7 @@ fn interlock_bypass_escalates_after_its_maximum_duration() {
             Severity::Warning
         )]
     );
-    assert_eq!(out[0].message, "interlock bypass at reactor bypassed");
+    assert_eq!(text(&out[0]), "interlock bypass at reactor bypassed");
     let eight_h = 8 * 3600;
     assert_eq!(e.next_deadline(), Some(at(10 + eight_h)));
     // By the clock.
@@ -288,9 +288,9 @@ fn interlock_bypass_escalates_after_its_maximum_duration() {
         )]
     );
     assert!(
-        out[0].message.contains("for longer than 28800.0 s"),
+        text(&out[0]).contains("for longer than 28800.0 s"),
         "{}",
-        out[0].message
+        text(&out[0])
     );
     assert!(boolean(&mut e, "IL-R3", at(20 + eight_h), true).is_empty());
     let out = boolean(&mut e, "IL-R3", at(30 + eight_h), false);
@@ -367,7 +367,7 @@ fn power_off_failure_when_the_zone_power_is_not_cut_in_time() {
     );
     assert_eq!(t.point, Some(pid("CH4-101")));
     assert_eq!(t.at, at(61));
-    assert!(t.message.contains("FEED-1201"), "{}", t.message);
+    assert!(text(t).contains("FEED-1201"), "{}", text(t));
     // Power cut at last: cleared.
     let out = boolean(&mut e, "FEED-1201", at(70), true);
     assert_eq!(
@@ -578,9 +578,9 @@ stuck_tolerance = 0.001
         vec![("t.fault".into(), TransitionKind::Raised, Severity::Warning)]
     );
     assert!(
-        out[0].message.contains("outside the range 0.0..100.0"),
+        text(&out[0]).contains("outside the range 0.0..100.0"),
         "{}",
-        out[0].message
+        text(&out[0])
     );
     assert_eq!(num(&mut e, "P-1", at(10), 50.0).len(), 1);
     assert!(num(&mut e, "P-1", at(40), 50.0005).is_empty());
@@ -589,7 +589,7 @@ stuck_tolerance = 0.001
         kinds(&out),
         vec![("t.fault".into(), TransitionKind::Raised, Severity::Warning)]
     );
-    assert!(out[0].message.contains("stuck"), "{}", out[0].message);
+    assert!(text(&out[0]).contains("stuck"), "{}", text(&out[0]));
     assert_eq!(num(&mut e, "P-1", at(80), 51.0).len(), 1);
 }
 
@@ -771,7 +771,7 @@ fn site_category_selects_rules() {
         )]
     );
     assert_eq!(
-        out[0].message,
+        text(&out[0]),
         "H2S 15.0 ppm >= 200 % OEL 14.1 ppm at tank farm"
     );
     assert!(num(&mut e, "O2-1", at(0), 19.5).is_empty());
@@ -863,4 +863,9 @@ fn restored_causes_no_rule_takes_up_are_cleared() {
         ]
     );
     assert!(e.open_causes().is_empty());
+}
+
+/// The message as people read it.
+fn text(t: &alarm_rules::Transition) -> String {
+    presentation::message_text(&t.message)
 }

@@ -70,9 +70,9 @@ fn every_methane_row_below_at_past_and_back() {
                 );
                 assert_eq!(out[0].threshold, Some(po));
                 assert!(
-                    out[0].message.contains("power-off level"),
+                    text(&out[0]).contains("power-off level"),
                     "{}",
-                    out[0].message
+                    text(&out[0])
                 );
                 top = Severity::Critical;
             }
@@ -124,10 +124,10 @@ fn crossing_several_levels_at_once_raises_once_at_the_highest() {
         (TransitionKind::Raised, Severity::Critical, Some(1.5))
     );
     assert_eq!(
-        t.message,
+        text(t),
         "CH4 1.62 % >= power-off level 1.5 % at working face"
     );
-    assert_eq!(t.value, Some(serde_json::json!(1.62)));
+    assert_eq!(t.value, Some(telemetry::Value::Number(1.62)));
     assert_eq!(t.at, at(10));
     assert_eq!(
         t.rule_version,
@@ -138,7 +138,7 @@ fn crossing_several_levels_at_once_raises_once_at_the_highest() {
     let out = num(&mut e, "CH4-101", at(30), 0.9);
     assert_eq!(out[0].kind, TransitionKind::Cleared);
     assert_eq!(
-        out[0].message,
+        text(&out[0]),
         "CH4 0.9 % < restore level 1.0 % at working face: cleared"
     );
 }
@@ -171,4 +171,9 @@ fn the_pack_matches_the_table() {
             None => assert_eq!(levels.len(), 1),
         }
     }
+}
+
+/// The message as people read it.
+fn text(t: &alarm_rules::Transition) -> String {
+    presentation::message_text(&t.message)
 }

@@ -95,14 +95,14 @@ fn a_quake_of_magnitude_4_raises_one_inspection_per_site_and_its_end_clears_it()
         (TransitionKind::Raised, Severity::Alarm)
     );
     assert_eq!(t.warnings, vec!["cenc/q1".to_string()]);
-    assert_eq!(t.value, Some(serde_json::json!(4.6)));
+    assert_eq!(t.value, Some(telemetry::Value::Number(4.6)));
     assert_eq!(t.threshold, Some(4.0));
     assert_eq!(t.point, None);
     assert_eq!(t.at, at(10));
     assert!(
-        t.message.contains("inspection") && t.message.contains("M4.6"),
+        text(t).contains("inspection") && text(t).contains("M4.6"),
         "{}",
-        t.message
+        text(t)
     );
 
     let out = warn(&mut e, "mine-01", vec![quake("cenc/q1", 4.6)], 10);
@@ -339,4 +339,9 @@ fn interlocks_apply_at_every_kind_of_site() {
             "{cat:?}"
         );
     }
+}
+
+/// The message as people read it.
+fn text(t: &alarm_rules::Transition) -> String {
+    presentation::message_text(&t.message)
 }

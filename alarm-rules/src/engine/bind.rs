@@ -8,7 +8,7 @@ use super::state::{extra_for, schedule, AgentCause, AgentLink, Binding, PointSt,
 use super::time::{ms, ts, NONE};
 use super::Engine;
 use crate::api::{Cause, SiteContext, Subject, Transition, TransitionKind};
-use crate::message;
+use crate::message::Message;
 use crate::rule::{Kind, Rule, SITE_ZONE};
 use crate::ruleset::RuleSet;
 use std::collections::BTreeMap;
@@ -642,11 +642,14 @@ fn removal(
         severity: o.severity,
         agent,
         point: p.map(|p| p.id.clone()),
-        value: p.and_then(|p| message::value_json(&p.value)),
+        value: p.map(|p| p.value),
         threshold: None,
         at: now,
         rule_version: rule.version.clone(),
-        message: format!("rule {} removed or no longer applies: cleared", rule.id),
+        message: Message::RuleGone {
+            rule: rule.id.clone(),
+            maybe_removed: true,
+        },
         warnings: Vec::new(),
         quality: p.map(|p| p.quality).unwrap_or_default(),
         late: false,

@@ -10,7 +10,6 @@ use super::text::{agent_text, binding_text, site_text, zone_text};
 use super::time::NONE;
 use super::EngineConfig;
 use crate::api::{ActiveWarning, Cause, Subject, Transition};
-use crate::message;
 use crate::rule::{bump, Kind, Level, Member, Mode, PointCondition, Rule};
 use telemetry::{AgentId, Quality, Severity, Timestamp, Value};
 
@@ -343,7 +342,7 @@ impl World<'_> {
             severity: open.severity,
             agent: src.agent.cloned().or_else(|| p.agent.clone()),
             point: Some(p.id.clone()),
-            value: message::value_json(&p.value),
+            value: Some(p.value),
             threshold,
             at: src.at,
             rule_version: rule.version.clone(),
@@ -501,7 +500,7 @@ impl World<'_> {
                 .cloned()
                 .or_else(|| tp.and_then(|p| p.agent.clone())),
             point: tp.map(|p| p.id.clone()),
-            value: tp.and_then(|p| message::value_json(&p.value)),
+            value: tp.map(|p| p.value),
             threshold: None,
             at: src.at,
             rule_version: rule.version.clone(),
@@ -568,9 +567,7 @@ impl World<'_> {
             severity: open.severity,
             agent: None,
             point: None,
-            value: magnitude
-                .and_then(serde_json::Number::from_f64)
-                .map(serde_json::Value::Number),
+            value: magnitude.map(Value::Number),
             threshold,
             at: src.at,
             rule_version: rule.version.clone(),

@@ -5,6 +5,7 @@ use super::machine::Open;
 use super::state::CauseSt;
 use super::Engine;
 use crate::api::{Cause, Subject, Transition, TransitionKind};
+use crate::message::Message;
 use crate::rule::{Kind, Level};
 use telemetry::{Quality, Severity, Timestamp};
 
@@ -102,7 +103,10 @@ impl Engine {
                 Subject::Zone { .. } => (None, None),
             };
             out.push(Transition {
-                message: format!("rule {} no longer applies: cleared", cause.rule),
+                message: Message::RuleGone {
+                    rule: cause.rule.clone(),
+                    maybe_removed: false,
+                },
                 cause,
                 kind: TransitionKind::Cleared,
                 severity: sev,

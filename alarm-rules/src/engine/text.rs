@@ -1,13 +1,35 @@
-//! Message text of transitions: what a point's, a zone's, a site's and an agent's cause
-//! says, with how a composite member's condition and a warning level read.
+//! What a transition says, as typed data ([`Message`]): a point's, a zone's, a site's and an
+//! agent's cause, with a composite member's condition. The gateway renders it for people.
 
 use super::machine::Open;
 use super::select::{level_values, missing_limit};
 use super::state::{Binding, Extra, FaultWhy, PointSt, ZoneSt};
 use crate::api::{ActiveWarning, TransitionKind};
-use crate::message;
-use crate::rule::{Kind, Member, Mode, PointCondition, Rule};
+use crate::message::{
+    Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms, WarningTerms,
+};
+use crate::rule::{Kind, Level, Member, Mode, PointCondition, Rule, Side};
 use telemetry::AgentId;
+
+fn comparison(side: Side, inclusive: bool) -> Comparison {
+    match (side, inclusive) {
+        (Side::High, true) => Comparison::AtLeast,
+        (Side::High, false) => Comparison::Above,
+        (Side::Low, true) => Comparison::AtMost,
+        (Side::Low, false) => Comparison::Below,
+    }
+}
+
+/// How a value that has cleared `l` stands to its clear value.
+fn clear_comparison(l: &Level) -> Comparison {
+    comparison(
+        match l.side {
+            Side::High => Side::Low,
+            Side::Low => Side::High,
+        },
+        !l.inclusive,
+    )
+}
 
 /// What a point's cause says on a transition, and the threshold it names.
 pub(super) fn binding_text(
@@ -18,152 +40,116 @@ pub(super) fn binding_text(
     missing_factor: f64,
     kind: TransitionKind,
     open: Open,
-) -> (Option<f64>, String) {
+) -> (Option<f64>, Message) {
     let spec = p.spec.as_deref();
-    let q = message::quantity_label(spec, &p.id);
-    let u = message::unit(spec);
-    let place = message::place(spec, &p.id);
-    let v = message::value_text(&p.value);
+    let point = PointTerms::of(&p.id, spec);
+    let value = p.value;
+    let cleared = kind == TransitionKind::Cleared;
     match &rule.kind {
         Kind::Threshold { levels, .. } => {
             let l = &levels[open.level as usize];
             let (raise, clear) = level_values(rule, open.level as usize, l, warnings);
-            match kind {
+            let (phase, comparison, label, level) = match kind {
                 TransitionKind::Cleared => (
-                    Some(clear),
-                    format!(
-                        "{q} {v}{u} {} {} {}{u} {place}: cleared",
-                        l.clear_op(),
-                        l.clear_label,
-                        message::num(clear)
-                    ),
+                    LevelPhase::Cleared,
+                    clear_comparison(l),
+                    &l.clear_label,
+                    clear,
                 ),
                 TransitionKind::Deescalated => (
-                    Some(raise),
-                    format!(
-                        "{q} {v}{u} back under a higher level, still {} {} {}{u} {place}",
-                        l.op(),
-                        l.label,
-                        message::num(raise)
-                    ),
+                    LevelPhase::StillPast,
+                    comparison(l.side, l.inclusive),
+                    &l.label,
+                    raise,
                 ),
                 _ => (
-                    Some(raise),
-                    format!(
-                        "{q} {v}{u} {} {} {}{u} {place}",
-                        l.op(),
-                        l.label,
-                        message::num(raise)
-                    ),
+                    LevelPhase::Crossed,
+                    comparison(l.side, l.inclusive),
+                    &l.label,
+                    raise,
                 ),
-            }
+            };
+            let message = Message::Level {
+                point,
+                value,
+                phase,
+                comparison,
+                label: label.clone(),
+                level,
+            };
+            (Some(level), message)
         }
         Kind::Rate { window_ms, .. } => {
-            let dir = if open.level == 0 { "rose" } else { "fell" };
-            let secs = *window_ms as f64 / 1000.0;
-            match kind {
-                TransitionKind::Cleared => (
-                    None,
-                    format!("{q} {v}{u} {place}: rate of change back to normal: cleared"),
-                ),
-                _ => (
-                    Some(open.threshold),
-                    format!(
-                        "{q} {dir} by {} {u} or more within {} s, now {v}{u} {place}",
-                        message::num(open.threshold),
-                        message::num(secs)
-                    ),
-                ),
-            }
+            let by = (!cleared).then_some(open.threshold);
+            let message = Message::Rate {
+                point,
+                value,
+                fell: open.level != 0,
+                by,
+                window_ms: *window_ms,
+            };
+            (by, message)
         }
         Kind::SensorFault { .. } => {
             let why = match b.extra {
                 Extra::Fault {
                     why: FaultWhy::OutOfRange,
                     ..
-                } => {
-                    let r = p
-                        .spec
-                        .as_deref()
-                        .and_then(|s| s.range)
-                        .unwrap_or([f64::NAN, f64::NAN]);
-                    format!(
-                        "value {v}{u} outside the range {}..{}",
-                        message::num(r[0]),
-                        message::num(r[1])
-                    )
-                }
+                } => FaultCause::OutOfRange {
+                    range: spec.and_then(|s| s.range),
+                },
                 Extra::Fault {
                     why: FaultWhy::Stuck,
                     stuck_value,
                     ..
-                } => format!("value stuck at {}{u}", message::num(stuck_value)),
-                _ => "quality bad".to_string(),
+                } => FaultCause::Stuck { value: stuck_value },
+                _ => FaultCause::QualityBad,
             };
-            match kind {
-                TransitionKind::Cleared => (
-                    None,
-                    format!("sensor of {q} {place} reads normally again: cleared"),
-                ),
-                _ => (None, format!("sensor fault of {q} {place}: {why}")),
-            }
+            let message = Message::SensorFault {
+                point,
+                value,
+                why,
+                cleared,
+            };
+            (None, message)
         }
-        Kind::MissingData { .. } => match kind {
-            TransitionKind::Cleared => (None, format!("data from {q} {place} again: cleared")),
-            _ => {
-                let limit = missing_limit(rule, p, missing_factor).unwrap_or(0);
-                (
-                    None,
-                    format!(
-                        "no data from {q} {place} for over {} s",
-                        message::num(limit as f64 / 1000.0)
-                    ),
-                )
-            }
-        },
+        Kind::MissingData { .. } => {
+            let limit_ms = missing_limit(rule, p, missing_factor).unwrap_or(0).max(0) as u64;
+            let message = Message::MissingData {
+                point,
+                limit_ms,
+                cleared,
+            };
+            (None, message)
+        }
         Kind::State {
             label,
             max_duration_ms,
             escalate_to,
             ..
-        } => match kind {
-            TransitionKind::Cleared => (None, format!("{q} {place} no longer {label}: cleared")),
-            TransitionKind::Escalated
-                if open.severity >= *escalate_to && max_duration_ms.is_some() =>
-            {
-                (
-                    None,
-                    format!(
-                        "{q} {place} {label} for longer than {} s",
-                        message::num(max_duration_ms.unwrap_or(0) as f64 / 1000.0)
-                    ),
-                )
-            }
-            _ => (None, format!("{q} {place} {label}")),
-        },
-        _ => (None, String::new()),
-    }
-}
-
-fn level_name(l: crate::api::WarningLevel) -> &'static str {
-    use crate::api::WarningLevel as L;
-    match l {
-        L::Blue => "blue",
-        L::Yellow => "yellow",
-        L::Orange => "orange",
-        L::Red => "red",
-    }
-}
-
-fn describe_condition(c: &PointCondition) -> String {
-    match c {
-        PointCondition::Above(x) => format!(">= {}", message::num(*x)),
-        PointCondition::Below(x) => format!("< {}", message::num(*x)),
-        PointCondition::Equals(true) => "true".to_string(),
-        PointCondition::Equals(false) => "false".to_string(),
-        PointCondition::Cause { rule, min_severity } => {
-            format!("at {min_severity} under {}", rule.as_str())
+        } => {
+            let longer = kind == TransitionKind::Escalated && open.severity >= *escalate_to;
+            let message = Message::State {
+                point,
+                label: label.clone(),
+                longer_than_ms: max_duration_ms.filter(|_| longer),
+                cleared,
+            };
+            (None, message)
         }
+        _ => (None, Message::Nothing),
+    }
+}
+
+fn condition(c: &PointCondition) -> Condition {
+    match c {
+        PointCondition::Above(x) => Condition::AtLeast { value: *x },
+        PointCondition::Below(x) => Condition::Below { value: *x },
+        PointCondition::Equals(b) => Condition::Equals { value: *b },
+        PointCondition::Cause { rule, min_severity } => Condition::Cause {
+            rule: rule.as_str().to_string(),
+            min_severity: *min_severity,
+        },
     }
 }
 
@@ -179,70 +165,87 @@ pub(super) fn zone_text(
     kind: TransitionKind,
     tp: Option<&PointSt>,
     points: &[PointSt],
-) -> String {
+) -> Message {
+    let zone = z.zone.clone();
+    let rule = rule.id.clone();
     match (kind, mode) {
-        (TransitionKind::Cleared, _) => format!(
-            "zone {}: condition of {} no longer holds: cleared",
-            z.zone, rule.id
-        ),
-        (_, Mode::AThenNotB) => {
-            let proof: Vec<&str> = z.members[1]
+        (TransitionKind::Cleared, _) => Message::ZoneCleared { zone, rule },
+        (_, Mode::AThenNotB) => Message::ZoneNotProven {
+            zone,
+            proof: condition(&members[1].condition),
+            within_ms,
+            trigger: tp.map(|p| (p.id.clone(), condition(&members[0].condition))),
+            still_not: z.members[1]
                 .iter()
-                .map(|&p| points[p as usize].id.as_str())
-                .collect();
-            format!(
-                "zone {}: {} not proven within {} s after {} (still not: {})",
-                z.zone,
-                describe_condition(&members[1].condition),
-                message::num(within_ms as f64 / 1000.0),
-                tp.map(|p| format!("{} {}", p.id, describe_condition(&members[0].condition)))
-                    .unwrap_or_default(),
-                proof.join(", ")
-            )
-        }
-        (_, Mode::All) => format!("zone {}: all conditions of {} hold", z.zone, rule.id),
-        (_, Mode::Any) => format!(
-            "zone {}: a condition of {} holds ({})",
-            z.zone,
-            rule.id,
-            tp.map(|p| p.id.as_str()).unwrap_or("")
-        ),
+                .map(|&p| points[p as usize].id.clone())
+                .collect(),
+        },
+        (_, Mode::All) => Message::ZoneAll { zone, rule },
+        (_, Mode::Any) => Message::ZoneAny {
+            zone,
+            rule,
+            point: tp.map(|p| p.id.clone()),
+        },
     }
 }
 
 /// What a site-level cause says on a transition; `matching`: the warnings that call for it.
-pub(super) fn site_text(label: &str, kind: TransitionKind, matching: &[&ActiveWarning]) -> String {
-    match kind {
-        TransitionKind::Cleared => {
-            format!("{label}: the warning that called for it is no longer in force: cleared")
-        }
-        _ => {
-            let what: Vec<String> = matching
-                .iter()
-                .map(|w| match w.magnitude {
-                    Some(m) => format!(
-                        "{} M{} ({})",
-                        w.kind.replace('_', " "),
-                        message::num(m),
-                        w.id
-                    ),
-                    None => format!(
-                        "{} {} ({})",
-                        w.kind.replace('_', " "),
-                        level_name(w.level),
-                        w.id
-                    ),
-                })
-                .collect();
-            format!("{label}: {}", what.join(", "))
-        }
+pub(super) fn site_text(label: &str, kind: TransitionKind, matching: &[&ActiveWarning]) -> Message {
+    let cleared = kind == TransitionKind::Cleared;
+    let warnings = if cleared {
+        Vec::new()
+    } else {
+        matching
+            .iter()
+            .map(|w| WarningTerms {
+                id: w.id.clone(),
+                kind: w.kind.clone(),
+                level: w.level,
+                magnitude: w.magnitude,
+            })
+            .collect()
+    };
+    Message::Warning {
+        label: label.to_string(),
+        warnings,
+        cleared,
     }
 }
 
 /// What an agent's communication cause says on a transition.
-pub(super) fn agent_text(agent: &AgentId, kind: TransitionKind) -> String {
-    match kind {
-        TransitionKind::Cleared => format!("agent {} online again: cleared", agent),
-        _ => format!("agent {} offline: communication lost", agent),
+pub(super) fn agent_text(agent: &AgentId, kind: TransitionKind) -> Message {
+    Message::Agent {
+        agent: agent.clone(),
+        online: kind == TransitionKind::Cleared,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clear_comparison, comparison};
+    use crate::message::Comparison;
+    use crate::rule::{Level, Side};
+    use telemetry::Severity;
+
+    #[test]
+    fn a_cleared_level_reads_the_other_way_round() {
+        for (side, inclusive, raise, clear) in [
+            (Side::High, true, Comparison::AtLeast, Comparison::Below),
+            (Side::High, false, Comparison::Above, Comparison::AtMost),
+            (Side::Low, true, Comparison::AtMost, Comparison::Above),
+            (Side::Low, false, Comparison::Below, Comparison::AtLeast),
+        ] {
+            let l = Level {
+                side,
+                severity: Severity::Alarm,
+                raise: 1.0,
+                clear: 0.8,
+                inclusive,
+                label: String::new(),
+                clear_label: String::new(),
+            };
+            assert_eq!(comparison(l.side, l.inclusive), raise);
+            assert_eq!(clear_comparison(&l), clear);
+        }
     }
 }

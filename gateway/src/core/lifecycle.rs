@@ -4,7 +4,7 @@
 use alarm_rules::{Cause, Subject, Transition, TransitionKind};
 use sha2::{Digest, Sha256};
 use telemetry::{
-    AgentId, EventKind, Incident, IncidentEvent, IncidentState, PointId, SiteId, Timestamp,
+    AgentId, EventKind, Incident, IncidentEvent, IncidentState, PointId, SiteId, Timestamp, Value,
 };
 
 /// An incident as the core keeps it: the record and the seq of its last event.
@@ -112,7 +112,7 @@ pub fn apply_transition(
                     zone,
                     severity: t.severity,
                     state: IncidentState::Active,
-                    value: t.value.clone(),
+                    value: t.value.as_ref().and_then(value_json),
                     threshold: t.threshold,
                     raised_at: t.at,
                     acked_at: None,
@@ -123,7 +123,7 @@ pub fn apply_transition(
                     note: None,
                     late: t.late,
                     previous,
-                    message: t.message.clone(),
+                    message: presentation::message_text(&t.message),
                     warnings: t.warnings.clone(),
                     shelved_until: None,
                     assigned_to: None,
@@ -136,9 +136,9 @@ pub fn apply_transition(
         }
         (Some(mut rec), kind) => {
             let i = &mut rec.incident;
-            i.value = t.value.clone();
+            i.value = t.value.as_ref().and_then(value_json);
             i.threshold = t.threshold;
-            i.message = t.message.clone();
+            i.message = presentation::message_text(&t.message);
             i.warnings = t.warnings.clone();
             let event = match kind {
                 TransitionKind::Cleared => {
@@ -397,6 +397,15 @@ pub fn notified(rec: &mut IncidentRecord, tier: &str, at: Timestamp) -> Option<I
 }
 
 /// The site of an incident (for routing).
+/// A transition's value as the incident keeps it (JSON); a value JSON cannot hold (NaN) is
+/// left out.
+fn value_json(v: &Value) -> Option<serde_json::Value> {
+    match v {
+        Value::Number(n) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number),
+        v => serde_json::to_value(v).ok(),
+    }
+}
+
 pub fn site_of(i: &Incident) -> &SiteId {
     &i.site
 }
@@ -404,6 +413,7 @@ pub fn site_of(i: &Incident) -> &SiteId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alarm_rules::Message;
     use telemetry::{parse_time, Quality, Severity};
 
     fn t(s: &str) -> Timestamp {
@@ -423,11 +433,11 @@ mod tests {
             severity,
             agent: Some(AgentId::new("edge").unwrap()),
             point: Some(PointId::new("CH4-101").unwrap()),
-            value: Some(serde_json::json!(value)),
+            value: Some(Value::Number(value)),
             threshold: Some(1.0),
             at: t(at),
             rule_version: "v1".into(),
-            message: format!("CH4 {value}"),
+            message: Message::Nothing,
             warnings: vec![],
             quality: Quality::Good,
             late: false,
