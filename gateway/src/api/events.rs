@@ -21,7 +21,7 @@ pub(super) async fn events(
     let mut from = None;
     let mut unknown = None;
     if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        match s.store.event_pos(last).await? {
+        match EventLog::new(&s.store).position_of(last).await? {
             Some(pos) => from = Some(pos),
             // `0`: from the beginning of the log (streamed page by page).
             None if last == "0" => from = Some(0),
@@ -44,25 +44,15 @@ pub(super) async fn events(
         ))
     });
     // The backlog, read page by page as the client takes it.
-    let store = s.store.clone();
-    let backlog_stream = stream::unfold((from, false), move |(pos, done)| {
-        let store = store.clone();
-        async move {
-            let pos = pos?;
-            if done {
-                return None;
-            }
-            match store.events_after(pos, 500).await {
-                Ok(page) if page.is_empty() => None,
-                Ok(page) => {
-                    let next = page.last().map(|(p, _)| *p);
-                    let full = page.len() == 500;
-                    Some((page, (next, !full)))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "SSE backlog cut short by a store error; the client may resume");
-                    None
-                }
+    let reader = from.map(|pos| EventLog::new(&s.store).reader(Scope::All, pos, 500));
+    let backlog_stream = stream::unfold(reader, |reader| async move {
+        let mut reader = reader?;
+        match reader.next_page().await {
+            Ok(Some(page)) => Some((page, Some(reader))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "SSE backlog cut short by a store error; the client may resume");
+                None
             }
         }
     })

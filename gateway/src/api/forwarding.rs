@@ -2,10 +2,12 @@
 //! router). Errors are JSON `{"error": "..."}`.
 
 use super::ApiError;
-use crate::outbox::channel::{Message, Outcome};
 use crate::outbox::filter;
 use crate::outbox::lane::Target;
+use crate::outbox::message::Message;
+use crate::outbox::outcome::Outcome;
 use crate::outbox::{ForwardError, Forwarding, SubscriberConfig};
+use crate::store::event_log::{EventLog, LogReader, Scope};
 use crate::store::outbox::Db;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -250,7 +252,7 @@ async fn delete_subscriber(
     db.delete_subscriber(&id).await?;
     let key = format!("subscriber:{id}");
     f.targets.remove(&key);
-    db.forget_target(&key).await?;
+    EventLog::new(&f.shared.store).forget_target(&key).await?;
     tracing::info!(subscriber = %id, "subscriber deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -269,15 +271,16 @@ async fn subscriber_events(
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no subscriber {id}")))?;
     let rx = f.shared.events.subscribe();
     // An id the log does not hold starts the stream now (never a scan of the whole log).
+    let log = EventLog::new(&f.shared.store);
     let from = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        Some(last) => match db.event_pos(last).await? {
+        Some(last) => match log.position_of(last).await? {
             Some(pos) => pos,
-            None => db.max_pos().await?,
+            None => log.end().await?,
         },
-        None => db.max_pos().await?,
+        None => log.end().await?,
     };
     struct St {
-        pos: i64,
+        reader: LogReader,
         buf: VecDeque<SseEvent>,
         rx: tokio::sync::broadcast::Receiver<(i64, telemetry::IncidentEvent)>,
     }
@@ -285,7 +288,7 @@ async fn subscriber_events(
     let sub = s.config;
     let stream = stream::unfold(
         St {
-            pos: from,
+            reader: log.reader(Scope::All, from, 200),
             buf: VecDeque::new(),
             rx,
         },
@@ -297,23 +300,22 @@ async fn subscriber_events(
                     if let Some(ev) = st.buf.pop_front() {
                         return Some((Ok(ev), st));
                     }
-                    let page = match shared.store.events_after(st.pos, 200).await {
-                        Ok(p) => p,
+                    let page = match st.reader.next_page().await {
+                        Ok(Some(p)) => p,
+                        Ok(None) => {
+                            tokio::select! {
+                                _ = shared.shutdown.cancelled() => return None,
+                                _ = st.rx.recv() => {}
+                                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            }
+                            continue;
+                        }
                         Err(_) => {
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             continue;
                         }
                     };
-                    if page.is_empty() {
-                        tokio::select! {
-                            _ = shared.shutdown.cancelled() => return None,
-                            _ = st.rx.recv() => {}
-                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                        }
-                        continue;
-                    }
-                    for (pos, ev) in page {
-                        st.pos = pos;
+                    for (_, ev) in page {
                         let info = shared
                             .live
                             .read()

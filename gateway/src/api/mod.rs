@@ -33,6 +33,7 @@ use crate::clock::SharedClock;
 use crate::core::live::Live;
 use crate::core::{Action, CoreError};
 use crate::metrics::Metrics;
+use crate::store::event_log::{EventLog, Scope};
 use crate::store::{IncidentFilter, Store};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -35,7 +35,7 @@ pub fn due_tiers<'a>(
 }
 
 pub async fn run(shared: Shared, shutdown: CancellationToken) {
-    let db = crate::store::outbox::Db::new(&shared.store);
+    let store = shared.store.clone();
     let policies = shared.config.escalation.clone();
     // Tiers already notified, per incident (loaded from its history when first seen).
     let mut notified: HashMap<String, HashSet<String>> = HashMap::new();
@@ -48,7 +48,7 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
             _ = ticker.tick() => {}
         }
         let now = shared.clock.now();
-        let active = match db.active_incidents().await {
+        let active = match store.active_incidents().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "escalation: reading active incidents");

@@ -6,10 +6,15 @@
 //! is written to the store after each event, so a restart resumes where it stopped; an event
 //! sent but not yet recorded is sent again after a crash, under the same key.
 
-use super::channel::{header_map, Channel, Message, MqttSink, Outcome};
+use super::channel::Channel;
 use super::filter::{self, Filter};
 use super::flood::{FloodGate, Verdict};
+use super::message::Message;
+use super::outcome::Outcome;
+use super::sinks::http::header_map;
+use super::sinks::mqtt::MqttSink;
 use super::{ChannelConfig, EndpointConfig, EndpointKind, ForwardError, Shared, SubscriberConfig};
+use crate::store::event_log::{EventLog, Scope};
 use crate::store::outbox::Db;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -251,11 +256,11 @@ where
 }
 
 async fn run_target(t: Arc<Target>, shared: Shared) {
-    let db = Db::new(&shared.store);
+    let db = EventLog::new(&shared.store);
     let stop = t.stop.clone();
     // Subscribe before reading the log: nothing falls between the two.
     let mut rx = shared.events.subscribe();
-    let Some(max) = durably(&stop, "log end", || db.max_pos()).await else {
+    let Some(max) = durably(&stop, "log end", || db.end()).await else {
         return;
     };
     let default_start = if t.from_start { 0 } else { max };
@@ -296,7 +301,7 @@ async fn run_target(t: Arc<Target>, shared: Shared) {
             _ = rx.recv() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let page = match db.event_sites_after(scan, 1000).await {
+        let page = match db.sites_after(scan, 1000).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(target = %t.key, error = %e, "reading the event log");
@@ -411,6 +416,7 @@ async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) 
 
 async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake: Arc<Notify>) {
     let db = Db::new(&shared.store);
+    let log = EventLog::new(&shared.store);
     let stop = t.stop.clone();
     // Durable progress (`done`) and what has been read (`read`; ahead of `done` only while a
     // flood summary gathers: held events are done once the summary is out).
@@ -420,7 +426,7 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
     if let (Some(g), Some(f)) = (gate.as_mut(), t.flood.as_ref()) {
         // Restore the window from the raises just before where we resume.
         if from > 0 {
-            if let Ok(recent) = db
+            if let Ok(recent) = log
                 .site_events_before(&site, from, (f.max_incidents as i64 + 1) * 4)
                 .await
             {
@@ -461,31 +467,32 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
                     .with_label_values(&[t.kind, "summary"])
                     .inc();
                 done = read;
-                durably(&stop, "progress", || db.set_progress(&t.key, &site, done)).await;
+                durably(&stop, "progress", || log.set_progress(&t.key, &site, done)).await;
             }
         }
         let holding = gate.as_ref().is_some_and(|g| g.holding());
-        let page = match db.site_events_after(&site, read, 100).await {
-            Ok(p) => p,
+        let mut reader = log.reader(Scope::Site(site.clone()), read, 100);
+        let page = match reader.next_page().await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                let idle = if holding {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_secs(5)
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(idle) => {}
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(target = %t.key, %site, error = %e, "reading the site's events");
                 tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
                 continue;
             }
         };
-        if page.is_empty() {
-            let idle = if holding {
-                Duration::from_millis(100)
-            } else {
-                Duration::from_secs(5)
-            };
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(idle) => {}
-            }
-            continue;
-        }
         let info = site_info(&shared, &site);
         let mut skipped_to = None;
         for (pos, ev) in page {
@@ -517,11 +524,19 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
             if !gate.as_ref().is_some_and(|g| g.holding()) {
                 done = pos;
                 skipped_to = None;
-                durably(&stop, "progress", || db.set_progress(&t.key, &site, done)).await;
+                durably(&stop, "progress", || log.set_progress(&t.key, &site, done)).await;
+            }
+        }
+        // Unreadable rows at the page's end are passed over like events the target does not want.
+        if reader.position() > read {
+            read = reader.position();
+            if !gate.as_ref().is_some_and(|g| g.holding()) {
+                done = read;
+                skipped_to = Some(read);
             }
         }
         if skipped_to.is_some() {
-            durably(&stop, "progress", || db.set_progress(&t.key, &site, done)).await;
+            durably(&stop, "progress", || log.set_progress(&t.key, &site, done)).await;
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod filter;
 pub mod flood;
 
 pub mod lane;
+pub mod message;
+pub mod outcome;
 pub mod sign;
 pub mod sinks;
 
@@ -689,7 +691,7 @@ pub async fn start(
     if let Some(h) = &config.heartbeat {
         tasks.spawn(crate::supervise::must_run(
             "heartbeat",
-            channel::run_heartbeat(h.clone(), w.gateway_name, shared.clone(), shutdown.clone()),
+            sinks::heartbeat::run(h.clone(), w.gateway_name, shared.clone(), shutdown.clone()),
         ));
     }
     tracing::info!(

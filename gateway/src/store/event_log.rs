@@ -45,7 +45,10 @@ impl LogReader {
     /// when nothing lies after the position (caught up); a page may be empty when all its rows
     /// were unreadable.
     pub async fn next_page(&mut self) -> Result<Option<Vec<(i64, IncidentEvent)>>> {
-        let rows = self.log.rows_after(&self.scope, self.pos, self.page).await?;
+        let rows = self
+            .log
+            .rows_after(&self.scope, self.pos, self.page)
+            .await?;
         let Some(last) = rows.last().map(|(pos, _)| *pos) else {
             return Ok(None);
         };
@@ -81,7 +84,12 @@ impl EventLog {
         }
     }
 
-    async fn rows_after(&self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+    async fn rows_after(
+        &self,
+        scope: &Scope,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>> {
         timed(async {
             let q = match scope {
                 Scope::All => sqlx::query(
@@ -330,7 +338,12 @@ mod tests {
             ev.event_id = id.to_string();
             serde_json::to_string(&ev).unwrap()
         };
-        let bodies = [event("e1"), "{not json".to_string(), event("e3"), "[]".to_string()];
+        let bodies = [
+            event("e1"),
+            "{not json".to_string(),
+            event("e3"),
+            "[]".to_string(),
+        ];
         for (i, body) in bodies.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO incident_events (event_id, incident_id, site, event_seq, body) \
@@ -349,7 +362,11 @@ mod tests {
             let ids: Vec<&str> = first.iter().map(|(_, e)| e.event_id.as_str()).collect();
             assert_eq!(ids, ["e1", "e3"]);
             assert_eq!(reader.position(), first[1].0);
-            let second = reader.next_page().await.unwrap().expect("a page of one bad row");
+            let second = reader
+                .next_page()
+                .await
+                .unwrap()
+                .expect("a page of one bad row");
             assert!(second.is_empty());
             assert_eq!(reader.position(), 4);
             assert!(reader.next_page().await.unwrap().is_none(), "caught up");

@@ -2,6 +2,7 @@
 //! says so. One schema, migrated on start; the same queries run on both (through sqlx's `Any`
 //! driver, `$n` placeholders in order).
 
+pub mod event_log;
 pub mod outbox;
 
 use crate::core::lifecycle::IncidentRecord;
@@ -321,6 +322,19 @@ impl Store {
         .await
     }
 
+    /// Incidents whose condition stands unacknowledged (state `active`).
+    pub async fn active_incidents(&self) -> Result<Vec<Incident>> {
+        timed(async {
+            let rows = sqlx::query("SELECT body FROM incidents WHERE state = 'active'")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok(Self::record_from_row(r)?.incident))
+                .collect()
+        })
+        .await
+    }
+
     /// The last incident of each cause (for `previous`).
     pub async fn last_per_cause(&self) -> Result<Vec<(String, String)>> {
         timed(async {
@@ -437,58 +451,6 @@ impl Store {
             rows.iter()
                 .map(|r| Ok(Self::record_from_row(r)?.incident))
                 .collect()
-        })
-        .await
-    }
-
-    /// Events after a position of the global event log, in order.
-    pub async fn events_after(&self, pos: i64, limit: i64) -> Result<Vec<(i64, IncidentEvent)>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT pos, body FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
-            )
-            .bind(pos)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            log_events(&rows)
-        })
-        .await
-    }
-
-    pub async fn event_pos(&self, event_id: &str) -> Result<Option<i64>> {
-        timed(async {
-            let row = sqlx::query("SELECT pos FROM incident_events WHERE event_id = $1")
-                .bind(event_id)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
-        })
-        .await
-    }
-
-    pub async fn cursor(&self, name: &str) -> Result<i64> {
-        timed(async {
-            let row = sqlx::query("SELECT pos FROM cursors WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(row
-                .map(|r| r.try_get::<i64, _>(0))
-                .transpose()?
-                .unwrap_or(0))
-        })
-        .await
-    }
-
-    pub async fn set_cursor(&self, name: &str, pos: i64) -> Result<()> {
-        timed(async {
-            sqlx::query("INSERT INTO cursors (name, pos) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET pos = excluded.pos")
-                .bind(name)
-                .bind(pos)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
         })
         .await
     }
@@ -740,20 +702,6 @@ impl Store {
 
 /// Rows `(pos, body)` of the event log as events. A row that is not an event (written by hand,
 /// or by a broken version) is skipped with a log line: it must not stop every reader of the log.
-pub(crate) fn log_events(rows: &[AnyRow]) -> Result<Vec<(i64, IncidentEvent)>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let pos = r.try_get::<i64, _>(0)?;
-        match serde_json::from_str(&r.try_get::<String, _>(1)?) {
-            Ok(ev) => out.push((pos, ev)),
-            Err(e) => {
-                tracing::error!(pos, error = %e, "an event in the log is not readable; skipped")
-            }
-        }
-    }
-    Ok(out)
-}
-
 enum ArgValue {
     Text(String),
     Int(i64),

@@ -7,9 +7,8 @@ use crate::store::{Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
-use std::collections::HashMap;
 use std::time::Duration;
-use telemetry::{format_time, Incident, IncidentEvent, Timestamp};
+use telemetry::{format_time, Timestamp};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -71,148 +70,6 @@ impl Db {
         Db {
             pool: store.pool().clone(),
         }
-    }
-
-    /// Where a target starts in the log: recorded when it is first seen (`default`), kept after.
-    pub async fn target_start(&self, target: &str, default: i64) -> Result<i64> {
-        timed(async {
-            sqlx::query("INSERT INTO delivery_targets (target, start_pos) VALUES ($1, $2) ON CONFLICT (target) DO NOTHING")
-                .bind(target)
-                .bind(default)
-                .execute(&self.pool)
-                .await?;
-            let row = sqlx::query("SELECT start_pos FROM delivery_targets WHERE target = $1").bind(target).fetch_one(&self.pool).await?;
-            Ok(row.try_get::<i64, _>(0)?)
-        })
-        .await
-    }
-
-    pub async fn forget_target(&self, target: &str) -> Result<()> {
-        timed(async {
-            sqlx::query("DELETE FROM delivery_progress WHERE target = $1")
-                .bind(target)
-                .execute(&self.pool)
-                .await?;
-            sqlx::query("DELETE FROM delivery_targets WHERE target = $1")
-                .bind(target)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// The newest position of the event log (0 when empty).
-    pub async fn max_pos(&self) -> Result<i64> {
-        timed(async {
-            let row = sqlx::query("SELECT COALESCE(MAX(pos), 0) FROM incident_events")
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(row.try_get::<i64, _>(0)?)
-        })
-        .await
-    }
-
-    /// Sites with events in `(after, upto]`.
-    pub async fn sites_between(&self, after: i64, upto: i64) -> Result<Vec<String>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT DISTINCT site FROM incident_events WHERE pos > $1 AND pos <= $2",
-            )
-            .bind(after)
-            .bind(upto)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok(r.try_get::<String, _>(0)?))
-                .collect()
-        })
-        .await
-    }
-
-    /// (pos, site) of the events after `after`, in order.
-    pub async fn event_sites_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT pos, site FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-                .collect()
-        })
-        .await
-    }
-
-    /// The events of one site after `after`, in order.
-    pub async fn site_events_after(
-        &self,
-        site: &str,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, IncidentEvent)>> {
-        timed(async {
-            let rows = sqlx::query("SELECT pos, body FROM incident_events WHERE site = $1 AND pos > $2 ORDER BY pos LIMIT $3")
-                .bind(site)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-            crate::store::log_events(&rows)
-        })
-        .await
-    }
-
-    /// The newest events of one site at or before `upto`, newest first.
-    pub async fn site_events_before(
-        &self,
-        site: &str,
-        upto: i64,
-        limit: i64,
-    ) -> Result<Vec<IncidentEvent>> {
-        timed(async {
-            let rows = sqlx::query("SELECT body FROM incident_events WHERE site = $1 AND pos <= $2 ORDER BY pos DESC LIMIT $3")
-                .bind(site)
-                .bind(upto)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter().map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).collect()
-        })
-        .await
-    }
-
-    /// Progress of a target per site: the position up to which the site's events are done.
-    pub async fn progress(&self, target: &str) -> Result<HashMap<String, i64>> {
-        timed(async {
-            let rows = sqlx::query("SELECT site, pos FROM delivery_progress WHERE target = $1")
-                .bind(target)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-                .collect()
-        })
-        .await
-    }
-
-    pub async fn set_progress(&self, target: &str, site: &str, pos: i64) -> Result<()> {
-        timed(async {
-            sqlx::query(
-                "INSERT INTO delivery_progress (target, site, pos) VALUES ($1, $2, $3) \
-                 ON CONFLICT (target, site) DO UPDATE SET pos = excluded.pos",
-            )
-            .bind(target)
-            .bind(site)
-            .bind(pos)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -441,35 +298,6 @@ impl Db {
                 .execute(&self.pool)
                 .await?;
             Ok(())
-        })
-        .await
-    }
-
-    /// Incidents whose condition stands unacknowledged (state `active`).
-    pub async fn active_incidents(&self) -> Result<Vec<Incident>> {
-        timed(async {
-            let rows = sqlx::query("SELECT body FROM incidents WHERE state = 'active'")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let (i, _seq): (Incident, u64) =
-                        serde_json::from_str(&r.try_get::<String, _>(0)?)?;
-                    Ok(i)
-                })
-                .collect()
-        })
-        .await
-    }
-
-    /// Position of an event (for SSE resumption).
-    pub async fn event_pos(&self, event_id: &str) -> Result<Option<i64>> {
-        timed(async {
-            let row = sqlx::query("SELECT pos FROM incident_events WHERE event_id = $1")
-                .bind(event_id)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
         })
         .await
     }

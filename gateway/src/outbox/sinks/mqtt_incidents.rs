@@ -2,6 +2,7 @@
 //! `{prefix}/incidents/{site}` on the gateway's broker, read from the durable event log.
 
 use crate::metrics::Metrics;
+use crate::store::event_log::{EventLog, Scope};
 use crate::store::Store;
 use rumqttc::{AsyncClient, QoS};
 use std::sync::Arc;
@@ -20,8 +21,9 @@ pub async fn run_event_publisher(
     shutdown: CancellationToken,
 ) {
     const CURSOR: &str = "mqtt_incidents";
+    let log = EventLog::new(&store);
     let mut cursor = loop {
-        match store.cursor(CURSOR).await {
+        match log.cursor(CURSOR).await {
             Ok(c) => break c,
             Err(e) => {
                 tracing::error!(error = %e, "reading the publisher cursor");
@@ -30,9 +32,11 @@ pub async fn run_event_publisher(
         }
     };
     loop {
-        match store.events_after(cursor, 200).await {
-            Ok(events) if !events.is_empty() => {
-                for (pos, ev) in events {
+        let mut reader = log.reader(Scope::All, cursor, 200);
+        match reader.next_page().await {
+            Ok(Some(page)) => {
+                let mut handed_all = true;
+                for (pos, ev) in page {
                     let topic = scheme.incidents(&ev.incident.site);
                     let body = serde_json::to_vec(&ev).unwrap_or_default();
                     if client
@@ -40,6 +44,7 @@ pub async fn run_event_publisher(
                         .await
                         .is_err()
                     {
+                        handed_all = false;
                         break;
                     }
                     metrics
@@ -48,12 +53,16 @@ pub async fn run_event_publisher(
                         .inc();
                     cursor = pos;
                 }
-                if let Err(e) = store.set_cursor(CURSOR, cursor).await {
+                if handed_all {
+                    // Past unreadable rows at the page's end too.
+                    cursor = reader.position();
+                }
+                if let Err(e) = log.set_cursor(CURSOR, cursor).await {
                     tracing::warn!(error = %e, "saving the publisher cursor");
                 }
                 continue;
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "reading events to publish"),
         }
         tokio::select! {
