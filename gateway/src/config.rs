@@ -31,6 +31,8 @@ pub struct GatewayConfig {
     pub timeseries: crate::timeseries::TimeSeriesConfig,
     /// Upstream delivery and subscribers.
     pub forwarding: crate::outbox::ForwardingConfig,
+    /// Who may use the API (contract 1.1, Access).
+    pub auth: crate::access::AuthConfig,
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +49,7 @@ impl Default for GatewayConfig {
             weather_feeds: Vec::new(),
             timeseries: Default::default(),
             forwarding: Default::default(),
+            auth: Default::default(),
         }
     }
 }
@@ -116,6 +119,7 @@ impl GatewayConfig {
         self.timeseries.apply_env(&get);
         // forwarding (issue 9): HRS_PLATFORM_URL, HRS_PLATFORM_SECRET.
         self.forwarding.apply_env(&get)?;
+        self.auth.apply_env(&get)?;
         Ok(())
     }
 
@@ -154,6 +158,17 @@ impl GatewayConfig {
         self.http.validate()?;
         self.timeseries.validate()?; // timeseries (issue 10)
         self.forwarding.validate()?; // forwarding (issue 9)
+        self.auth.validate()?;
+        if self.auth.mode == crate::access::AuthMode::Open
+            && !self.auth.open_on_network
+            && !self.http.addr.ip().is_loopback()
+        {
+            bail!(
+                "auth.mode is open (no credentials asked) and http.addr {} is not a loopback address: \
+                 set auth.mode = \"tokens\", or auth.open_on_network = true if this is really meant",
+                self.http.addr
+            );
+        }
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 // In the order a reading travels: it enters (ingest), is judged and becomes incidents
 // (core), is kept (store, timeseries), leaves (outbox), and is shown (api); app wires it all.
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod core;

@@ -48,6 +48,57 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Console users in the configured store (while a gateway runs on it or not).
+    User {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: UserCmd,
+    },
+    /// API tokens in the configured store (while a gateway runs on it or not).
+    Token {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; the password is read from standard input (one line).
+    Add {
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// SCOPE[,SCOPE...]: *, region:CODE (2, 4 or 6 digits), site:ID.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Disable a user: its sessions end at once.
+    Disable { name: String },
+    /// List users: name, role, scopes, on/off.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it, once, alone on one line.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// SCOPE[,SCOPE...]: *, region:CODE (2, 4 or 6 digits), site:ID.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Revoke a token: refused at once, its open streams end.
+    Revoke { name: String },
+    /// List tokens: name, role, scopes, on/off.
+    List,
 }
 
 fn init_logging(json: bool, default: &str) {
@@ -84,6 +135,24 @@ async fn main() -> anyhow::Result<()> {
             println!("config ok; {} rules", rules.len());
             Ok(())
         }
+        Cmd::User { config, command } => {
+            use gateway::app::access_cli::AccessCommand as A;
+            let cmd = match command {
+                UserCmd::Add { name, role, scope } => A::UserAdd { name, role, scope },
+                UserCmd::Disable { name } => A::UserDisable { name },
+                UserCmd::List => A::UserList,
+            };
+            access_command(config, cmd).await
+        }
+        Cmd::Token { config, command } => {
+            use gateway::app::access_cli::AccessCommand as A;
+            let cmd = match command {
+                TokenCmd::Create { name, role, scope } => A::TokenCreate { name, role, scope },
+                TokenCmd::Revoke { name } => A::TokenRevoke { name },
+                TokenCmd::List => A::TokenList,
+            };
+            access_command(config, cmd).await
+        }
         #[cfg(feature = "demo")]
         Cmd::Demo { mqtt_port } => gateway::app::demo::run(mqtt_port).await,
         #[cfg(not(feature = "demo"))]
@@ -100,6 +169,23 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn access_command(
+    config: Option<PathBuf>,
+    cmd: gateway::app::access_cli::AccessCommand,
+) -> anyhow::Result<()> {
+    let config = GatewayConfig::load(config.as_deref())?;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    gateway::app::access_cli::run(
+        &config,
+        Arc::new(SystemClock),
+        cmd,
+        &mut stdin.lock(),
+        &mut stdout.lock(),
+    )
+    .await
 }
 
 /// Run until SIGINT/SIGTERM (graceful: in-flight messages finish); SIGHUP reloads the rules.

@@ -580,8 +580,10 @@ pub async fn wait_metric(
 }
 
 /// `gateway run` for a test: its broker, topic prefix, HTTP port, data under `dir/gw`, and a
-/// client id of its own (so tests on one broker never share a session). Add what the test
-/// needs (`--config`, more `HRS_*`) before spawning it with [`Proc::spawn`].
+/// client id of its own (so tests on one broker never share a session). It runs in open mode
+/// (`HRS_AUTH_MODE=open`, on 127.0.0.1): the tests of other behaviour act as the admin
+/// `anonymous`; the access tests set `HRS_AUTH_MODE=tokens`. Add what the test needs
+/// (`--config`, more `HRS_*`) before spawning it with [`Proc::spawn`].
 pub fn gateway_command(mqtt_url: &str, prefix: &str, http_port: u16, dir: &Path) -> Command {
     let mut cmd = Command::new(bin_path("gateway"));
     cmd.arg("run")
@@ -589,7 +591,8 @@ pub fn gateway_command(mqtt_url: &str, prefix: &str, http_port: u16, dir: &Path)
         .env("HRS_TOPIC_PREFIX", prefix)
         .env("HRS_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
         .env("HRS_DATA_DIR", dir.join("gw"))
-        .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}"));
+        .env("HRS_MQTT_CLIENT_ID", format!("gw-{http_port}"))
+        .env("HRS_AUTH_MODE", "open");
     cmd
 }
 

@@ -33,6 +33,8 @@ pub(super) fn until_of(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ActionBody {
+    /// Ignored: the operator is the authenticated caller (kept so older clients still work).
+    #[allow(dead_code)]
     pub(super) operator: Option<String>,
     pub(super) note: Option<String>,
     pub(super) text: Option<String>,
@@ -49,40 +51,48 @@ pub(super) fn parse_body(body: &axum::body::Bytes) -> Result<ActionBody, ApiErro
     serde_json::from_slice(body).map_err(|e| bad_request(format!("body: {e}")))
 }
 
+/// Act on an incident the caller sees (404 otherwise, before anything is done); the answer
+/// names the incident's site for the audit entry.
 pub(super) async fn act(
     s: &AppState,
+    caller: &Caller,
     id: String,
     action: Action,
-) -> Result<Json<telemetry::Incident>, ApiError> {
+) -> Result<Response, ApiError> {
+    let rec = super::incidents::visible_incident(s, caller, &id).await?;
     let r = s.core.act(id, action).await?;
-    Ok(Json(r?.0))
+    let mut resp = Json(r?.0).into_response();
+    resp.extensions_mut()
+        .insert(AuditSite(rec.incident.site.to_string()));
+    Ok(resp)
 }
 
-pub(super) fn operator(b: &ActionBody) -> Result<String, ApiError> {
-    b.operator
-        .clone()
-        .filter(|o| !o.trim().is_empty())
-        .ok_or_else(|| bad_request("operator is required"))
+/// The operator of an action: the authenticated caller (an `operator` in the body is
+/// ignored).
+pub(super) fn operator(caller: &Caller) -> String {
+    caller.name.clone()
 }
 
 pub(super) async fn ack(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<telemetry::Incident>, ApiError> {
+) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
     let action = Action::Ack {
-        operator: operator(&b)?,
+        operator: operator(&caller),
         note: b.note,
     };
-    act(&s, id, action).await
+    act(&s, &caller, id, action).await
 }
 
 pub(super) async fn close(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<telemetry::Incident>, ApiError> {
+) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
     if b.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
         return Err(bad_request(
@@ -90,17 +100,18 @@ pub(super) async fn close(
         ));
     }
     let action = Action::Close {
-        operator: operator(&b)?,
+        operator: operator(&caller),
         note: b.note,
     };
-    act(&s, id, action).await
+    act(&s, &caller, id, action).await
 }
 
 pub(super) async fn comment(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<telemetry::Incident>, ApiError> {
+) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
     let text = b
         .text
@@ -109,9 +120,10 @@ pub(super) async fn comment(
         .ok_or_else(|| bad_request("text is required"))?;
     act(
         &s,
+        &caller,
         id,
         Action::Comment {
-            operator: operator(&b)?,
+            operator: operator(&caller),
             text,
         },
     )
@@ -120,9 +132,10 @@ pub(super) async fn comment(
 
 pub(super) async fn assign(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<telemetry::Incident>, ApiError> {
+) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
     let assignee = b
         .assignee
@@ -130,9 +143,10 @@ pub(super) async fn assign(
         .ok_or_else(|| bad_request("assignee is required"))?;
     act(
         &s,
+        &caller,
         id,
         Action::Assign {
-            operator: operator(&b)?,
+            operator: operator(&caller),
             assignee,
         },
     )
@@ -141,9 +155,10 @@ pub(super) async fn assign(
 
 pub(super) async fn shelve(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<telemetry::Incident>, ApiError> {
+) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
     let reason = b
         .reason
@@ -153,9 +168,10 @@ pub(super) async fn shelve(
     let until = until_of(&s, b.until.as_deref(), b.duration_ms)?;
     act(
         &s,
+        &caller,
         id,
         Action::Shelve {
-            operator: operator(&b)?,
+            operator: operator(&caller),
             reason,
             until,
         },
@@ -165,15 +181,17 @@ pub(super) async fn shelve(
 
 pub(super) async fn unshelve(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<telemetry::Incident>, ApiError> {
-    let b = parse_body(&body)?;
+) -> Result<Response, ApiError> {
+    parse_body(&body)?;
     act(
         &s,
+        &caller,
         id,
         Action::Unshelve {
-            operator: operator(&b)?,
+            operator: operator(&caller),
         },
     )
     .await

@@ -12,8 +12,10 @@ pub(super) struct LoadQuery {
 /// chattering causes (raised 3 times or more within an hour).
 pub(super) async fn alarm_load(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<LoadQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let sites = visible(&s, &caller).sites();
     let hours = q.hours.unwrap_or(24).clamp(1, 24 * 31);
     let now = s.clock.now();
     let since = now - chrono::Duration::hours(hours);
@@ -25,6 +27,7 @@ pub(super) async fn alarm_load(
         .incidents(&IncidentFilter {
             since: Some(since),
             limit: cap + 1,
+            sites: sites.clone(),
             ..Default::default()
         })
         .await?;
@@ -33,6 +36,7 @@ pub(super) async fn alarm_load(
         .incidents(&IncidentFilter {
             state: Some("active".into()),
             limit: cap + 1,
+            sites: sites.clone(),
             ..Default::default()
         })
         .await?;
@@ -41,6 +45,7 @@ pub(super) async fn alarm_load(
         .incidents(&IncidentFilter {
             state: Some("acknowledged".into()),
             limit: cap + 1,
+            sites: sites.clone(),
             ..Default::default()
         })
         .await?;

@@ -4,6 +4,7 @@ use super::*;
 
 pub(super) async fn events(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Ok(permit) = s.sse_streams.clone().try_acquire_owned() else {
@@ -60,33 +61,49 @@ pub(super) async fn events(
     let resumed = from.is_some();
     let last_seen = Arc::new(std::sync::atomic::AtomicI64::new(from.unwrap_or(i64::MIN)));
     let seen_backlog = last_seen.clone();
-    let backlog_stream = backlog_stream.map(move |(pos, ev)| {
-        seen_backlog.store(pos, Ordering::Relaxed);
-        Ok(to_sse(&ev))
-    });
-    let live_stream = stream::unfold((live, last_seen), move |(mut rx, last_seen)| async move {
-        loop {
-            match rx.recv().await {
-                Ok((pos, ev)) => {
-                    if resumed && pos <= last_seen.load(Ordering::Relaxed) {
+    // Only the events of sites the caller sees.
+    let sees = {
+        let (live, caller) = (s.live.clone(), caller.clone());
+        move |ev: &IncidentEvent| {
+            Visible::sees_one(&caller, &live.read().expect("live lock"), &ev.incident.site)
+        }
+    };
+    let sees_live = sees.clone();
+    let backlog_stream = backlog_stream
+        .map(move |(pos, ev)| {
+            seen_backlog.store(pos, Ordering::Relaxed);
+            ev
+        })
+        .filter(move |ev| std::future::ready(sees(ev)))
+        .map(move |ev| Ok(to_sse(&ev)));
+    let live_stream = stream::unfold((live, last_seen), move |(mut rx, last_seen)| {
+        let sees_live = sees_live.clone();
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok((pos, ev)) => {
+                        if (resumed && pos <= last_seen.load(Ordering::Relaxed)) || !sees_live(&ev)
+                        {
+                            continue;
+                        }
+                        return Some((Ok(to_sse(&ev)), (rx, last_seen)));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "SSE client lagged; it may resume with Last-Event-ID"
+                        );
                         continue;
                     }
-                    return Some((Ok(to_sse(&ev)), (rx, last_seen)));
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(
-                        missed = n,
-                        "SSE client lagged; it may resume with Last-Event-ID"
-                    );
-                    continue;
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
     let stream = stream::iter(notice)
         .chain(backlog_stream)
         .chain(live_stream)
+        .take_until(access::revoked(s.access.clone(), caller))
         .map(move |item: Result<SseEvent, Infallible>| {
             let _held = &permit;
             item

@@ -57,14 +57,16 @@ pub(super) fn csv_row(i: &telemetry::Incident) -> String {
 /// `X-HRS-Row-Cap`: an export of exactly that many rows may go on from its last `raised_at`.
 pub(super) async fn incidents_csv(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
+    let seen = visible(&s, &caller);
     let cap = q
         .limit
         .unwrap_or(s.limits.csv_row_cap)
         .clamp(1, s.limits.csv_row_cap);
     const PAGE: i64 = 1000;
-    let mut filter = incident_filter(&q, None, PAGE)?;
+    let mut filter = incident_filter(&seen, &q, None, PAGE)?;
     filter.ascending = true;
     // The first page before the answer starts, so a store error is still a clean 503.
     let first = s.store.incidents(&filter).await?;

@@ -2,6 +2,7 @@
 //! router). Errors are JSON `{"error": "..."}`.
 
 use super::ApiError;
+use crate::access::{Access, Caller};
 use crate::outbox::filter;
 use crate::outbox::lane::Target;
 use crate::outbox::message::Message;
@@ -14,8 +15,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use futures::stream::{self, Stream};
+use axum::{Extension, Json, Router};
+use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::VecDeque;
@@ -261,6 +262,8 @@ async fn delete_subscriber(
 /// resumes). Read from the log, so nothing is skipped however slow the client.
 async fn subscriber_events(
     State(f): State<Forwarding>,
+    Extension(caller): Extension<Caller>,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -339,5 +342,6 @@ async fn subscriber_events(
             }
         },
     );
+    let stream = stream.take_until(super::access::revoked(access, caller));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -16,6 +16,7 @@ pub(super) struct ListQuery {
 
 /// The filters of the incident list and the CSV export, checked.
 pub(super) fn incident_filter(
+    seen: &Visible,
     q: &ListQuery,
     before: Option<(i64, String)>,
     limit: i64,
@@ -42,6 +43,7 @@ pub(super) fn incident_filter(
     Ok(IncidentFilter {
         state: q.state.clone(),
         site: q.site.clone(),
+        sites: seen.sites(),
         severity: q.severity.clone(),
         rule: q.rule.clone(),
         since: time(&q.since, "since")?,
@@ -55,8 +57,10 @@ pub(super) fn incident_filter(
 
 pub(super) async fn incidents(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
+    let seen = visible(&s, &caller);
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(bad_request("limit must be between 1 and 1000"));
@@ -67,12 +71,13 @@ pub(super) async fn incidents(
                 .store
                 .incident(id)
                 .await?
+                .filter(|r| seen.sees(r.incident.site.as_str()))
                 .ok_or_else(|| bad_request(format!("before: no incident {id}")))?;
             Some((rec.incident.raised_at.timestamp_millis(), id.clone()))
         }
         None => None,
     };
-    let filter = incident_filter(&q, before, limit + 1)?;
+    let filter = incident_filter(&seen, &q, before, limit + 1)?;
     let mut list = s.store.incidents(&filter).await?;
     let more = list.len() as i64 > limit;
     list.truncate(limit as usize);
@@ -116,13 +121,10 @@ pub(super) fn urlencode(s: &str) -> String {
 
 pub(super) async fn incident(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let rec = s
-        .store
-        .incident(&id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")))?;
+    let rec = visible_incident(&s, &caller, &id).await?;
     let history = s.store.history(&id).await?;
     let mut v = serde_json::to_value(&rec.incident)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -133,4 +135,17 @@ pub(super) async fn incident(
             "value": e.incident.value, "threshold": e.incident.threshold, "message": e.incident.message, "note": e.incident.note}))
         .collect::<Vec<_>>());
     Ok(Json(v))
+}
+
+/// An incident the caller sees; one outside its scope is 404, exactly as an unknown one.
+pub(super) async fn visible_incident(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::core::lifecycle::IncidentRecord, ApiError> {
+    s.store
+        .incident(id)
+        .await?
+        .filter(|r| visible(s, caller).sees(r.incident.site.as_str()))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")))
 }

@@ -1,5 +1,6 @@
 //! The HTTP API of the contract (axum). Errors are JSON `{"error": "..."}`.
 
+pub mod access;
 mod actions;
 mod admin;
 mod alarm_load;
@@ -29,18 +30,20 @@ pub use server::{bounded, serve};
 use sites::*;
 use warnings::*;
 
+use crate::access::Caller;
 use crate::clock::SharedClock;
 use crate::core::live::Live;
 use crate::core::{Action, CoreError};
 use crate::metrics::Metrics;
 use crate::store::event_log::{EventLog, Scope};
 use crate::store::{IncidentFilter, Store};
+use access::{visible, AuditSite, Visible};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -67,6 +70,8 @@ pub struct AppState {
     pub sse_streams: Arc<tokio::sync::Semaphore>,
     /// The core's heartbeat: gateway-monotonic milliseconds of its last loop turn.
     pub core_alive: Arc<crate::core::Liveness>,
+    /// Who may see and do what.
+    pub access: crate::access::Access,
 }
 
 /// What the HTTP layer bounds (from `[http]`).
@@ -114,6 +119,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/weather/warnings", get(warnings))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/login", post(access::login))
+        .route("/api/v1/logout", post(access::logout))
+        .route("/api/v1/me", get(access::me))
+        .route("/api/v1/audit", get(access::audit))
+        .route("/api/v1/users", get(access::users).post(access::add_user))
+        .route("/api/v1/users/{name}/disable", post(access::disable_user))
+        .route(
+            "/api/v1/tokens",
+            get(access::tokens).post(access::add_token),
+        )
+        .route("/api/v1/tokens/{name}/revoke", post(access::revoke_token))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)

@@ -60,7 +60,7 @@ pub async fn serve(
     builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -72,7 +72,11 @@ pub async fn serve(
                 }
             },
         };
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The peer address, for the audit log.
+        let svc = hyper_util::service::TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();

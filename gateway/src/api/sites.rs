@@ -2,11 +2,16 @@
 
 use super::*;
 
-pub(super) async fn sites(State(s): State<AppState>) -> Json<serde_json::Value> {
+pub(super) async fn sites(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<serde_json::Value> {
     let live = s.live.read().expect("live lock");
+    let seen = access::Visible::of(&caller, &live);
     let out: Vec<_> = live
         .sites
         .iter()
+        .filter(|(id, _)| seen.sees(id.as_str()))
         .map(|(id, site)| {
             let online = site.agents.values().any(|a| a.online);
             let last_seen = site.agents.values().filter_map(|a| a.last_seen).max();
@@ -26,13 +31,11 @@ pub(super) async fn sites(State(s): State<AppState>) -> Json<serde_json::Value> 
 
 pub(super) async fn points(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(site): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = s.live.read().expect("live lock");
-    let site = live
-        .sites
-        .get(site.as_str())
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    let site = visible_site(&live, &caller, &site)?;
     let out: Vec<_> = site
         .points
         .iter()
@@ -52,17 +55,27 @@ pub(super) async fn points(
 
 pub(super) async fn agents(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(site): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = s.live.read().expect("live lock");
-    let site = live
-        .sites
-        .get(site.as_str())
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    let site = visible_site(&live, &caller, &site)?;
     let out: Vec<_> = site
         .agents
         .iter()
         .map(|(id, a)| json!({"agent": id, "status": a}))
         .collect();
     Ok(Json(json!(out)))
+}
+
+/// A site the caller sees; one outside its scope is 404, exactly as an unknown one.
+fn visible_site<'a>(
+    live: &'a Live,
+    caller: &Caller,
+    site: &str,
+) -> Result<&'a crate::core::live::SiteLive, ApiError> {
+    live.sites
+        .get(site)
+        .filter(|_| access::Visible::of(caller, live).sees(site))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))
 }

@@ -30,6 +30,23 @@ pub(super) async fn post_cenc(
     post_weather(&s, "cenc", body).await
 }
 
-pub(super) async fn warnings(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!(s.live.read().expect("live lock").warnings))
+/// The active warnings; the `sites` each touches hold only the caller's. A warning that
+/// touches none of them is still listed (warnings are public), with no sites.
+pub(super) async fn warnings(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<serde_json::Value> {
+    let live = s.live.read().expect("live lock");
+    let seen = access::Visible::of(&caller, &live);
+    let mut list = live.warnings.clone();
+    for w in &mut list {
+        if let Some(sites) = w.get_mut("sites").and_then(|v| v.as_array_mut()) {
+            sites.retain(|site| {
+                site.as_str()
+                    .or_else(|| site.get("site").and_then(|v| v.as_str()))
+                    .is_some_and(|id| seen.sees(id))
+            });
+        }
+    }
+    Json(json!(list))
 }

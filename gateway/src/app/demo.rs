@@ -120,6 +120,8 @@ pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
     config.mqtt.url = mqtt_url.clone();
     config.mqtt.client_id = "hrs-demo-gateway".into();
     config.http.addr = http_addr;
+    // The demo is open (contract 1.1): no login, every request an admin named anonymous.
+    config.auth.mode = crate::access::AuthMode::Open;
     config.data_dir = data_dir.join("gateway");
     let gw = crate::app::start::start(config, Arc::new(SystemClock)).await?;
 

@@ -1,6 +1,7 @@
-//! How the gateway runs: start-up and wiring of its parts, the rules it loads, `demo` and
-//! `replay`.
+//! How the gateway runs: start-up and wiring of its parts, the rules it loads, `demo`,
+//! `replay`, and the `user` and `token` commands.
 
+pub mod access_cli;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod replay;

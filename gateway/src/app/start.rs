@@ -213,7 +213,18 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
             .instrument(span),
         ));
     }
+    let (access, access_watch) = crate::access::Access::start(
+        config.auth.clone(),
+        store.clone(),
+        clock.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(must_run("access watcher", access_watch));
+    if access.is_open() {
+        tracing::warn!("auth.mode is open: every request acts as an admin named anonymous");
+    }
     let state = AppState {
+        access,
         core: core_handle.clone(),
         store,
         live,
@@ -231,7 +242,13 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.addr))?;
     let http_addr = listener.local_addr()?;
-    let app = api::router(state.clone()).merge(crate::api::forwarding::routes(forwarding)); // forwarding (issue 9)
+    // Every route goes through the one access check.
+    let app = api::router(state.clone())
+        .merge(crate::api::forwarding::routes(forwarding))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::access::authorize,
+        ));
     let app = api::bounded(app, &config.http, state.metrics.clone());
     tasks.spawn(must_run(
         "HTTP server",

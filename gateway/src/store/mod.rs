@@ -2,6 +2,7 @@
 //! says so. One schema, migrated on start; the same queries run on both (through sqlx's `Any`
 //! driver, `$n` placeholders in order).
 
+pub mod access;
 pub mod event_log;
 pub mod outbox;
 
@@ -103,6 +104,8 @@ pub struct IncidentFilter {
     /// `open` (not closed), or a state.
     pub state: Option<String>,
     pub site: Option<String>,
+    /// Only these sites (the caller's scope); `None`: every site.
+    pub sites: Option<Vec<String>>,
     pub severity: Option<String>,
     pub rule: Option<String>,
     pub since: Option<Timestamp>,
@@ -403,6 +406,17 @@ impl Store {
             }
             if let Some(s) = &f.site {
                 push(&mut sql, " AND site = ?", ArgValue::Text(s.clone()));
+            }
+            if let Some(sites) = &f.sites {
+                if sites.is_empty() {
+                    sql.push_str(" AND 1 = 0");
+                } else {
+                    for (i, s) in sites.iter().enumerate() {
+                        let cond = if i == 0 { " AND site IN (?" } else { ", ?" };
+                        push(&mut sql, cond, ArgValue::Text(s.clone()));
+                    }
+                    sql.push(')');
+                }
             }
             if let Some(s) = &f.severity {
                 push(&mut sql, " AND severity = ?", ArgValue::Text(s.clone()));
