@@ -11,7 +11,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use system_tests::*;
@@ -24,13 +24,18 @@ struct Gw {
     http: String,
     prefix: String,
     client: reqwest::Client,
+    store_url: Option<String>,
 }
 
 /// `gateway ARGS` on the test gateway's store; `stdin` fed to it. Its standard output.
-fn cli(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(bin_path("gateway"))
+fn cli(gw: &Gw, args: &[&str], stdin: &str) -> String {
+    let mut cmd = Command::new(bin_path("gateway"));
+    if let Some(url) = &gw.store_url {
+        cmd.env("HRS_STORE_URL", url);
+    }
+    let mut child = cmd
         .args(args)
-        .env("HRS_DATA_DIR", dir.join("gw"))
+        .env("HRS_DATA_DIR", gw.dir.join("gw"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -51,9 +56,9 @@ fn cli(dir: &Path, args: &[&str], stdin: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn token(dir: &Path, name: &str, role: &str, scope: &str) -> String {
+fn token(gw: &Gw, name: &str, role: &str, scope: &str) -> String {
     let out = cli(
-        dir,
+        gw,
         &[
             "token", "create", "--name", name, "--role", role, "--scope", scope,
         ],
@@ -71,7 +76,7 @@ fn now_minus(s: i64) -> String {
 }
 
 impl Gw {
-    async fn start() -> Gw {
+    async fn start(store_url: Option<String>) -> Gw {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let broker = Mosquitto::start(&dir).await.unwrap();
@@ -79,6 +84,9 @@ impl Gw {
         let prefix = format!("h{}/v1", free_port());
         let mut cmd = gateway_command(&broker.url(), &prefix, http_port, &dir);
         cmd.env("HRS_AUTH_MODE", "tokens");
+        if let Some(url) = &store_url {
+            cmd.env("HRS_STORE_URL", url);
+        }
         let proc = Proc::spawn("gateway", &mut cmd, &dir).unwrap();
         let http = format!("http://127.0.0.1:{http_port}");
         wait_ready(&http)
@@ -92,6 +100,7 @@ impl Gw {
             http,
             prefix,
             client: reqwest::Client::new(),
+            store_url,
         }
     }
 
@@ -163,14 +172,23 @@ fn ids(list: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scopes_roles_audit_lockout_csrf_and_revocation() {
-    let gw = Gw::start().await;
-    let dir = gw.dir.clone();
-    let admin = token(&dir, "province-admin", "admin", "*");
-    let county = token(&dir, "county-duty", "operator", "region:410522");
-    let viewer = token(&dir, "county-viewer", "viewer", "region:4105");
+async fn scopes_roles_audit_lockout_csrf_and_revocation_on_sqlite() {
+    access_story(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_roles_audit_lockout_csrf_and_revocation_on_postgres() {
+    let db = PgDatabase::create().unwrap();
+    access_story(Some(db.url())).await;
+}
+
+async fn access_story(store_url: Option<String>) {
+    let gw = Gw::start(store_url).await;
+    let admin = token(&gw, "province-admin", "admin", "*");
+    let county = token(&gw, "county-duty", "operator", "region:410522");
+    let viewer = token(&gw, "county-viewer", "viewer", "region:4105");
     cli(
-        &dir,
+        &gw,
         &[
             "user",
             "add",
@@ -183,7 +201,7 @@ async fn scopes_roles_audit_lockout_csrf_and_revocation() {
         "Duty-Officer-2026\n",
     );
     cli(
-        &dir,
+        &gw,
         &[
             "user",
             "add",
@@ -195,7 +213,7 @@ async fn scopes_roles_audit_lockout_csrf_and_revocation() {
         ],
         "Night-Shift-2026\n",
     );
-    let listed = cli(&dir, &["token", "list"], "");
+    let listed = cli(&gw, &["token", "list"], "");
     assert!(
         listed.contains("county-duty\toperator\tregion:410522\ton") && !listed.contains("hrs_"),
         "tokens are listed, their secrets never: {listed}"
@@ -566,7 +584,7 @@ async fn scopes_roles_audit_lockout_csrf_and_revocation() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    cli(&dir, &["token", "revoke", "county-duty"], "");
+    cli(&gw, &["token", "revoke", "county-duty"], "");
     let (st, _) = gw.get("/api/v1/incidents", &county).await;
     assert_eq!(st, 401, "a revoked token is refused at once");
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
@@ -575,7 +593,7 @@ async fn scopes_roles_audit_lockout_csrf_and_revocation() {
     .await;
     assert!(ended.is_ok(), "the revoked token's stream ended");
     // Disabling a user ends its session at once.
-    cli(&dir, &["user", "disable", "wang"], "");
+    cli(&gw, &["user", "disable", "wang"], "");
     let r = with_cookie(Method::GET, "/api/v1/incidents")
         .send()
         .await
