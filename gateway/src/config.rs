@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub forwarding: crate::outbox::ForwardingConfig,
     /// Who may use the API (contract 1.1, Access).
     pub auth: crate::access::AuthConfig,
+    /// The language and time zone of what people read (console, messages, exports, robots).
+    pub presentation: presentation::Presentation,
 }
 
 impl Default for GatewayConfig {
@@ -50,6 +52,7 @@ impl Default for GatewayConfig {
             timeseries: Default::default(),
             forwarding: Default::default(),
             auth: Default::default(),
+            presentation: Default::default(),
         }
     }
 }
@@ -159,6 +162,7 @@ impl GatewayConfig {
         self.timeseries.validate()?; // timeseries (issue 10)
         self.forwarding.validate()?; // forwarding (issue 9)
         self.auth.validate()?;
+        self.presentation.validate().map_err(anyhow::Error::msg)?;
         if self.auth.mode == crate::access::AuthMode::Open
             && !self.auth.open_on_network
             && !self.http.addr.ip().is_loopback()

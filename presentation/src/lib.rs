@@ -3,6 +3,8 @@
 
 mod message;
 mod number;
+mod setting;
 
 pub use message::message_text;
 pub use number::num;
+pub use setting::{Language, Presentation};

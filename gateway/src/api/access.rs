@@ -354,11 +354,19 @@ pub(super) async fn logout(
     Ok(resp)
 }
 
-pub(super) async fn me(Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
+/// `GET /api/v1/me`: the caller, and the `[presentation]` setting (language, time zone) the
+/// console shows in.
+pub(super) async fn me(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<serde_json::Value> {
     Json(json!({
         "user": caller.name,
         "role": caller.grant.role,
         "scopes": scopes_text(&caller.grant.scopes),
+        "open": s.access.is_open(),
+        "language": s.presentation.language.as_str(),
+        "time_zone": s.presentation.time_zone,
     }))
 }
 

@@ -72,6 +72,8 @@ pub struct AppState {
     pub core_alive: Arc<crate::core::Liveness>,
     /// Who may see and do what.
     pub access: crate::access::Access,
+    /// The language and time zone of what people read.
+    pub presentation: presentation::Presentation,
 }
 
 /// What the HTTP layer bounds (from `[http]`).

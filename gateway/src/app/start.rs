@@ -225,6 +225,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     }
     let state = AppState {
         access,
+        presentation: config.presentation.clone(),
         core: core_handle.clone(),
         store,
         live,
