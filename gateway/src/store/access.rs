@@ -379,3 +379,68 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AuditEntry, Principal, SessionRecord};
+    use crate::store::Store;
+
+    fn entry(at_ms: i64, who: &str) -> AuditEntry {
+        AuditEntry {
+            pos: 0,
+            at_ms,
+            who: who.into(),
+            source: "127.0.0.1:1".into(),
+            action: "POST /api/v1/incidents/{id}/ack".into(),
+            target: Some("/api/v1/incidents/x/ack".into()),
+            site: Some("mine-01".into()),
+            outcome: "200".into(),
+            detail: None,
+        }
+    }
+
+    /// Entries past their retention and idle sessions go; the rest stays, newest first.
+    #[tokio::test]
+    async fn pruning_keeps_what_is_within_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        for (at, who) in [(1_000, "old"), (5_000, "kept"), (9_000, "new")] {
+            store.add_audit(&entry(at, who)).await.unwrap();
+        }
+        let p = Principal {
+            name: "wang".into(),
+            role: "operator".into(),
+            scopes: "*".into(),
+            off: false,
+            created_ms: 0,
+            created_by: "cli".into(),
+        };
+        assert!(store.add_user(&p, "hash").await.unwrap());
+        assert!(!store.add_user(&p, "hash").await.unwrap(), "a name is taken once");
+        for (id, last) in [("idle", 100), ("busy", 8_000)] {
+            let s = SessionRecord {
+                user: "wang".into(),
+                csrf: "c".into(),
+                created_ms: 0,
+                last_ms: last,
+            };
+            store.add_session(id, &s).await.unwrap();
+        }
+        assert_eq!(store.prune_access(4_000, 1_000).await.unwrap(), 1);
+        let left: Vec<String> = store
+            .audit(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.who)
+            .collect();
+        assert_eq!(left, ["new", "kept"]);
+        assert!(store.session("idle").await.unwrap().is_none());
+        assert!(store.session("busy").await.unwrap().is_some());
+        let v = store.access_version().await.unwrap();
+        assert!(store.disable_user("wang").await.unwrap());
+        assert!(store.session("busy").await.unwrap().is_none(), "its sessions end");
+        assert!(store.access_version().await.unwrap() > v, "the running gateway is told");
+    }
+}
