@@ -67,132 +67,63 @@ pub(super) async fn act(
     Ok(resp)
 }
 
-/// The operator of an action: the authenticated caller (an `operator` in the body is
-/// ignored).
-pub(super) fn operator(caller: &Caller) -> String {
-    caller.name.clone()
+/// The operators' actions on an incident, one route each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verb {
+    Ack,
+    Close,
+    Comment,
+    Assign,
+    Shelve,
+    Unshelve,
 }
 
-pub(super) async fn ack(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let b = parse_body(&body)?;
-    let action = Action::Ack {
-        operator: operator(&caller),
-        note: b.note,
+/// `POST /api/v1/incidents/{id}/<verb>`.
+pub(super) fn route(verb: Verb) -> axum::routing::MethodRouter<AppState> {
+    post(
+        move |State(s): State<AppState>,
+              Extension(caller): Extension<Caller>,
+              Path(id): Path<String>,
+              body: axum::body::Bytes| async move {
+            let b = parse_body(&body)?;
+            let action = action(verb, &s, caller.name.clone(), b)?;
+            act(&s, &caller, id, action).await
+        },
+    )
+}
+
+/// The action a body asks for; `operator` is the authenticated caller (an `operator` in the
+/// body is ignored).
+fn action(verb: Verb, s: &AppState, operator: String, b: ActionBody) -> Result<Action, ApiError> {
+    let required = |v: Option<String>, what: &str| {
+        v.filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| bad_request(what.to_string()))
     };
-    act(&s, &caller, id, action).await
-}
-
-pub(super) async fn close(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let b = parse_body(&body)?;
-    if b.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
-        return Err(bad_request(
-            "a disposal note is required to close an incident",
-        ));
-    }
-    let action = Action::Close {
-        operator: operator(&caller),
-        note: b.note,
-    };
-    act(&s, &caller, id, action).await
-}
-
-pub(super) async fn comment(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let b = parse_body(&body)?;
-    let text = b
-        .text
-        .clone()
-        .or(b.note.clone())
-        .ok_or_else(|| bad_request("text is required"))?;
-    act(
-        &s,
-        &caller,
-        id,
-        Action::Comment {
-            operator: operator(&caller),
-            text,
+    Ok(match verb {
+        Verb::Ack => Action::Ack {
+            operator,
+            note: b.note,
         },
-    )
-    .await
-}
-
-pub(super) async fn assign(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let b = parse_body(&body)?;
-    let assignee = b
-        .assignee
-        .clone()
-        .ok_or_else(|| bad_request("assignee is required"))?;
-    act(
-        &s,
-        &caller,
-        id,
-        Action::Assign {
-            operator: operator(&caller),
-            assignee,
+        Verb::Close => Action::Close {
+            operator,
+            note: Some(required(
+                b.note,
+                "a disposal note is required to close an incident",
+            )?),
         },
-    )
-    .await
-}
-
-pub(super) async fn shelve(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let b = parse_body(&body)?;
-    let reason = b
-        .reason
-        .clone()
-        .or(b.note.clone())
-        .ok_or_else(|| bad_request("reason is required"))?;
-    let until = until_of(&s, b.until.as_deref(), b.duration_ms)?;
-    act(
-        &s,
-        &caller,
-        id,
-        Action::Shelve {
-            operator: operator(&caller),
-            reason,
-            until,
+        Verb::Comment => Action::Comment {
+            operator,
+            text: required(b.text.or(b.note), "text is required")?,
         },
-    )
-    .await
-}
-
-pub(super) async fn unshelve(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    parse_body(&body)?;
-    act(
-        &s,
-        &caller,
-        id,
-        Action::Unshelve {
-            operator: operator(&caller),
+        Verb::Assign => Action::Assign {
+            operator,
+            assignee: required(b.assignee, "assignee is required")?,
         },
-    )
-    .await
+        Verb::Shelve => Action::Shelve {
+            operator,
+            reason: required(b.reason.or(b.note), "reason is required")?,
+            until: until_of(s, b.until.as_deref(), b.duration_ms)?,
+        },
+        Verb::Unshelve => Action::Unshelve { operator },
+    })
 }

@@ -102,12 +102,30 @@ pub fn router(state: AppState) -> Router {
             post(out_of_service).delete(back_in_service),
         )
         .route("/api/v1/incidents/{id}", get(incident))
-        .route("/api/v1/incidents/{id}/ack", post(ack))
-        .route("/api/v1/incidents/{id}/close", post(close))
-        .route("/api/v1/incidents/{id}/comment", post(comment))
-        .route("/api/v1/incidents/{id}/assign", post(assign))
-        .route("/api/v1/incidents/{id}/shelve", post(shelve))
-        .route("/api/v1/incidents/{id}/unshelve", post(unshelve))
+        .route(
+            "/api/v1/incidents/{id}/ack",
+            actions::route(actions::Verb::Ack),
+        )
+        .route(
+            "/api/v1/incidents/{id}/close",
+            actions::route(actions::Verb::Close),
+        )
+        .route(
+            "/api/v1/incidents/{id}/comment",
+            actions::route(actions::Verb::Comment),
+        )
+        .route(
+            "/api/v1/incidents/{id}/assign",
+            actions::route(actions::Verb::Assign),
+        )
+        .route(
+            "/api/v1/incidents/{id}/shelve",
+            actions::route(actions::Verb::Shelve),
+        )
+        .route(
+            "/api/v1/incidents/{id}/unshelve",
+            actions::route(actions::Verb::Unshelve),
+        )
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/api/v1/rules/reload", post(reload))
         .route("/api/v1/events", get(events))

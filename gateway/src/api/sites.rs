@@ -34,23 +34,21 @@ pub(super) async fn points(
     Extension(caller): Extension<Caller>,
     Path(site): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let live = s.live.read().expect("live lock");
-    let site = visible_site(&live, &caller, &site)?;
-    let out: Vec<_> = site
-        .points
-        .iter()
-        .map(|(id, p)| {
-            json!({
-                "point": id, "agent": p.agent,
-                "quantity": p.spec.as_ref().map(|s| s.quantity.to_string()),
-                "unit": p.spec.as_ref().map(|s| s.unit.to_string()),
-                "location": p.spec.as_ref().and_then(|s| s.location.clone()),
-                "name": p.spec.as_ref().and_then(|s| s.name.clone()),
-                "value": p.value, "ts": p.ts.map(|t| format_time(&t)), "quality": p.quality, "reason": p.reason,
+    site_answer(&s, &caller, &site, |site| {
+        site.points
+            .iter()
+            .map(|(id, p)| {
+                json!({
+                    "point": id, "agent": p.agent,
+                    "quantity": p.spec.as_ref().map(|s| s.quantity.to_string()),
+                    "unit": p.spec.as_ref().map(|s| s.unit.to_string()),
+                    "location": p.spec.as_ref().and_then(|s| s.location.clone()),
+                    "name": p.spec.as_ref().and_then(|s| s.name.clone()),
+                    "value": p.value, "ts": p.ts.map(|t| format_time(&t)), "quality": p.quality, "reason": p.reason,
+                })
             })
-        })
-        .collect();
-    Ok(Json(json!(out)))
+            .collect()
+    })
 }
 
 pub(super) async fn agents(
@@ -58,24 +56,27 @@ pub(super) async fn agents(
     Extension(caller): Extension<Caller>,
     Path(site): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let live = s.live.read().expect("live lock");
-    let site = visible_site(&live, &caller, &site)?;
-    let out: Vec<_> = site
-        .agents
-        .iter()
-        .map(|(id, a)| json!({"agent": id, "status": a}))
-        .collect();
-    Ok(Json(json!(out)))
+    site_answer(&s, &caller, &site, |site| {
+        site.agents
+            .iter()
+            .map(|(id, a)| json!({"agent": id, "status": a}))
+            .collect()
+    })
 }
 
-/// A site the caller sees; one outside its scope is 404, exactly as an unknown one.
-fn visible_site<'a>(
-    live: &'a Live,
+/// What `view` makes of a site the caller sees; a site outside its scope is 404, exactly as
+/// an unknown one.
+fn site_answer(
+    s: &AppState,
     caller: &Caller,
     site: &str,
-) -> Result<&'a crate::core::live::SiteLive, ApiError> {
-    live.sites
-        .get(site)
-        .filter(|_| access::Visible::of(caller, live).sees(site))
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))
+    view: impl FnOnce(&crate::core::live::SiteLive) -> Vec<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = s.live.read().expect("live lock");
+    let (_, found) = live
+        .sites
+        .get_key_value(site)
+        .filter(|(id, _)| Visible::sees_one(caller, &live, id))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    Ok(Json(json!(view(found))))
 }

@@ -417,7 +417,10 @@ mod tests {
             created_by: "cli".into(),
         };
         assert!(store.add_user(&p, "hash").await.unwrap());
-        assert!(!store.add_user(&p, "hash").await.unwrap(), "a name is taken once");
+        assert!(
+            !store.add_user(&p, "hash").await.unwrap(),
+            "a name is taken once"
+        );
         for (id, last) in [("idle", 100), ("busy", 8_000)] {
             let s = SessionRecord {
                 user: "wang".into(),
@@ -440,7 +443,13 @@ mod tests {
         assert!(store.session("busy").await.unwrap().is_some());
         let v = store.access_version().await.unwrap();
         assert!(store.disable_user("wang").await.unwrap());
-        assert!(store.session("busy").await.unwrap().is_none(), "its sessions end");
-        assert!(store.access_version().await.unwrap() > v, "the running gateway is told");
+        assert!(
+            store.session("busy").await.unwrap().is_none(),
+            "its sessions end"
+        );
+        assert!(
+            store.access_version().await.unwrap() > v,
+            "the running gateway is told"
+        );
     }
 }
