@@ -1,12 +1,14 @@
 //! Binding rules to what they judge: points, zones and agents, on a birth, a change of site
 //! and a reload. Causes whose rule is removed or no longer applies are cleared.
 
-use super::judge::{Src, World};
+use super::judge::Src;
 use super::machine::{Machine, Open};
 use super::select::{selects_point, selects_site};
-use super::state::{extra_for, schedule, AgentCause, AgentLink, Binding, PointSt, Timer, ZoneSt};
+use super::state::{
+    extra_for, schedule, AgentCause, AgentLink, Binding, CauseSt, PointSt, SiteSt, Timer, ZoneSt,
+};
 use super::time::{ms, ts, NONE};
-use super::Engine;
+use super::{Engine, Judging};
 use crate::api::{Cause, SiteContext, Subject, Transition, TransitionKind};
 use crate::message::Message;
 use crate::rule::{Kind, Rule, SITE_ZONE};
@@ -141,65 +143,19 @@ impl Engine {
         out: &mut Vec<Transition>,
     ) {
         let mut gone: Vec<Transition> = Vec::new();
-        for (bi, b) in self.bindings.iter_mut().enumerate().filter(|(_, b)| b.live) {
-            if remap[b.rule as usize].is_none() {
-                self.free_bindings.push(bi as u32);
-                let p = &self.points[b.point as usize];
-                if let Some(o) = b.m.open {
-                    let rule = &old.rules[b.rule as usize];
-                    gone.push(removal(
-                        rule,
-                        &self.sites[p.site as usize].id,
-                        Subject::Point {
-                            point: p.id.clone(),
-                        },
-                        o,
-                        p.agent.clone(),
-                        Some(p),
-                        now,
-                    ));
-                }
-                b.live = false;
-            }
-        }
-        for z in self.zones.iter_mut().filter(|z| z.live) {
-            if remap[z.rule as usize].is_none() {
-                if let Some(o) = z.m.open {
-                    let rule = &old.rules[z.rule as usize];
-                    gone.push(removal(
-                        rule,
-                        &self.sites[z.site as usize].id,
-                        Subject::Zone {
-                            zone: z.zone.clone(),
-                        },
-                        o,
-                        None,
-                        None,
-                        now,
-                    ));
-                }
-                z.live = false;
-            }
-        }
-        for c in self.agents.iter_mut().filter(|c| c.live) {
-            if remap[c.rule as usize].is_none() {
-                if let Some(o) = c.m.open {
-                    let rule = &old.rules[c.rule as usize];
-                    gone.push(removal(
-                        rule,
-                        &self.sites[c.site as usize].id,
-                        Subject::Agent {
-                            agent: c.agent.clone(),
-                        },
-                        o,
-                        Some(c.agent.clone()),
-                        None,
-                        now,
-                    ));
-                }
-                c.live = false;
-            }
-        }
+        let (sites, points) = (&self.sites, &self.points);
+        let freed = remove_gone(
+            &mut self.bindings,
+            old,
+            remap,
+            sites,
+            points,
+            now,
+            &mut gone,
+        );
+        self.free_bindings.extend(freed);
+        remove_gone(&mut self.zones, old, remap, sites, points, now, &mut gone);
+        remove_gone(&mut self.agents, old, remap, sites, points, now, &mut gone);
         gone.sort_by(|a, b| a.cause.cmp(&b.cause));
         out.extend(gone);
         // Drop dead bindings from their points.
@@ -351,32 +307,15 @@ impl Engine {
         self.points[p as usize].bindings = kept;
         self.points[p as usize].timers = true;
         // New and changed rules judge the latest value at once.
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            bindings,
-            queue,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
-        let pt = &points[p as usize];
+        let Judging {
+            w, bindings, queue, ..
+        } = self.split();
+        let pt = &w.points[p as usize];
         for bi in rejudge {
             let b = &mut bindings[bi as usize];
             if pt.last_ts != NONE {
                 let t = now.max(pt.last_ts);
-                let src = Src {
-                    at: ts(t),
-                    agent: None,
-                    late: false,
-                    timer: true,
-                };
+                let src = Src::clock(t, None);
                 w.judge_binding(bi, b, t, src, false, out);
             }
             let d = w.binding_deadline(b);
@@ -504,30 +443,16 @@ impl Engine {
             }
         }
         self.sites[s as usize].zones = kept;
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
+        let Judging {
+            w,
             bindings,
             queue,
             zones,
             ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
+        } = self.split();
         for zi in rejudge {
             let z = &mut zones[zi as usize];
-            let src = Src {
-                at: ts(now),
-                agent: None,
-                late: false,
-                timer: true,
-            };
+            let src = Src::clock(now, None);
             w.judge_zone(bindings, z, now, src, None, out);
             let d = w.zone_deadline(z);
             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
@@ -620,6 +545,40 @@ impl Engine {
             }
         }
     }
+}
+
+/// Retire the live causes in `causes` whose rule is gone from the new rules (`remap`), adding
+/// the clears of the open ones (written with the old rule) to `gone`. Returns the indices of
+/// the causes retired, in order.
+fn remove_gone<C: CauseSt>(
+    causes: &mut [C],
+    old: &RuleSet,
+    remap: &Remap,
+    sites: &[SiteSt],
+    points: &[PointSt],
+    now: Timestamp,
+    gone: &mut Vec<Transition>,
+) -> Vec<u32> {
+    let mut retired = Vec::new();
+    for (i, c) in causes.iter_mut().enumerate().filter(|(_, c)| c.is_live()) {
+        if remap[c.rule_idx() as usize].is_none() {
+            retired.push(i as u32);
+            if let Some(o) = c.machine().open {
+                let (site, subject) = c.site_subject(points);
+                gone.push(removal(
+                    &old.rules[c.rule_idx() as usize],
+                    &sites[site as usize].id,
+                    subject,
+                    o,
+                    c.agent(points),
+                    c.point(points),
+                    now,
+                ));
+            }
+            c.retire();
+        }
+    }
+    retired
 }
 
 /// The clear of a cause whose rule is removed or no longer applies.

@@ -1,10 +1,10 @@
 //! What comes in: readings (the hot path), agent status, warnings and the clock. Each judges
 //! the causes it touches and queues their deadlines.
 
-use super::judge::{Src, World};
+use super::judge::Src;
 use super::state::{schedule, AgentLink, Timer};
 use super::time::{ms, ts, NONE};
-use super::Engine;
+use super::{Engine, Judging};
 use crate::api::{ActiveWarning, Transition};
 use crate::rule::Kind;
 use telemetry::{AgentId, AgentState, Reading, SiteId, Timestamp};
@@ -63,23 +63,14 @@ impl Engine {
             }
         }
         // 3. Judge it.
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
+        let Judging {
+            w,
             bindings,
             queue,
             zones,
             ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
-        let pt = &points[p as usize];
+        } = self.split();
+        let pt = &w.points[p as usize];
         let mut timers = false;
         for &bi in &pt.bindings {
             let b = &mut bindings[bi as usize];
@@ -95,9 +86,8 @@ impl Engine {
             let d = w.zone_deadline(z);
             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
         }
-        let _ = w;
-        if points[p as usize].timers != timers {
-            points[p as usize].timers = timers;
+        if self.points[p as usize].timers != timers {
+            self.points[p as usize].timers = timers;
         }
     }
 
@@ -109,63 +99,24 @@ impl Engine {
         agent: Option<&AgentId>,
         out: &mut Vec<Transition>,
     ) {
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
+        let Judging {
+            w,
             bindings,
             queue,
             zones,
             ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
-        let pt = &points[p as usize];
+        } = self.split();
+        let pt = &w.points[p as usize];
         for &bi in &pt.bindings {
             let b = &mut bindings[bi as usize];
             if matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. }) {
                 continue; // gateway clock, not event time
             }
-            for _ in 0..4 {
-                let d = w.binding_deadline(b);
-                if d == NONE || d > t {
-                    break;
-                }
-                let src = Src {
-                    at: ts(d),
-                    agent,
-                    late: false,
-                    timer: true,
-                };
-                w.judge_binding(bi, b, d, src, false, out);
-                if w.binding_deadline(b) == d {
-                    break;
-                }
-            }
+            w.fire_binding_due(bi, b, t, agent, out);
         }
         for &zi in &pt.zones {
             let z = &mut zones[zi as usize];
-            for _ in 0..4 {
-                let d = w.zone_deadline(z);
-                if d == NONE || d > t {
-                    break;
-                }
-                let src = Src {
-                    at: ts(d),
-                    agent,
-                    late: false,
-                    timer: true,
-                };
-                w.judge_zone(bindings, z, d, src, None, out);
-                if w.zone_deadline(z) == d {
-                    break;
-                }
-            }
+            w.fire_zone_due(bindings, z, t, agent, out);
             let d = w.zone_deadline(z);
             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
         }
@@ -206,21 +157,9 @@ impl Engine {
             .get(agent)
             .map(|l| l.causes.clone())
             .unwrap_or_default();
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            agents,
-            queue,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
+        let Judging {
+            w, agents, queue, ..
+        } = self.split();
         for ci in causes {
             let c = &mut agents[ci as usize];
             w.judge_agent(c, t, at, out);
@@ -231,29 +170,17 @@ impl Engine {
         }
         // Silent points of an agent that came back: their missing-data timers restart now.
         if state == AgentState::Online {
-            let Engine {
-                rules,
-                config,
-                sites,
-                points,
-                bindings,
-                queue,
-                ..
-            } = self;
-            for &p in &sites[s as usize].order {
-                let pt = &mut points[p as usize];
+            for &p in &self.sites[s as usize].order {
+                let pt = &mut self.points[p as usize];
                 if pt.agent.as_ref() == Some(agent) {
                     pt.seen_at = pt.seen_at.max(t);
                 }
             }
-            let w = World {
-                rules: &rules.rules,
-                sites,
-                points,
-                config,
-            };
-            for &p in &sites[s as usize].order {
-                let pt = &points[p as usize];
+            let Judging {
+                w, bindings, queue, ..
+            } = self.split();
+            for &p in &w.sites[s as usize].order {
+                let pt = &w.points[p as usize];
                 if pt.agent.as_ref() != Some(agent) {
                     continue;
                 }
@@ -288,34 +215,20 @@ impl Engine {
         let order = self.sites[s as usize].order.clone();
         let zone_list = self.sites[s as usize].zones.clone();
         let mut marks: Vec<u32> = Vec::new();
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
+        let Judging {
+            w,
             bindings,
             queue,
             zones,
             ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
+        } = self.split();
         for p in order {
-            let pt = &points[p as usize];
+            let pt = &w.points[p as usize];
             if pt.last_ts == NONE {
                 continue;
             }
             let t = n.max(pt.last_ts);
-            let src = Src {
-                at: ts(t),
-                agent: None,
-                late: false,
-                timer: true,
-            };
+            let src = Src::clock(t, None);
             if pt.bindings.iter().any(|&bi| {
                 !w.rules[bindings[bi as usize].rule as usize]
                     .context
@@ -374,74 +287,33 @@ impl Engine {
                     let b = &mut self.bindings[bi as usize];
                     b.queued = NONE;
                     let p = b.point;
-                    let mut fired = false;
-                    {
-                        let Engine {
-                            rules,
-                            config,
-                            sites,
-                            points,
-                            bindings,
-                            queue,
-                            ..
-                        } = self;
-                        let w = World {
-                            rules: &rules.rules,
-                            sites,
-                            points,
-                            config,
-                        };
+                    let fired = {
+                        let Judging {
+                            w, bindings, queue, ..
+                        } = self.split();
                         let b = &mut bindings[bi as usize];
-                        for _ in 0..4 {
-                            let d = w.binding_deadline(b);
-                            if d == NONE || d > n {
-                                break;
-                            }
-                            let src = Src {
-                                at: ts(d),
-                                agent: None,
-                                late: false,
-                                timer: true,
-                            };
-                            fired |= w.judge_binding(bi, b, d, src, false, out);
-                            if w.binding_deadline(b) == d {
-                                break;
-                            }
-                        }
+                        let fired = w.fire_binding_due(bi, b, n, None, out);
                         let d = w.binding_deadline(b);
                         if d > n {
                             schedule(queue, &mut b.queued, d, Timer::Binding(bi));
                         }
-                    }
+                        fired
+                    };
                     self.points[p as usize].timers = true;
                     if fired && self.bindings[bi as usize].live {
                         // Zones that look at this point's causes.
                         let zl = self.points[p as usize].zones.clone();
                         let t = self.points[p as usize].last_ts.max(n);
-                        let Engine {
-                            rules,
-                            config,
-                            sites,
-                            points,
+                        let Judging {
+                            w,
                             bindings,
                             queue,
                             zones,
                             ..
-                        } = self;
-                        let w = World {
-                            rules: &rules.rules,
-                            sites,
-                            points,
-                            config,
-                        };
+                        } = self.split();
                         for zi in zl {
                             let z = &mut zones[zi as usize];
-                            let src = Src {
-                                at: ts(t),
-                                agent: None,
-                                late: false,
-                                timer: true,
-                            };
+                            let src = Src::clock(t, None);
                             w.judge_zone(bindings, z, t, src, Some(p), out);
                             let d = w.zone_deadline(z);
                             schedule(queue, &mut z.queued, d, Timer::Zone(zi));
@@ -450,60 +322,24 @@ impl Engine {
                 }
                 Timer::Zone(zi) => {
                     self.zones[zi as usize].queued = NONE;
-                    let Engine {
-                        rules,
-                        config,
-                        sites,
-                        points,
+                    let Judging {
+                        w,
                         bindings,
                         queue,
                         zones,
                         ..
-                    } = self;
-                    let w = World {
-                        rules: &rules.rules,
-                        sites,
-                        points,
-                        config,
-                    };
+                    } = self.split();
                     let z = &mut zones[zi as usize];
-                    for _ in 0..4 {
-                        let d = w.zone_deadline(z);
-                        if d == NONE || d > n {
-                            break;
-                        }
-                        let src = Src {
-                            at: ts(d),
-                            agent: None,
-                            late: false,
-                            timer: true,
-                        };
-                        w.judge_zone(bindings, z, d, src, None, out);
-                        if w.zone_deadline(z) == d {
-                            break;
-                        }
-                    }
+                    w.fire_zone_due(bindings, z, n, None, out);
                     let d = w.zone_deadline(z);
                     if d > n {
                         schedule(queue, &mut z.queued, d, Timer::Zone(zi));
                     }
                 }
                 Timer::Agent(ci) => {
-                    let Engine {
-                        rules,
-                        config,
-                        sites,
-                        points,
-                        agents,
-                        queue,
-                        ..
-                    } = self;
-                    let w = World {
-                        rules: &rules.rules,
-                        sites,
-                        points,
-                        config,
-                    };
+                    let Judging {
+                        w, agents, queue, ..
+                    } = self.split();
                     let c = &mut agents[ci as usize];
                     c.queued = NONE;
                     if !c.live {

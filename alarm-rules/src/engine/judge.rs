@@ -7,7 +7,7 @@ use super::select::{
 };
 use super::state::{AgentCause, Binding, Extra, FaultWhy, PointSt, SiteSt, ZoneSt};
 use super::text::{agent_text, binding_text, site_text, zone_text};
-use super::time::NONE;
+use super::time::{ts, NONE};
 use super::EngineConfig;
 use crate::api::{ActiveWarning, Cause, Subject, Transition};
 use crate::rule::{bump, Kind, Level, Member, Mode, PointCondition, Rule};
@@ -24,6 +24,18 @@ pub(super) struct Src<'a> {
     pub(super) late: bool,
     /// A clock-driven judgement (timers, warnings, reloads): not a fresh reading.
     pub(super) timer: bool,
+}
+
+impl<'a> Src<'a> {
+    /// A clock-driven judgement at event time `t` (ms), on behalf of `agent` if any.
+    pub(super) fn clock(t: i64, agent: Option<&'a AgentId>) -> Src<'a> {
+        Src {
+            at: ts(t),
+            agent,
+            late: false,
+            timer: true,
+        }
+    }
 }
 
 /// Threshold: the level wanted for value `v`, given what is open (hysteresis).
@@ -390,6 +402,53 @@ impl World<'_> {
             }
         }
         d
+    }
+
+    /// Fire the binding's deadlines that fall at or before `upto`, each judged at its deadline
+    /// by the clock (at most four in a row: a deadline that does not move ends the run).
+    /// Whether any judgement emitted a transition.
+    pub(super) fn fire_binding_due(
+        &self,
+        bi: u32,
+        b: &mut Binding,
+        upto: i64,
+        agent: Option<&AgentId>,
+        out: &mut Vec<Transition>,
+    ) -> bool {
+        let mut fired = false;
+        for _ in 0..4 {
+            let d = self.binding_deadline(b);
+            if d == NONE || d > upto {
+                break;
+            }
+            fired |= self.judge_binding(bi, b, d, Src::clock(d, agent), false, out);
+            if self.binding_deadline(b) == d {
+                break;
+            }
+        }
+        fired
+    }
+
+    /// Fire the zone's deadlines that fall at or before `upto`, as
+    /// [`World::fire_binding_due`] does a binding's.
+    pub(super) fn fire_zone_due(
+        &self,
+        bindings: &[Binding],
+        z: &mut ZoneSt,
+        upto: i64,
+        agent: Option<&AgentId>,
+        out: &mut Vec<Transition>,
+    ) {
+        for _ in 0..4 {
+            let d = self.zone_deadline(z);
+            if d == NONE || d > upto {
+                break;
+            }
+            self.judge_zone(bindings, z, d, Src::clock(d, agent), None, out);
+            if self.zone_deadline(z) == d {
+                break;
+            }
+        }
     }
 
     pub(super) fn judge_zone(

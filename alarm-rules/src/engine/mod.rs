@@ -28,6 +28,7 @@ use crate::ruleset::RuleSet;
 use chrono::Duration;
 use foldhash::fast::FixedState;
 use index::{InlineKey, KeyedMap, PointIndex};
+use judge::World;
 use select::shaping_warnings;
 use state::{AgentCause, Binding, PointSt, SiteSt, Timer, ZoneSt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,7 +80,44 @@ pub struct Engine {
     late_after_ms: i64,
 }
 
+/// The engine split for judging: what every judgement reads (the [`World`]) beside the causes
+/// and the timer queue that judgements change. Taken with [`Engine::split`].
+struct Judging<'a> {
+    w: World<'a>,
+    bindings: &'a mut [Binding],
+    zones: &'a mut [ZoneSt],
+    agents: &'a mut [AgentCause],
+    queue: &'a mut BTreeSet<(i64, Timer)>,
+}
+
 impl Engine {
+    /// Borrow the engine as a [`World`] and the state a judgement changes, at once.
+    fn split(&mut self) -> Judging<'_> {
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            zones,
+            agents,
+            queue,
+            ..
+        } = self;
+        Judging {
+            w: World {
+                rules: &rules.rules,
+                sites,
+                points,
+                config,
+            },
+            bindings,
+            zones,
+            agents,
+            queue,
+        }
+    }
+
     pub fn new(rules: RuleSet, config: EngineConfig) -> Engine {
         let late_after_ms = config.late_after.num_milliseconds();
         let hash_state = FixedState::with_seed(config.hash_seed);
