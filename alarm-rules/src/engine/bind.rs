@@ -4,11 +4,9 @@
 use super::judge::Src;
 use super::machine::{Machine, Open};
 use super::select::{selects_point, selects_site};
-use super::state::{
-    extra_for, schedule, AgentCause, AgentLink, Binding, CauseSt, PointSt, SiteSt, Timer, ZoneSt,
-};
+use super::state::{extra_for, AgentCause, AgentLink, Binding, CauseSt, PointSt, SiteSt, ZoneSt};
 use super::time::{ms, ts, NONE};
-use super::{Engine, Judging};
+use super::Engine;
 use crate::api::{Cause, SiteContext, Subject, Transition, TransitionKind};
 use crate::message::Message;
 use crate::rule::{Kind, Rule, SITE_ZONE};
@@ -307,19 +305,16 @@ impl Engine {
         self.points[p as usize].bindings = kept;
         self.points[p as usize].timers = true;
         // New and changed rules judge the latest value at once.
-        let Judging {
-            w, bindings, queue, ..
-        } = self.split();
+        let mut j = self.split();
+        let w = j.w;
         let pt = &w.points[p as usize];
         for bi in rejudge {
-            let b = &mut bindings[bi as usize];
             if pt.last_ts != NONE {
                 let t = now.max(pt.last_ts);
                 let src = Src::clock(t, None);
-                w.judge_binding(bi, b, t, src, false, out);
+                w.judge_binding(bi, &mut j.bindings[bi as usize], t, src, false, out);
             }
-            let d = w.binding_deadline(b);
-            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+            j.queue_binding(bi);
         }
     }
 
@@ -443,19 +438,9 @@ impl Engine {
             }
         }
         self.sites[s as usize].zones = kept;
-        let Judging {
-            w,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self.split();
+        let mut j = self.split();
         for zi in rejudge {
-            let z = &mut zones[zi as usize];
-            let src = Src::clock(now, None);
-            w.judge_zone(bindings, z, now, src, None, out);
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            j.judge_zone(zi, now, Src::clock(now, None), None, out);
         }
     }
 

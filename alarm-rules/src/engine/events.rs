@@ -2,9 +2,9 @@
 //! the causes it touches and queues their deadlines.
 
 use super::judge::Src;
-use super::state::{schedule, AgentLink, Timer};
+use super::state::{schedule, AgentLink, Binding, Timer};
 use super::time::{ms, ts, NONE};
-use super::{Engine, Judging};
+use super::Engine;
 use crate::api::{ActiveWarning, Transition};
 use crate::rule::Kind;
 use telemetry::{AgentId, AgentState, Reading, SiteId, Timestamp};
@@ -63,28 +63,18 @@ impl Engine {
             }
         }
         // 3. Judge it.
-        let Judging {
-            w,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self.split();
+        let mut j = self.split();
+        let w = j.w;
         let pt = &w.points[p as usize];
         let mut timers = false;
         for &bi in &pt.bindings {
-            let b = &mut bindings[bi as usize];
-            w.judge_binding(bi, b, t, src, true, out);
-            let d = w.binding_deadline(b);
-            timers |=
-                d != NONE && !matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. });
-            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+            w.judge_binding(bi, &mut j.bindings[bi as usize], t, src, true, out);
+            let d = j.queue_binding(bi);
+            let rule = &w.rules[j.bindings[bi as usize].rule as usize];
+            timers |= d != NONE && !matches!(rule.kind, Kind::MissingData { .. });
         }
         for &zi in &pt.zones {
-            let z = &mut zones[zi as usize];
-            w.judge_zone(bindings, z, t, src, Some(p), out);
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            j.judge_zone(zi, t, src, Some(p), out);
         }
         if self.points[p as usize].timers != timers {
             self.points[p as usize].timers = timers;
@@ -99,26 +89,19 @@ impl Engine {
         agent: Option<&AgentId>,
         out: &mut Vec<Transition>,
     ) {
-        let Judging {
-            w,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self.split();
+        let mut j = self.split();
+        let w = j.w;
         let pt = &w.points[p as usize];
         for &bi in &pt.bindings {
-            let b = &mut bindings[bi as usize];
+            let b = &mut j.bindings[bi as usize];
             if matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. }) {
                 continue; // gateway clock, not event time
             }
             w.fire_binding_due(bi, b, t, agent, out);
         }
         for &zi in &pt.zones {
-            let z = &mut zones[zi as usize];
-            w.fire_zone_due(bindings, z, t, agent, out);
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            w.fire_zone_due(j.bindings, &mut j.zones[zi as usize], t, agent, out);
+            j.queue_zone(zi);
         }
     }
 
@@ -157,16 +140,10 @@ impl Engine {
             .get(agent)
             .map(|l| l.causes.clone())
             .unwrap_or_default();
-        let Judging {
-            w, agents, queue, ..
-        } = self.split();
+        let mut j = self.split();
         for ci in causes {
-            let c = &mut agents[ci as usize];
-            w.judge_agent(c, t, at, out);
-            let rule = &w.rules[c.rule as usize];
-            let d =
-                c.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
-            schedule(queue, &mut c.queued, d, Timer::Agent(ci));
+            j.w.judge_agent(&mut j.agents[ci as usize], t, at, out);
+            j.queue_agent(ci);
         }
         // Silent points of an agent that came back: their missing-data timers restart now.
         if state == AgentState::Online {
@@ -176,18 +153,15 @@ impl Engine {
                     pt.seen_at = pt.seen_at.max(t);
                 }
             }
-            let Judging {
-                w, bindings, queue, ..
-            } = self.split();
+            let mut j = self.split();
+            let w = j.w;
             for &p in &w.sites[s as usize].order {
                 let pt = &w.points[p as usize];
                 if pt.agent.as_ref() != Some(agent) {
                     continue;
                 }
                 for &bi in &pt.bindings {
-                    let b = &mut bindings[bi as usize];
-                    let d = w.binding_deadline(b);
-                    schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                    j.queue_binding(bi);
                 }
             }
         }
@@ -215,13 +189,8 @@ impl Engine {
         let order = self.sites[s as usize].order.clone();
         let zone_list = self.sites[s as usize].zones.clone();
         let mut marks: Vec<u32> = Vec::new();
-        let Judging {
-            w,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self.split();
+        let mut j = self.split();
+        let w = j.w;
         for p in order {
             let pt = &w.points[p as usize];
             if pt.last_ts == NONE {
@@ -229,26 +198,28 @@ impl Engine {
             }
             let t = n.max(pt.last_ts);
             let src = Src::clock(t, None);
-            if pt.bindings.iter().any(|&bi| {
-                !w.rules[bindings[bi as usize].rule as usize]
-                    .context
-                    .is_empty()
-            }) {
+            let shaped = |b: &Binding| !w.rules[b.rule as usize].context.is_empty();
+            if pt
+                .bindings
+                .iter()
+                .any(|&bi| shaped(&j.bindings[bi as usize]))
+            {
                 marks.push(p);
             }
             for &bi in &pt.bindings {
-                let b = &mut bindings[bi as usize];
-                if w.rules[b.rule as usize].context.is_empty() {
+                let b = &mut j.bindings[bi as usize];
+                if !shaped(b) {
                     continue;
                 }
                 w.judge_binding(bi, b, t, src, false, out);
-                let d = w.binding_deadline(b);
-                schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                j.queue_binding(bi);
             }
         }
         for zi in zone_list {
-            let z = &mut zones[zi as usize];
-            if w.rules[z.rule as usize].context.is_empty() {
+            if w.rules[j.zones[zi as usize].rule as usize]
+                .context
+                .is_empty()
+            {
                 continue;
             }
             let src = Src {
@@ -257,9 +228,7 @@ impl Engine {
                 late: false,
                 timer: true,
             };
-            w.judge_zone(bindings, z, n, src, None, out);
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            j.judge_zone(zi, n, src, None, out);
         }
         // Judgements off the reading path may have started delays: the next reading fires them.
         for p in marks {
@@ -288,14 +257,12 @@ impl Engine {
                     b.queued = NONE;
                     let p = b.point;
                     let fired = {
-                        let Judging {
-                            w, bindings, queue, ..
-                        } = self.split();
-                        let b = &mut bindings[bi as usize];
-                        let fired = w.fire_binding_due(bi, b, n, None, out);
-                        let d = w.binding_deadline(b);
+                        let j = self.split();
+                        let b = &mut j.bindings[bi as usize];
+                        let fired = j.w.fire_binding_due(bi, b, n, None, out);
+                        let d = j.w.binding_deadline(b);
                         if d > n {
-                            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                            schedule(j.queue, &mut b.queued, d, Timer::Binding(bi));
                         }
                         fired
                     };
@@ -304,43 +271,25 @@ impl Engine {
                         // Zones that look at this point's causes.
                         let zl = self.points[p as usize].zones.clone();
                         let t = self.points[p as usize].last_ts.max(n);
-                        let Judging {
-                            w,
-                            bindings,
-                            queue,
-                            zones,
-                            ..
-                        } = self.split();
+                        let mut j = self.split();
                         for zi in zl {
-                            let z = &mut zones[zi as usize];
-                            let src = Src::clock(t, None);
-                            w.judge_zone(bindings, z, t, src, Some(p), out);
-                            let d = w.zone_deadline(z);
-                            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+                            j.judge_zone(zi, t, Src::clock(t, None), Some(p), out);
                         }
                     }
                 }
                 Timer::Zone(zi) => {
                     self.zones[zi as usize].queued = NONE;
-                    let Judging {
-                        w,
-                        bindings,
-                        queue,
-                        zones,
-                        ..
-                    } = self.split();
-                    let z = &mut zones[zi as usize];
-                    w.fire_zone_due(bindings, z, n, None, out);
-                    let d = w.zone_deadline(z);
+                    let j = self.split();
+                    let z = &mut j.zones[zi as usize];
+                    j.w.fire_zone_due(j.bindings, z, n, None, out);
+                    let d = j.w.zone_deadline(z);
                     if d > n {
-                        schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+                        schedule(j.queue, &mut z.queued, d, Timer::Zone(zi));
                     }
                 }
                 Timer::Agent(ci) => {
-                    let Judging {
-                        w, agents, queue, ..
-                    } = self.split();
-                    let c = &mut agents[ci as usize];
+                    let j = self.split();
+                    let (w, c) = (j.w, &mut j.agents[ci as usize]);
                     c.queued = NONE;
                     if !c.live {
                         continue;
@@ -353,7 +302,7 @@ impl Engine {
                     }
                     let d = c.m.deadline(on, off);
                     if d > n {
-                        schedule(queue, &mut c.queued, d, Timer::Agent(ci));
+                        schedule(j.queue, &mut c.queued, d, Timer::Agent(ci));
                     }
                 }
             }

@@ -73,6 +73,7 @@ fn threshold_want(
 }
 
 /// What every judgement reads: the rules, sites and points, and the engine's settings.
+#[derive(Clone, Copy)]
 pub(super) struct World<'a> {
     pub(super) rules: &'a [Rule],
     pub(super) sites: &'a [SiteSt],
