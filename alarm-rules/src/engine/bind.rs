@@ -224,7 +224,8 @@ impl Engine {
         let old = std::mem::take(&mut self.points[p as usize].bindings);
         let mut kept: Vec<u32> = Vec::with_capacity(wanted.len());
         let mut rejudge: Vec<u32> = Vec::new();
-        let mut cleared: Vec<(u32, Open)> = Vec::new();
+        // (binding, new rule, how it was open)
+        let mut cleared: Vec<(u32, u32, Open)> = Vec::new();
         for bi in old {
             let b = &mut self.bindings[bi as usize];
             if !b.live {
@@ -244,7 +245,7 @@ impl Engine {
                 Some((nr, _)) => {
                     // The rule exists but no longer selects this point.
                     if let Some(o) = b.m.open {
-                        cleared.push((nr, o));
+                        cleared.push((bi, nr, o));
                     }
                     b.live = false;
                     self.free_bindings.push(bi);
@@ -255,21 +256,9 @@ impl Engine {
                 }
             }
         }
-        for (nr, o) in cleared {
-            let rule = &self.rules.rules[nr as usize];
-            let pt = &self.points[p as usize];
-            let site = &self.sites[pt.site as usize];
-            out.push(removal(
-                rule,
-                &site.id,
-                Subject::Point {
-                    point: pt.id.clone(),
-                },
-                o,
-                pt.agent.clone(),
-                Some(pt),
-                ts(now),
-            ));
+        for (bi, nr, o) in cleared {
+            let (rule, b) = (&self.rules.rules[nr as usize], &self.bindings[bi as usize]);
+            out.push(removal(rule, b, o, &self.sites, &self.points, ts(now)));
         }
         for &nr in &wanted {
             if kept.iter().any(|&bi| self.bindings[bi as usize].rule == nr) {
@@ -384,17 +373,7 @@ impl Engine {
                 None => {
                     if let (Some(o), Some((nr, _))) = (z.m.open, mapped) {
                         let rule = &self.rules.rules[nr as usize];
-                        cleared.push(removal(
-                            rule,
-                            &self.sites[s as usize].id,
-                            Subject::Zone {
-                                zone: z.zone.clone(),
-                            },
-                            o,
-                            None,
-                            None,
-                            ts(now),
-                        ));
+                        cleared.push(removal(rule, z, o, &self.sites, &self.points, ts(now)));
                     }
                     z.live = false;
                 }
@@ -484,17 +463,7 @@ impl Engine {
                     other => {
                         if let (Some(o), Some((nr, _))) = (c.m.open, other) {
                             let rule = &self.rules.rules[nr as usize];
-                            out.push(removal(
-                                rule,
-                                &self.sites[s as usize].id,
-                                Subject::Agent {
-                                    agent: agent.clone(),
-                                },
-                                o,
-                                Some(agent.clone()),
-                                None,
-                                ts(now),
-                            ));
+                            out.push(removal(rule, c, o, &self.sites, &self.points, ts(now)));
                         }
                         c.live = false;
                     }
@@ -549,16 +518,8 @@ fn remove_gone<C: CauseSt>(
         if remap[c.rule_idx() as usize].is_none() {
             retired.push(i as u32);
             if let Some(o) = c.machine().open {
-                let (site, subject) = c.site_subject(points);
-                gone.push(removal(
-                    &old.rules[c.rule_idx() as usize],
-                    &sites[site as usize].id,
-                    subject,
-                    o,
-                    c.agent(points),
-                    c.point(points),
-                    now,
-                ));
+                let rule = &old.rules[c.rule_idx() as usize];
+                gone.push(removal(rule, c, o, sites, points, now));
             }
             c.retire();
         }
@@ -566,25 +527,26 @@ fn remove_gone<C: CauseSt>(
     retired
 }
 
-/// The clear of a cause whose rule is removed or no longer applies.
+/// The clear of cause `c`, open as `o`, whose rule is removed or no longer applies.
 fn removal(
     rule: &Rule,
-    site: &SiteId,
-    subject: Subject,
+    c: &impl CauseSt,
     o: Open,
-    agent: Option<AgentId>,
-    p: Option<&PointSt>,
+    sites: &[SiteSt],
+    points: &[PointSt],
     now: Timestamp,
 ) -> Transition {
+    let (site, subject) = c.site_subject(points);
+    let p = c.point(points);
     Transition {
         cause: Cause {
             rule: rule.id.clone(),
-            site: site.clone(),
+            site: sites[site as usize].id.clone(),
             subject,
         },
         kind: TransitionKind::Cleared,
         severity: o.severity,
-        agent,
+        agent: c.agent(points),
         point: p.map(|p| p.id.clone()),
         value: p.map(|p| p.value),
         threshold: None,

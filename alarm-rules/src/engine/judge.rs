@@ -72,6 +72,17 @@ fn threshold_want(
     })
 }
 
+/// The cause of a zone's rule (a composite or a site-level rule).
+fn zone_cause(rule: &Rule, site: &SiteSt, z: &ZoneSt) -> Cause {
+    Cause {
+        rule: rule.id.clone(),
+        site: site.id.clone(),
+        subject: Subject::Zone {
+            zone: z.zone.clone(),
+        },
+    }
+}
+
 /// What every judgement reads: the rules, sites and points, and the engine's settings.
 #[derive(Clone, Copy)]
 pub(super) struct World<'a> {
@@ -265,11 +276,7 @@ impl World<'_> {
                 let (applies, up) = context_effects(rule, &site.warnings);
                 if fault != FaultWhy::None && applies {
                     *why = fault;
-                    Some(Open {
-                        severity: bump(*severity, up),
-                        level: 0,
-                        threshold: f64::NAN,
-                    })
+                    Some(Open::plain(bump(*severity, up)))
                 } else {
                     None
                 }
@@ -281,11 +288,7 @@ impl World<'_> {
                     match self.missing_limit(rule, p) {
                         Some(limit) if t >= p.seen_at.saturating_add(limit) => {
                             if self.agent_online(p) {
-                                Some(Open {
-                                    severity: *severity,
-                                    level: 0,
-                                    threshold: f64::NAN,
-                                })
+                                Some(Open::plain(*severity))
                             } else {
                                 b.m.open // the agent's own cause speaks for it; keep what is
                             }
@@ -319,11 +322,7 @@ impl World<'_> {
                         Some(max) if t.saturating_sub(*since) >= *max as i64 => *escalate_to,
                         _ => *severity,
                     };
-                    Some(Open {
-                        severity: bump(sev, up),
-                        level: 0,
-                        threshold: f64::NAN,
-                    })
+                    Some(Open::plain(bump(sev, up)))
                 } else {
                     *since = NONE;
                     None
@@ -530,11 +529,7 @@ impl World<'_> {
                 a.is_some() && b_present && !b && t.saturating_sub(z.a_since) >= *within_ms as i64
             }
         };
-        let want = (cond && applies).then_some(Open {
-            severity: bump(*severity, up),
-            level: 0,
-            threshold: f64::NAN,
-        });
+        let want = (cond && applies).then_some(Open::plain(bump(*severity, up)));
         if trigger.is_some() {
             z.trigger = trigger;
         }
@@ -546,13 +541,7 @@ impl World<'_> {
         let tp = z.trigger.or(cause_point).map(|p| &self.points[p as usize]);
         let text = zone_text(rule, z, members, mode, *within_ms, kind, tp, self.points);
         out.push(Transition {
-            cause: Cause {
-                rule: rule.id.clone(),
-                site: site.id.clone(),
-                subject: Subject::Zone {
-                    zone: z.zone.clone(),
-                },
-            },
+            cause: zone_cause(rule, site, z),
             kind,
             severity: open.severity,
             agent: src
@@ -589,11 +578,7 @@ impl World<'_> {
     ) -> bool {
         let site = &self.sites[z.site as usize];
         let (applies, up) = context_effects(rule, &site.warnings);
-        let want = applies.then_some(Open {
-            severity: bump(severity, up),
-            level: 0,
-            threshold: f64::NAN,
-        });
+        let want = applies.then_some(Open::plain(bump(severity, up)));
         let Some((kind, open)) =
             z.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64)
         else {
@@ -616,13 +601,7 @@ impl World<'_> {
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
         let text = site_text(label, kind, &matching);
         out.push(Transition {
-            cause: Cause {
-                rule: rule.id.clone(),
-                site: site.id.clone(),
-                subject: Subject::Zone {
-                    zone: z.zone.clone(),
-                },
-            },
+            cause: zone_cause(rule, site, z),
             kind,
             severity: open.severity,
             agent: None,
@@ -652,11 +631,7 @@ impl World<'_> {
             return false;
         };
         let online = site.agents.get(&c.agent).is_none_or(|l| l.online);
-        let want = (!online).then_some(Open {
-            severity,
-            level: 0,
-            threshold: f64::NAN,
-        });
+        let want = (!online).then_some(Open::plain(severity));
         let Some((kind, open)) =
             c.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64)
         else {
