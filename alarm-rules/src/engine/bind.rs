@@ -1,10 +1,10 @@
 //! Binding rules to what they judge: points, zones and agents, on a birth, a change of site
 //! and a reload. Causes whose rule is removed or no longer applies are cleared.
 
-use super::judge::{Src, World};
+use super::judge::Src;
 use super::machine::{Machine, Open};
 use super::select::{selects_point, selects_site};
-use super::state::{extra_for, schedule, AgentCause, AgentLink, Binding, PointSt, Timer, ZoneSt};
+use super::state::{extra_for, AgentCause, AgentLink, Binding, CauseSt, PointSt, SiteSt, ZoneSt};
 use super::time::{ms, ts, NONE};
 use super::Engine;
 use crate::api::{Cause, SiteContext, Subject, Transition, TransitionKind};
@@ -141,65 +141,19 @@ impl Engine {
         out: &mut Vec<Transition>,
     ) {
         let mut gone: Vec<Transition> = Vec::new();
-        for (bi, b) in self.bindings.iter_mut().enumerate().filter(|(_, b)| b.live) {
-            if remap[b.rule as usize].is_none() {
-                self.free_bindings.push(bi as u32);
-                let p = &self.points[b.point as usize];
-                if let Some(o) = b.m.open {
-                    let rule = &old.rules[b.rule as usize];
-                    gone.push(removal(
-                        rule,
-                        &self.sites[p.site as usize].id,
-                        Subject::Point {
-                            point: p.id.clone(),
-                        },
-                        o,
-                        p.agent.clone(),
-                        Some(p),
-                        now,
-                    ));
-                }
-                b.live = false;
-            }
-        }
-        for z in self.zones.iter_mut().filter(|z| z.live) {
-            if remap[z.rule as usize].is_none() {
-                if let Some(o) = z.m.open {
-                    let rule = &old.rules[z.rule as usize];
-                    gone.push(removal(
-                        rule,
-                        &self.sites[z.site as usize].id,
-                        Subject::Zone {
-                            zone: z.zone.clone(),
-                        },
-                        o,
-                        None,
-                        None,
-                        now,
-                    ));
-                }
-                z.live = false;
-            }
-        }
-        for c in self.agents.iter_mut().filter(|c| c.live) {
-            if remap[c.rule as usize].is_none() {
-                if let Some(o) = c.m.open {
-                    let rule = &old.rules[c.rule as usize];
-                    gone.push(removal(
-                        rule,
-                        &self.sites[c.site as usize].id,
-                        Subject::Agent {
-                            agent: c.agent.clone(),
-                        },
-                        o,
-                        Some(c.agent.clone()),
-                        None,
-                        now,
-                    ));
-                }
-                c.live = false;
-            }
-        }
+        let (sites, points) = (&self.sites, &self.points);
+        let freed = remove_gone(
+            &mut self.bindings,
+            old,
+            remap,
+            sites,
+            points,
+            now,
+            &mut gone,
+        );
+        self.free_bindings.extend(freed);
+        remove_gone(&mut self.zones, old, remap, sites, points, now, &mut gone);
+        remove_gone(&mut self.agents, old, remap, sites, points, now, &mut gone);
         gone.sort_by(|a, b| a.cause.cmp(&b.cause));
         out.extend(gone);
         // Drop dead bindings from their points.
@@ -270,7 +224,8 @@ impl Engine {
         let old = std::mem::take(&mut self.points[p as usize].bindings);
         let mut kept: Vec<u32> = Vec::with_capacity(wanted.len());
         let mut rejudge: Vec<u32> = Vec::new();
-        let mut cleared: Vec<(u32, Open)> = Vec::new();
+        // (binding, new rule, how it was open)
+        let mut cleared: Vec<(u32, u32, Open)> = Vec::new();
         for bi in old {
             let b = &mut self.bindings[bi as usize];
             if !b.live {
@@ -290,7 +245,7 @@ impl Engine {
                 Some((nr, _)) => {
                     // The rule exists but no longer selects this point.
                     if let Some(o) = b.m.open {
-                        cleared.push((nr, o));
+                        cleared.push((bi, nr, o));
                     }
                     b.live = false;
                     self.free_bindings.push(bi);
@@ -301,21 +256,9 @@ impl Engine {
                 }
             }
         }
-        for (nr, o) in cleared {
-            let rule = &self.rules.rules[nr as usize];
-            let pt = &self.points[p as usize];
-            let site = &self.sites[pt.site as usize];
-            out.push(removal(
-                rule,
-                &site.id,
-                Subject::Point {
-                    point: pt.id.clone(),
-                },
-                o,
-                pt.agent.clone(),
-                Some(pt),
-                ts(now),
-            ));
+        for (bi, nr, o) in cleared {
+            let (rule, b) = (&self.rules.rules[nr as usize], &self.bindings[bi as usize]);
+            out.push(removal(rule, b, o, &self.sites, &self.points, ts(now)));
         }
         for &nr in &wanted {
             if kept.iter().any(|&bi| self.bindings[bi as usize].rule == nr) {
@@ -351,36 +294,16 @@ impl Engine {
         self.points[p as usize].bindings = kept;
         self.points[p as usize].timers = true;
         // New and changed rules judge the latest value at once.
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            bindings,
-            queue,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
-        let pt = &points[p as usize];
+        let mut j = self.split();
+        let w = j.w;
+        let pt = &w.points[p as usize];
         for bi in rejudge {
-            let b = &mut bindings[bi as usize];
             if pt.last_ts != NONE {
                 let t = now.max(pt.last_ts);
-                let src = Src {
-                    at: ts(t),
-                    agent: None,
-                    late: false,
-                    timer: true,
-                };
-                w.judge_binding(bi, b, t, src, false, out);
+                let src = Src::clock(t, None);
+                w.judge_binding(bi, &mut j.bindings[bi as usize], t, src, false, out);
             }
-            let d = w.binding_deadline(b);
-            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+            j.queue_binding(bi);
         }
     }
 
@@ -450,17 +373,7 @@ impl Engine {
                 None => {
                     if let (Some(o), Some((nr, _))) = (z.m.open, mapped) {
                         let rule = &self.rules.rules[nr as usize];
-                        cleared.push(removal(
-                            rule,
-                            &self.sites[s as usize].id,
-                            Subject::Zone {
-                                zone: z.zone.clone(),
-                            },
-                            o,
-                            None,
-                            None,
-                            ts(now),
-                        ));
+                        cleared.push(removal(rule, z, o, &self.sites, &self.points, ts(now)));
                     }
                     z.live = false;
                 }
@@ -504,33 +417,9 @@ impl Engine {
             }
         }
         self.sites[s as usize].zones = kept;
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
+        let mut j = self.split();
         for zi in rejudge {
-            let z = &mut zones[zi as usize];
-            let src = Src {
-                at: ts(now),
-                agent: None,
-                late: false,
-                timer: true,
-            };
-            w.judge_zone(bindings, z, now, src, None, out);
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            j.judge_zone(zi, now, Src::clock(now, None), None, out);
         }
     }
 
@@ -574,17 +463,7 @@ impl Engine {
                     other => {
                         if let (Some(o), Some((nr, _))) = (c.m.open, other) {
                             let rule = &self.rules.rules[nr as usize];
-                            out.push(removal(
-                                rule,
-                                &self.sites[s as usize].id,
-                                Subject::Agent {
-                                    agent: agent.clone(),
-                                },
-                                o,
-                                Some(agent.clone()),
-                                None,
-                                ts(now),
-                            ));
+                            out.push(removal(rule, c, o, &self.sites, &self.points, ts(now)));
                         }
                         c.live = false;
                     }
@@ -622,25 +501,52 @@ impl Engine {
     }
 }
 
-/// The clear of a cause whose rule is removed or no longer applies.
+/// Retire the live causes in `causes` whose rule is gone from the new rules (`remap`), adding
+/// the clears of the open ones (written with the old rule) to `gone`. Returns the indices of
+/// the causes retired, in order.
+fn remove_gone<C: CauseSt>(
+    causes: &mut [C],
+    old: &RuleSet,
+    remap: &Remap,
+    sites: &[SiteSt],
+    points: &[PointSt],
+    now: Timestamp,
+    gone: &mut Vec<Transition>,
+) -> Vec<u32> {
+    let mut retired = Vec::new();
+    for (i, c) in causes.iter_mut().enumerate().filter(|(_, c)| c.is_live()) {
+        if remap[c.rule_idx() as usize].is_none() {
+            retired.push(i as u32);
+            if let Some(o) = c.machine().open {
+                let rule = &old.rules[c.rule_idx() as usize];
+                gone.push(removal(rule, c, o, sites, points, now));
+            }
+            c.retire();
+        }
+    }
+    retired
+}
+
+/// The clear of cause `c`, open as `o`, whose rule is removed or no longer applies.
 fn removal(
     rule: &Rule,
-    site: &SiteId,
-    subject: Subject,
+    c: &impl CauseSt,
     o: Open,
-    agent: Option<AgentId>,
-    p: Option<&PointSt>,
+    sites: &[SiteSt],
+    points: &[PointSt],
     now: Timestamp,
 ) -> Transition {
+    let (site, subject) = c.site_subject(points);
+    let p = c.point(points);
     Transition {
         cause: Cause {
             rule: rule.id.clone(),
-            site: site.clone(),
+            site: sites[site as usize].id.clone(),
             subject,
         },
         kind: TransitionKind::Cleared,
         severity: o.severity,
-        agent,
+        agent: c.agent(points),
         point: p.map(|p| p.id.clone()),
         value: p.map(|p| p.value),
         threshold: None,

@@ -1,8 +1,8 @@
 //! What comes in: readings (the hot path), agent status, warnings and the clock. Each judges
 //! the causes it touches and queues their deadlines.
 
-use super::judge::{Src, World};
-use super::state::{schedule, AgentLink, Timer};
+use super::judge::Src;
+use super::state::{schedule, AgentLink, Binding, Timer};
 use super::time::{ms, ts, NONE};
 use super::Engine;
 use crate::api::{ActiveWarning, Transition};
@@ -63,41 +63,21 @@ impl Engine {
             }
         }
         // 3. Judge it.
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
-        let pt = &points[p as usize];
+        let mut j = self.split();
+        let w = j.w;
+        let pt = &w.points[p as usize];
         let mut timers = false;
         for &bi in &pt.bindings {
-            let b = &mut bindings[bi as usize];
-            w.judge_binding(bi, b, t, src, true, out);
-            let d = w.binding_deadline(b);
-            timers |=
-                d != NONE && !matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. });
-            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+            w.judge_binding(bi, &mut j.bindings[bi as usize], t, src, true, out);
+            let d = j.queue_binding(bi);
+            let rule = &w.rules[j.bindings[bi as usize].rule as usize];
+            timers |= d != NONE && !matches!(rule.kind, Kind::MissingData { .. });
         }
         for &zi in &pt.zones {
-            let z = &mut zones[zi as usize];
-            w.judge_zone(bindings, z, t, src, Some(p), out);
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            j.judge_zone(zi, t, src, Some(p), out);
         }
-        let _ = w;
-        if points[p as usize].timers != timers {
-            points[p as usize].timers = timers;
+        if self.points[p as usize].timers != timers {
+            self.points[p as usize].timers = timers;
         }
     }
 
@@ -109,65 +89,19 @@ impl Engine {
         agent: Option<&AgentId>,
         out: &mut Vec<Transition>,
     ) {
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
-        let pt = &points[p as usize];
+        let mut j = self.split();
+        let w = j.w;
+        let pt = &w.points[p as usize];
         for &bi in &pt.bindings {
-            let b = &mut bindings[bi as usize];
+            let b = &mut j.bindings[bi as usize];
             if matches!(w.rules[b.rule as usize].kind, Kind::MissingData { .. }) {
                 continue; // gateway clock, not event time
             }
-            for _ in 0..4 {
-                let d = w.binding_deadline(b);
-                if d == NONE || d > t {
-                    break;
-                }
-                let src = Src {
-                    at: ts(d),
-                    agent,
-                    late: false,
-                    timer: true,
-                };
-                w.judge_binding(bi, b, d, src, false, out);
-                if w.binding_deadline(b) == d {
-                    break;
-                }
-            }
+            w.fire_binding_due(bi, b, t, agent, out);
         }
         for &zi in &pt.zones {
-            let z = &mut zones[zi as usize];
-            for _ in 0..4 {
-                let d = w.zone_deadline(z);
-                if d == NONE || d > t {
-                    break;
-                }
-                let src = Src {
-                    at: ts(d),
-                    agent,
-                    late: false,
-                    timer: true,
-                };
-                w.judge_zone(bindings, z, d, src, None, out);
-                if w.zone_deadline(z) == d {
-                    break;
-                }
-            }
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            w.fire_zone_due(j.bindings, &mut j.zones[zi as usize], t, agent, out);
+            j.queue_zone(zi);
         }
     }
 
@@ -206,61 +140,28 @@ impl Engine {
             .get(agent)
             .map(|l| l.causes.clone())
             .unwrap_or_default();
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            agents,
-            queue,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
+        let mut j = self.split();
         for ci in causes {
-            let c = &mut agents[ci as usize];
-            w.judge_agent(c, t, at, out);
-            let rule = &w.rules[c.rule as usize];
-            let d =
-                c.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
-            schedule(queue, &mut c.queued, d, Timer::Agent(ci));
+            j.w.judge_agent(&mut j.agents[ci as usize], t, at, out);
+            j.queue_agent(ci);
         }
         // Silent points of an agent that came back: their missing-data timers restart now.
         if state == AgentState::Online {
-            let Engine {
-                rules,
-                config,
-                sites,
-                points,
-                bindings,
-                queue,
-                ..
-            } = self;
-            for &p in &sites[s as usize].order {
-                let pt = &mut points[p as usize];
+            for &p in &self.sites[s as usize].order {
+                let pt = &mut self.points[p as usize];
                 if pt.agent.as_ref() == Some(agent) {
                     pt.seen_at = pt.seen_at.max(t);
                 }
             }
-            let w = World {
-                rules: &rules.rules,
-                sites,
-                points,
-                config,
-            };
-            for &p in &sites[s as usize].order {
-                let pt = &points[p as usize];
+            let mut j = self.split();
+            let w = j.w;
+            for &p in &w.sites[s as usize].order {
+                let pt = &w.points[p as usize];
                 if pt.agent.as_ref() != Some(agent) {
                     continue;
                 }
                 for &bi in &pt.bindings {
-                    let b = &mut bindings[bi as usize];
-                    let d = w.binding_deadline(b);
-                    schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                    j.queue_binding(bi);
                 }
             }
         }
@@ -288,54 +189,37 @@ impl Engine {
         let order = self.sites[s as usize].order.clone();
         let zone_list = self.sites[s as usize].zones.clone();
         let mut marks: Vec<u32> = Vec::new();
-        let Engine {
-            rules,
-            config,
-            sites,
-            points,
-            bindings,
-            queue,
-            zones,
-            ..
-        } = self;
-        let w = World {
-            rules: &rules.rules,
-            sites,
-            points,
-            config,
-        };
+        let mut j = self.split();
+        let w = j.w;
         for p in order {
-            let pt = &points[p as usize];
+            let pt = &w.points[p as usize];
             if pt.last_ts == NONE {
                 continue;
             }
             let t = n.max(pt.last_ts);
-            let src = Src {
-                at: ts(t),
-                agent: None,
-                late: false,
-                timer: true,
-            };
-            if pt.bindings.iter().any(|&bi| {
-                !w.rules[bindings[bi as usize].rule as usize]
-                    .context
-                    .is_empty()
-            }) {
+            let src = Src::clock(t, None);
+            let shaped = |b: &Binding| !w.rules[b.rule as usize].context.is_empty();
+            if pt
+                .bindings
+                .iter()
+                .any(|&bi| shaped(&j.bindings[bi as usize]))
+            {
                 marks.push(p);
             }
             for &bi in &pt.bindings {
-                let b = &mut bindings[bi as usize];
-                if w.rules[b.rule as usize].context.is_empty() {
+                let b = &mut j.bindings[bi as usize];
+                if !shaped(b) {
                     continue;
                 }
                 w.judge_binding(bi, b, t, src, false, out);
-                let d = w.binding_deadline(b);
-                schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                j.queue_binding(bi);
             }
         }
         for zi in zone_list {
-            let z = &mut zones[zi as usize];
-            if w.rules[z.rule as usize].context.is_empty() {
+            if w.rules[j.zones[zi as usize].rule as usize]
+                .context
+                .is_empty()
+            {
                 continue;
             }
             let src = Src {
@@ -344,9 +228,7 @@ impl Engine {
                 late: false,
                 timer: true,
             };
-            w.judge_zone(bindings, z, n, src, None, out);
-            let d = w.zone_deadline(z);
-            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+            j.judge_zone(zi, n, src, None, out);
         }
         // Judgements off the reading path may have started delays: the next reading fires them.
         for p in marks {
@@ -374,137 +256,40 @@ impl Engine {
                     let b = &mut self.bindings[bi as usize];
                     b.queued = NONE;
                     let p = b.point;
-                    let mut fired = false;
-                    {
-                        let Engine {
-                            rules,
-                            config,
-                            sites,
-                            points,
-                            bindings,
-                            queue,
-                            ..
-                        } = self;
-                        let w = World {
-                            rules: &rules.rules,
-                            sites,
-                            points,
-                            config,
-                        };
-                        let b = &mut bindings[bi as usize];
-                        for _ in 0..4 {
-                            let d = w.binding_deadline(b);
-                            if d == NONE || d > n {
-                                break;
-                            }
-                            let src = Src {
-                                at: ts(d),
-                                agent: None,
-                                late: false,
-                                timer: true,
-                            };
-                            fired |= w.judge_binding(bi, b, d, src, false, out);
-                            if w.binding_deadline(b) == d {
-                                break;
-                            }
-                        }
-                        let d = w.binding_deadline(b);
+                    let fired = {
+                        let j = self.split();
+                        let b = &mut j.bindings[bi as usize];
+                        let fired = j.w.fire_binding_due(bi, b, n, None, out);
+                        let d = j.w.binding_deadline(b);
                         if d > n {
-                            schedule(queue, &mut b.queued, d, Timer::Binding(bi));
+                            schedule(j.queue, &mut b.queued, d, Timer::Binding(bi));
                         }
-                    }
+                        fired
+                    };
                     self.points[p as usize].timers = true;
                     if fired && self.bindings[bi as usize].live {
                         // Zones that look at this point's causes.
                         let zl = self.points[p as usize].zones.clone();
                         let t = self.points[p as usize].last_ts.max(n);
-                        let Engine {
-                            rules,
-                            config,
-                            sites,
-                            points,
-                            bindings,
-                            queue,
-                            zones,
-                            ..
-                        } = self;
-                        let w = World {
-                            rules: &rules.rules,
-                            sites,
-                            points,
-                            config,
-                        };
+                        let mut j = self.split();
                         for zi in zl {
-                            let z = &mut zones[zi as usize];
-                            let src = Src {
-                                at: ts(t),
-                                agent: None,
-                                late: false,
-                                timer: true,
-                            };
-                            w.judge_zone(bindings, z, t, src, Some(p), out);
-                            let d = w.zone_deadline(z);
-                            schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+                            j.judge_zone(zi, t, Src::clock(t, None), Some(p), out);
                         }
                     }
                 }
                 Timer::Zone(zi) => {
                     self.zones[zi as usize].queued = NONE;
-                    let Engine {
-                        rules,
-                        config,
-                        sites,
-                        points,
-                        bindings,
-                        queue,
-                        zones,
-                        ..
-                    } = self;
-                    let w = World {
-                        rules: &rules.rules,
-                        sites,
-                        points,
-                        config,
-                    };
-                    let z = &mut zones[zi as usize];
-                    for _ in 0..4 {
-                        let d = w.zone_deadline(z);
-                        if d == NONE || d > n {
-                            break;
-                        }
-                        let src = Src {
-                            at: ts(d),
-                            agent: None,
-                            late: false,
-                            timer: true,
-                        };
-                        w.judge_zone(bindings, z, d, src, None, out);
-                        if w.zone_deadline(z) == d {
-                            break;
-                        }
-                    }
-                    let d = w.zone_deadline(z);
+                    let j = self.split();
+                    let z = &mut j.zones[zi as usize];
+                    j.w.fire_zone_due(j.bindings, z, n, None, out);
+                    let d = j.w.zone_deadline(z);
                     if d > n {
-                        schedule(queue, &mut z.queued, d, Timer::Zone(zi));
+                        schedule(j.queue, &mut z.queued, d, Timer::Zone(zi));
                     }
                 }
                 Timer::Agent(ci) => {
-                    let Engine {
-                        rules,
-                        config,
-                        sites,
-                        points,
-                        agents,
-                        queue,
-                        ..
-                    } = self;
-                    let w = World {
-                        rules: &rules.rules,
-                        sites,
-                        points,
-                        config,
-                    };
-                    let c = &mut agents[ci as usize];
+                    let j = self.split();
+                    let (w, c) = (j.w, &mut j.agents[ci as usize]);
                     c.queued = NONE;
                     if !c.live {
                         continue;
@@ -517,7 +302,7 @@ impl Engine {
                     }
                     let d = c.m.deadline(on, off);
                     if d > n {
-                        schedule(queue, &mut c.queued, d, Timer::Agent(ci));
+                        schedule(j.queue, &mut c.queued, d, Timer::Agent(ci));
                     }
                 }
             }

@@ -7,7 +7,7 @@ use super::select::{
 };
 use super::state::{AgentCause, Binding, Extra, FaultWhy, PointSt, SiteSt, ZoneSt};
 use super::text::{agent_text, binding_text, site_text, zone_text};
-use super::time::NONE;
+use super::time::{ts, NONE};
 use super::EngineConfig;
 use crate::api::{ActiveWarning, Cause, Subject, Transition};
 use crate::rule::{bump, Kind, Level, Member, Mode, PointCondition, Rule};
@@ -24,6 +24,18 @@ pub(super) struct Src<'a> {
     pub(super) late: bool,
     /// A clock-driven judgement (timers, warnings, reloads): not a fresh reading.
     pub(super) timer: bool,
+}
+
+impl<'a> Src<'a> {
+    /// A clock-driven judgement at event time `t` (ms), on behalf of `agent` if any.
+    pub(super) fn clock(t: i64, agent: Option<&'a AgentId>) -> Src<'a> {
+        Src {
+            at: ts(t),
+            agent,
+            late: false,
+            timer: true,
+        }
+    }
 }
 
 /// Threshold: the level wanted for value `v`, given what is open (hysteresis).
@@ -60,7 +72,19 @@ fn threshold_want(
     })
 }
 
+/// The cause of a zone's rule (a composite or a site-level rule).
+fn zone_cause(rule: &Rule, site: &SiteSt, z: &ZoneSt) -> Cause {
+    Cause {
+        rule: rule.id.clone(),
+        site: site.id.clone(),
+        subject: Subject::Zone {
+            zone: z.zone.clone(),
+        },
+    }
+}
+
 /// What every judgement reads: the rules, sites and points, and the engine's settings.
+#[derive(Clone, Copy)]
 pub(super) struct World<'a> {
     pub(super) rules: &'a [Rule],
     pub(super) sites: &'a [SiteSt],
@@ -252,11 +276,7 @@ impl World<'_> {
                 let (applies, up) = context_effects(rule, &site.warnings);
                 if fault != FaultWhy::None && applies {
                     *why = fault;
-                    Some(Open {
-                        severity: bump(*severity, up),
-                        level: 0,
-                        threshold: f64::NAN,
-                    })
+                    Some(Open::plain(bump(*severity, up)))
                 } else {
                     None
                 }
@@ -268,11 +288,7 @@ impl World<'_> {
                     match self.missing_limit(rule, p) {
                         Some(limit) if t >= p.seen_at.saturating_add(limit) => {
                             if self.agent_online(p) {
-                                Some(Open {
-                                    severity: *severity,
-                                    level: 0,
-                                    threshold: f64::NAN,
-                                })
+                                Some(Open::plain(*severity))
                             } else {
                                 b.m.open // the agent's own cause speaks for it; keep what is
                             }
@@ -306,11 +322,7 @@ impl World<'_> {
                         Some(max) if t.saturating_sub(*since) >= *max as i64 => *escalate_to,
                         _ => *severity,
                     };
-                    Some(Open {
-                        severity: bump(sev, up),
-                        level: 0,
-                        threshold: f64::NAN,
-                    })
+                    Some(Open::plain(bump(sev, up)))
                 } else {
                     *since = NONE;
                     None
@@ -392,6 +404,53 @@ impl World<'_> {
         d
     }
 
+    /// Fire the binding's deadlines that fall at or before `upto`, each judged at its deadline
+    /// by the clock (at most four in a row: a deadline that does not move ends the run).
+    /// Whether any judgement emitted a transition.
+    pub(super) fn fire_binding_due(
+        &self,
+        bi: u32,
+        b: &mut Binding,
+        upto: i64,
+        agent: Option<&AgentId>,
+        out: &mut Vec<Transition>,
+    ) -> bool {
+        let mut fired = false;
+        for _ in 0..4 {
+            let d = self.binding_deadline(b);
+            if d == NONE || d > upto {
+                break;
+            }
+            fired |= self.judge_binding(bi, b, d, Src::clock(d, agent), false, out);
+            if self.binding_deadline(b) == d {
+                break;
+            }
+        }
+        fired
+    }
+
+    /// Fire the zone's deadlines that fall at or before `upto`, as
+    /// [`World::fire_binding_due`] does a binding's.
+    pub(super) fn fire_zone_due(
+        &self,
+        bindings: &[Binding],
+        z: &mut ZoneSt,
+        upto: i64,
+        agent: Option<&AgentId>,
+        out: &mut Vec<Transition>,
+    ) {
+        for _ in 0..4 {
+            let d = self.zone_deadline(z);
+            if d == NONE || d > upto {
+                break;
+            }
+            self.judge_zone(bindings, z, d, Src::clock(d, agent), None, out);
+            if self.zone_deadline(z) == d {
+                break;
+            }
+        }
+    }
+
     pub(super) fn judge_zone(
         &self,
         bindings: &[Binding],
@@ -470,11 +529,7 @@ impl World<'_> {
                 a.is_some() && b_present && !b && t.saturating_sub(z.a_since) >= *within_ms as i64
             }
         };
-        let want = (cond && applies).then_some(Open {
-            severity: bump(*severity, up),
-            level: 0,
-            threshold: f64::NAN,
-        });
+        let want = (cond && applies).then_some(Open::plain(bump(*severity, up)));
         if trigger.is_some() {
             z.trigger = trigger;
         }
@@ -486,13 +541,7 @@ impl World<'_> {
         let tp = z.trigger.or(cause_point).map(|p| &self.points[p as usize]);
         let text = zone_text(rule, z, members, mode, *within_ms, kind, tp, self.points);
         out.push(Transition {
-            cause: Cause {
-                rule: rule.id.clone(),
-                site: site.id.clone(),
-                subject: Subject::Zone {
-                    zone: z.zone.clone(),
-                },
-            },
+            cause: zone_cause(rule, site, z),
             kind,
             severity: open.severity,
             agent: src
@@ -529,11 +578,7 @@ impl World<'_> {
     ) -> bool {
         let site = &self.sites[z.site as usize];
         let (applies, up) = context_effects(rule, &site.warnings);
-        let want = applies.then_some(Open {
-            severity: bump(severity, up),
-            level: 0,
-            threshold: f64::NAN,
-        });
+        let want = applies.then_some(Open::plain(bump(severity, up)));
         let Some((kind, open)) =
             z.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64)
         else {
@@ -556,13 +601,7 @@ impl World<'_> {
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
         let text = site_text(label, kind, &matching);
         out.push(Transition {
-            cause: Cause {
-                rule: rule.id.clone(),
-                site: site.id.clone(),
-                subject: Subject::Zone {
-                    zone: z.zone.clone(),
-                },
-            },
+            cause: zone_cause(rule, site, z),
             kind,
             severity: open.severity,
             agent: None,
@@ -592,11 +631,7 @@ impl World<'_> {
             return false;
         };
         let online = site.agents.get(&c.agent).is_none_or(|l| l.online);
-        let want = (!online).then_some(Open {
-            severity,
-            level: 0,
-            threshold: f64::NAN,
-        });
+        let want = (!online).then_some(Open::plain(severity));
         let Some((kind, open)) =
             c.m.step(want, t, rule.on_delay_ms as i64, rule.off_delay_ms as i64)
         else {

@@ -12,6 +12,17 @@ pub(super) struct Open {
     pub(super) threshold: f64,
 }
 
+impl Open {
+    /// At `severity`, with one level and no threshold (a cause that is on or off).
+    pub(super) fn plain(severity: Severity) -> Open {
+        Open {
+            severity,
+            level: 0,
+            threshold: f64::NAN,
+        }
+    }
+}
+
 pub(super) type Want = Open;
 
 #[derive(Debug, Clone, Copy)]

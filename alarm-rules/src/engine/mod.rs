@@ -28,8 +28,9 @@ use crate::ruleset::RuleSet;
 use chrono::Duration;
 use foldhash::fast::FixedState;
 use index::{InlineKey, KeyedMap, PointIndex};
+use judge::{Src, World};
 use select::shaping_warnings;
-use state::{AgentCause, Binding, PointSt, SiteSt, Timer, ZoneSt};
+use state::{schedule, AgentCause, Binding, PointSt, SiteSt, Timer, ZoneSt};
 use std::collections::{BTreeMap, BTreeSet};
 use telemetry::{PointId, Quality, Severity, SiteId, Timestamp, Value};
 use time::{ts, NONE};
@@ -79,7 +80,85 @@ pub struct Engine {
     late_after_ms: i64,
 }
 
+/// The engine split for judging: what every judgement reads (the [`World`]) beside the causes
+/// and the timer queue that judgements change. Taken with [`Engine::split`].
+struct Judging<'a> {
+    w: World<'a>,
+    bindings: &'a mut [Binding],
+    zones: &'a mut [ZoneSt],
+    agents: &'a mut [AgentCause],
+    queue: &'a mut BTreeSet<(i64, Timer)>,
+}
+
+impl Judging<'_> {
+    /// Queue binding `bi` at its deadline (unless queued sooner); returns the deadline.
+    fn queue_binding(&mut self, bi: u32) -> i64 {
+        let b = &mut self.bindings[bi as usize];
+        let d = self.w.binding_deadline(b);
+        schedule(self.queue, &mut b.queued, d, Timer::Binding(bi));
+        d
+    }
+
+    /// Queue zone `zi` at its deadline (unless queued sooner).
+    fn queue_zone(&mut self, zi: u32) {
+        let z = &mut self.zones[zi as usize];
+        let d = self.w.zone_deadline(z);
+        schedule(self.queue, &mut z.queued, d, Timer::Zone(zi));
+    }
+
+    /// Queue agent cause `ci` at its deadline (unless queued sooner).
+    fn queue_agent(&mut self, ci: u32) {
+        let c = &mut self.agents[ci as usize];
+        let rule = &self.w.rules[c.rule as usize];
+        let d =
+            c.m.deadline(rule.on_delay_ms as i64, rule.off_delay_ms as i64);
+        schedule(self.queue, &mut c.queued, d, Timer::Agent(ci));
+    }
+
+    /// Judge zone `zi` at `t` (see [`World::judge_zone`]) and queue it at its deadline.
+    fn judge_zone(
+        &mut self,
+        zi: u32,
+        t: i64,
+        src: Src<'_>,
+        cause_point: Option<u32>,
+        out: &mut Vec<Transition>,
+    ) {
+        let z = &mut self.zones[zi as usize];
+        self.w
+            .judge_zone(self.bindings, z, t, src, cause_point, out);
+        self.queue_zone(zi);
+    }
+}
+
 impl Engine {
+    /// Borrow the engine as a [`World`] and the state a judgement changes, at once.
+    fn split(&mut self) -> Judging<'_> {
+        let Engine {
+            rules,
+            config,
+            sites,
+            points,
+            bindings,
+            zones,
+            agents,
+            queue,
+            ..
+        } = self;
+        Judging {
+            w: World {
+                rules: &rules.rules,
+                sites,
+                points,
+                config,
+            },
+            bindings,
+            zones,
+            agents,
+            queue,
+        }
+    }
+
     pub fn new(rules: RuleSet, config: EngineConfig) -> Engine {
         let late_after_ms = config.late_after.num_milliseconds();
         let hash_state = FixedState::with_seed(config.hash_seed);

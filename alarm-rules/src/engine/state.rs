@@ -135,20 +135,40 @@ pub(super) trait CauseSt {
     /// The index of its rule.
     fn rule_idx(&self) -> u32;
     fn machine(&self) -> &Machine;
+    /// It is dropped: no longer live.
+    fn retire(&mut self);
     /// The index of its site and its subject (`points`: the engine's points).
     fn site_subject(&self, points: &[PointSt]) -> (u32, Subject);
+    /// The point it judges, when its subject is a point.
+    fn point<'p>(&self, _points: &'p [PointSt]) -> Option<&'p PointSt> {
+        None
+    }
+    /// The agent its transitions name when nothing else does: its point's.
+    fn agent(&self, points: &[PointSt]) -> Option<AgentId> {
+        self.point(points).and_then(|p| p.agent.clone())
+    }
+}
+
+/// The part of [`CauseSt`] every cause record has alike: its `live`, `rule` and `m` fields.
+macro_rules! cause_record {
+    () => {
+        fn is_live(&self) -> bool {
+            self.live
+        }
+        fn rule_idx(&self) -> u32 {
+            self.rule
+        }
+        fn machine(&self) -> &Machine {
+            &self.m
+        }
+        fn retire(&mut self) {
+            self.live = false;
+        }
+    };
 }
 
 impl CauseSt for Binding {
-    fn is_live(&self) -> bool {
-        self.live
-    }
-    fn rule_idx(&self) -> u32 {
-        self.rule
-    }
-    fn machine(&self) -> &Machine {
-        &self.m
-    }
+    cause_record!();
     fn site_subject(&self, points: &[PointSt]) -> (u32, Subject) {
         let p = &points[self.point as usize];
         (
@@ -158,18 +178,13 @@ impl CauseSt for Binding {
             },
         )
     }
+    fn point<'p>(&self, points: &'p [PointSt]) -> Option<&'p PointSt> {
+        Some(&points[self.point as usize])
+    }
 }
 
 impl CauseSt for ZoneSt {
-    fn is_live(&self) -> bool {
-        self.live
-    }
-    fn rule_idx(&self) -> u32 {
-        self.rule
-    }
-    fn machine(&self) -> &Machine {
-        &self.m
-    }
+    cause_record!();
     fn site_subject(&self, _points: &[PointSt]) -> (u32, Subject) {
         (
             self.site,
@@ -181,15 +196,7 @@ impl CauseSt for ZoneSt {
 }
 
 impl CauseSt for AgentCause {
-    fn is_live(&self) -> bool {
-        self.live
-    }
-    fn rule_idx(&self) -> u32 {
-        self.rule
-    }
-    fn machine(&self) -> &Machine {
-        &self.m
-    }
+    cause_record!();
     fn site_subject(&self, _points: &[PointSt]) -> (u32, Subject) {
         (
             self.site,
@@ -197,6 +204,9 @@ impl CauseSt for AgentCause {
                 agent: self.agent.clone(),
             },
         )
+    }
+    fn agent(&self, _points: &[PointSt]) -> Option<AgentId> {
+        Some(self.agent.clone())
     }
 }
 

@@ -1,7 +1,12 @@
 //! One MQTT message in: its topic dispatched (births, statuses, reading batches, weather),
 //! the bounds on sites, agents and catalogue points applied.
 
-use super::*;
+use super::refusals::RefusedItem;
+use super::{Core, CoreError};
+use std::time::Instant;
+use telemetry::{
+    decode_catalogue, decode_status, AgentId, AgentState, IncidentEvent, SiteId, Topic,
+};
 
 impl Core {
     pub(super) fn bind_catalogue(&mut self, site: &SiteId, cat: &telemetry::Catalogue) {
@@ -68,10 +73,7 @@ impl Core {
             }
             Ok(Topic::Birth { site, agent }) => {
                 match decode_catalogue(payload, Some(&agent), &self.limits) {
-                    Err(e) => {
-                        self.refuse_message(topic, e.code(), &e.to_string(), payload)
-                            .await
-                    }
+                    Err(e) => self.refuse_undecodable(topic, &e, payload).await,
                     Ok(decoded) => {
                         let mut refused: Vec<RefusedItem> = decoded
                             .refused
@@ -122,10 +124,7 @@ impl Core {
             }
             Ok(Topic::Status { site, agent }) => {
                 match decode_status(payload, Some(&agent), &self.limits) {
-                    Err(e) => {
-                        self.refuse_message(topic, e.code(), &e.to_string(), payload)
-                            .await
-                    }
+                    Err(e) => self.refuse_undecodable(topic, &e, payload).await,
                     Ok(status) => {
                         {
                             let mut live = self.live.write().expect("live lock");

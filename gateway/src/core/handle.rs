@@ -26,15 +26,35 @@ pub enum Command {
     Reload {
         reply: oneshot::Sender<Result<usize, String>>,
     },
-    /// Take a point out of service until a time, or back into service (`until` None).
+    /// Take a point out of service until a time, or back into service.
     OutOfService {
-        site: telemetry::SiteId,
-        point: telemetry::PointId,
-        by: String,
-        reason: String,
-        until: Option<telemetry::Timestamp>,
+        change: ServiceChange,
         reply: oneshot::Sender<Result<Option<crate::core::live::OutOfService>, CoreError>>,
     },
+}
+
+/// A change of a point's service: out of service until a time (by an operator, for a reason),
+/// or back into service (`until` None).
+#[derive(Debug, Clone)]
+pub struct ServiceChange {
+    pub site: telemetry::SiteId,
+    pub point: telemetry::PointId,
+    pub by: String,
+    pub reason: String,
+    pub until: Option<telemetry::Timestamp>,
+}
+
+impl ServiceChange {
+    /// Back into service, by the gateway (an out-of-service period that ended).
+    pub fn back_in_service(site: telemetry::SiteId, point: telemetry::PointId) -> ServiceChange {
+        ServiceChange {
+            site,
+            point,
+            by: String::new(),
+            reason: String::new(),
+            until: None,
+        }
+    }
 }
 
 /// Why the core gave no answer.
@@ -112,14 +132,14 @@ impl CoreHandle {
         reason: String,
         until: Option<telemetry::Timestamp>,
     ) -> Result<Result<Option<crate::core::live::OutOfService>, CoreError>, AskError> {
-        self.ask(|reply| Command::OutOfService {
+        let change = ServiceChange {
             site,
             point,
             by,
             reason,
             until,
-            reply,
-        })
-        .await
+        };
+        self.ask(|reply| Command::OutOfService { change, reply })
+            .await
     }
 }

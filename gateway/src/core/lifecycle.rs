@@ -89,6 +89,22 @@ fn make_event(
     }
 }
 
+/// The event of an action on the incident by `by` (an operator, or `gateway`). `note`, if
+/// any, is the note of the event's copy of the incident: the record's own note is not changed.
+fn action_event(
+    rec: &mut IncidentRecord,
+    kind: EventKind,
+    at: Timestamp,
+    by: &str,
+    note: Option<String>,
+) -> IncidentEvent {
+    let mut ev = make_event(rec, kind, at, Some(by.to_string()), None);
+    if let Some(note) = note {
+        ev.incident.note = Some(note);
+    }
+    ev
+}
+
 /// Apply a transition of a cause to its open incident (if any). Returns the record after the
 /// change and the event; `previous` names the last incident of the cause, for a new raise.
 pub fn apply_transition(
@@ -192,8 +208,13 @@ pub enum ActionError {
 }
 
 fn require_operator(op: &str) -> Result<(), ActionError> {
-    if op.trim().is_empty() {
-        Err(ActionError::OperatorRequired)
+    require(op, || ActionError::OperatorRequired)
+}
+
+/// An action's text (a note, a reason, an assignee) must not be blank: else `missing()`.
+fn require(text: &str, missing: impl FnOnce() -> ActionError) -> Result<(), ActionError> {
+    if text.trim().is_empty() {
+        Err(missing())
     } else {
         Ok(())
     }
@@ -219,11 +240,11 @@ pub fn acknowledge(
     if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
         i.note = Some(n.to_string());
     }
-    Ok(Some(make_event(
+    Ok(Some(action_event(
         rec,
         EventKind::Acknowledged,
         at,
-        Some(operator.to_string()),
+        operator,
         None,
     )))
 }
@@ -252,13 +273,7 @@ pub fn close(
     i.closed_by = Some(operator.to_string());
     i.note = Some(note.to_string());
     i.shelved_until = None;
-    Ok(make_event(
-        rec,
-        EventKind::Closed,
-        at,
-        Some(operator.to_string()),
-        None,
-    ))
+    Ok(action_event(rec, EventKind::Closed, at, operator, None))
 }
 
 /// A comment by an operator (kept in the history; the incident's `note` is not changed).
@@ -269,18 +284,14 @@ pub fn comment(
     at: Timestamp,
 ) -> Result<IncidentEvent, ActionError> {
     require_operator(operator)?;
-    if text.trim().is_empty() {
-        return Err(ActionError::NoteRequired);
-    }
-    let mut ev = make_event(
+    require(text, || ActionError::NoteRequired)?;
+    Ok(action_event(
         rec,
         EventKind::Commented,
         at,
-        Some(operator.to_string()),
-        None,
-    );
-    ev.incident.note = Some(text.to_string());
-    Ok(ev)
+        operator,
+        Some(text.to_string()),
+    ))
 }
 
 /// The weather warnings that shape a standing incident changed without changing its severity
@@ -301,15 +312,13 @@ pub fn restate_warnings(
         format!("weather warnings now: {}", warnings.join(", "))
     };
     rec.incident.warnings = warnings;
-    let mut ev = make_event(
+    Some(action_event(
         rec,
         EventKind::Commented,
         at,
-        Some("gateway".to_string()),
-        None,
-    );
-    ev.incident.note = Some(text);
-    Some(ev)
+        "gateway",
+        Some(text),
+    ))
 }
 
 /// Assign to an operator.
@@ -320,17 +329,11 @@ pub fn assign(
     at: Timestamp,
 ) -> Result<IncidentEvent, ActionError> {
     require_operator(operator)?;
-    if assignee.trim().is_empty() {
-        return Err(ActionError::Invalid("assignee is required".into()));
-    }
+    require(assignee, || {
+        ActionError::Invalid("assignee is required".into())
+    })?;
     rec.incident.assigned_to = Some(assignee.to_string());
-    Ok(make_event(
-        rec,
-        EventKind::Assigned,
-        at,
-        Some(operator.to_string()),
-        None,
-    ))
+    Ok(action_event(rec, EventKind::Assigned, at, operator, None))
 }
 
 /// Shelve until a time, with a reason. A closed incident cannot be shelved.
@@ -342,9 +345,7 @@ pub fn shelve(
     at: Timestamp,
 ) -> Result<IncidentEvent, ActionError> {
     require_operator(operator)?;
-    if reason.trim().is_empty() {
-        return Err(ActionError::NoteRequired);
-    }
+    require(reason, || ActionError::NoteRequired)?;
     if rec.incident.state == IncidentState::Closed {
         return Err(ActionError::AlreadyClosed(rec.incident.id.clone()));
     }
@@ -354,15 +355,13 @@ pub fn shelve(
         ));
     }
     rec.incident.shelved_until = Some(until);
-    let mut ev = make_event(
+    Ok(action_event(
         rec,
         EventKind::Shelved,
         at,
-        Some(operator.to_string()),
-        None,
-    );
-    ev.incident.note = Some(reason.to_string());
-    Ok(ev)
+        operator,
+        Some(reason.to_string()),
+    ))
 }
 
 /// End a shelving (by an operator, or by itself when it expires: `operator` None).

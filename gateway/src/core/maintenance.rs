@@ -1,41 +1,40 @@
 //! Points taken out of service for maintenance, and back.
 
-use super::*;
+use super::handle::ServiceChange;
+use super::live::OutOfService;
+use super::{ActionError, Core, CoreError};
 
 impl Core {
     /// Take a point out of service until a time (or back into service: `until` None).
     pub async fn set_out_of_service(
         &mut self,
-        site: SiteId,
-        point: telemetry::PointId,
-        by: String,
-        reason: String,
-        until: Option<Timestamp>,
-    ) -> Result<Option<crate::core::live::OutOfService>, CoreError> {
+        change: ServiceChange,
+    ) -> Result<Option<OutOfService>, CoreError> {
         let now = self.now();
-        let entry = match until {
+        let entry = match change.until {
             Some(until) => {
                 if until <= now {
                     return Err(
                         ActionError::Invalid("`until` must lie in the future".into()).into(),
                     );
                 }
-                if reason.trim().is_empty() || by.trim().is_empty() {
+                if change.reason.trim().is_empty() || change.by.trim().is_empty() {
                     return Err(
                         ActionError::Invalid("operator and reason are required".into()).into(),
                     );
                 }
-                Some(crate::core::live::OutOfService {
-                    site: site.clone(),
-                    point: point.clone(),
-                    by,
-                    reason,
+                Some(OutOfService {
+                    site: change.site.clone(),
+                    point: change.point.clone(),
+                    by: change.by,
+                    reason: change.reason,
                     since: now,
                     until,
                 })
             }
             None => None,
         };
+        let (site, point) = (change.site, change.point);
         let body = entry
             .as_ref()
             .map(|e| serde_json::to_string(e).unwrap_or_default());

@@ -3,8 +3,8 @@
 //! announces their events. Deterministic given its inputs and its clock.
 
 use crate::clock::SharedClock;
-use crate::core::live::{Live, PointLive};
-use crate::core::seq::{SeqVerdict, SeqWindow};
+use crate::core::live::Live;
+use crate::core::seq::SeqWindow;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use alarm_rules::{Engine, SiteContext, Transition};
@@ -13,11 +13,7 @@ use lifecycle::{cause_key, cause_of, ActionError, IncidentRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
-use telemetry::catalogue::ValueKind;
-use telemetry::{
-    decode_batch, decode_catalogue, decode_status, AgentId, AgentState, DecodeLimits,
-    IncidentEvent, SiteId, SiteInfo, Timestamp, Topic, TopicScheme, Value,
-};
+use telemetry::{AgentId, DecodeLimits, IncidentEvent, SiteId, SiteInfo, Timestamp, TopicScheme};
 use tokio::sync::{broadcast, Notify};
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +118,6 @@ mod warnings;
 
 pub use liveness::Liveness;
 use readings::EpochWindow;
-use refusals::RefusedItem;
 
 pub struct Core {
     engine: Engine,

@@ -1,7 +1,13 @@
 //! Reading batches: the seq window of each agent epoch (duplicates, gaps; epochs in and out
 //! of memory), live values, type checks, the time-series journal, the engine, group commit.
 
-use super::*;
+use super::live::PointLive;
+use super::refusals::RefusedItem;
+use super::seq::{SeqVerdict, SeqWindow};
+use super::{Core, CoreError};
+use std::time::Instant;
+use telemetry::catalogue::ValueKind;
+use telemetry::{decode_batch, AgentId, SiteId, Timestamp, Value};
 
 /// The seq window of an agent epoch and when it last spoke (gateway clock).
 pub(super) struct EpochWindow {
@@ -21,8 +27,7 @@ impl Core {
         let batch = match decode_batch(payload, Some(agent), now, &self.limits) {
             Ok(b) => b,
             Err(e) => {
-                self.refuse_message(topic, e.code(), &e.to_string(), payload)
-                    .await;
+                self.refuse_undecodable(topic, &e, payload).await;
                 return Ok(());
             }
         };

@@ -1,7 +1,9 @@
 //! What the core refuses: counted by its code and dead-lettered with its reason and bytes,
 //! one record per message.
 
-use super::*;
+use super::Core;
+use crate::metrics::Metrics;
+use telemetry::{BatchError, SiteId};
 
 /// One refused item of a message (a reading, a catalogue point), kept in the message's one
 /// dead letter.
@@ -43,6 +45,12 @@ impl Core {
     /// A message the core could not process (a defect): dead-lettered with the error.
     pub async fn refuse_unprocessed(&mut self, topic: &str, payload: &[u8], error: &str) {
         self.refuse_message(topic, "not_processed", error, payload)
+            .await
+    }
+
+    /// Refuse a message whose payload did not decode: under the decoder's code and reason.
+    pub(super) async fn refuse_undecodable(&mut self, topic: &str, e: &BatchError, payload: &[u8]) {
+        self.refuse_message(topic, e.code(), &e.to_string(), payload)
             .await
     }
 

@@ -99,18 +99,8 @@ pub async fn run_core(
             Command::Act { id, action, reply } => {
                 let _ = reply.send(core.act(&id, action).await);
             }
-            Command::OutOfService {
-                site,
-                point,
-                by,
-                reason,
-                until,
-                reply,
-            } => {
-                let _ = reply.send(
-                    core.set_out_of_service(site, point, by, reason, until)
-                        .await,
-                );
+            Command::OutOfService { change, reply } => {
+                let _ = reply.send(core.set_out_of_service(change).await);
             }
             Command::Reload { reply } => {
                 let r = match rules() {

@@ -1,7 +1,10 @@
 //! Timers on the gateway clock: the engine's (missing data, durations), warnings that start
 //! or expire, shelvings and out-of-service periods that end, epochs that leave memory.
 
-use super::*;
+use super::handle::ServiceChange;
+use super::lifecycle;
+use super::{Core, CoreError};
+use telemetry::{IncidentEvent, SiteId, Timestamp};
 
 impl Core {
     /// Timers on the gateway clock: the engine's (missing data, durations) and shelving expiry.
@@ -25,7 +28,7 @@ impl Core {
             .map(|o| (o.site.clone(), o.point.clone()))
             .collect();
         for (site, point) in ended {
-            self.set_out_of_service(site, point, String::new(), String::new(), None)
+            self.set_out_of_service(ServiceChange::back_in_service(site, point))
                 .await?;
         }
         // In cause order: nothing the gateway sends depends on the order of a hash map.

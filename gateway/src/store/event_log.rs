@@ -9,8 +9,8 @@
 //! A row that cannot be read (a corrupt body) is logged and passed over: the reader's
 //! position moves past it, so one bad row never stalls an exit.
 
-use super::{timed, Result, Store};
-use sqlx::{AnyPool, Row};
+use super::{run, timed, Result, Store};
+use sqlx::AnyPool;
 use std::collections::HashMap;
 use telemetry::IncidentEvent;
 
@@ -90,83 +90,61 @@ impl EventLog {
         after: i64,
         limit: i64,
     ) -> Result<Vec<(i64, String)>> {
-        timed(async {
-            let q = match scope {
-                Scope::All => sqlx::query(
-                    "SELECT pos, body FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit),
-                Scope::Site(site) => sqlx::query(
-                    "SELECT pos, body FROM incident_events WHERE site = $1 AND pos > $2 \
-                     ORDER BY pos LIMIT $3",
-                )
-                .bind(site.as_str())
-                .bind(after)
-                .bind(limit),
-            };
-            let rows = q.fetch_all(&self.pool).await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-                .collect()
-        })
-        .await
+        let q = match scope {
+            Scope::All => sqlx::query_as(
+                "SELECT pos, body FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit),
+            Scope::Site(site) => sqlx::query_as(
+                "SELECT pos, body FROM incident_events WHERE site = $1 AND pos > $2 \
+                 ORDER BY pos LIMIT $3",
+            )
+            .bind(site.as_str())
+            .bind(after)
+            .bind(limit),
+        };
+        run(q.fetch_all(&self.pool)).await
     }
 
     /// The newest position of the log (0 when empty).
     pub async fn end(&self) -> Result<i64> {
-        timed(async {
-            let row = sqlx::query("SELECT COALESCE(MAX(pos), 0) FROM incident_events")
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(row.try_get::<i64, _>(0)?)
-        })
+        run(
+            sqlx::query_scalar("SELECT COALESCE(MAX(pos), 0) FROM incident_events")
+                .fetch_one(&self.pool),
+        )
         .await
     }
 
     /// The position of an event (a client's `Last-Event-ID`).
     pub async fn position_of(&self, event_id: &str) -> Result<Option<i64>> {
-        timed(async {
-            let row = sqlx::query("SELECT pos FROM incident_events WHERE event_id = $1")
+        run(
+            sqlx::query_scalar("SELECT pos FROM incident_events WHERE event_id = $1")
                 .bind(event_id)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
-        })
+                .fetch_optional(&self.pool),
+        )
         .await
     }
 
     /// Sites with events in `(after, upto]`.
     pub async fn sites_between(&self, after: i64, upto: i64) -> Result<Vec<String>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT DISTINCT site FROM incident_events WHERE pos > $1 AND pos <= $2",
-            )
-            .bind(after)
-            .bind(upto)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok(r.try_get::<String, _>(0)?))
-                .collect()
-        })
+        run(sqlx::query_scalar(
+            "SELECT DISTINCT site FROM incident_events WHERE pos > $1 AND pos <= $2",
+        )
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&self.pool))
         .await
     }
 
     /// (pos, site) of the events after `after`, in order.
     pub async fn sites_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT pos, site FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-                .collect()
-        })
+        run(sqlx::query_as(
+            "SELECT pos, site FROM incident_events WHERE pos > $1 ORDER BY pos LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool))
         .await
     }
 
@@ -177,56 +155,48 @@ impl EventLog {
         upto: i64,
         limit: i64,
     ) -> Result<Vec<IncidentEvent>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT body FROM incident_events WHERE site = $1 AND pos <= $2 \
-                 ORDER BY pos DESC LIMIT $3",
-            )
-            .bind(site)
-            .bind(upto)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                match serde_json::from_str(&r.try_get::<String, _>(0)?) {
-                    Ok(ev) => out.push(ev),
-                    Err(e) => tracing::error!(site, error = %e, "an event in the log is not readable; passed over"),
+        let bodies: Vec<String> = run(sqlx::query_scalar(
+            "SELECT body FROM incident_events WHERE site = $1 AND pos <= $2 \
+             ORDER BY pos DESC LIMIT $3",
+        )
+        .bind(site)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(&self.pool))
+        .await?;
+        Ok(bodies
+            .iter()
+            .filter_map(|body| match serde_json::from_str(body) {
+                Ok(ev) => Some(ev),
+                Err(e) => {
+                    tracing::error!(site, error = %e, "an event in the log is not readable; passed over");
+                    None
                 }
-            }
-            Ok(out)
-        })
-        .await
+            })
+            .collect())
     }
 
     /// A named durable cursor (0 when never saved).
     pub async fn cursor(&self, name: &str) -> Result<i64> {
-        timed(async {
-            let row = sqlx::query("SELECT pos FROM cursors WHERE name = $1")
+        let pos = run(
+            sqlx::query_scalar("SELECT pos FROM cursors WHERE name = $1")
                 .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(row
-                .map(|r| r.try_get::<i64, _>(0))
-                .transpose()?
-                .unwrap_or(0))
-        })
-        .await
+                .fetch_optional(&self.pool),
+        )
+        .await?;
+        Ok(pos.unwrap_or(0))
     }
 
     pub async fn set_cursor(&self, name: &str, pos: i64) -> Result<()> {
-        timed(async {
-            sqlx::query(
-                "INSERT INTO cursors (name, pos) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET pos = excluded.pos",
-            )
-            .bind(name)
-            .bind(pos)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
+        run(sqlx::query(
+            "INSERT INTO cursors (name, pos) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET pos = excluded.pos",
+        )
+        .bind(name)
+        .bind(pos)
+        .execute(&self.pool))
+        .await?;
+        Ok(())
     }
 
     /// Where a delivery target starts in the log: recorded when it is first seen
@@ -241,11 +211,12 @@ impl EventLog {
             .bind(default)
             .execute(&self.pool)
             .await?;
-            let row = sqlx::query("SELECT start_pos FROM delivery_targets WHERE target = $1")
-                .bind(target)
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(row.try_get::<i64, _>(0)?)
+            let start =
+                sqlx::query_scalar("SELECT start_pos FROM delivery_targets WHERE target = $1")
+                    .bind(target)
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(start)
         })
         .await
     }
@@ -266,32 +237,26 @@ impl EventLog {
 
     /// A target's cursors per site: the position up to which the site's events are done.
     pub async fn progress(&self, target: &str) -> Result<HashMap<String, i64>> {
-        timed(async {
-            let rows = sqlx::query("SELECT site, pos FROM delivery_progress WHERE target = $1")
-                .bind(target)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-                .collect()
-        })
-        .await
+        let rows: Vec<(String, i64)> = run(sqlx::query_as(
+            "SELECT site, pos FROM delivery_progress WHERE target = $1",
+        )
+        .bind(target)
+        .fetch_all(&self.pool))
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     pub async fn set_progress(&self, target: &str, site: &str, pos: i64) -> Result<()> {
-        timed(async {
-            sqlx::query(
-                "INSERT INTO delivery_progress (target, site, pos) VALUES ($1, $2, $3) \
-                 ON CONFLICT (target, site) DO UPDATE SET pos = excluded.pos",
-            )
-            .bind(target)
-            .bind(site)
-            .bind(pos)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
+        run(sqlx::query(
+            "INSERT INTO delivery_progress (target, site, pos) VALUES ($1, $2, $3) \
+             ON CONFLICT (target, site) DO UPDATE SET pos = excluded.pos",
+        )
+        .bind(target)
+        .bind(site)
+        .bind(pos)
+        .execute(&self.pool))
+        .await?;
+        Ok(())
     }
 }
 

@@ -7,8 +7,9 @@ pub mod event_log;
 pub mod outbox;
 
 use crate::core::lifecycle::IncidentRecord;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use std::future::Future;
 use std::time::Duration;
 use telemetry::{Incident, IncidentEvent, Timestamp};
 
@@ -133,16 +134,53 @@ pub struct DeadLetter {
     pub raw_base64: Option<String>,
 }
 
+impl DeadLetter {
+    /// A dead letter of its row `(pos, at_ms, topic, code, reason, raw)`.
+    fn from_row(
+        (pos, ms, topic, code, reason, raw): (i64, i64, String, String, String, Vec<u8>),
+    ) -> DeadLetter {
+        let (raw, raw_base64) = match String::from_utf8(raw) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                use base64::Engine as _;
+                let bytes = e.into_bytes();
+                (
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                    Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                )
+            }
+        };
+        DeadLetter {
+            pos,
+            at: chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| telemetry::format_time(&t))
+                .unwrap_or_default(),
+            topic,
+            code,
+            reason,
+            raw,
+            raw_base64,
+        }
+    }
+}
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 const UPSERT_SEQ_WINDOW: &str = "INSERT INTO seq_windows (site, agent, epoch, body, seen_ms) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site, agent, epoch) \
      DO UPDATE SET body = excluded.body, seen_ms = excluded.seen_ms";
 
-async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+/// Work on the store (one query, or several that belong together) under the store's timeout.
+async fn timed<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(TIMEOUT, f)
         .await
         .map_err(|_| StoreError::Timeout(TIMEOUT))?
+}
+
+/// One sqlx call (a query's fetch or execute) under the store's timeout: a method that runs a
+/// single query states only its SQL, its binds and what it makes of the rows.
+async fn run<T>(f: impl Future<Output = std::result::Result<T, sqlx::Error>>) -> Result<T> {
+    timed(async { Ok(f.await?) }).await
 }
 
 impl Store {
@@ -243,7 +281,7 @@ impl Store {
             .bind(&body)
             .execute(&mut *tx)
             .await?;
-            let row = sqlx::query(
+            let pos = sqlx::query_scalar(
                 "INSERT INTO incident_events (event_id, incident_id, site, event_seq, body) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING pos",
             )
@@ -255,7 +293,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(row.try_get::<i64, _>(0)?)
+            Ok(pos)
         })
         .await
     }
@@ -263,210 +301,188 @@ impl Store {
     /// The highest event seq taken by an incident's event ids (`{id}-{seq}`) in the log,
     /// whoever wrote them (0 when none).
     pub async fn max_event_seq(&self, incident_id: &str) -> Result<u64> {
-        timed(async {
-            let prefix = format!("{incident_id}-");
-            let rows = sqlx::query(
-                "SELECT event_id FROM incident_events WHERE incident_id = $1 \
-                 OR (event_id >= $2 AND event_id < $3)",
-            )
-            .bind(incident_id)
-            .bind(&prefix)
-            .bind(format!("{incident_id}."))
-            .fetch_all(&self.pool)
-            .await?;
-            let mut max = 0u64;
-            for r in rows {
-                let id: String = r.try_get(0)?;
-                if let Some(seq) = id.strip_prefix(&prefix).and_then(|s| s.parse::<u64>().ok()) {
-                    max = max.max(seq);
-                }
-            }
-            Ok(max)
-        })
-        .await
+        let prefix = format!("{incident_id}-");
+        let ids: Vec<String> = run(sqlx::query_scalar(
+            "SELECT event_id FROM incident_events WHERE incident_id = $1 \
+             OR (event_id >= $2 AND event_id < $3)",
+        )
+        .bind(incident_id)
+        .bind(&prefix)
+        .bind(format!("{incident_id}."))
+        .fetch_all(&self.pool))
+        .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| id.strip_prefix(&prefix)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0))
     }
 
     /// The seq window of one agent epoch, if the store has it (an epoch that left memory
     /// after a long silence comes back from here).
     pub async fn seq_window(&self, site: &str, agent: &str, epoch: &str) -> Result<Option<String>> {
-        timed(async {
-            let row = sqlx::query(
-                "SELECT body FROM seq_windows WHERE site = $1 AND agent = $2 AND epoch = $3",
-            )
-            .bind(site)
-            .bind(agent)
-            .bind(epoch)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
-        })
+        run(sqlx::query_scalar(
+            "SELECT body FROM seq_windows WHERE site = $1 AND agent = $2 AND epoch = $3",
+        )
+        .bind(site)
+        .bind(agent)
+        .bind(epoch)
+        .fetch_optional(&self.pool))
         .await
     }
 
-    fn record_from_row(row: &AnyRow) -> Result<IncidentRecord> {
-        let body: String = row.try_get("body")?;
-        let (incident, last_event_seq): (Incident, u64) = serde_json::from_str(&body)?;
+    /// An incident as it is kept in the `body` column: the incident and its last event seq.
+    fn record_from_body(body: &str) -> Result<IncidentRecord> {
+        let (incident, last_event_seq): (Incident, u64) = serde_json::from_str(body)?;
         Ok(IncidentRecord {
             incident,
             last_event_seq,
         })
     }
 
+    /// The incidents of `body` columns, in order.
+    fn incidents_from_bodies(bodies: &[String]) -> Result<Vec<Incident>> {
+        bodies
+            .iter()
+            .map(|b| Ok(Self::record_from_body(b)?.incident))
+            .collect()
+    }
+
     /// Incidents whose condition still stands (to restore the engine and lifecycle on start).
     pub async fn standing(&self) -> Result<Vec<(String, IncidentRecord)>> {
-        timed(async {
-            let rows = sqlx::query("SELECT cause, body FROM incidents WHERE standing = 1")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<String, _>("cause")?, Self::record_from_row(r)?)))
-                .collect()
-        })
-        .await
+        let rows: Vec<(String, String)> = run(sqlx::query_as(
+            "SELECT cause, body FROM incidents WHERE standing = 1",
+        )
+        .fetch_all(&self.pool))
+        .await?;
+        rows.into_iter()
+            .map(|(cause, body)| Ok((cause, Self::record_from_body(&body)?)))
+            .collect()
     }
 
     /// Incidents whose condition stands unacknowledged (state `active`).
     pub async fn active_incidents(&self) -> Result<Vec<Incident>> {
-        timed(async {
-            let rows = sqlx::query("SELECT body FROM incidents WHERE state = 'active'")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok(Self::record_from_row(r)?.incident))
-                .collect()
-        })
-        .await
+        let bodies = run(
+            sqlx::query_scalar("SELECT body FROM incidents WHERE state = 'active'")
+                .fetch_all(&self.pool),
+        )
+        .await?;
+        Self::incidents_from_bodies(&bodies)
     }
 
     /// The last incident of each cause (for `previous`).
     pub async fn last_per_cause(&self) -> Result<Vec<(String, String)>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT cause, id FROM incidents i WHERE raised_ms = (SELECT MAX(raised_ms) FROM incidents j WHERE j.cause = i.cause)",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<String, _>("cause")?, r.try_get::<String, _>("id")?)))
-                .collect()
-        })
+        run(sqlx::query_as(
+            "SELECT cause, id FROM incidents i WHERE raised_ms = (SELECT MAX(raised_ms) FROM incidents j WHERE j.cause = i.cause)",
+        )
+        .fetch_all(&self.pool))
         .await
     }
 
     pub async fn incident(&self, id: &str) -> Result<Option<IncidentRecord>> {
-        timed(async {
-            let row = sqlx::query("SELECT body FROM incidents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            row.as_ref().map(Self::record_from_row).transpose()
-        })
-        .await
+        let body: Option<String> = run(sqlx::query_scalar(
+            "SELECT body FROM incidents WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool))
+        .await?;
+        body.as_deref().map(Self::record_from_body).transpose()
     }
 
     pub async fn cause_of(&self, id: &str) -> Result<Option<String>> {
-        timed(async {
-            let row = sqlx::query("SELECT cause FROM incidents WHERE id = $1")
+        run(
+            sqlx::query_scalar("SELECT cause FROM incidents WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
-        })
+                .fetch_optional(&self.pool),
+        )
         .await
     }
 
     pub async fn history(&self, id: &str) -> Result<Vec<IncidentEvent>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT body FROM incident_events WHERE incident_id = $1 ORDER BY event_seq",
-            )
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
-                .collect()
-        })
-        .await
+        let bodies: Vec<String> = run(sqlx::query_scalar(
+            "SELECT body FROM incident_events WHERE incident_id = $1 ORDER BY event_seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool))
+        .await?;
+        bodies
+            .iter()
+            .map(|b| Ok(serde_json::from_str(b)?))
+            .collect()
     }
 
     /// Incidents, newest first.
     pub async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Incident>> {
-        timed(async {
-            let mut sql = String::from("SELECT body FROM incidents WHERE 1 = 1");
-            let mut args: Vec<ArgValue> = Vec::new();
-            let mut push = |sql: &mut String, cond: &str, v: ArgValue| {
-                args.push(v);
-                sql.push_str(&cond.replace('?', &format!("${}", args.len())));
-            };
-            match f.state.as_deref() {
-                Some("open") => sql.push_str(" AND state <> 'closed'"),
-                Some(s) => push(&mut sql, " AND state = ?", ArgValue::Text(s.to_string())),
-                None => {}
-            }
-            if let Some(s) = &f.site {
-                push(&mut sql, " AND site = ?", ArgValue::Text(s.clone()));
-            }
-            if let Some(sites) = &f.sites {
-                if sites.is_empty() {
-                    sql.push_str(" AND 1 = 0");
-                } else {
-                    for (i, s) in sites.iter().enumerate() {
-                        let cond = if i == 0 { " AND site IN (?" } else { ", ?" };
-                        push(&mut sql, cond, ArgValue::Text(s.clone()));
-                    }
-                    sql.push(')');
-                }
-            }
-            if let Some(s) = &f.severity {
-                push(&mut sql, " AND severity = ?", ArgValue::Text(s.clone()));
-            }
-            if let Some(s) = &f.rule {
-                push(&mut sql, " AND rule = ?", ArgValue::Text(s.clone()));
-            }
-            if let Some(t) = f.since {
-                push(
-                    &mut sql,
-                    " AND raised_ms >= ?",
-                    ArgValue::Int(t.timestamp_millis()),
-                );
-            }
-            if let Some(t) = f.until {
-                push(
-                    &mut sql,
-                    " AND raised_ms < ?",
-                    ArgValue::Int(t.timestamp_millis()),
-                );
-            }
-            if let Some((ms, id)) = &f.before {
-                push(&mut sql, " AND (raised_ms < ?", ArgValue::Int(*ms));
-                push(&mut sql, " OR (raised_ms = ?", ArgValue::Int(*ms));
-                push(&mut sql, " AND id < ?))", ArgValue::Text(id.clone()));
-            }
-            if let Some((ms, id)) = &f.after {
-                push(&mut sql, " AND (raised_ms > ?", ArgValue::Int(*ms));
-                push(&mut sql, " OR (raised_ms = ?", ArgValue::Int(*ms));
-                push(&mut sql, " AND id > ?))", ArgValue::Text(id.clone()));
-            }
-            if f.ascending {
-                sql.push_str(" ORDER BY raised_ms, id");
+        let mut sql = String::from("SELECT body FROM incidents WHERE 1 = 1");
+        let mut args: Vec<ArgValue> = Vec::new();
+        let mut push = |sql: &mut String, cond: &str, v: ArgValue| {
+            args.push(v);
+            sql.push_str(&cond.replace('?', &format!("${}", args.len())));
+        };
+        match f.state.as_deref() {
+            Some("open") => sql.push_str(" AND state <> 'closed'"),
+            Some(s) => push(&mut sql, " AND state = ?", ArgValue::Text(s.to_string())),
+            None => {}
+        }
+        if let Some(s) = &f.site {
+            push(&mut sql, " AND site = ?", ArgValue::Text(s.clone()));
+        }
+        if let Some(sites) = &f.sites {
+            if sites.is_empty() {
+                sql.push_str(" AND 1 = 0");
             } else {
-                sql.push_str(" ORDER BY raised_ms DESC, id DESC");
+                for (i, s) in sites.iter().enumerate() {
+                    let cond = if i == 0 { " AND site IN (?" } else { ", ?" };
+                    push(&mut sql, cond, ArgValue::Text(s.clone()));
+                }
+                sql.push(')');
             }
-            push(&mut sql, " LIMIT ?", ArgValue::Int(f.limit));
-            let mut q = sqlx::query(&sql);
-            for a in args {
-                q = match a {
-                    ArgValue::Text(s) => q.bind(s),
-                    ArgValue::Int(i) => q.bind(i),
-                };
-            }
-            let rows = q.fetch_all(&self.pool).await?;
-            rows.iter()
-                .map(|r| Ok(Self::record_from_row(r)?.incident))
-                .collect()
-        })
-        .await
+        }
+        if let Some(s) = &f.severity {
+            push(&mut sql, " AND severity = ?", ArgValue::Text(s.clone()));
+        }
+        if let Some(s) = &f.rule {
+            push(&mut sql, " AND rule = ?", ArgValue::Text(s.clone()));
+        }
+        if let Some(t) = f.since {
+            push(
+                &mut sql,
+                " AND raised_ms >= ?",
+                ArgValue::Int(t.timestamp_millis()),
+            );
+        }
+        if let Some(t) = f.until {
+            push(
+                &mut sql,
+                " AND raised_ms < ?",
+                ArgValue::Int(t.timestamp_millis()),
+            );
+        }
+        if let Some((ms, id)) = &f.before {
+            push(&mut sql, " AND (raised_ms < ?", ArgValue::Int(*ms));
+            push(&mut sql, " OR (raised_ms = ?", ArgValue::Int(*ms));
+            push(&mut sql, " AND id < ?))", ArgValue::Text(id.clone()));
+        }
+        if let Some((ms, id)) = &f.after {
+            push(&mut sql, " AND (raised_ms > ?", ArgValue::Int(*ms));
+            push(&mut sql, " OR (raised_ms = ?", ArgValue::Int(*ms));
+            push(&mut sql, " AND id > ?))", ArgValue::Text(id.clone()));
+        }
+        if f.ascending {
+            sql.push_str(" ORDER BY raised_ms, id");
+        } else {
+            sql.push_str(" ORDER BY raised_ms DESC, id DESC");
+        }
+        push(&mut sql, " LIMIT ?", ArgValue::Int(f.limit));
+        let mut q = sqlx::query_scalar(&sql);
+        for a in args {
+            q = match a {
+                ArgValue::Text(s) => q.bind(s),
+                ArgValue::Int(i) => q.bind(i),
+            };
+        }
+        let bodies = run(q.fetch_all(&self.pool)).await?;
+        Self::incidents_from_bodies(&bodies)
     }
 
     /// Save several seq windows, `(site, agent, epoch, body)`, in one transaction: the group
@@ -500,67 +516,38 @@ impl Store {
         &self,
         since_ms: i64,
     ) -> Result<Vec<(String, String, String, String, i64)>> {
-        timed(async {
-            let rows = sqlx::query(
-                "SELECT site, agent, epoch, body, seen_ms FROM seq_windows WHERE seen_ms >= $1 \
-                 ORDER BY seen_ms DESC, site, agent, epoch",
-            )
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                        r.try_get(3)?,
-                        r.try_get(4)?,
-                    ))
-                })
-                .collect()
-        })
+        run(sqlx::query_as(
+            "SELECT site, agent, epoch, body, seen_ms FROM seq_windows WHERE seen_ms >= $1 \
+             ORDER BY seen_ms DESC, site, agent, epoch",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool))
         .await
     }
 
     pub async fn seq_windows(&self) -> Result<Vec<(String, String, String, String)>> {
-        timed(async {
-            let rows = sqlx::query("SELECT site, agent, epoch, body FROM seq_windows")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-                .collect()
-        })
+        run(
+            sqlx::query_as("SELECT site, agent, epoch, body FROM seq_windows")
+                .fetch_all(&self.pool),
+        )
         .await
     }
 
     pub async fn save_catalogue(&self, site: &str, agent: &str, body: &str) -> Result<()> {
-        timed(async {
-            sqlx::query(
-                "INSERT INTO catalogues (site, agent, body) VALUES ($1, $2, $3) \
-                 ON CONFLICT (site, agent) DO UPDATE SET body = excluded.body",
-            )
-            .bind(site)
-            .bind(agent)
-            .bind(body)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
+        run(sqlx::query(
+            "INSERT INTO catalogues (site, agent, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (site, agent) DO UPDATE SET body = excluded.body",
+        )
+        .bind(site)
+        .bind(agent)
+        .bind(body)
+        .execute(&self.pool))
+        .await?;
+        Ok(())
     }
 
     pub async fn catalogues(&self) -> Result<Vec<(String, String, String)>> {
-        timed(async {
-            let rows = sqlx::query("SELECT site, agent, body FROM catalogues")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect()
-        })
-        .await
+        run(sqlx::query_as("SELECT site, agent, body FROM catalogues").fetch_all(&self.pool)).await
     }
 
     /// Keep a refused message or reading; the oldest beyond `capacity` are dropped.
@@ -574,7 +561,7 @@ impl Store {
         capacity: usize,
     ) -> Result<()> {
         timed(async {
-            let row = sqlx::query("INSERT INTO dead_letters (at_ms, topic, code, reason, raw) VALUES ($1, $2, $3, $4, $5) RETURNING pos")
+            let pos: i64 = sqlx::query_scalar("INSERT INTO dead_letters (at_ms, topic, code, reason, raw) VALUES ($1, $2, $3, $4, $5) RETURNING pos")
                 .bind(at.timestamp_millis())
                 .bind(storable(topic).as_ref())
                 .bind(storable(code).as_ref())
@@ -582,7 +569,6 @@ impl Store {
                 .bind(raw)
                 .fetch_one(&self.pool)
                 .await?;
-            let pos: i64 = row.try_get(0)?;
             if pos % 100 == 0 {
                 sqlx::query("DELETE FROM dead_letters WHERE pos <= $1").bind(pos - capacity as i64).execute(&self.pool).await?;
             }
@@ -592,39 +578,13 @@ impl Store {
     }
 
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
-        timed(async {
-            let rows = sqlx::query("SELECT pos, at_ms, topic, code, reason, raw FROM dead_letters ORDER BY pos DESC LIMIT $1")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let ms: i64 = r.try_get(1)?;
-                    let raw: Vec<u8> = r.try_get(5)?;
-                    let (raw, raw_base64) = match String::from_utf8(raw) {
-                        Ok(text) => (text, None),
-                        Err(e) => {
-                            use base64::Engine as _;
-                            let bytes = e.into_bytes();
-                            (
-                                String::from_utf8_lossy(&bytes).into_owned(),
-                                Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
-                            )
-                        }
-                    };
-                    Ok(DeadLetter {
-                        pos: r.try_get(0)?,
-                        at: chrono::DateTime::from_timestamp_millis(ms).map(|t| telemetry::format_time(&t)).unwrap_or_default(),
-                        topic: r.try_get(2)?,
-                        code: r.try_get(3)?,
-                        reason: r.try_get(4)?,
-                        raw,
-                        raw_base64,
-                    })
-                })
-                .collect()
-        })
-        .await
+        let rows = run(sqlx::query_as(
+            "SELECT pos, at_ms, topic, code, reason, raw FROM dead_letters ORDER BY pos DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool))
+        .await?;
+        Ok(rows.into_iter().map(DeadLetter::from_row).collect())
     }
 }
 
@@ -656,14 +616,10 @@ impl Store {
 
     /// Weather documents in the order they came, byte for byte.
     pub async fn weather_docs(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        timed(async {
-            let rows = sqlx::query("SELECT kind, body FROM weather_docs ORDER BY pos")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect()
-        })
+        run(
+            sqlx::query_as("SELECT kind, body FROM weather_docs ORDER BY pos")
+                .fetch_all(&self.pool),
+        )
         .await
     }
 }
@@ -675,47 +631,29 @@ impl Store {
         point: &str,
         body: Option<&str>,
     ) -> Result<()> {
-        timed(async {
-            match body {
-                Some(body) => {
-                    sqlx::query(
-                        "INSERT INTO out_of_service (site, point, body) VALUES ($1, $2, $3) \
-                         ON CONFLICT (site, point) DO UPDATE SET body = excluded.body",
-                    )
-                    .bind(site)
-                    .bind(point)
-                    .bind(body)
-                    .execute(&self.pool)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM out_of_service WHERE site = $1 AND point = $2")
-                        .bind(site)
-                        .bind(point)
-                        .execute(&self.pool)
-                        .await?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        let q = match body {
+            Some(body) => sqlx::query(
+                "INSERT INTO out_of_service (site, point, body) VALUES ($1, $2, $3) \
+                 ON CONFLICT (site, point) DO UPDATE SET body = excluded.body",
+            )
+            .bind(site)
+            .bind(point)
+            .bind(body),
+            None => sqlx::query("DELETE FROM out_of_service WHERE site = $1 AND point = $2")
+                .bind(site)
+                .bind(point),
+        };
+        run(q.execute(&self.pool)).await?;
+        Ok(())
     }
 
     pub async fn out_of_service(&self) -> Result<Vec<(String, String, String)>> {
-        timed(async {
-            let rows = sqlx::query("SELECT site, point, body FROM out_of_service")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect()
-        })
-        .await
+        run(sqlx::query_as("SELECT site, point, body FROM out_of_service").fetch_all(&self.pool))
+            .await
     }
 }
 
-/// Rows `(pos, body)` of the event log as events. A row that is not an event (written by hand,
-/// or by a broken version) is skipped with a log line: it must not stop every reader of the log.
+/// A value bound to a placeholder of the SQL that [`Store::incidents`] puts together.
 enum ArgValue {
     Text(String),
     Int(i64),

@@ -3,22 +3,11 @@
 //! The store knows rows, not the outbox's types: a subscriber is kept as its id and its
 //! configuration in JSON, whatever type the outbox gives it.
 
-use crate::store::{Store, StoreError};
+use super::{run, timed, Result, Store};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
-use std::time::Duration;
 use telemetry::{format_time, Timestamp};
-
-type Result<T> = std::result::Result<T, StoreError>;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .map_err(|_| StoreError::Timeout(TIMEOUT))?
-}
 
 fn ms_to_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -60,6 +49,17 @@ pub struct StoredSubscriber<C> {
     pub created_ms: i64,
 }
 
+impl<C: DeserializeOwned> StoredSubscriber<C> {
+    /// A subscriber of its row `(source, created_ms, body)`.
+    fn from_row((source, created_ms, body): (String, i64, String)) -> Result<Self> {
+        Ok(StoredSubscriber {
+            source,
+            created_ms,
+            config: serde_json::from_str(&body)?,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
@@ -86,25 +86,21 @@ impl Db {
         attempts: u32,
         now: Timestamp,
     ) -> Result<i64> {
-        timed(async {
-            let row = sqlx::query(
-                "INSERT INTO parked_deliveries (target, kind, site, pos, message_id, body, status, error, attempts, parked_ms, state) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'parked') RETURNING id",
-            )
-            .bind(target)
-            .bind(kind)
-            .bind(site)
-            .bind(pos)
-            .bind(message_id)
-            .bind(body)
-            .bind(i64::from(status))
-            .bind(error)
-            .bind(i64::from(attempts))
-            .bind(now.timestamp_millis())
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(row.try_get::<i64, _>(0)?)
-        })
+        run(sqlx::query_scalar(
+            "INSERT INTO parked_deliveries (target, kind, site, pos, message_id, body, status, error, attempts, parked_ms, state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'parked') RETURNING id",
+        )
+        .bind(target)
+        .bind(kind)
+        .bind(site)
+        .bind(pos)
+        .bind(message_id)
+        .bind(body)
+        .bind(i64::from(status))
+        .bind(error)
+        .bind(i64::from(attempts))
+        .bind(now.timestamp_millis())
+        .fetch_one(&self.pool))
         .await
     }
 
@@ -131,44 +127,36 @@ impl Db {
 
     /// Parked deliveries, newest first; `state` `parked`, `resent` or all (None).
     pub async fn parked(&self, state: Option<&str>, limit: i64) -> Result<Vec<Parked>> {
-        timed(async {
-            let cols = Self::PARKED_COLUMNS;
-            let rows = match state {
-                Some(s) => {
-                    let sql = format!("SELECT {cols} FROM parked_deliveries WHERE state = $1 ORDER BY id DESC LIMIT $2");
-                    sqlx::query(&sql).bind(s).bind(limit).fetch_all(&self.pool).await?
-                }
-                None => {
-                    let sql = format!("SELECT {cols} FROM parked_deliveries ORDER BY id DESC LIMIT $1");
-                    sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?
-                }
-            };
-            rows.iter().map(Self::parked_from_row).collect()
-        })
-        .await
+        let cols = Self::PARKED_COLUMNS;
+        let rows = match state {
+            Some(s) => {
+                let sql = format!(
+                    "SELECT {cols} FROM parked_deliveries WHERE state = $1 ORDER BY id DESC LIMIT $2"
+                );
+                run(sqlx::query(&sql).bind(s).bind(limit).fetch_all(&self.pool)).await?
+            }
+            None => {
+                let sql = format!("SELECT {cols} FROM parked_deliveries ORDER BY id DESC LIMIT $1");
+                run(sqlx::query(&sql).bind(limit).fetch_all(&self.pool)).await?
+            }
+        };
+        rows.iter().map(Self::parked_from_row).collect()
     }
 
     pub async fn parked_one(&self, id: i64) -> Result<Option<Parked>> {
-        timed(async {
-            let row = sqlx::query(&format!(
-                "SELECT {} FROM parked_deliveries WHERE id = $1",
-                Self::PARKED_COLUMNS
-            ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.as_ref().map(Self::parked_from_row).transpose()
-        })
-        .await
+        let sql = format!(
+            "SELECT {} FROM parked_deliveries WHERE id = $1",
+            Self::PARKED_COLUMNS
+        );
+        let row = run(sqlx::query(&sql).bind(id).fetch_optional(&self.pool)).await?;
+        row.as_ref().map(Self::parked_from_row).transpose()
     }
 
     pub async fn parked_count(&self) -> Result<i64> {
-        timed(async {
-            let row = sqlx::query("SELECT COUNT(*) FROM parked_deliveries WHERE state = 'parked'")
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(row.try_get::<i64, _>(0)?)
-        })
+        run(
+            sqlx::query_scalar("SELECT COUNT(*) FROM parked_deliveries WHERE state = 'parked'")
+                .fetch_one(&self.pool),
+        )
         .await
     }
 
@@ -181,24 +169,18 @@ impl Db {
         error: &str,
         now: Timestamp,
     ) -> Result<()> {
-        timed(async {
-            if delivered {
-                sqlx::query("UPDATE parked_deliveries SET state = 'resent', resent_ms = $1, attempts = attempts + 1 WHERE id = $2")
-                    .bind(now.timestamp_millis())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-            } else {
-                sqlx::query("UPDATE parked_deliveries SET status = $1, error = $2, attempts = attempts + 1 WHERE id = $3")
-                    .bind(i64::from(status))
-                    .bind(error)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-            }
-            Ok(())
-        })
-        .await
+        let q = if delivered {
+            sqlx::query("UPDATE parked_deliveries SET state = 'resent', resent_ms = $1, attempts = attempts + 1 WHERE id = $2")
+                .bind(now.timestamp_millis())
+                .bind(id)
+        } else {
+            sqlx::query("UPDATE parked_deliveries SET status = $1, error = $2, attempts = attempts + 1 WHERE id = $3")
+                .bind(i64::from(status))
+                .bind(error)
+                .bind(id)
+        };
+        run(q.execute(&self.pool)).await?;
+        Ok(())
     }
 
     /// Write the file's subscribers (source `config`); drop file subscribers no longer in it.
@@ -220,9 +202,8 @@ impl Db {
                 .execute(&self.pool)
                 .await?;
             }
-            let rows = sqlx::query("SELECT id FROM subscribers WHERE source = 'config'").fetch_all(&self.pool).await?;
-            for r in rows {
-                let id: String = r.try_get(0)?;
+            let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM subscribers WHERE source = 'config'").fetch_all(&self.pool).await?;
+            for id in ids {
                 if !subs.iter().any(|(s, _)| *s == id) {
                     sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(&id).execute(&self.pool).await?;
                 }
@@ -233,42 +214,25 @@ impl Db {
     }
 
     pub async fn subscribers<C: DeserializeOwned>(&self) -> Result<Vec<StoredSubscriber<C>>> {
-        timed(async {
-            let rows = sqlx::query("SELECT source, created_ms, body FROM subscribers ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(StoredSubscriber {
-                        source: r.try_get(0)?,
-                        created_ms: r.try_get(1)?,
-                        config: serde_json::from_str(&r.try_get::<String, _>(2)?)?,
-                    })
-                })
-                .collect()
-        })
-        .await
+        let rows = run(sqlx::query_as(
+            "SELECT source, created_ms, body FROM subscribers ORDER BY id",
+        )
+        .fetch_all(&self.pool))
+        .await?;
+        rows.into_iter().map(StoredSubscriber::from_row).collect()
     }
 
     pub async fn subscriber<C: DeserializeOwned>(
         &self,
         id: &str,
     ) -> Result<Option<StoredSubscriber<C>>> {
-        timed(async {
-            let row = sqlx::query("SELECT source, created_ms, body FROM subscribers WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            row.map(|r| {
-                Ok(StoredSubscriber {
-                    source: r.try_get(0)?,
-                    created_ms: r.try_get(1)?,
-                    config: serde_json::from_str(&r.try_get::<String, _>(2)?)?,
-                })
-            })
-            .transpose()
-        })
-        .await
+        let row = run(sqlx::query_as(
+            "SELECT source, created_ms, body FROM subscribers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool))
+        .await?;
+        row.map(StoredSubscriber::from_row).transpose()
     }
 
     /// Add a subscriber over the API; `false` when its id is taken (nothing written).
@@ -278,27 +242,21 @@ impl Db {
         s: &C,
         now: Timestamp,
     ) -> Result<bool> {
-        timed(async {
-            let body = serde_json::to_string(s)?;
-            let done = sqlx::query("INSERT INTO subscribers (id, source, created_ms, body) VALUES ($1, 'api', $2, $3) ON CONFLICT (id) DO NOTHING")
-                .bind(id)
-                .bind(now.timestamp_millis())
-                .bind(&body)
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected() > 0)
-        })
-        .await
+        let body = serde_json::to_string(s)?;
+        let done = run(sqlx::query("INSERT INTO subscribers (id, source, created_ms, body) VALUES ($1, 'api', $2, $3) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(now.timestamp_millis())
+            .bind(&body)
+            .execute(&self.pool))
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn delete_subscriber(&self, id: &str) -> Result<()> {
-        timed(async {
-            sqlx::query("DELETE FROM subscribers WHERE id = $1")
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-        .await
+        run(sqlx::query("DELETE FROM subscribers WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool))
+        .await?;
+        Ok(())
     }
 }

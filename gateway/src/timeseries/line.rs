@@ -128,9 +128,16 @@ mod tests {
         chrono::Utc.timestamp_millis_opt(ms).unwrap()
     }
 
+    /// The line of one reading of the test site and agent.
+    fn line(r: &Reading, spec: Option<&PointSpec>, category: Option<&Category>) -> String {
+        let (site, agent) = ids();
+        let mut out = String::new();
+        encode_reading(&mut out, &site, &agent, r, spec, category);
+        out
+    }
+
     #[test]
     fn number_with_catalogue_and_category() {
-        let (site, agent) = ids();
         let mut spec = PointSpec::new(
             PointId::new("CH4-101").unwrap(),
             Quantity::Ch4,
@@ -142,15 +149,7 @@ mod tests {
             at(1_795_860_000_123),
             Value::Number(0.42),
         );
-        let mut out = String::new();
-        encode_reading(
-            &mut out,
-            &site,
-            &agent,
-            &r,
-            Some(&spec),
-            Some(&Category::CoalMine),
-        );
+        let out = line(&r, Some(&spec), Some(&Category::CoalMine));
         assert_eq!(
             out,
             "reading,agent=mine-01-edge,category=coal_mine,location=working_face,point=CH4-101,quantity=ch4,site=mine-01 value=0.42,quality=0i 1795860000123\n"
@@ -159,23 +158,13 @@ mod tests {
 
     #[test]
     fn bool_null_and_quality_codes() {
-        let (site, agent) = ids();
         let p = PointId::new("IL-R3").unwrap();
-        let mut out = String::new();
         let mut r = Reading::good(p.clone(), at(1000), Value::Bool(true));
         r.quality = Quality::Uncertain;
-        encode_reading(&mut out, &site, &agent, &r, None, None);
-        encode_reading(
-            &mut out,
-            &site,
-            &agent,
-            &Reading::bad(p.clone(), at(2000), "modbus timeout"),
-            None,
-            None,
-        );
+        let bad = Reading::bad(p.clone(), at(2000), "modbus timeout");
         let mut c = Reading::good(p, at(3000), Value::Bool(false));
         c.quality = Quality::Calibration;
-        encode_reading(&mut out, &site, &agent, &c, None, None);
+        let out = [&r, &bad, &c].map(|r| line(r, None, None)).concat();
         assert_eq!(
             out,
             "reading,agent=mine-01-edge,point=IL-R3,site=mine-01 value=1,quality=1i 1000\n\
@@ -186,7 +175,6 @@ mod tests {
 
     #[test]
     fn position_fields() {
-        let (site, agent) = ids();
         let pos = Position {
             lat: 36.0975,
             lon: 114.3928,
@@ -199,15 +187,7 @@ mod tests {
             at(5),
             Value::Position(pos),
         );
-        let mut out = String::new();
-        encode_reading(
-            &mut out,
-            &site,
-            &agent,
-            &r,
-            None,
-            Some(&Category::Transport),
-        );
+        let out = line(&r, None, Some(&Category::Transport));
         assert_eq!(
             out,
             "reading,agent=mine-01-edge,category=transport,point=TRK-YA12345,site=mine-01 lat=36.0975,lon=114.3928,speed_kmh=82.5,heading=90,quality=0i 5\n"
@@ -216,7 +196,6 @@ mod tests {
 
     #[test]
     fn special_characters_escaped_and_non_finite_left_out() {
-        let (site, agent) = ids();
         let mut spec = PointSpec::new(
             PointId::new("T-1").unwrap(),
             Quantity::Other("odd qty".into()),
@@ -224,15 +203,7 @@ mod tests {
         );
         spec.location = Some("tank farm,a=b\\c\nd".into());
         let r = Reading::good(spec.point.clone(), at(7), Value::Number(f64::NAN));
-        let mut out = String::new();
-        encode_reading(
-            &mut out,
-            &site,
-            &agent,
-            &r,
-            Some(&spec),
-            Some(&Category::Other(String::new())),
-        );
+        let out = line(&r, Some(&spec), Some(&Category::Other(String::new())));
         assert_eq!(
             out,
             "reading,agent=mine-01-edge,location=tank\\ farm\\,a\\=b\\\\c\\ d,point=T-1,quantity=odd\\ qty,site=mine-01 quality=0i 7\n"
@@ -242,19 +213,17 @@ mod tests {
 
     #[test]
     fn floats_keep_their_precision_without_exponents() {
-        let (site, agent) = ids();
         let p = PointId::new("P").unwrap();
-        let mut out = String::new();
-        for v in [1e-7, 1e21, -3.0, 0.1 + 0.2] {
-            encode_reading(
-                &mut out,
-                &site,
-                &agent,
-                &Reading::good(p.clone(), at(0), Value::Number(v)),
-                None,
-                None,
-            );
-        }
+        let out: String = [1e-7, 1e21, -3.0, 0.1 + 0.2]
+            .into_iter()
+            .map(|v| {
+                line(
+                    &Reading::good(p.clone(), at(0), Value::Number(v)),
+                    None,
+                    None,
+                )
+            })
+            .collect();
         let values: Vec<f64> = out
             .lines()
             .map(|l| {

@@ -109,18 +109,8 @@ impl Vm {
                     .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                     .flat_map(|v| {
                         let metric = v["metric"].clone();
-                        let ts: Vec<i64> = v["timestamps"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|t| t.as_i64().unwrap())
-                            .collect();
-                        let vals: Vec<f64> = v["values"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|x| x.as_f64().unwrap())
-                            .collect();
+                        let ts = numbers(&v, "timestamps", serde_json::Value::as_i64);
+                        let vals = numbers(&v, "values", serde_json::Value::as_f64);
                         ts.into_iter()
                             .zip(vals)
                             .map(move |(t, x)| (metric.clone(), t, x))
@@ -135,6 +125,20 @@ impl Vm {
         }
         last
     }
+}
+
+/// The numbers of the array `key` of an exported series, each read by `read`.
+fn numbers<T>(
+    v: &serde_json::Value,
+    key: &str,
+    read: impl Fn(&serde_json::Value) -> Option<T>,
+) -> Vec<T> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| read(x).unwrap())
+        .collect()
 }
 
 impl Drop for Vm {
@@ -156,6 +160,11 @@ fn config(url: String) -> TimeSeriesConfig {
         retry_max_ms: 300,
         ..Default::default()
     }
+}
+
+/// A writer's configuration whose database is not there (nothing listens on its port).
+fn config_without_database() -> TimeSeriesConfig {
+    config(format!("http://127.0.0.1:{}", free_port()))
 }
 
 fn base_ms() -> i64 {
@@ -181,6 +190,40 @@ fn record_range(h: &TimeSeriesHandle, range: std::ops::Range<i64>) {
     }
 }
 
+/// A writer running on a task of its own.
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn spawn(w: TimeSeriesWriter) -> Running {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(w.run(stop.clone()));
+        Running { stop, task }
+    }
+
+    /// Stop the writer, drop its handle `h` and wait for the writer to end.
+    async fn stop(self, h: TimeSeriesHandle) {
+        self.stop.cancel();
+        drop(h);
+        self.task.await.unwrap();
+    }
+}
+
+/// The writer of `config` over the data directory `data`, started: its handle and metrics.
+fn start(
+    config: &TimeSeriesConfig,
+    data: &Path,
+    registry: &Registry,
+) -> (TimeSeriesHandle, TimeSeriesMetrics, Running) {
+    let (h, w) = TimeSeriesWriter::from_config(config, data, registry)
+        .unwrap()
+        .unwrap();
+    let m = w.metrics();
+    (h, m, Running::spawn(w))
+}
+
 async fn wait_for(what: &str, within: Duration, f: impl Fn() -> bool) {
     let deadline = Instant::now() + within;
     while !f() {
@@ -201,18 +244,25 @@ fn assert_exactly_once(samples: &[(serde_json::Value, i64, f64)], n: i64) {
     }
 }
 
+/// Wait (15 s at most) until the writer has written `n` points; then the database holds every
+/// reading exactly once.
+async fn assert_all_written(vm: &Vm, m: &TimeSeriesMetrics, n: u64) {
+    wait_for(&format!("all {n} written"), Duration::from_secs(15), || {
+        m.points_written.get() == n
+    })
+    .await;
+    let all = vm
+        .export_until("reading_value", |s| s.len() as u64 >= n)
+        .await;
+    assert_exactly_once(&all, n as i64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reading_lands_once_across_a_database_outage() {
     let dir = tempfile::tempdir().unwrap();
     let mut vm = Vm::start(dir.path()).await;
     let registry = Registry::new();
-    let (h, w) =
-        TimeSeriesWriter::from_config(&config(vm.url()), &dir.path().join("gw"), &registry)
-            .unwrap()
-            .unwrap();
-    let m = w.metrics();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(w.run(stop.clone()));
+    let (h, m, run) = start(&config(vm.url()), &dir.path().join("gw"), &registry);
 
     // A lone point is written by time, without more traffic.
     record_range(&h, 0..1);
@@ -268,9 +318,7 @@ async fn every_reading_lands_once_across_a_database_outage() {
         "drained files are removed"
     );
     assert!(m.write_failures.with_label_values(&["unreachable"]).get() > 0);
-    stop.cancel();
-    drop(h);
-    task.await.unwrap();
+    run.stop(h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,24 +326,15 @@ async fn what_is_left_at_shutdown_is_spooled_and_written_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("gw");
     // First run: the database is not there at all.
-    let nobody = format!("http://127.0.0.1:{}", free_port());
-    let (h, w) = TimeSeriesWriter::from_config(&config(nobody), &data, &Registry::new())
-        .unwrap()
-        .unwrap();
-    let m = w.metrics();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(w.run(stop.clone()));
+    let (h, m, run) = start(&config_without_database(), &data, &Registry::new());
     record_range(&h, 0..250); // two full batches and a partial one
     wait_for("a failed attempt", Duration::from_secs(15), || {
         m.write_failures.with_label_values(&["unreachable"]).get() > 0
     })
     .await;
-    stop.cancel();
-    drop(h);
-    tokio::time::timeout(Duration::from_secs(10), task)
+    tokio::time::timeout(Duration::from_secs(10), run.stop(h))
         .await
-        .expect("the writer stops")
-        .unwrap();
+        .expect("the writer stops");
     assert_eq!(m.points_written.get(), 0);
     let spool = Spool::open(&data.join("spool/timeseries"), u64::MAX).unwrap();
     assert_eq!(
@@ -307,23 +346,11 @@ async fn what_is_left_at_shutdown_is_spooled_and_written_by_the_next_run() {
 
     // Second run: the database is up; the spool from the first run drains.
     let vm = Vm::start(dir.path()).await;
-    let (h, w) = TimeSeriesWriter::from_config(&config(vm.url()), &data, &Registry::new())
-        .unwrap()
-        .unwrap();
-    let m = w.metrics();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(w.run(stop.clone()));
+    let (h, m, run) = start(&config(vm.url()), &data, &Registry::new());
     record_range(&h, 250..300); // new readings after the restart come after the spooled ones
     h.flush();
-    wait_for("all 300 written", Duration::from_secs(15), || {
-        m.points_written.get() == 300
-    })
-    .await;
-    let all = vm.export_until("reading_value", |s| s.len() >= 300).await;
-    assert_exactly_once(&all, 300);
-    stop.cancel();
-    drop(h);
-    task.await.unwrap();
+    assert_all_written(&vm, &m, 300).await;
+    run.stop(h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,10 +359,9 @@ async fn points_synced_before_a_crash_are_written_by_the_next_run() {
     let data = dir.path().join("gw");
     // First run: the writer never gets to send (the database is not there) and the process
     // dies without a clean stop: nothing is spilled to the spool on the way out.
-    let nobody = format!("http://127.0.0.1:{}", free_port());
     let slow = TimeSeriesConfig {
         flush_interval_ms: 600_000,
-        ..config(nobody)
+        ..config_without_database()
     };
     let (h, w) = TimeSeriesWriter::from_config(&slow, &data, &Registry::new())
         .unwrap()
@@ -363,24 +389,16 @@ async fn points_synced_before_a_crash_are_written_by_the_next_run() {
         "every synced point recovered, none of the unsynced ones"
     );
     assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(w.run(stop.clone()));
+    let run = Running::spawn(w);
     // The unacknowledged readings come again (the broker resends them), then new ones.
     record_range(&h, 250..300);
     h.sync();
-    wait_for("all 300 written", Duration::from_secs(15), || {
-        m.points_written.get() == 300
-    })
-    .await;
-    let all = vm.export_until("reading_value", |s| s.len() >= 300).await;
-    assert_exactly_once(&all, 300);
+    assert_all_written(&vm, &m, 300).await;
     wait_for("the journal emptied", Duration::from_secs(5), || {
         std::fs::read_dir(&journal).unwrap().count() == 0
     })
     .await;
-    stop.cancel();
-    drop(h);
-    task.await.unwrap();
+    run.stop(h).await;
 }
 
 #[test]
@@ -489,12 +507,7 @@ async fn throughput_into_victoriametrics() {
         url: Some(vm.url()),
         ..Default::default()
     };
-    let (h, w) = TimeSeriesWriter::from_config(&c, &dir.path().join("gw"), &Registry::new())
-        .unwrap()
-        .unwrap();
-    let m = w.metrics();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(w.run(stop.clone()));
+    let (h, m, run) = start(&c, &dir.path().join("gw"), &Registry::new());
     let site = SiteId::new("mine-01").unwrap();
     let agent = AgentId::new("mine-01-edge").unwrap();
     let specs: Vec<PointSpec> = (0..1000)
@@ -549,9 +562,7 @@ async fn throughput_into_victoriametrics() {
         c.batch_points
     );
     assert_eq!(m.points_dropped.with_label_values(&["spool_full"]).get(), 0);
-    stop.cancel();
-    drop(h);
-    task.await.unwrap();
+    run.stop(h).await;
 }
 
 /// InfluxDB answers a malformed batch with 400 and an outage of its own with 503: the first is
@@ -580,16 +591,11 @@ async fn refused_batches_are_counted_and_unavailable_is_retried() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
-    let (h, w) = TimeSeriesWriter::from_config(
+    let (h, m, run) = start(
         &config(format!("http://{addr}/prefix")),
         dir.path(),
         &Registry::new(),
-    )
-    .unwrap()
-    .unwrap();
-    let m = w.metrics();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(w.run(stop.clone()));
+    );
 
     record_range(&h, 0..200);
     wait_for("two batches refused", Duration::from_secs(10), || {
@@ -620,8 +626,6 @@ async fn refused_batches_are_counted_and_unavailable_is_retried() {
     })
     .await;
     assert_eq!(m.spool_bytes.get(), 0);
-    stop.cancel();
-    drop(h);
-    task.await.unwrap();
+    run.stop(h).await;
     server.abort();
 }
