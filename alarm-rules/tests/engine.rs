@@ -865,7 +865,7 @@ fn restored_causes_no_rule_takes_up_are_cleared() {
     assert!(e.open_causes().is_empty());
 }
 
-/// The message as people read it.
+/// The message as people read it, in English (the language these tests pin).
 fn text(t: &alarm_rules::Transition) -> String {
-    presentation::message_text(&t.message)
+    presentation::message_text(&t.message, presentation::Language::En)
 }

@@ -173,7 +173,7 @@ fn the_pack_matches_the_table() {
     }
 }
 
-/// The message as people read it.
+/// The message as people read it, in English (the language these tests pin).
 fn text(t: &alarm_rules::Transition) -> String {
-    presentation::message_text(&t.message)
+    presentation::message_text(&t.message, presentation::Language::En)
 }

@@ -341,7 +341,7 @@ fn interlocks_apply_at_every_kind_of_site() {
     }
 }
 
-/// The message as people read it.
+/// The message as people read it, in English (the language these tests pin).
 fn text(t: &alarm_rules::Transition) -> String {
-    presentation::message_text(&t.message)
+    presentation::message_text(&t.message, presentation::Language::En)
 }

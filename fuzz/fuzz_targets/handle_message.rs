@@ -34,9 +34,7 @@ fuzz_target!(|data: &[u8]| {
             gateway::store::Store::open("sqlite::memory:").await.unwrap(),
             Arc::new(ManualClock::new(now)),
             telemetry::TopicScheme::new("hrs/v1"),
-            gateway::config::IngestConfig::default(),
-            Vec::new(),
-            weather::WeatherConfig::default(),
+            gateway::core::config::CoreSettings::default(),
             gateway::metrics::Metrics::new(),
         )
         .await

@@ -35,6 +35,8 @@ pub struct GatewayConfig {
     pub auth: crate::access::AuthConfig,
     /// The language and time zone of what people read (console, messages, exports, robots).
     pub presentation: presentation::Presentation,
+    /// Times to acknowledge and to close incidents (督办).
+    pub supervision: crate::core::supervision::SupervisionConfig,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +55,7 @@ impl Default for GatewayConfig {
             forwarding: Default::default(),
             auth: Default::default(),
             presentation: Default::default(),
+            supervision: Default::default(),
         }
     }
 }
@@ -163,6 +166,7 @@ impl GatewayConfig {
         self.forwarding.validate()?; // forwarding (issue 9)
         self.auth.validate()?;
         self.presentation.validate().map_err(anyhow::Error::msg)?;
+        self.supervision.validate()?;
         if self.auth.mode == crate::access::AuthMode::Open
             && !self.auth.open_on_network
             && !self.http.addr.ip().is_loopback()

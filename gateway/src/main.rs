@@ -42,6 +42,9 @@ enum Cmd {
         /// Rule files that add to or replace the built-in pack.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// The language of the incident messages: zh-CN (default) or en.
+        #[arg(long, default_value = "zh-CN")]
+        language: String,
     },
     /// Validate a config file and the rules it names, then exit.
     Check {
@@ -159,12 +162,22 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Demo { .. } => {
             anyhow::bail!("this gateway was built without the demo (cargo feature `demo`)")
         }
-        Cmd::Replay { input, rules } => {
+        Cmd::Replay {
+            input,
+            rules,
+            language,
+        } => {
+            let language = match language.as_str() {
+                "zh-CN" => presentation::Language::ZhCn,
+                "en" => presentation::Language::En,
+                other => anyhow::bail!("--language {other:?} is not zh-CN or en"),
+            };
             let text =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let stdout = std::io::stdout();
             let summary =
-                gateway::app::replay::replay(&text, rules.as_deref(), &mut stdout.lock()).await?;
+                gateway::app::replay::replay(&text, rules.as_deref(), language, &mut stdout.lock())
+                    .await?;
             eprintln!("{summary}");
             Ok(())
         }

@@ -41,7 +41,7 @@ impl Script {
     async fn replay(&self) -> Vec<Value> {
         let input: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
         let mut out = Vec::new();
-        gateway::app::replay::replay(input.as_bytes(), None, &mut out)
+        gateway::app::replay::replay(input.as_bytes(), None, presentation::Language::En, &mut out)
             .await
             .unwrap();
         String::from_utf8(out)

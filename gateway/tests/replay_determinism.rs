@@ -44,18 +44,28 @@ fn input() -> String {
 async fn replay_output_does_not_depend_on_hash_order() {
     let input = input();
     let mut first = Vec::new();
-    gateway::app::replay::replay(input.as_bytes(), None, &mut first)
-        .await
-        .unwrap();
+    gateway::app::replay::replay(
+        input.as_bytes(),
+        None,
+        presentation::Language::En,
+        &mut first,
+    )
+    .await
+    .unwrap();
     assert!(
         String::from_utf8_lossy(&first).lines().count() > 500,
         "the input changes many causes"
     );
     for _ in 0..3 {
         let mut again = Vec::new();
-        gateway::app::replay::replay(input.as_bytes(), None, &mut again)
-            .await
-            .unwrap();
+        gateway::app::replay::replay(
+            input.as_bytes(),
+            None,
+            presentation::Language::En,
+            &mut again,
+        )
+        .await
+        .unwrap();
         assert!(first == again, "replay output differs between runs");
     }
 }

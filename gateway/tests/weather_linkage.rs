@@ -34,9 +34,14 @@ async fn replay(lines: &[Value]) -> Vec<Value> {
     )
     .unwrap();
     let mut out = Vec::new();
-    gateway::app::replay::replay(input.as_bytes(), Some(dir.path()), &mut out)
-        .await
-        .unwrap();
+    gateway::app::replay::replay(
+        input.as_bytes(),
+        Some(dir.path()),
+        presentation::Language::En,
+        &mut out,
+    )
+    .await
+    .unwrap();
     String::from_utf8(out)
         .unwrap()
         .lines()

@@ -92,6 +92,8 @@ pub enum EventKind {
     Commented,
     Assigned,
     Notified,
+    /// Past its time to acknowledge or to close (督办): see `Incident::overdue_for`.
+    Overdue,
 }
 
 impl EventKind {
@@ -108,6 +110,7 @@ impl EventKind {
             EventKind::Commented => "commented",
             EventKind::Assigned => "assigned",
             EventKind::Notified => "notified",
+            EventKind::Overdue => "overdue",
         }
     }
     pub fn parse(s: &str) -> Option<EventKind> {
@@ -156,6 +159,22 @@ pub struct Incident {
     /// `uncertain` when the reading that raised it was of uncertain quality.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<crate::reading::Quality>,
+    /// Past its time to acknowledge or to close (督办); stays once set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overdue: bool,
+    /// What it is overdue for: `acknowledge` or `close` (the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_for: Option<OverdueFor>,
+}
+
+/// What an overdue incident was not done in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverdueFor {
+    /// Not acknowledged within its time to acknowledge.
+    Acknowledge,
+    /// Not closed within its time to close.
+    Close,
 }
 
 /// An incident event: the incident as it is after the event, plus the event's fields.

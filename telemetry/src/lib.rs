@@ -21,8 +21,8 @@ pub use codec::{
 };
 pub use ids::{AgentId, IdError, PointId, RegionCode, SiteId};
 pub use incident::{
-    chatters, EventKind, Incident, IncidentEvent, IncidentState, Severity, CHATTER_RAISES,
-    CHATTER_WINDOW,
+    chatters, EventKind, Incident, IncidentEvent, IncidentState, OverdueFor, Severity,
+    CHATTER_RAISES, CHATTER_WINDOW,
 };
 pub use reading::{Batch, Position, Quality, Reading, Value};
 pub use time::{format_time, parse_time, TimeError, Timestamp};

@@ -517,12 +517,23 @@ async fn sse_resume_out_of_service_csv_and_alarm_load() {
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("id,site,rule,point"), "{text}");
+    // UTF-8 with a byte-order mark (Excel on Chinese Windows), Chinese headers, Beijing time.
+    assert!(
+        lines[0].starts_with("\u{FEFF}编号,站点,站点名称,区域代码,区域名称,规则,测点"),
+        "{text}"
+    );
     assert_eq!(lines.len(), 4, "a header and three incidents:\n{text}");
+    assert!(
+        lines[1..].iter().all(|l| l.contains(",mine-01,")
+            && l.contains(",410522,")
+            && l.contains("安阳县,coal.ch4.working_face,CH4-101,")
+            && l.contains("+08:00")),
+        "{text}"
+    );
     assert!(
         lines[1..]
             .iter()
-            .all(|l| l.contains(",mine-01,coal.ch4.working_face,CH4-101,")),
+            .any(|l| l.contains(",报警,") || l.contains(",紧急,")),
         "{text}"
     );
 

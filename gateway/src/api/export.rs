@@ -1,6 +1,7 @@
 //! The CSV export of incidents, streamed and capped, with formula cells neutralised.
 
 use super::*;
+use presentation::{severity_word, state_word, Language, Presentation};
 
 /// One CSV cell. Text that a spreadsheet would take for a formula (it starts with `=`, `+`,
 /// `-`, `@`, a tab or a carriage return) gets a leading `'`; numbers stay numbers.
@@ -18,22 +19,56 @@ pub(super) fn csv_field(s: &str) -> String {
     }
 }
 
-/// The header row of the CSV export.
-pub(super) const CSV_HEADER: &str = "id,site,rule,point,agent,severity,state,value,threshold,raised_at,acked_at,acked_by,cleared_at,closed_at,closed_by,note,message\n";
+/// The header row of the CSV export, in the reader's language, after the byte-order mark
+/// that makes Excel on Chinese Windows read UTF-8.
+pub(super) fn csv_header(lang: Language) -> &'static str {
+    match lang {
+        Language::ZhCn => "\u{FEFF}编号,站点,站点名称,区域代码,区域名称,规则,测点,采集终端,级别,状态,数值,阈值,报警时间,确认时间,确认人,恢复时间,关闭时间,关闭人,处置说明,告警信息\n",
+        Language::En => "\u{FEFF}id,site,site_name,region,region_name,rule,point,agent,severity,state,value,threshold,raised_at,acked_at,acked_by,cleared_at,closed_at,closed_by,note,message\n",
+    }
+}
 
-pub(super) fn csv_row(i: &telemetry::Incident) -> String {
-    let t = |v: &Option<telemetry::Timestamp>| v.map(|t| format_time(&t)).unwrap_or_default();
+/// A site's name and region (code and name), as the export shows them.
+pub(super) type SiteLabels = std::collections::HashMap<String, [String; 3]>;
+
+/// The labels of every site the gateway knows.
+pub(super) fn site_labels(live: &Live) -> SiteLabels {
+    live.sites
+        .iter()
+        .map(|(id, s)| {
+            let region = s.info.region.as_ref();
+            let labels = [
+                s.info.name.clone().unwrap_or_default(),
+                region.map(|r| r.to_string()).unwrap_or_default(),
+                region
+                    .and_then(|r| telemetry::regions::full_name(r.as_str()))
+                    .unwrap_or_default(),
+            ];
+            (id.to_string(), labels)
+        })
+        .collect()
+}
+
+/// One row: times in the configured zone (Beijing time by default), severity and state in
+/// the reader's words.
+pub(super) fn csv_row(i: &telemetry::Incident, p: &Presentation, sites: &SiteLabels) -> String {
+    let t = |v: &Option<telemetry::Timestamp>| v.map(|t| p.time(&t)).unwrap_or_default();
+    let none = [String::new(), String::new(), String::new()];
+    let [site_name, region, region_name] = sites.get(i.site.as_str()).unwrap_or(&none);
     let row = [
         i.id.clone(),
         i.site.to_string(),
+        site_name.clone(),
+        region.clone(),
+        region_name.clone(),
         i.rule.clone(),
         i.point.as_ref().map(|p| p.to_string()).unwrap_or_default(),
         i.agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
-        i.severity.to_string(),
-        i.state.as_str().to_string(),
+        severity_word(i.severity, p.language).to_string(),
+        state_word(i.state, p.language).to_string(),
         i.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
         i.threshold.map(|v| v.to_string()).unwrap_or_default(),
-        format_time(&i.raised_at),
+        p.time(&i.raised_at),
         t(&i.acked_at),
         i.acked_by.clone().unwrap_or_default(),
         t(&i.cleared_at),
@@ -52,7 +87,8 @@ pub(super) fn csv_row(i: &telemetry::Incident) -> String {
 }
 
 /// `GET /api/v1/incidents.csv?since=&until=&site=&state=&severity=&rule=&limit=`: incidents
-/// raised in a period, oldest first, as CSV (UTF-8 with a header row), streamed page by page.
+/// raised in a period, oldest first, as CSV (UTF-8 with a byte-order mark and a header row in
+/// the `[presentation]` language, times in its zone), streamed page by page.
 /// At most `http.csv_row_cap` rows (or `limit`, if smaller); the response states the cap in
 /// `X-HRS-Row-Cap`: an export of exactly that many rows may go on from its last `raised_at`.
 pub(super) async fn incidents_csv(
@@ -71,13 +107,17 @@ pub(super) async fn incidents_csv(
     // The first page before the answer starts, so a store error is still a clean 503.
     let first = s.store.incidents(&filter).await?;
     let store = s.store.clone();
+    let presentation = Arc::new(s.presentation.clone());
+    let sites = Arc::new(site_labels(&s.live.read().expect("live lock")));
     let body = stream::unfold(
         (Some(first), filter, 0i64, true),
         move |(page, mut filter, sent, head)| {
             let store = store.clone();
+            let (presentation, sites) = (presentation.clone(), sites.clone());
             async move {
                 if head {
-                    let chunk = Ok::<_, std::io::Error>(CSV_HEADER.to_string());
+                    let chunk =
+                        Ok::<_, std::io::Error>(csv_header(presentation.language).to_string());
                     return Some((chunk, (page, filter, sent, false)));
                 }
                 if sent >= cap {
@@ -100,7 +140,7 @@ pub(super) async fn incidents_csv(
                 let take = (cap - sent).min(page.len() as i64) as usize;
                 let mut chunk = String::new();
                 for i in &page[..take] {
-                    chunk.push_str(&csv_row(i));
+                    chunk.push_str(&csv_row(i, &presentation, &sites));
                 }
                 if let Some(last) = page.last() {
                     filter.after = Some((last.raised_at.timestamp_millis(), last.id.clone()));

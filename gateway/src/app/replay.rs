@@ -3,7 +3,7 @@
 //! gives the same output byte for byte.
 
 use crate::clock::{Clock, ManualClock, SharedClock};
-use crate::config::{GatewayConfig, IngestConfig};
+use crate::config::GatewayConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -80,6 +80,7 @@ fn event_time(payload: &serde_json::Value) -> Option<Timestamp> {
 pub async fn replay(
     input: &[u8],
     rules_dir: Option<&Path>,
+    language: presentation::Language,
     out: &mut dyn Write,
 ) -> anyhow::Result<ReplaySummary> {
     let config = GatewayConfig {
@@ -109,9 +110,10 @@ pub async fn replay(
         store,
         shared,
         TopicScheme::new(config.mqtt.topic_prefix.clone()),
-        IngestConfig::default(),
-        Vec::new(),
-        weather::WeatherConfig::default(),
+        crate::core::config::CoreSettings {
+            language,
+            ..Default::default()
+        },
         Metrics::new(),
     )
     .await

@@ -72,9 +72,13 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         store.clone(),
         clock.clone(),
         scheme.clone(),
-        config.ingest.clone(),
-        config.sites.clone(),
-        config.weather.clone(),
+        crate::core::config::CoreSettings {
+            ingest: config.ingest.clone(),
+            registry: config.sites.clone(),
+            weather: config.weather.clone(),
+            language: config.presentation.language,
+            supervision: config.supervision.clone(),
+        },
         metrics.clone(),
     )
     .await
@@ -193,6 +197,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
             core: core_handle.clone(),
             topic_prefix: config.mqtt.topic_prefix.clone(),
             gateway_name: config.mqtt.client_id.clone(),
+            presentation: config.presentation.clone(),
         },
         &mut tasks,
         shutdown.clone(),

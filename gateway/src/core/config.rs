@@ -108,3 +108,16 @@ pub struct SiteRegistryEntry {
     #[serde(flatten)]
     pub info: telemetry::SiteInfo,
 }
+
+/// What the core is told at start, besides its parts (engine, store, clock, topics, metrics).
+#[derive(Debug, Clone, Default)]
+pub struct CoreSettings {
+    pub ingest: IngestConfig,
+    /// Sites known in advance; an entry wins over what a birth says.
+    pub registry: Vec<SiteRegistryEntry>,
+    pub weather: weather::WeatherConfig,
+    /// The language incident messages are written in.
+    pub language: presentation::Language,
+    /// Times to acknowledge and to close (督办).
+    pub supervision: super::supervision::SupervisionConfig,
+}

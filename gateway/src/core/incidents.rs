@@ -44,7 +44,9 @@ impl Core {
             } else {
                 None
             };
-            let Some((rec, ev)) = lifecycle::apply_transition(open.clone(), t, previous) else {
+            let Some((rec, ev)) =
+                lifecycle::apply_transition(open.clone(), t, previous, self.language)
+            else {
                 if let Some(rec) = open {
                     self.open.insert(key, rec);
                 }

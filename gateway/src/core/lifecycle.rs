@@ -2,6 +2,7 @@
 //! incident records and their events. Pure: the core persists and sends what this returns.
 
 use alarm_rules::{Cause, Subject, Transition, TransitionKind};
+use presentation::Language;
 use sha2::{Digest, Sha256};
 use telemetry::{
     AgentId, EventKind, Incident, IncidentEvent, IncidentState, PointId, SiteId, Timestamp, Value,
@@ -111,6 +112,7 @@ pub fn apply_transition(
     open: Option<IncidentRecord>,
     t: &Transition,
     previous: Option<String>,
+    language: Language,
 ) -> Option<(IncidentRecord, IncidentEvent)> {
     match (open, t.kind) {
         (None, TransitionKind::Cleared) => None,
@@ -139,11 +141,13 @@ pub fn apply_transition(
                     note: None,
                     late: t.late,
                     previous,
-                    message: presentation::message_text(&t.message),
+                    message: presentation::message_text(&t.message, language),
                     warnings: t.warnings.clone(),
                     shelved_until: None,
                     assigned_to: None,
                     quality: (t.quality != telemetry::Quality::Good).then_some(t.quality),
+                    overdue: false,
+                    overdue_for: None,
                 },
                 last_event_seq: 0,
             };
@@ -154,7 +158,7 @@ pub fn apply_transition(
             let i = &mut rec.incident;
             i.value = t.value.as_ref().and_then(value_json);
             i.threshold = t.threshold;
-            i.message = presentation::message_text(&t.message);
+            i.message = presentation::message_text(&t.message, language);
             i.warnings = t.warnings.clone();
             let event = match kind {
                 TransitionKind::Cleared => {
@@ -383,7 +387,14 @@ pub fn unshelve(
 /// An escalation tier was notified (forwarding, issue 9). Only an incident whose condition
 /// stands unacknowledged is escalated: acknowledged, cleared or closed ones give `None`.
 pub fn notified(rec: &mut IncidentRecord, tier: &str, at: Timestamp) -> Option<IncidentEvent> {
-    if rec.incident.state != IncidentState::Active || rec.incident.acked_at.is_some() {
+    // Acknowledgement stops escalation, unless the incident is overdue (督办): then only its
+    // closing does.
+    let escalating = if rec.incident.overdue {
+        rec.incident.state != IncidentState::Closed
+    } else {
+        rec.incident.state == IncidentState::Active && rec.incident.acked_at.is_none()
+    };
+    if !escalating {
         return None;
     }
     Some(make_event(
@@ -393,6 +404,31 @@ pub fn notified(rec: &mut IncidentRecord, tier: &str, at: Timestamp) -> Option<I
         None,
         Some(tier.to_string()),
     ))
+}
+
+/// Mark an incident overdue (督办) for `what`: an `overdue` event, its note saying what was
+/// not done in time (in `language`).
+pub fn overdue(
+    rec: &mut IncidentRecord,
+    what: telemetry::OverdueFor,
+    at: Timestamp,
+    language: Language,
+) -> IncidentEvent {
+    rec.incident.overdue = true;
+    rec.incident.overdue_for = Some(what);
+    let mut ev = make_event(rec, EventKind::Overdue, at, Some("gateway".into()), None);
+    ev.incident.note = Some(
+        match (language, what) {
+            (Language::ZhCn, telemetry::OverdueFor::Acknowledge) => "督办：超时未确认",
+            (Language::ZhCn, telemetry::OverdueFor::Close) => "督办：超时未处置关闭",
+            (Language::En, telemetry::OverdueFor::Acknowledge) => {
+                "overdue: not acknowledged in time"
+            }
+            (Language::En, telemetry::OverdueFor::Close) => "overdue: not closed in time",
+        }
+        .to_string(),
+    );
+    ev
 }
 
 /// The site of an incident (for routing).
@@ -452,7 +488,7 @@ mod tests {
             9.0,
         );
         raise.warnings = vec!["orange".into()];
-        let (mut rec, _) = apply_transition(None, &raise, None).unwrap();
+        let (mut rec, _) = apply_transition(None, &raise, None, Language::En).unwrap();
         let at = t("2026-07-28T05:00:00Z");
         assert!(restate_warnings(&mut rec, vec!["orange".into()], at).is_none());
         let ev = restate_warnings(&mut rec, vec!["red".into()], at).unwrap();
@@ -478,7 +514,7 @@ mod tests {
             "2026-07-28T06:00:00Z",
             7.0,
         );
-        let (mut rec, _) = apply_transition(Some(rec), &clear, None).unwrap();
+        let (mut rec, _) = apply_transition(Some(rec), &clear, None, Language::En).unwrap();
         assert!(restate_warnings(&mut rec, vec!["red".into()], at).is_none());
     }
 
@@ -493,6 +529,7 @@ mod tests {
                 1.1,
             ),
             None,
+            Language::En,
         )
         .unwrap();
         assert_eq!(ev.event, EventKind::Raised);
@@ -508,7 +545,8 @@ mod tests {
                 "2026-11-28T10:00:01Z",
                 1.2
             ),
-            None
+            None,
+            Language::En
         )
         .is_none());
         let (rec, ev) = apply_transition(
@@ -520,6 +558,7 @@ mod tests {
                 1.6,
             ),
             None,
+            Language::En,
         )
         .unwrap();
         assert_eq!(
@@ -555,6 +594,7 @@ mod tests {
                 0.5,
             ),
             None,
+            Language::En,
         )
         .unwrap();
         assert_eq!(
@@ -603,7 +643,7 @@ mod tests {
             incident_id(&a.cause, a.at, Some("x"))
         );
         assert!(incident_id(&a.cause, a.at, None) < incident_id(&b.cause, b.at, None));
-        let (rec, _) = apply_transition(None, &b, Some("PREV".into())).unwrap();
+        let (rec, _) = apply_transition(None, &b, Some("PREV".into()), Language::En).unwrap();
         assert_eq!(rec.incident.previous.as_deref(), Some("PREV"));
         assert_eq!(cause_of(&rec.incident), Some(b.cause.clone()));
         assert_eq!(
@@ -622,7 +662,8 @@ mod tests {
                 "2026-11-28T10:00:00Z",
                 0.1
             ),
-            None
+            None,
+            Language::En
         )
         .is_none());
     }

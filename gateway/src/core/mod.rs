@@ -113,6 +113,7 @@ mod readings;
 mod refusals;
 pub mod run;
 pub mod seq;
+pub mod supervision;
 mod timers;
 mod warnings;
 
@@ -150,20 +151,30 @@ pub struct Core {
     pub store_ok: Arc<std::sync::atomic::AtomicBool>,
     /// timeseries (issue 10): where each taken reading is recorded, when configured.
     pub timeseries: Option<crate::timeseries::TimeSeriesHandle>,
+    /// The language incident messages are written in.
+    language: presentation::Language,
+    /// Times to acknowledge and to close (督办).
+    supervision: supervision::SupervisionConfig,
+    /// When standing incidents are next checked against those times.
+    next_supervision: Option<Timestamp>,
 }
 
 impl Core {
-    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         engine: Engine,
         store: Store,
         clock: SharedClock,
         scheme: TopicScheme,
-        ingest: IngestConfig,
-        registry: Vec<config::SiteRegistryEntry>,
-        weather: weather::WeatherConfig,
+        settings: config::CoreSettings,
         metrics: Metrics,
     ) -> Result<Core, CoreError> {
+        let config::CoreSettings {
+            ingest,
+            registry,
+            weather,
+            language,
+            supervision,
+        } = settings;
         let limits = DecodeLimits {
             max_future: chrono::Duration::milliseconds(ingest.max_future_ms as i64),
             max_text_chars: ingest.max_catalogue_text_chars,
@@ -193,6 +204,9 @@ impl Core {
             recent_raises: Default::default(),
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             timeseries: None, // timeseries (issue 10)
+            language,
+            supervision,
+            next_supervision: None,
         };
         core.recover().await?;
         Ok(core)
@@ -358,9 +372,10 @@ mod tests {
             Store::open(url).await.unwrap(),
             Arc::new(clock),
             TopicScheme::new("hrs/v1"),
-            IngestConfig::default(),
-            Vec::new(),
-            weather::WeatherConfig::default(),
+            config::CoreSettings {
+                language: presentation::Language::En,
+                ..Default::default()
+            },
             Metrics::new(),
         )
         .await

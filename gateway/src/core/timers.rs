@@ -47,7 +47,71 @@ impl Core {
                 self.open.insert(key, rec);
             }
         }
+        if self.supervision.enabled && self.next_supervision.is_none_or(|t| now >= t) {
+            self.next_supervision =
+                Some(now + chrono::Duration::milliseconds(self.supervision.check_ms as i64));
+            events.extend(self.supervise(now).await?);
+        }
         Ok(events)
+    }
+
+    /// Incidents past their time to acknowledge or to close become overdue (督办): the standing
+    /// ones in memory, and those cleared but not closed, from the store.
+    async fn supervise(&mut self, now: Timestamp) -> Result<Vec<IncidentEvent>, CoreError> {
+        let mut events = Vec::new();
+        let mut keys: Vec<String> = self.open.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let Some(mut rec) = self.open.remove(&key) else {
+                continue;
+            };
+            if let Some(what) = self.overdue_now(&rec.incident, now) {
+                let ev = lifecycle::overdue(&mut rec, what, now, self.language);
+                events.push(self.persist(&key, &mut rec, ev).await?);
+            }
+            self.open.insert(key, rec);
+        }
+        let cleared = self
+            .store
+            .incidents(&crate::store::IncidentFilter {
+                state: Some("cleared".into()),
+                ascending: true,
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        for i in cleared {
+            let Some(what) = self.overdue_now(&i, now) else {
+                continue;
+            };
+            let (Some(mut rec), Some(key)) = (
+                self.store.incident(&i.id).await?,
+                self.store.cause_of(&i.id).await?,
+            ) else {
+                continue;
+            };
+            let ev = lifecycle::overdue(&mut rec, what, now, self.language);
+            events.push(self.persist(&key, &mut rec, ev).await?);
+        }
+        Ok(events)
+    }
+
+    fn overdue_now(
+        &self,
+        i: &telemetry::Incident,
+        now: Timestamp,
+    ) -> Option<telemetry::OverdueFor> {
+        let category = self
+            .live
+            .read()
+            .expect("live lock")
+            .sites
+            .get(&i.site)
+            .and_then(|s| s.info.category.as_ref().map(|c| c.as_str().to_string()));
+        let times = self
+            .supervision
+            .times_for(&i.rule, i.severity, category.as_deref());
+        super::supervision::due(i, times, now)
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -60,6 +124,7 @@ impl Core {
             self.engine.next_deadline(),
             shelving,
             self.book.next_deadline(),
+            self.next_supervision.filter(|_| self.supervision.enabled),
         ]
         .into_iter()
         .flatten()

@@ -5,6 +5,7 @@
 use super::message::Message;
 use super::outcome::Outcome;
 use super::sinks::mqtt::MqttSink;
+use super::sinks::robots::Mentions;
 use super::sinks::{http, robots};
 use super::Shared;
 use reqwest::header::HeaderMap;
@@ -24,16 +25,15 @@ pub enum Channel {
         url: String,
         secret: Option<String>,
         timeout: Duration,
+        mentions: Mentions,
     },
     Wecom {
         url: String,
         timeout: Duration,
+        mentions: Mentions,
     },
     /// `topic` holds `{site}` (and `{subscriber}`, filled in already).
-    Mqtt {
-        sink: MqttSink,
-        topic: String,
-    },
+    Mqtt { sink: MqttSink, topic: String },
 }
 
 impl Channel {
@@ -56,13 +56,16 @@ impl Channel {
                 url,
                 secret,
                 timeout,
+                mentions,
             } => {
-                robots::send_dingtalk(shared, url, secret.as_deref(), *timeout, msg, site, now)
-                    .await
+                let secret = secret.as_deref();
+                robots::send_dingtalk(shared, url, secret, *timeout, mentions, msg, site, now).await
             }
-            Channel::Wecom { url, timeout } => {
-                robots::send_wecom(shared, url, *timeout, msg, site).await
-            }
+            Channel::Wecom {
+                url,
+                timeout,
+                mentions,
+            } => robots::send_wecom(shared, url, *timeout, mentions, msg, site).await,
             Channel::Mqtt { sink, topic } => {
                 sink.publish(topic.replace("{site}", msg.site()), msg.json())
                     .await

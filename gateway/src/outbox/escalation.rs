@@ -3,8 +3,9 @@
 //! event with `tier`, written through the core like an operator's action, so it is in the
 //! incident's history and goes out through the log to the tier's subscribers (and upstream).
 //! Acknowledgement stops it: an acknowledged incident is no longer `active`, and the core
-//! refuses to notify one that was acknowledged meanwhile. A shelved incident waits until its
-//! shelving ends.
+//! refuses to notify one that was acknowledged meanwhile, unless it is overdue (督办): an
+//! overdue incident goes on through the tiers until it is closed. A shelved incident waits
+//! until its shelving ends.
 
 use super::{EscalationPolicy, EscalationTier, Shared};
 use crate::core::Action;
@@ -21,7 +22,12 @@ pub fn due_tiers<'a>(
     site: Option<&SiteInfo>,
     now: Timestamp,
 ) -> Vec<&'a EscalationTier> {
-    if i.acked_at.is_some() || !i.state.is_standing() || i.shelved_until.is_some_and(|u| u > now) {
+    let escalating = if i.overdue {
+        i.state != telemetry::IncidentState::Closed
+    } else {
+        i.acked_at.is_none() && i.state.is_standing()
+    };
+    if !escalating || i.shelved_until.is_some_and(|u| u > now) {
         return Vec::new();
     }
     let mut due: Vec<&EscalationTier> = policies
@@ -48,10 +54,18 @@ pub async fn run(shared: Shared, shutdown: CancellationToken) {
             _ = ticker.tick() => {}
         }
         let now = shared.clock.now();
-        let active = match store.active_incidents().await {
+        // Not closed: active ones, and overdue ones that escalate until closed (due_tiers
+        // says which).
+        let open = crate::store::IncidentFilter {
+            state: Some("open".into()),
+            ascending: true,
+            limit: 10_000,
+            ..Default::default()
+        };
+        let active = match store.incidents(&open).await {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, "escalation: reading active incidents");
+                tracing::warn!(error = %e, "escalation: reading open incidents");
                 continue;
             }
         };
@@ -170,6 +184,22 @@ mod tests {
             due_tiers(&p, &acked, None, at(600)).is_empty(),
             "acknowledgement stops escalation"
         );
+        let mut overdue = acked.clone();
+        overdue.overdue = true;
+        overdue.overdue_for = Some(telemetry::OverdueFor::Close);
+        assert_eq!(
+            names(due_tiers(&p, &overdue, None, at(600))),
+            ["leader", "director"],
+            "an overdue incident escalates although acknowledged"
+        );
+        overdue.state = telemetry::IncidentState::Cleared;
+        assert_eq!(
+            due_tiers(&p, &overdue, None, at(600)).len(),
+            2,
+            "until closed"
+        );
+        overdue.state = telemetry::IncidentState::Closed;
+        assert!(due_tiers(&p, &overdue, None, at(600)).is_empty());
         let mut shelved = i.clone();
         shelved.shelved_until = Some(at(700));
         assert!(

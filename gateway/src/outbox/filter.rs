@@ -167,6 +167,8 @@ pub(crate) mod tests {
                 shelved_until: None,
                 assigned_to: None,
                 quality: None,
+                overdue: false,
+                overdue_for: None,
             },
         }
     }

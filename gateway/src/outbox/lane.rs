@@ -13,6 +13,7 @@ use super::message::Message;
 use super::outcome::Outcome;
 use super::sinks::http::header_map;
 use super::sinks::mqtt::MqttSink;
+use super::sinks::robots::Mentions;
 use super::{ChannelConfig, EndpointConfig, EndpointKind, ForwardError, Shared, SubscriberConfig};
 use crate::store::event_log::{EventLog, Scope};
 use crate::store::outbox::Db;
@@ -124,14 +125,32 @@ impl Target {
                 url,
                 secret,
                 timeout_ms,
+                at_mobiles,
+                at_all,
+                keyword,
             } => Channel::Dingtalk {
                 url: url.clone(),
                 secret: secret.clone(),
                 timeout: Duration::from_millis(*timeout_ms),
+                mentions: Mentions {
+                    mobiles: at_mobiles.clone(),
+                    all: *at_all,
+                    keyword: keyword.clone(),
+                },
             },
-            ChannelConfig::Wecom { url, timeout_ms } => Channel::Wecom {
+            ChannelConfig::Wecom {
+                url,
+                timeout_ms,
+                mentioned_mobiles,
+                mention_all,
+            } => Channel::Wecom {
                 url: url.clone(),
                 timeout: Duration::from_millis(*timeout_ms),
+                mentions: Mentions {
+                    mobiles: mentioned_mobiles.clone(),
+                    all: *mention_all,
+                    keyword: None,
+                },
             },
             ChannelConfig::Mqtt {
                 url,

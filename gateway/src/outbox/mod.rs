@@ -216,12 +216,28 @@ pub enum ChannelConfig {
         secret: Option<String>,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Duty mobiles `@`-ed on a critical incident.
+        #[serde(default)]
+        at_mobiles: Vec<String>,
+        /// `@` everyone in the group on a critical incident.
+        #[serde(default)]
+        at_all: bool,
+        /// The robot's keyword (keyword security mode): put at the head of every message.
+        #[serde(default)]
+        keyword: Option<String>,
     },
-    /// A WeCom (WeChat Work) group robot: a markdown message to its webhook URL.
+    /// A WeCom (WeChat Work) group robot: a markdown message to its webhook URL; a critical
+    /// incident as text that mentions the duty mobiles.
     Wecom {
         url: String,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Mobiles mentioned on a critical incident (`mentioned_mobile_list`).
+        #[serde(default)]
+        mentioned_mobiles: Vec<String>,
+        /// Mention everyone (`@all`) on a critical incident.
+        #[serde(default)]
+        mention_all: bool,
     },
     /// Publish QoS 1 on a broker (`topic` may hold `{site}` and `{subscriber}`).
     Mqtt {
@@ -361,7 +377,9 @@ impl SubscriberConfig {
             | ChannelConfig::Dingtalk {
                 url, timeout_ms, ..
             }
-            | ChannelConfig::Wecom { url, timeout_ms } => {
+            | ChannelConfig::Wecom {
+                url, timeout_ms, ..
+            } => {
                 check_url(&what, url, &["http", "https"])?;
                 check_timeout(&what, *timeout_ms)?;
             }
@@ -541,6 +559,8 @@ pub struct Shared {
     pub tiers: Arc<HashMap<String, Vec<String>>>,
     pub http: reqwest::Client,
     pub topic_prefix: String,
+    /// The language and time zone of robot texts.
+    pub presentation: Arc<presentation::Presentation>,
     /// Stops everything (targets take child tokens).
     pub shutdown: CancellationToken,
 }
@@ -625,6 +645,8 @@ pub struct Wiring {
     pub topic_prefix: String,
     /// Names this gateway in heartbeats.
     pub gateway_name: String,
+    /// The language and time zone of robot texts.
+    pub presentation: presentation::Presentation,
 }
 
 /// Start the endpoints, subscribers, escalation and heartbeat tasks.
@@ -651,6 +673,7 @@ pub async fn start(
         tiers: Arc::new(config.tier_members()),
         http,
         topic_prefix: w.topic_prefix,
+        presentation: Arc::new(w.presentation),
         shutdown: shutdown.clone(),
     };
     let db = crate::store::outbox::Db::new(&shared.store);
@@ -811,7 +834,10 @@ mod tests {
             ChannelConfig::Dingtalk {
                 url: "https://oapi.dingtalk.com/robot/send?***".into(),
                 secret: Some("***".into()),
-                timeout_ms: 5000
+                timeout_ms: 5000,
+                at_mobiles: vec![],
+                at_all: false,
+                keyword: None,
             }
         );
     }

@@ -297,7 +297,7 @@ mod tests {
             quality: Quality::Good,
             late: false,
         };
-        let (_, ev) = apply_transition(None, &raise, None).unwrap();
+        let (_, ev) = apply_transition(None, &raise, None, presentation::Language::En).unwrap();
         let event = |id: &str| {
             let mut ev = ev.clone();
             ev.event_id = id.to_string();

@@ -360,16 +360,6 @@ impl Store {
             .collect()
     }
 
-    /// Incidents whose condition stands unacknowledged (state `active`).
-    pub async fn active_incidents(&self) -> Result<Vec<Incident>> {
-        let bodies = run(
-            sqlx::query_scalar("SELECT body FROM incidents WHERE state = 'active'")
-                .fetch_all(&self.pool),
-        )
-        .await?;
-        Self::incidents_from_bodies(&bodies)
-    }
-
     /// The last incident of each cause (for `previous`).
     pub async fn last_per_cause(&self) -> Result<Vec<(String, String)>> {
         run(sqlx::query_as(

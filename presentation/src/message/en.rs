@@ -1,12 +1,14 @@
-//! An incident's message text from the engine's typed [`Message`], e.g. "CH4 1.62 % >=
-//! power-off level 1.5 % at working face".
+//! Messages in English, e.g. "CH4 1.62 % >= power-off level 1.5 % at working face".
 
+use super::{seconds, value_text};
 use crate::number::num;
+use crate::words::warning_level_word;
+use crate::Language;
 use alarm_rules::{Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms};
-use telemetry::{Quantity, Value, WarningLevel};
+use telemetry::{Quantity, Value};
 
-/// The text of a transition's message.
-pub fn message_text(m: &Message) -> String {
+/// The text of a transition's message in English.
+pub(super) fn text(m: &Message) -> String {
     match m {
         Message::Level {
             point,
@@ -136,7 +138,11 @@ pub fn message_text(m: &Message) -> String {
                     let kind = w.kind.replace('_', " ");
                     match w.magnitude {
                         Some(m) => format!("{kind} M{} ({})", num(m), w.id),
-                        None => format!("{kind} {} ({})", warning_level(w.level), w.id),
+                        None => format!(
+                            "{kind} {} ({})",
+                            warning_level_word(w.level, Language::En),
+                            w.id
+                        ),
                     }
                 })
                 .collect();
@@ -202,15 +208,6 @@ fn place(p: &PointTerms) -> String {
     }
 }
 
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::Number(n) => num(*n),
-        Value::Bool(b) => b.to_string(),
-        Value::Position(p) => format!("({}, {})", p.lat, p.lon),
-        Value::Null => "null".to_string(),
-    }
-}
-
 fn op(c: Comparison) -> &'static str {
     match c {
         Comparison::AtLeast => ">=",
@@ -229,24 +226,11 @@ fn condition(c: &Condition) -> String {
     }
 }
 
-fn warning_level(l: WarningLevel) -> &'static str {
-    match l {
-        WarningLevel::Blue => "blue",
-        WarningLevel::Yellow => "yellow",
-        WarningLevel::Orange => "orange",
-        WarningLevel::Red => "red",
-    }
-}
-
-fn seconds(ms: u64) -> String {
-    num(ms as f64 / 1000.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use alarm_rules::WarningTerms;
-    use telemetry::{AgentId, PointId, Unit};
+    use telemetry::{AgentId, PointId, Unit, WarningLevel};
 
     fn point(quantity: Quantity, gas: Option<&str>, location: Option<&str>) -> PointTerms {
         PointTerms {
@@ -289,7 +273,7 @@ mod tests {
             window_ms: 60_000,
         };
         assert_eq!(
-            message_text(&rate),
+            text(&rate),
             "CO rose by 10.0  ppm or more within 60.0 s, now 30.0 ppm at return airway"
         );
         let fault = Message::SensorFault {
@@ -301,7 +285,7 @@ mod tests {
             cleared: false,
         };
         assert_eq!(
-            message_text(&fault),
+            text(&fault),
             "sensor fault of CO at return airway: value -3.0 ppm outside the range 0.0..1000.0"
         );
         let state = Message::State {
@@ -311,7 +295,7 @@ mod tests {
             cleared: false,
         };
         assert_eq!(
-            message_text(&state),
+            text(&state),
             "CO at return airway bypassed for longer than 1800.0 s"
         );
     }
@@ -337,20 +321,20 @@ mod tests {
             cleared: false,
         };
         assert_eq!(
-            message_text(&w),
+            text(&w),
             "stop open-pit work: heavy rain orange (w1), earthquake M5.5 (eq1)"
         );
         let a = Message::Agent {
             agent: AgentId::new("edge-1").unwrap(),
             online: false,
         };
-        assert_eq!(message_text(&a), "agent edge-1 offline: communication lost");
+        assert_eq!(text(&a), "agent edge-1 offline: communication lost");
         let r = Message::RuleGone {
             rule: "coal.ch4".into(),
             maybe_removed: true,
         };
         assert_eq!(
-            message_text(&r),
+            text(&r),
             "rule coal.ch4 removed or no longer applies: cleared"
         );
     }

@@ -1,0 +1,32 @@
+//! An incident's message text from the engine's typed [`Message`], in the reader's language:
+//! "工作面甲烷 1.62 %，达到断电浓度 1.5 %" or "CH4 1.62 % >= power-off level 1.5 % at working
+//! face".
+
+mod en;
+mod zh;
+
+use crate::number::num;
+use crate::Language;
+use alarm_rules::Message;
+use telemetry::Value;
+
+/// The text of a transition's message.
+pub fn message_text(m: &Message, lang: Language) -> String {
+    match lang {
+        Language::ZhCn => zh::text(m),
+        Language::En => en::text(m),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Number(n) => num(*n),
+        Value::Bool(b) => b.to_string(),
+        Value::Position(p) => format!("({}, {})", p.lat, p.lon),
+        Value::Null => "null".to_string(),
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    num(ms as f64 / 1000.0)
+}
