@@ -112,6 +112,12 @@ pub async fn replay(
         TopicScheme::new(config.mqtt.topic_prefix.clone()),
         crate::core::config::CoreSettings {
             language,
+            // Nobody acknowledges in a replay: supervision (overdue events) is the running
+            // gateway's, not the rules'.
+            supervision: crate::core::supervision::SupervisionConfig {
+                enabled: false,
+                ..Default::default()
+            },
             ..Default::default()
         },
         Metrics::new(),
