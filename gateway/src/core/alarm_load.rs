@@ -1,7 +1,9 @@
 //! Alarm-load figures (IEC 62682) in the metrics: raises of the last hour, chattering causes,
 //! shelved standing incidents.
 
-use super::*;
+use super::Core;
+use std::collections::HashMap;
+use telemetry::Timestamp;
 
 impl Core {
     /// Alarm-load figures (IEC 62682) in the metrics: raises of the last hour, chattering

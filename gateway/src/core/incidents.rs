@@ -1,7 +1,10 @@
 //! The incident table: the engine's transitions and operators' actions turned into incident
 //! events, each stored with its incident (made storable where the store refuses) and announced.
 
-use super::*;
+use super::lifecycle::{self, cause_key, IncidentRecord};
+use super::{Action, Core, CoreError};
+use std::time::Instant;
+use telemetry::IncidentEvent;
 
 /// Text fields of an incident made storable (no NUL) and bounded (messages, notes and names
 /// at most 4,096 characters): what carried a device's bad bytes into an incident must not

@@ -1,6 +1,6 @@
 //! The core's heartbeat, for `/readyz` and the service manager's watchdog.
 
-use super::*;
+use std::time::Instant;
 
 /// The core's heartbeat, for `/readyz` and the service manager's watchdog: the core loop
 /// marks each turn (a tick at least every 500 ms, a message group, an action), so a core

@@ -9,10 +9,9 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use alarm_rules::{Engine, SiteContext, Transition};
 use config::IngestConfig;
-use lifecycle::{cause_key, cause_of, ActionError, IncidentRecord};
+use lifecycle::{cause_of, ActionError, IncidentRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 use telemetry::{AgentId, DecodeLimits, IncidentEvent, SiteId, SiteInfo, Timestamp, TopicScheme};
 use tokio::sync::{broadcast, Notify};
 

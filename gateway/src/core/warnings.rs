@@ -1,7 +1,9 @@
 //! Weather and earthquake warnings in the core: documents applied to the warning book, the
 //! sites they touch re-judged at once, standing incidents' `warnings` kept current.
 
-use super::*;
+use super::lifecycle;
+use super::{Core, CoreError};
+use telemetry::{IncidentEvent, SiteId, Timestamp};
 
 impl Core {
     /// Parse a weather document and apply it to the book (no I/O).
