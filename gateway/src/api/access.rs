@@ -62,6 +62,7 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         | "/api/v1/sites/{site}/agents"
         | "/api/v1/incidents"
         | "/api/v1/incidents.csv"
+        | "/api/v1/sites/{site}/points/{point}/trend"
         | "/api/v1/incidents/{id}"
         | "/api/v1/alarm-load"
         | "/api/v1/out-of-service"

@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents.csv", get(incidents_csv))
         .route("/api/v1/alarm-load", get(alarm_load))
+        .route("/api/v1/sites/{site}/points/{point}/trend", get(trend))
         .route("/api/v1/out-of-service", get(out_of_service_list))
         .route(
             "/api/v1/sites/{site}/points/{point}/out-of-service",

@@ -118,6 +118,7 @@ mod refusals;
 pub mod run;
 pub mod seq;
 mod timers;
+pub mod trend;
 mod warnings;
 
 pub use liveness::Liveness;
