@@ -184,9 +184,12 @@
       renderAlerts();
     } catch (_) { /* shown by the views */ }
   }
-  function onEvent(ev) {
-    const i = ev.incident;
-    if (!i) return;
+  // An event of the stream is the incident as it stands now with the event's fields
+  // (`event`, `event_id`, `at`, `by`) beside it; the views get {event, incident}.
+  function onEvent(raw) {
+    const i = raw.incident || raw;
+    if (!i || !i.id || !i.site) return;
+    const ev = { event: raw.event, at: raw.at, by: raw.by, incident: i };
     const isNew = !S.alerts.has(i.id) && needsCue(i);
     if (needsCue(i)) S.alerts.set(i.id, i); else S.alerts.delete(i.id);
     renderAlerts();
@@ -438,7 +441,7 @@
           field('ack-note', t('ack_note')), h('button', { type: 'submit', id: 'do-ack' }, t('ack'))) : null,
         h('form', { class: 'inline', id: 'form-comment', onsubmit: act('comment', () => ({ text: val('comment-text') })) },
           field('comment-text', t('comment_text'), { required: true, size: 40 }), h('button', { type: 'submit', id: 'do-comment' }, t('comment'))),
-        h('form', { class: 'inline', id: 'form-assign', onsubmit: act('assign', () => ({ assignee: val('assignee') })) },
+        i.state === 'closed' ? null : h('form', { class: 'inline', id: 'form-assign', onsubmit: act('assign', () => ({ assignee: val('assignee') })) },
           field('assignee', t('assignee'), { required: true, value: i.assigned_to || '' }), h('button', { type: 'submit', id: 'do-assign' }, t('assign'))),
         i.state !== 'closed' && !i.shelved_until ? h('form', { class: 'inline', id: 'form-shelve', onsubmit: act('shelve', () => ({ reason: val('shelve-reason'), duration_ms: Number(val('shelve-duration')) * 60000 })) },
           field('shelve-reason', t('reason'), { required: true, size: 30 }),
