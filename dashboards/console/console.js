@@ -85,7 +85,9 @@
     const text = await r.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
-    if (r.status === 401 && path !== '/api/v1/login') { showLogin(); }
+    // A session that ended, or a tab that lost its CSRF token (a new tab): log in again.
+    const csrfLost = r.status === 403 && data && /X-CSRF-Token/.test(data.error || '');
+    if ((r.status === 401 && path !== '/api/v1/login') || csrfLost) { showLogin(); }
     if (!r.ok) throw new ApiError(r.status, (data && data.error) || text || r.statusText);
     return data;
   }
@@ -106,6 +108,7 @@
     stopStream();
     $('top').hidden = true; $('alerts').hidden = true; main.replaceChildren();
     $('login').hidden = false;
+    $('login-form').reset();
     translateStatic();
     $('login-user').focus();
   }

@@ -4,7 +4,8 @@
 //! in another province (320506); the operator `wang`, scoped to the county, logs in on the
 //! page and sees only the mine; a methane incident raised over MQTT appears on the open page
 //! without a reload; acknowledging and closing it on the page changes it in the API under
-//! wang's name. The trend of a point out of wang's scope is 404. The run saves screenshots of
+//! wang's name. An admin makes a token on the admin page (shown once) and revokes it there.
+//! The trend of a point out of wang's scope is 404. The run saves screenshots of
 //! the overview and of the incident in `HRS_SCREENSHOT_DIR` (default: under the test's
 //! temporary directory, kept and printed). The page and its assets weigh under 300 KB.
 
@@ -349,6 +350,10 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
         ],
         "Duty-Officer-2026\n",
     );
+    gw.cli(
+        &["user", "add", "chief", "--role", "admin", "--scope", "*"],
+        "Monitoring-Centre-2026\n",
+    );
     gw.birth("mine-01", "赵固一矿", "410522", 36.10, 114.30)
         .await;
     gw.birth("plant-02", "苏州化工园", "320506", 31.30, 120.60)
@@ -527,6 +532,64 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
             "never reloaded"
         );
         browser.screenshot(&shots.join("incident.png")).await?;
+
+        // An admin's page of its own: a token made there is shown once, then revoked there.
+        browser.click("#logout").await?;
+        browser
+            .wait_for(
+                "the login form again",
+                "return !document.getElementById('login').hidden",
+            )
+            .await?;
+        browser.type_into("#login-user", "chief").await?;
+        browser
+            .type_into("#login-password", "Monitoring-Centre-2026")
+            .await?;
+        browser.click("#login-submit").await?;
+        browser
+            .wait_for(
+                "the admin's menu",
+                "return !document.getElementById('nav-admin').hidden",
+            )
+            .await?;
+        browser
+            .run("location.hash = '#/admin'; return true")
+            .await?;
+        browser
+            .wait_for(
+                "the users of the admin page",
+                "return document.querySelector('#users-table tr[data-name=\"wang\"]') !== null",
+            )
+            .await?;
+        browser.type_into("#k-name", "county-screen").await?;
+        browser.type_into("#k-scopes", "region:410522").await?;
+        browser.click("#form-token button[type=submit]").await?;
+        let shown = browser
+            .wait_for(
+                "the new token, once",
+                "const t = document.getElementById('new-token'); return t && t.textContent",
+            )
+            .await?;
+        let shown = shown.as_str().unwrap_or_default().to_string();
+        assert!(shown.starts_with("hrs_"), "{shown}");
+        let (st, me) = gw.get("/api/v1/me", &shown).await;
+        assert_eq!((st, me["user"].clone()), (200, json!("county-screen")));
+        browser
+            .click("#tokens-table tr[data-name=\"county-screen\"] button")
+            .await?;
+        browser
+            .wait_for(
+                "the token revoked",
+                "const r = document.querySelector('#tokens-table tr[data-name=\"county-screen\"]'); return r && !r.querySelector('button')",
+            )
+            .await?;
+        let (st, _) = gw.get("/api/v1/me", &shown).await;
+        assert_eq!(st, 401, "a token revoked on the page is refused");
+        let page = browser.run("return document.body.innerText").await?;
+        assert!(
+            !page.as_str().unwrap_or_default().contains(&shown),
+            "the token is shown only once"
+        );
         anyhow::Ok(())
     };
     if let Err(e) = run.await {
