@@ -72,6 +72,11 @@
     document.documentElement.lang = S.lang;
     $('lang').textContent = S.lang === 'en' ? '中文' : 'English';
     renderSound(); renderStream();
+    const me = S.me;
+    if (me) {
+      $('who').textContent = me.user + ' · ' + tt('roles', me.role) + ' · ' + (me.scopes || '') + (me.open ? ' · ' + t('open_mode') : '');
+      $('zone').textContent = zoneName();
+    }
   }
 
   // --- the API -------------------------------------------------------------------------
@@ -143,9 +148,7 @@
     S.tz = me.time_zone || 'Asia/Shanghai';
     setFormat();
     $('login').hidden = true; $('top').hidden = false;
-    $('who').textContent = me.user + ' · ' + tt('roles', me.role) + ' · ' + (me.scopes || '') + (me.open ? ' · ' + t('open_mode') : '');
     $('who').dataset.user = me.user;
-    $('zone').textContent = zoneName();
     $('logout').hidden = !!me.open;
     $('nav-admin').hidden = me.role !== 'admin';
     translateStatic();
