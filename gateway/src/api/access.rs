@@ -40,6 +40,8 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
     let read = method == Method::GET || method == Method::HEAD;
     match path {
         "/healthz" | "/readyz" | "/metrics" | "/api/v1/login" | "/api/v1/openapi.json" => None,
+        // The console's static files hold no data; what they fetch is checked as any call.
+        "/" | "/console/{file}" if read => None,
         "/api/v1/dead-letters"
         | "/api/v1/deliveries/parked"
         | "/api/v1/deliveries/parked/{id}/resend"
@@ -60,6 +62,7 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         "/api/v1/sites"
         | "/api/v1/sites/{site}/points"
         | "/api/v1/sites/{site}/agents"
+        | "/api/v1/sites/{site}/points/{point}/trend"
         | "/api/v1/incidents"
         | "/api/v1/incidents.csv"
         | "/api/v1/incidents/{id}"
@@ -578,6 +581,10 @@ mod tests {
             need(&Method::GET, "/api/v1/incidents/{id}"),
             needs(Role::Viewer, false)
         );
+        // The console's files are public to read, closed to anything else.
+        assert_eq!(need(&Method::GET, "/"), None);
+        assert_eq!(need(&Method::GET, "/console/{file}"), None);
+        assert_eq!(need(&Method::POST, "/"), needs(Role::Admin, true));
     }
 
     #[test]

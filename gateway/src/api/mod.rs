@@ -5,6 +5,7 @@ mod actions;
 mod admin;
 mod alarm_load;
 pub mod config;
+pub mod console;
 mod error;
 mod events;
 mod export;
@@ -91,9 +92,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/", get(console::page))
+        .route("/console/{file}", get(console::asset))
         .route("/api/v1/sites", get(sites))
         .route("/api/v1/sites/{site}/points", get(points))
         .route("/api/v1/sites/{site}/agents", get(agents))
+        .route("/api/v1/sites/{site}/points/{point}/trend", get(trend))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents.csv", get(incidents_csv))
         .route("/api/v1/alarm-load", get(alarm_load))

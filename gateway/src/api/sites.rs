@@ -80,3 +80,36 @@ fn site_answer(
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
     Ok(Json(json!(view(found))))
 }
+
+/// `GET /api/v1/sites/{site}/points/{point}/trend`: the recent samples the gateway keeps in
+/// memory for the point (`core/trend.rs`), oldest first; a site outside the caller's scope,
+/// or a point the site does not have, is 404.
+pub(super) async fn trend(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((site, point)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::core::trend::{SAMPLES, SLOT_SECS};
+    let live = s.live.read().expect("live lock");
+    let found = visible_site(&live, &caller, &site)?;
+    let p = found
+        .points
+        .get(point.as_str())
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no point {point} at {site}")))?;
+    let samples: Vec<_> = found
+        .trends
+        .of(&point)
+        .into_iter()
+        .flat_map(|ring| ring.samples())
+        .map(|x| {
+            let at = chrono::DateTime::from_timestamp(i64::from(x.at_s), 0).unwrap_or_default();
+            json!({"ts": format_time(&at), "value": x.value})
+        })
+        .collect();
+    Ok(Json(json!({
+        "site": site, "point": point,
+        "unit": p.spec.as_ref().map(|s| s.unit.to_string()),
+        "interval_ms": u64::from(SLOT_SECS) * 1000, "capacity": SAMPLES,
+        "samples": samples,
+    })))
+}

@@ -162,6 +162,7 @@ pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
     let api = format!("http://{}", gw.http_addr);
     println!(
         "\nHRS demo is running.\n\
+         \n  console          {api}/   (control room, open mode: no login)\
          \n  incidents        {api}/api/v1/incidents\
          \n  open incidents   {api}/api/v1/incidents?state=open\
          \n  sites            {api}/api/v1/sites\

@@ -36,6 +36,8 @@ pub struct SiteLive {
     pub from_registry: bool,
     pub agents: BTreeMap<AgentId, AgentLive>,
     pub points: BTreeMap<PointId, PointLive>,
+    /// The recent trend of each point (`core/trend.rs`).
+    pub trends: crate::core::trend::Trends,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]

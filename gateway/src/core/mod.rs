@@ -114,6 +114,7 @@ pub mod run;
 pub mod seq;
 pub mod supervision;
 mod timers;
+pub mod trend;
 mod warnings;
 
 pub use liveness::Liveness;

@@ -143,6 +143,7 @@ impl Core {
                     entry.ts = Some(reading.ts);
                     entry.quality = Some(reading.quality);
                     entry.reason = reading.reason.clone();
+                    s.trends.record(&reading.point, reading.ts, &reading.value);
                 }
                 entry.agent = agent.clone();
                 self.metrics.readings_taken.inc();
