@@ -239,6 +239,8 @@
   function route() {
     if (!S.me) return;
     clearInterval(S.timer); S.timer = null; S.view = null;
+    // A view's late answers must not draw over the view that replaced it.
+    S.gen = (S.gen || 0) + 1;
     const [, name, arg] = (location.hash || '#/overview').split('/');
     const id = arg ? decodeURIComponent(arg) : null;
     document.body.classList.toggle('wall', name === 'wall');
@@ -253,12 +255,13 @@
   // Overview: every site in scope, worst first, and where they are.
   const SEVS = ['critical', 'alarm', 'warning', 'info'];
   async function overview() {
+    const gen = S.gen;
     const refresh = async () => {
       let incs, warns;
       try {
         await loadSites();
         [incs, warns] = await Promise.all([get('/api/v1/incidents?state=open&limit=1000'), get('/api/v1/weather/warnings')]);
-      } catch (e) { showError(e); return; }
+      } catch (e) { if (gen === S.gen) showError(e); return; }
       const rows = S.sites.map((s) => {
         const counts = Object.fromEntries(SEVS.map((k) => [k, 0]));
         incs.filter((i) => i.site === s.id).forEach((i) => { counts[i.severity] = (counts[i.severity] || 0) + 1; });
@@ -278,6 +281,7 @@
           SEVS.some((k) => r.counts[k]) ? SEVS.filter((k) => r.counts[k]).map((k) => h('span', { class: 'badge sev-' + k }, tt('sev', k), ' ', r.counts[k])) : t('none')),
         r.ws.length ? h('div', { class: 'row' }, t('warnings_badge'), ': ', r.ws.map((w) => h('span', { class: 'badge wl-' + w.level, title: w.headline || w.event }, tt('wl', w.level), ' ', w.event))) : null,
         h('div', { class: 'row dim' }, t('last_seen'), ' ', when(r.s.last_seen))));
+      if (gen !== S.gen) return;
       show(h('h1', {}, t('sites'), ' (', S.sites.length, ')'),
         h('div', { class: 'layout' }, h('div', { class: 'grid', id: 'site-cards' }, cards),
           h('div', { class: 'panel' }, h('h2', {}, t('position_plot')), plot(rows.map((r) => ({ s: r.s, worst: worst(r) }))),
@@ -327,12 +331,13 @@
 
   // A site: its points, live, each with its trend; its open incidents.
   async function site(id) {
+    const gen = S.gen;
     const refresh = async () => {
       let pts, incs;
       try {
         [pts, incs] = await Promise.all([get('/api/v1/sites/' + encodeURIComponent(id) + '/points'),
           get('/api/v1/incidents?state=open&limit=200&site=' + encodeURIComponent(id))]);
-      } catch (e) { showError(e); return; }
+      } catch (e) { if (gen === S.gen) showError(e); return; }
       const s = S.siteById.get(id) || { id };
       const canvases = [];
       const rows = pts.map((p) => {
@@ -343,6 +348,7 @@
           h('td', { class: 'value' }, fmtValue(p.value)), h('td', {}, p.unit || ''),
           h('td', { class: 'q-' + (p.quality || '') }, tt('qual', p.quality)), h('td', {}, when(p.ts)), h('td', {}, c));
       });
+      if (gen !== S.gen) return;
       show(h('p', {}, h('a', { href: '#/overview' }, '← ', t('back'))),
         h('h1', {}, s.name || id, ' ', h('span', { class: 'dim' }, id, ' · ', tt('cat', s.category), ' · ', s.region_name || s.region || '')),
         h('div', { class: 'panel' }, h('h2', {}, t('open_incidents')), incidentTable(incs)),
@@ -393,6 +399,7 @@
   }
   const F = { state: 'open', severity: '', site: '', region: '', rule: '' };
   async function incidents() {
+    const gen = S.gen;
     const regions = [...new Map(S.sites.filter((s) => s.region).map((s) => [s.region, s.region_name || s.region])).entries()];
     const sel = (name, opts) => h('select', { id: 'f-' + name, onchange: (e) => { F[name] = e.target.value; refresh(); } },
       opts.map(([v, label]) => h('option', { value: v, selected: F[name] === v }, label)));
@@ -429,10 +436,11 @@
 
   // One incident: what it is, what can be done, everything that happened to it.
   async function incident(id) {
+    const gen = S.gen;
     const url = '/api/v1/incidents/' + encodeURIComponent(id);
     const refresh = async (msg) => {
       let i;
-      try { i = await get(url); } catch (e) { showError(e); return; }
+      try { i = await get(url); } catch (e) { if (gen === S.gen) showError(e); return; }
       const canAct = S.me.role === 'operator' || S.me.role === 'admin';
       const out = h('p', { id: 'action-result', class: msg && msg.ok ? 'okmsg' : 'error' }, msg ? msg.text : '');
       const act = (what, body) => async (e) => {
@@ -462,6 +470,7 @@
         ['raised_at', when(i.raised_at)], ['acked_by', i.acked_by ? i.acked_by + ' · ' + when(i.acked_at) : ''],
         ['assigned_to', i.assigned_to || ''], ['shelved_until', when(i.shelved_until)],
         ['closed_by', i.closed_by ? i.closed_by + ' · ' + when(i.closed_at) : ''], ['note', i.note || '']];
+      if (gen !== S.gen) return;
       show(h('p', {}, h('a', { href: '#/incidents' }, '← ', t('incidents'))),
         h('h1', { id: 'incident-title', 'data-incident': i.id, 'data-state': i.state }, sevBadge(i.severity), ' ', i.message),
         h('div', { class: 'panel' }, h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, t(k)), h('dd', { 'data-fact': k }, v)]))),
@@ -477,9 +486,11 @@
 
   // Active warnings with the sites they touch.
   async function warnings() {
+    const gen = S.gen;
     const refresh = async () => {
       let list;
-      try { list = await get('/api/v1/weather/warnings'); } catch (e) { showError(e); return; }
+      try { list = await get('/api/v1/weather/warnings'); } catch (e) { if (gen === S.gen) showError(e); return; }
+      if (gen !== S.gen) return;
       show(h('h1', {}, t('warnings')), h('div', { class: 'panel' }, !list.length ? h('p', { class: 'dim' }, t('no_warnings')) :
         h('table', { id: 'warnings' }, h('tr', {}, ['level', 'event', 'area', 'expires', 'sites_touched'].map((k) => h('th', {}, t(k)))),
           list.map((w) => h('tr', { 'data-warning': w.id }, h('td', {}, h('span', { class: 'badge wl-' + w.level }, tt('wl', w.level))),
@@ -495,9 +506,10 @@
 
   // Admin: users and tokens of the caller's grant.
   async function admin() {
+    const gen = S.gen;
     const refresh = async (shown) => {
       let users, tokens;
-      try { [users, tokens] = await Promise.all([get('/api/v1/users'), get('/api/v1/tokens')]); } catch (e) { showError(e); return; }
+      try { [users, tokens] = await Promise.all([get('/api/v1/users'), get('/api/v1/tokens')]); } catch (e) { if (gen === S.gen) showError(e); return; }
       const out = h('p', { id: 'admin-result', class: 'error' });
       const val = (idn) => document.getElementById(idn).value.trim();
       const roleSel = (idn) => h('select', { id: idn }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, tt('roles', r))));
@@ -509,6 +521,7 @@
           h('td', {}, p.disabled ? null : h('button', { class: 'danger', onclick: run(async () => {
             await post('/api/v1/' + kind + '/' + encodeURIComponent(p.name) + (kind === 'users' ? '/disable' : '/revoke')); await refresh();
           }) }, t(kind === 'users' ? 'disable' : 'revoke'))))));
+      if (gen !== S.gen) return;
       show(h('h1', {}, t('nav_admin')), out,
         shown ? h('div', { class: 'panel' }, h('p', {}, t('token_once')), h('div', { class: 'token', id: 'new-token' }, shown)) : null,
         h('div', { class: 'panel' }, h('h2', {}, t('users')), table(users, 'users'),

@@ -212,6 +212,16 @@ impl Gw {
         let prefix = format!("h{}/v1", free_port());
         let mut cmd = gateway_command(&broker.url(), &prefix, http_port, &dir);
         cmd.env("HRS_AUTH_MODE", "tokens");
+        // Methane incidents must be acknowledged within 2.5 s: the page shows them overdue.
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            "[supervision]\ncheck_ms = 200\n\
+             [supervision.times.critical]\nack_within_ms = 2500\nclose_within_ms = 3600000\n\
+             [supervision.times.alarm]\nack_within_ms = 2500\nclose_within_ms = 3600000\n",
+        )
+        .unwrap();
+        cmd.arg("--config").arg(&config);
         let proc = Proc::spawn("gateway", &mut cmd, &dir).unwrap();
         let http = format!("http://127.0.0.1:{http_port}");
         wait_ready(&http)
@@ -473,6 +483,16 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
                 )
                 .await?;
         }
+
+        // Not acknowledged within its time: marked overdue (督办) on the open page, live.
+        browser
+            .wait_for(
+                "the incident marked overdue",
+                &format!("return document.querySelector('#incident-list tr[data-incident=\"{id}\"] [data-overdue=\"true\"]') !== null"),
+            )
+            .await?;
+        let (_, inc) = gw.get(&format!("/api/v1/incidents/{id}"), &admin).await;
+        assert_eq!(inc["overdue_for"], "acknowledge", "{inc}");
 
         // Acknowledge on the page.
         browser

@@ -64,8 +64,7 @@ pub(super) async fn agents(
     })
 }
 
-/// What `view` makes of a site the caller sees; a site outside its scope is 404, exactly as
-/// an unknown one.
+/// What `view` makes of a site the caller sees.
 fn site_answer(
     s: &AppState,
     caller: &Caller,
@@ -73,12 +72,21 @@ fn site_answer(
     view: impl FnOnce(&crate::core::live::SiteLive) -> Vec<serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = s.live.read().expect("live lock");
-    let (_, found) = live
-        .sites
-        .get_key_value(site)
-        .filter(|(id, _)| Visible::sees_one(caller, &live, id))
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?;
+    let found = visible_site(&live, caller, site)?;
     Ok(Json(json!(view(found))))
+}
+
+/// A site the caller sees; one outside its scope is 404, exactly as an unknown one.
+fn visible_site<'a>(
+    live: &'a Live,
+    caller: &Caller,
+    site: &str,
+) -> Result<&'a crate::core::live::SiteLive, ApiError> {
+    live.sites
+        .get_key_value(site)
+        .filter(|(id, _)| Visible::sees_one(caller, live, id))
+        .map(|(_, found)| found)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))
 }
 
 /// `GET /api/v1/sites/{site}/points/{point}/trend`: the recent samples the gateway keeps in
