@@ -144,6 +144,12 @@
     let me;
     try { me = await get('/api/v1/me'); } catch (e) { if (e.status !== 401) showError(e); return; }
     S.me = me;
+    // The gateway's severity and state words (one table for the console, messages, exports).
+    for (const [lang, w] of Object.entries(me.words || {})) {
+      if (!I18N[lang]) continue;
+      if (w.severity) I18N[lang].sev = w.severity;
+      if (w.state) I18N[lang].st = w.state;
+    }
     S.lang = localStorage.getItem('hrs_lang') || me.language || 'zh-CN';
     S.tz = me.time_zone || 'Asia/Shanghai';
     setFormat();

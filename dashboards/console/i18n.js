@@ -10,7 +10,7 @@ window.HRS_I18N = {
     nav_overview: '总览', nav_wall: '大屏', nav_incidents: '警情', nav_warnings: '预警', nav_admin: '用户与令牌',
     stream_ok: '实时连接正常', stream_broken: '实时连接中断，正在重连…', stream_connecting: '正在连接…',
     sound_arm: '启用报警声音', sound_armed: '报警声音已启用', sound_off: '关闭声音',
-    new_critical: '新的特别严重警情，待确认', view: '查看',
+    new_critical: '新的紧急警情，待确认', view: '查看',
     sites: '场所', site: '场所', online: '在线', offline: '离线', completeness: '数据完整率',
     last_seen: '最后上报', open_incidents: '未关闭警情', warnings_badge: '预警', none: '无',
     position_plot: '场所位置示意（经纬度，非地图）', no_position: '无坐标的场所不在图上',
@@ -34,9 +34,11 @@ window.HRS_I18N = {
     scopes_hint: '* 或 region:地区代码 或 site:场所编号，逗号分隔',
     not_found: '未找到', forbidden: '无权操作', back: '返回', refresh: '刷新',
     tz_beijing: '北京时间',
-    sev: {critical: '特别严重', alarm: '严重', warning: '较重', info: '提示'},
-    st: {active: '未确认', acknowledged: '已确认', cleared: '已消除', closed: '已关闭'},
-    ev: {raised: '发生', escalated: '升级', deescalated: '降级', acknowledged: '确认', cleared: '消除',
+    // Severity and state words are the gateway's (GET /api/v1/me, `words`); these stand in
+    // until it answers.
+    sev: {critical: '紧急', alarm: '报警', warning: '预警', info: '提示'},
+    st: {active: '未确认', acknowledged: '已确认', cleared: '已恢复', closed: '已关闭'},
+    ev: {raised: '发生', escalated: '升级', deescalated: '降级', acknowledged: '确认', cleared: '恢复',
       closed: '关闭', commented: '备注', assigned: '指派', shelved: '搁置', unshelved: '取消搁置',
       notified: '通知', reopened: '重开', overdue: '超时'},
     q: {ch4: '甲烷', co: '一氧化碳', o2: '氧气', co2: '二氧化碳', h2s: '硫化氢', lel: '可燃气体',

@@ -11,4 +11,5 @@ pub use number::num;
 pub use setting::{Language, Presentation};
 pub use words::{
     label_word, place_word, severity_word, state_word, warning_kind_word, warning_level_word,
+    words_json,
 };

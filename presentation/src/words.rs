@@ -42,6 +42,37 @@ pub fn warning_level_word(l: WarningLevel, lang: Language) -> &'static str {
     }
 }
 
+/// The severity and state words of every language, `{"zh-CN": {"severity": {...}, "state":
+/// {...}}, "en": {...}}`: the console reads them, so they stand in this one table.
+pub fn words_json() -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for lang in [Language::ZhCn, Language::En] {
+        let severity: serde_json::Map<String, serde_json::Value> = [
+            Severity::Info,
+            Severity::Warning,
+            Severity::Alarm,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .map(|s| (s.as_str().to_string(), severity_word(s, lang).into()))
+        .collect();
+        let state: serde_json::Map<String, serde_json::Value> = [
+            IncidentState::Active,
+            IncidentState::Acknowledged,
+            IncidentState::Cleared,
+            IncidentState::Closed,
+        ]
+        .into_iter()
+        .map(|s| (s.as_str().to_string(), state_word(s, lang).into()))
+        .collect();
+        out.insert(
+            lang.as_str().to_string(),
+            serde_json::json!({"severity": severity, "state": state}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
 fn spaced(code: &str) -> String {
     code.replace('_', " ")
 }
@@ -180,6 +211,10 @@ mod tests {
         .collect();
         assert_eq!(zh, ["提示", "预警", "报警", "紧急"]);
         assert_eq!(severity_word(Severity::Critical, Language::En), "critical");
+        let w = words_json();
+        assert_eq!(w["zh-CN"]["severity"]["critical"], "紧急");
+        assert_eq!(w["zh-CN"]["state"]["cleared"], "已恢复");
+        assert_eq!(w["en"]["severity"]["alarm"], "alarm");
     }
 
     #[test]

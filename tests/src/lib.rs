@@ -838,3 +838,35 @@ pub async fn wait_ready(http: &str) -> Result<()> {
 
 /// Simulated JT/T 808 terminals over real TCP (also the `jt808-sim` load simulator).
 pub mod jt808_sim;
+
+/// `gateway ARGS` (the `user` and `token` commands, say) on the store of a test gateway whose
+/// data lie under `dir/gw` (or at `store_url`), `stdin` fed to it: its standard output. Panics
+/// with its standard error when it fails.
+pub fn gateway_cli(dir: &Path, store_url: Option<&str>, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut cmd = Command::new(bin_path("gateway"));
+    if let Some(url) = store_url {
+        cmd.env("HRS_STORE_URL", url);
+    }
+    let mut child = cmd
+        .args(args)
+        .env("HRS_DATA_DIR", dir.join("gw"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning gateway");
+    child
+        .stdin
+        .take()
+        .expect("its stdin")
+        .write_all(stdin.as_bytes())
+        .expect("writing its stdin");
+    let out = child.wait_with_output().expect("gateway's output");
+    assert!(
+        out.status.success(),
+        "gateway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}

@@ -10,9 +10,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use system_tests::*;
 
@@ -29,31 +28,7 @@ struct Gw {
 
 /// `gateway ARGS` on the test gateway's store; `stdin` fed to it. Its standard output.
 fn cli(gw: &Gw, args: &[&str], stdin: &str) -> String {
-    let mut cmd = Command::new(bin_path("gateway"));
-    if let Some(url) = &gw.store_url {
-        cmd.env("HRS_STORE_URL", url);
-    }
-    let mut child = cmd
-        .args(args)
-        .env("HRS_DATA_DIR", gw.dir.join("gw"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "gateway {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    gateway_cli(&gw.dir, gw.store_url.as_deref(), args, stdin)
 }
 
 fn token(gw: &Gw, name: &str, role: &str, scope: &str) -> String {

@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use system_tests::*;
 
@@ -239,27 +239,7 @@ impl Gw {
 
     /// `gateway ARGS` on the running gateway's store, `stdin` fed to it: its output.
     fn cli(&self, args: &[&str], stdin: &str) -> String {
-        let mut child = Command::new(bin_path("gateway"))
-            .args(args)
-            .env("HRS_DATA_DIR", self.dir.join("gw"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "gateway {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        gateway_cli(&self.dir, None, args, stdin)
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -493,6 +473,18 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
             .await?;
         let (_, inc) = gw.get(&format!("/api/v1/incidents/{id}"), &admin).await;
         assert_eq!(inc["overdue_for"], "acknowledge", "{inc}");
+        // The gateway's severity word (one table with messages and exports).
+        let word = browser
+            .run(&format!("return document.querySelector('#incident-list tr[data-incident=\"{id}\"] [data-severity]').textContent"))
+            .await?;
+        assert_eq!(
+            word,
+            json!(if inc["severity"] == "critical" {
+                "紧急"
+            } else {
+                "报警"
+            })
+        );
 
         // Acknowledge on the page.
         browser

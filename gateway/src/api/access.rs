@@ -371,6 +371,7 @@ pub(super) async fn me(
         "open": s.access.is_open(),
         "language": s.presentation.language.as_str(),
         "time_zone": s.presentation.time_zone,
+        "words": presentation::words_json(),
     }))
 }
 

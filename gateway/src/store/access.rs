@@ -2,7 +2,7 @@
 //! version that a running gateway watches to end streams of revoked credentials. Secrets are
 //! never stored: password hashes (argon2id) and secret hashes (SHA-256) only.
 
-use super::{timed, Result, Store};
+use super::{run, timed, Result, Store};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -81,22 +81,28 @@ fn user(r: &AnyRow) -> Result<UserRecord> {
 impl Store {
     /// Add a user; `false` when the name is taken.
     pub async fn add_user(&self, p: &Principal, password_hash: &str) -> Result<bool> {
-        timed(async {
-            let done = sqlx::query(
-                "INSERT INTO users (name, password_hash, role, scopes, created_ms, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
-            )
+        self.add_principal(
+            "INSERT INTO users (name, password_hash, role, scopes, created_ms, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+            p,
+            password_hash,
+        )
+        .await
+    }
+
+    /// Insert a user or a token with its secret's hash (`sql` names the table and column);
+    /// `false` when the name is taken.
+    async fn add_principal(&self, sql: &str, p: &Principal, secret_hash: &str) -> Result<bool> {
+        let done = run(sqlx::query(sql)
             .bind(&p.name)
-            .bind(password_hash)
+            .bind(secret_hash)
             .bind(&p.role)
             .bind(&p.scopes)
             .bind(p.created_ms)
             .bind(&p.created_by)
-            .execute(self.pool())
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
-        .await
+            .execute(self.pool()))
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
@@ -164,46 +170,28 @@ impl Store {
 
     /// Add a token (by the hash of its secret); `false` when the name is taken.
     pub async fn add_token(&self, p: &Principal, token_hash: &str) -> Result<bool> {
-        timed(async {
-            let done = sqlx::query(
-                "INSERT INTO api_tokens (name, token_hash, role, scopes, created_ms, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(&p.name)
-            .bind(token_hash)
-            .bind(&p.role)
-            .bind(&p.scopes)
-            .bind(p.created_ms)
-            .bind(&p.created_by)
-            .execute(self.pool())
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        self.add_principal(
+            "INSERT INTO api_tokens (name, token_hash, role, scopes, created_ms, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+            p,
+            token_hash,
+        )
         .await
     }
 
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<Principal>> {
-        timed(async {
-            let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
-            let row = sqlx::query(&sql)
-                .bind(token_hash)
-                .fetch_optional(self.pool())
-                .await?;
-            row.as_ref().map(principal).transpose()
-        })
-        .await
+        self.token_where("token_hash", token_hash).await
     }
 
     pub async fn token(&self, name: &str) -> Result<Option<Principal>> {
-        timed(async {
-            let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE name = $1");
-            let row = sqlx::query(&sql)
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await?;
-            row.as_ref().map(principal).transpose()
-        })
-        .await
+        self.token_where("name", name).await
+    }
+
+    /// The token whose `column` (`name` or `token_hash`, never outside input) is `value`.
+    async fn token_where(&self, column: &str, value: &str) -> Result<Option<Principal>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {column} = $1");
+        let row = run(sqlx::query(&sql).bind(value).fetch_optional(self.pool())).await?;
+        row.as_ref().map(principal).transpose()
     }
 
     pub async fn tokens(&self) -> Result<Vec<Principal>> {
