@@ -517,6 +517,117 @@ fn warnings_tighten_raise_severity_and_gate_rules_at_once() {
 }
 
 #[test]
+fn site_levels_are_what_each_point_is_judged_against_under_the_warnings_now() {
+    let mut e = engine_with(
+        rules(CTX_RULES),
+        Category::Tailings,
+        vec![
+            spec("WL-1", "water_level", "m"),
+            spec("D-1", "displacement", "mm"),
+        ],
+    );
+    let levels = |e: &Engine| {
+        e.site_levels(&site())
+            .into_iter()
+            .map(|(p, ls)| {
+                let ls: Vec<_> = ls
+                    .into_iter()
+                    .map(|l| {
+                        (
+                            l.rule,
+                            l.severity,
+                            l.side,
+                            l.raise,
+                            l.tightened,
+                            l.applies,
+                            l.open,
+                        )
+                    })
+                    .collect();
+                (p.to_string(), ls)
+            })
+            .collect::<Vec<_>>()
+    };
+    use alarm_rules::LevelSide::High;
+    assert_eq!(
+        levels(&e),
+        vec![
+            (
+                "WL-1".to_string(),
+                vec![
+                    (
+                        "t.rain.level".into(),
+                        Severity::Warning,
+                        High,
+                        10.0,
+                        false,
+                        true,
+                        false
+                    ),
+                    (
+                        "t.rain.level".into(),
+                        Severity::Alarm,
+                        High,
+                        12.0,
+                        false,
+                        true,
+                        false
+                    ),
+                ]
+            ),
+            (
+                "D-1".to_string(),
+                vec![(
+                    "t.quake.only".into(),
+                    Severity::Alarm,
+                    High,
+                    5.0,
+                    false,
+                    false,
+                    false
+                )]
+            ),
+        ]
+    );
+    // An orange rainstorm: the warning level tightened to 8 and each severity a step up; at 9
+    // the tightened level is the open one.
+    let mut out = Vec::new();
+    e.set_warnings(
+        &site(),
+        vec![warning("w-orange", "rainstorm", WarningLevel::Orange, None)],
+        at(5),
+        &mut out,
+    );
+    num(&mut e, "WL-1", at(6), 9.0);
+    assert_eq!(
+        levels(&e)[0].1,
+        vec![
+            (
+                "t.rain.level".into(),
+                Severity::Alarm,
+                High,
+                8.0,
+                true,
+                true,
+                true
+            ),
+            (
+                "t.rain.level".into(),
+                Severity::Critical,
+                High,
+                12.0,
+                false,
+                true,
+                false
+            ),
+        ]
+    );
+    assert!(e
+        .site_levels(&telemetry::SiteId::new("elsewhere").unwrap())
+        .is_empty());
+}
+
+#[test]
 fn on_delay_and_off_delay_in_event_time() {
     let set = rules(
         r#"

@@ -263,10 +263,11 @@
   async function overview() {
     const gen = S.gen;
     const refresh = async () => {
-      let incs, warns;
+      let incs, warns, vehicles;
       try {
         await loadSites();
-        [incs, warns] = await Promise.all([get('/api/v1/incidents?state=open&limit=1000'), get('/api/v1/weather/warnings')]);
+        [incs, warns, vehicles] = await Promise.all([get('/api/v1/incidents?state=open&limit=1000'), get('/api/v1/weather/warnings'),
+          get('/api/v1/positions').then((r) => r.positions).catch(() => [])]);
       } catch (e) { if (gen === S.gen) showError(e); return; }
       const rows = S.sites.map((s) => {
         const counts = Object.fromEntries(SEVS.map((k) => [k, 0]));
@@ -290,7 +291,7 @@
       if (gen !== S.gen) return;
       show(h('h1', {}, t('sites'), ' (', S.sites.length, ')'),
         h('div', { class: 'layout' }, h('div', { class: 'grid', id: 'site-cards' }, cards),
-          h('div', { class: 'panel' }, h('h2', {}, t('position_plot')), plot(rows.map((r) => ({ s: r.s, worst: worst(r) }))),
+          h('div', { class: 'panel' }, h('h2', {}, t('position_plot')), plot(rows.map((r) => ({ s: r.s, worst: worst(r) })), vehicles),
             h('p', { class: 'dim' }, t('no_position')))));
     };
     S.view = { refresh, onEvent: debounce(refresh, 500) };
@@ -299,14 +300,17 @@
   }
   function debounce(f, ms) { let tm = null; return () => { clearTimeout(tm); tm = setTimeout(f, ms); }; }
 
-  // The sites' positions on plain axes of longitude and latitude: no tiles, no boundaries.
-  function plot(items) {
+  // The sites' positions, and the vehicles' last ones, on plain axes of longitude and
+  // latitude: no tiles, no boundaries.
+  function plot(items, vehicles) {
     const pts = items.filter((x) => typeof x.s.lat === 'number' && typeof x.s.lon === 'number');
     const W = 600, H = 420, pad = 40;
     const el = svg('svg', { class: 'plot', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('position_plot') });
-    if (!pts.length) return el;
-    let [x0, x1] = [Math.min(...pts.map((p) => p.s.lon)), Math.max(...pts.map((p) => p.s.lon))];
-    let [y0, y1] = [Math.min(...pts.map((p) => p.s.lat)), Math.max(...pts.map((p) => p.s.lat))];
+    const lons = pts.map((p) => p.s.lon).concat(vehicles.map((v) => v.lon));
+    const lats = pts.map((p) => p.s.lat).concat(vehicles.map((v) => v.lat));
+    if (!lons.length) return el;
+    let [x0, x1] = [Math.min(...lons), Math.max(...lons)];
+    let [y0, y1] = [Math.min(...lats), Math.max(...lats)];
     const span = Math.max(x1 - x0, y1 - y0, 0.2) * 0.6;
     const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2, k = Math.cos((cy * Math.PI) / 180) || 1;
     [x0, x1, y0, y1] = [cx - span / k, cx + span / k, cy - span, cy + span];
@@ -328,6 +332,13 @@
       const right = X(p.s.lon) > W * 0.6;
       el.append(svg('text', { class: 'label', x: X(p.s.lon) + (right ? -12 : 12), y: Y(p.s.lat) + 4, 'text-anchor': right ? 'end' : 'start' }, p.s.name || p.s.id));
     }
+    // A vehicle: a small triangle, grey when its position is not good; to its company's page.
+    for (const v of vehicles) {
+      const x = X(v.lon), y = Y(v.lat), go = () => { location.hash = '#/site/' + encodeURIComponent(v.site); };
+      el.append(svg('polygon', { class: 'vehicle' + (v.quality && v.quality !== 'good' ? ' stale' : ''), points: `${x},${y - 6} ${x - 5},${y + 4} ${x + 5},${y + 4}`,
+        'data-vehicle': v.point, 'data-site': v.site, onclick: go },
+      svg('title', {}, (v.name || v.point) + ' · ' + siteName(v.site) + (v.speed_kmh !== undefined && v.speed_kmh !== null ? ' · ' + v.speed_kmh + ' km/h' : '') + ' · ' + when(v.ts))));
+    }
     return el;
   }
   function niceStep(range) {
@@ -339,35 +350,50 @@
   async function site(id) {
     const gen = S.gen;
     const refresh = async () => {
-      let pts, incs;
+      let pts, incs, lv;
+      const base = '/api/v1/sites/' + encodeURIComponent(id);
       try {
-        [pts, incs] = await Promise.all([get('/api/v1/sites/' + encodeURIComponent(id) + '/points'),
-          get('/api/v1/incidents?state=open&limit=200&site=' + encodeURIComponent(id))]);
+        [pts, incs, lv] = await Promise.all([get(base + '/points'),
+          get('/api/v1/incidents?state=open&limit=200&site=' + encodeURIComponent(id)),
+          get(base + '/levels').catch(() => [])]);
       } catch (e) { if (gen === S.gen) showError(e); return; }
+      const levelsOf = new Map(lv.map((x) => [x.point, x.levels]));
       const s = S.siteById.get(id) || { id };
       const canvases = [];
       const rows = pts.map((p) => {
         const c = h('canvas', { class: 'trend', width: 320, height: 64, 'data-point': p.point });
         canvases.push([p, c]);
         return h('tr', { 'data-point': p.point }, h('td', {}, p.point, h('div', { class: 'dim' }, p.name || '')),
-          h('td', {}, tt('q', p.quantity)), h('td', {}, p.location || ''),
+          h('td', {}, tt('q', p.quantity)), h('td', { title: p.location || '' }, p.location_text || p.location || ''),
           h('td', { class: 'value' }, fmtValue(p.value)), h('td', {}, p.unit || ''),
-          h('td', { class: 'q-' + (p.quality || '') }, tt('qual', p.quality)), h('td', {}, when(p.ts)), h('td', {}, c));
+          h('td', { class: 'q-' + (p.quality || '') }, tt('qual', p.quality)), h('td', {}, when(p.ts)),
+          h('td', { class: 'levels' }, levelBadges(levelsOf.get(p.point) || [], p.unit)), h('td', {}, c));
       });
       if (gen !== S.gen) return;
       show(h('p', {}, h('a', { href: '#/overview' }, '← ', t('back'))),
         h('h1', {}, s.name || id, ' ', h('span', { class: 'dim' }, id, ' · ', tt('cat', s.category), ' · ', s.region_name || s.region || '')),
         h('div', { class: 'panel' }, h('h2', {}, t('open_incidents')), incidentTable(incs)),
         h('div', { class: 'panel' }, h('h2', {}, t('points'), ' · ', t('trend')),
-          h('table', {}, h('tr', {}, ['point', 'quantity', 'location', 'value', 'unit', 'quality', 'time', 'trend'].map((k) => h('th', {}, k === 'trend' ? '' : t(k)))), rows)));
+          h('table', {}, h('tr', {}, ['point', 'quantity', 'location', 'value', 'unit', 'quality', 'time', 'levels', 'trend'].map((k) => h('th', {}, k === 'trend' ? '' : t(k)))), rows)));
       for (const [p, c] of canvases) {
-        get('/api/v1/sites/' + encodeURIComponent(id) + '/points/' + encodeURIComponent(p.point) + '/trend')
+        get(base + '/points/' + encodeURIComponent(p.point) + '/trend')
           .then((tr) => drawTrend(c, tr.samples)).catch(() => drawTrend(c, []));
       }
     };
     S.view = { refresh, onEvent: (ev) => { if (ev.incident.site === id) refresh(); } };
     await refresh();
     every(5000, refresh);
+  }
+  // The levels a point is judged against now: severity, label and value; the open one
+  // stands out, one a warning tightened says so, one that holds only under a warning is dim.
+  function levelBadges(levels, unit) {
+    if (!levels.length) return '—';
+    return levels.map((l) => h('div', { class: 'level' + (l.open ? ' open' : '') + (l.applies ? '' : ' dim'),
+      'data-level': l.label, 'data-rule': l.rule, 'data-raise': String(l.raise), 'data-open': String(l.open),
+      title: l.rule + (l.tightened ? ' · ' + t('tightened') : '') + (l.applies ? '' : ' · ' + t('not_applying')) },
+    h('span', { class: 'badge sev-' + l.severity }, tt('sev', l.severity)), ' ', l.label_text || l.label, ' ',
+    (l.side === 'high' ? (l.inclusive ? '≥' : '>') : (l.inclusive ? '≤' : '<')), fmtValue(l.raise), unit ? ' ' + unit : '',
+    l.tightened ? h('span', { class: 'dim' }, ' (' + t('tightened') + ')') : null));
   }
   function fmtValue(v) {
     if (v === null || v === undefined) return '—';

@@ -5,8 +5,10 @@
 //! page and sees only the mine; a methane incident raised over MQTT appears on the open page
 //! without a reload; acknowledging and closing it on the page changes it in the API under
 //! wang's name. An admin makes a token on the admin page (shown once) and revokes it there.
-//! The trend of a point out of wang's scope is 404. The run saves screenshots of
-//! the overview and of the incident in `HRS_SCREENSHOT_DIR` (default: under the test's
+//! The position plot shows the county's vehicle and not the other's. The mine's page shows
+//! each point's alarm levels (the coal pack's, in Chinese); the trend
+//! and the levels of a site out of wang's scope are 404. The run saves screenshots of
+//! the overview, the mine's page and the incident in `HRS_SCREENSHOT_DIR` (default: under the test's
 //! temporary directory, kept and printed). The page and its assets weigh under 300 KB.
 
 use anyhow::{bail, Context, Result};
@@ -258,7 +260,9 @@ impl Gw {
     async fn birth(&self, site: &str, name: &str, region: &str, lat: f64, lon: f64) {
         let birth = json!({"agent": "edge", "epoch": "e1",
             "site": {"name": name, "category": "coal_mine", "region": region, "lat": lat, "lon": lon},
-            "points": [{"point": "CH4-101", "quantity": "ch4", "unit": "%", "location": "working_face"}]});
+            "points": [{"point": "CH4-101", "quantity": "ch4", "unit": "%", "location": "working_face"},
+                       {"point": "TRK-1", "quantity": "position", "unit": "wgs84", "name": "豫G12345",
+                        "tags": {"vehicle_class": "dangerous_goods"}}]});
         let topic = format!("{}/sites/{site}/edge/birth", self.prefix);
         publish(
             self.broker.port,
@@ -282,9 +286,24 @@ impl Gw {
     }
 
     async fn methane(&self, site: &str, seq: u64, percent: f64) {
+        self.reading(site, seq, "CH4-101", json!(percent)).await;
+    }
+
+    /// The last position of the site's vehicle `TRK-1`.
+    async fn vehicle_at(&self, site: &str, seq: u64, lat: f64, lon: f64) {
+        self.reading(
+            site,
+            seq,
+            "TRK-1",
+            json!({"lat": lat, "lon": lon, "speed_kmh": 42.0}),
+        )
+        .await;
+    }
+
+    async fn reading(&self, site: &str, seq: u64, point: &str, value: Value) {
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let batch = json!({"agent": "edge", "epoch": "e1", "seq": seq,
-            "readings": [{"point": "CH4-101", "ts": ts, "value": percent}]});
+            "readings": [{"point": point, "ts": ts, "value": value}]});
         let topic = format!("{}/sites/{site}/edge/readings", self.prefix);
         publish(
             self.broker.port,
@@ -362,6 +381,8 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
         .await;
     gw.methane("mine-01", 1, 0.3).await;
     gw.methane("plant-02", 1, 0.3).await;
+    gw.vehicle_at("mine-01", 2, 36.12, 114.35).await;
+    gw.vehicle_at("plant-02", 2, 31.32, 120.62).await;
     eventually(
         Duration::from_secs(20),
         "both sites with a reading",
@@ -389,6 +410,42 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
         .get("/api/v1/sites/plant-02/points/CH4-101/trend", &county)
         .await;
     assert_eq!(st, 404, "a point of a site out of scope is 404");
+    // The vehicles' last positions: the county's one only.
+    let positions = eventually(
+        Duration::from_secs(20),
+        "the vehicles' positions",
+        || async {
+            let (_, v) = gw.get("/api/v1/positions", &admin).await;
+            (v["positions"].as_array()?.len() == 2).then_some(())
+        },
+    )
+    .await;
+    positions.unwrap_or_else(|e| panic!("{e}\n{}", gw.proc.log_text()));
+    let (st, mine) = gw.get("/api/v1/positions", &county).await;
+    assert_eq!(st, 200, "{mine}");
+    assert_eq!(
+        (
+            mine["positions"].as_array().map(Vec::len),
+            &mine["positions"][0]["site"],
+            &mine["positions"][0]["name"],
+            &mine["positions"][0]["lat"]
+        ),
+        (
+            Some(1),
+            &json!("mine-01"),
+            &json!("豫G12345"),
+            &json!(36.12)
+        ),
+        "{mine}"
+    );
+    // The levels endpoint answers the same way: the mine's, and 404 for the plant.
+    let (st, levels) = gw.get("/api/v1/sites/mine-01/levels", &county).await;
+    assert_eq!(st, 200, "{levels}");
+    assert_eq!(levels[0]["point"], "CH4-101", "{levels}");
+    assert_eq!(levels[0]["levels"][1]["raise"], 1.5, "{levels}");
+    assert_eq!(levels[0]["levels"][1]["label_text"], "断电浓度", "{levels}");
+    let (st, _) = gw.get("/api/v1/sites/plant-02/levels", &county).await;
+    assert_eq!(st, 404, "the levels of a site out of scope are 404");
 
     let browser = Browser::start(&gw.dir).await.unwrap();
     let run = async {
@@ -426,6 +483,14 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
                 "return document.querySelector('svg.plot circle[data-site=\"mine-01\"]') !== null",
             )
             .await?;
+        let vehicles = browser
+            .wait_for(
+                "the county's vehicle on the plot",
+                "const v = [...document.querySelectorAll('svg.plot polygon[data-vehicle]')].map(e => e.dataset.site);
+                 return v.length ? v : null",
+            )
+            .await?;
+        assert_eq!(vehicles, json!(["mine-01"]), "only the county's vehicle");
         browser
             .wait_for(
                 "the live stream",
@@ -433,6 +498,27 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
             )
             .await?;
         browser.screenshot(&shots.join("overview.png")).await?;
+
+        // The mine's page: each point with the levels the rules judge it against, in Chinese.
+        browser
+            .run("location.hash = '#/site/mine-01'; return true")
+            .await?;
+        let levels = browser
+            .wait_for(
+                "the methane point's alarm levels",
+                "const l = [...document.querySelectorAll('tr[data-point=\"CH4-101\"] td.levels [data-level]')];
+                 return l.length ? l.map(e => [e.dataset.level, e.dataset.raise, e.dataset.open, e.textContent]) : null",
+            )
+            .await?;
+        assert_eq!(
+            levels,
+            json!([
+                ["alarm level", "1", "false", "报警 报警浓度 ≥1 %"],
+                ["power-off level", "1.5", "false", "紧急 断电浓度 ≥1.5 %"]
+            ]),
+            "the working face's levels of the coal pack"
+        );
+        browser.screenshot(&shots.join("site.png")).await?;
 
         // The incident list open; a mark on the window shows the page is never reloaded.
         browser
@@ -444,7 +530,7 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
                 "return document.getElementById('incident-list') !== null",
             )
             .await?;
-        gw.methane("mine-01", 2, 1.8).await;
+        gw.methane("mine-01", 3, 1.8).await;
         let id = browser
             .wait_for(
                 "the new incident, live",
@@ -517,7 +603,7 @@ async fn a_county_operator_logs_in_sees_their_county_and_handles_a_live_incident
             .await?;
 
         // The methane falls back: the page shows the incident cleared, live; close it there.
-        gw.methane("mine-01", 3, 0.2).await;
+        gw.methane("mine-01", 4, 0.2).await;
         browser
             .wait_for(
                 "the close form of the cleared incident",

@@ -10,12 +10,14 @@
 //! `machine` (the per-cause state machine), `state` (what the engine keeps), `select` (which
 //! rules apply where), `text` (message text), `judge` (judgement on the latest values),
 //! `restore` (open causes after a restart), `bind` (rules onto points, zones and agents),
-//! `events` (readings, agent status, warnings, the clock).
+//! `events` (readings, agent status, warnings, the clock), `levels` (what the points are judged
+//! against now, for a person to read).
 
 mod bind;
 mod events;
 mod index;
 mod judge;
+mod levels;
 mod machine;
 mod restore;
 mod select;
@@ -29,6 +31,7 @@ use chrono::Duration;
 use foldhash::fast::FixedState;
 use index::{InlineKey, KeyedMap, PointIndex};
 use judge::{Src, World};
+pub use levels::{LevelSide, PointLevel};
 use select::shaping_warnings;
 use state::{schedule, AgentCause, Binding, PointSt, SiteSt, Timer, ZoneSt};
 use std::collections::{BTreeMap, BTreeSet};

@@ -63,6 +63,8 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         | "/api/v1/sites/{site}/points"
         | "/api/v1/sites/{site}/agents"
         | "/api/v1/sites/{site}/points/{point}/trend"
+        | "/api/v1/sites/{site}/levels"
+        | "/api/v1/positions"
         | "/api/v1/incidents"
         | "/api/v1/incidents.csv"
         | "/api/v1/incidents/{id}"

@@ -98,6 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sites/{site}/points", get(points))
         .route("/api/v1/sites/{site}/agents", get(agents))
         .route("/api/v1/sites/{site}/points/{point}/trend", get(trend))
+        .route("/api/v1/sites/{site}/levels", get(levels))
+        .route("/api/v1/positions", get(positions))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents.csv", get(incidents_csv))
         .route("/api/v1/alarm-load", get(alarm_load))

@@ -34,21 +34,93 @@ pub(super) async fn points(
     Extension(caller): Extension<Caller>,
     Path(site): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let lang = s.presentation.language;
     site_answer(&s, &caller, &site, |site| {
         site.points
             .iter()
             .map(|(id, p)| {
+                let location = p.spec.as_ref().and_then(|s| s.location.clone());
                 json!({
                     "point": id, "agent": p.agent,
                     "quantity": p.spec.as_ref().map(|s| s.quantity.to_string()),
                     "unit": p.spec.as_ref().map(|s| s.unit.to_string()),
-                    "location": p.spec.as_ref().and_then(|s| s.location.clone()),
+                    "location_text": location.as_deref().map(|l| presentation::place_word(l, lang)),
+                    "location": location,
                     "name": p.spec.as_ref().and_then(|s| s.name.clone()),
                     "value": p.value, "ts": p.ts.map(|t| format_time(&t)), "quality": p.quality, "reason": p.reason,
                 })
             })
             .collect()
     })
+}
+
+/// The most positions `GET /api/v1/positions` answers with (a province's fleet).
+const POSITIONS_MAX: usize = 20_000;
+
+/// `GET /api/v1/positions`: the last position of every vehicle (a point whose live value is a
+/// position) at the sites in the caller's scope, for the console's position plot; at most
+/// [`POSITIONS_MAX`], with `truncated` when there were more.
+pub(super) async fn positions(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<serde_json::Value> {
+    let live = s.live.read().expect("live lock");
+    let seen = access::Visible::of(&caller, &live);
+    let all = live
+        .sites
+        .iter()
+        .filter(|(id, _)| seen.sees(id.as_str()))
+        .flat_map(|(id, site)| site.points.iter().map(move |(p, live)| (id, p, live)))
+        .filter_map(|(site, point, p)| match p.value {
+            Some(telemetry::Value::Position(pos)) => Some(json!({
+                "site": site, "point": point,
+                "name": p.spec.as_ref().and_then(|s| s.name.clone()),
+                "vehicle_class": p.spec.as_ref().and_then(|s| s.tag("vehicle_class")),
+                "lat": pos.lat, "lon": pos.lon, "speed_kmh": pos.speed_kmh,
+                "ts": p.ts.map(|t| format_time(&t)), "quality": p.quality,
+            })),
+            _ => None,
+        });
+    let mut out: Vec<_> = all.take(POSITIONS_MAX + 1).collect();
+    let truncated = out.len() > POSITIONS_MAX;
+    out.truncate(POSITIONS_MAX);
+    Json(json!({"positions": out, "truncated": truncated}))
+}
+
+/// `GET /api/v1/sites/{site}/levels`: each point with the threshold levels the rules judge it
+/// against now, under the site's active warnings (tightened values, severities a step up, a
+/// rule that holds only under a warning marked as not applying), and which level is open.
+pub(super) async fn levels(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(site): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = {
+        let live = s.live.read().expect("live lock");
+        visible_site(&live, &caller, &site)?;
+        live.sites
+            .get_key_value(site.as_str())
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?
+    };
+    let levels = s.core.site_levels(id).await?;
+    let lang = s.presentation.language;
+    let out: Vec<_> = levels
+        .into_iter()
+        .map(|(point, levels)| {
+            let levels: Vec<_> = levels
+                .into_iter()
+                .map(|l| {
+                    let text = presentation::label_word(&l.label, lang);
+                    let mut v = json!(l);
+                    v["label_text"] = json!(text);
+                    v
+                })
+                .collect();
+            json!({"point": point, "levels": levels})
+        })
+        .collect();
+    Ok(Json(json!(out)))
 }
 
 pub(super) async fn agents(

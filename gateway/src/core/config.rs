@@ -40,6 +40,10 @@ pub struct IngestConfig {
     pub max_catalogue_text_chars: usize,
     /// The most tags of one catalogue point; a point with more is refused.
     pub max_tags_per_point: usize,
+    /// Admit only the sites of `[[sites]]` (the registry): the births, statuses and readings
+    /// of any other site are refused (`unregistered_site`, counted in
+    /// `hrs_messages_refused_total` and kept as dead letters). Off by default.
+    pub registered_sites_only: bool,
 }
 
 impl Default for IngestConfig {
@@ -58,6 +62,7 @@ impl Default for IngestConfig {
             epoch_idle_days: 7,
             max_catalogue_text_chars: 256,
             max_tags_per_point: 32,
+            registered_sites_only: false,
         }
     }
 }

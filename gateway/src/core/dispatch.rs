@@ -65,10 +65,13 @@ impl Core {
             ) if self.admit(site, agent).is_some() => {
                 let (code, reason) = self.admit(site, agent).unwrap_or_default();
                 let bound = match code {
-                    "too_many_sites" => "sites",
-                    _ => "agents_per_site",
+                    "too_many_sites" => Some("sites"),
+                    "too_many_agents" => Some("agents_per_site"),
+                    _ => None,
                 };
-                self.metrics.bounds_hit.with_label_values(&[bound]).inc();
+                if let Some(bound) = bound {
+                    self.metrics.bounds_hit.with_label_values(&[bound]).inc();
+                }
                 self.refuse_message(topic, code, &reason, payload).await;
             }
             Ok(Topic::Birth { site, agent }) => {
@@ -221,8 +224,15 @@ impl Core {
         catalogue.points = kept;
     }
 
-    /// Bounds of sites and agents: `None` when the message may go on, else the refusal.
+    /// Who may speak (only registered sites, when so configured) and the bounds of sites and
+    /// agents: `None` when the message may go on, else the refusal.
     pub(super) fn admit(&self, site: &SiteId, agent: &AgentId) -> Option<(&'static str, String)> {
+        if self.ingest.registered_sites_only && !self.registry.contains_key(site) {
+            return Some((
+                "unregistered_site",
+                format!("site {site} is not in [[sites]] (ingest.registered_sites_only)"),
+            ));
+        }
         let live = self.live.read().expect("live lock");
         match live.sites.get(site) {
             None if live.sites.len() >= self.ingest.max_sites => Some((

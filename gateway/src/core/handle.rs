@@ -26,6 +26,11 @@ pub enum Command {
     Reload {
         reply: oneshot::Sender<Result<usize, String>>,
     },
+    /// The levels the site's points are judged against now (a person's view of the rules).
+    SiteLevels {
+        site: telemetry::SiteId,
+        reply: oneshot::Sender<SiteLevels>,
+    },
     /// Take a point out of service until a time, or back into service.
     OutOfService {
         change: ServiceChange,
@@ -56,6 +61,9 @@ impl ServiceChange {
         }
     }
 }
+
+/// Each point of a site with the threshold levels it is judged against now.
+pub type SiteLevels = Vec<(telemetry::PointId, Vec<alarm_rules::PointLevel>)>;
 
 /// Why the core gave no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +129,12 @@ impl CoreHandle {
     /// Reload the rule files; `Err` names why the new rules were refused (the old stay).
     pub async fn reload(&self) -> Result<Result<usize, String>, AskError> {
         self.ask(|reply| Command::Reload { reply }).await
+    }
+
+    /// The levels the site's points are judged against now, with the values and severities
+    /// the site's active warnings give them.
+    pub async fn site_levels(&self, site: telemetry::SiteId) -> Result<SiteLevels, AskError> {
+        self.ask(|reply| Command::SiteLevels { site, reply }).await
     }
 
     /// Take a point out of service until a time, or back into service (`until` None).

@@ -347,6 +347,11 @@ impl Core {
         self.apply_transitions().await
     }
 
+    /// The levels the site's points are judged against now (see [`Engine::site_levels`]).
+    pub fn site_levels(&self, site: &telemetry::SiteId) -> crate::core::handle::SiteLevels {
+        self.engine.site_levels(site)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -99,6 +99,9 @@ pub async fn run_core(
             Command::Act { id, action, reply } => {
                 let _ = reply.send(core.act(&id, action).await);
             }
+            Command::SiteLevels { site, reply } => {
+                let _ = reply.send(core.site_levels(&site));
+            }
             Command::OutOfService { change, reply } => {
                 let _ = reply.send(core.set_out_of_service(change).await);
             }
