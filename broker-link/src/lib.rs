@@ -14,26 +14,21 @@
 //! client_key_file = "/etc/hrs/agent.key"
 //! ```
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod tls;
+
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
+pub use tls::{client_config, server_certified_key, TlsError, TlsFiles};
 
 /// Why a broker address or its TLS settings cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     #[error("mqtt url {url:?}: {reason}")]
     Url { url: String, reason: String },
-    #[error("mqtt TLS: {what} {path:?}: {reason}")]
-    TlsFile {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error("mqtt TLS: {0}")]
-    Tls(String),
+    #[error("mqtt {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A broker address parsed out of a URL.
@@ -99,23 +94,6 @@ pub fn parse_mqtt_url(url: &str) -> Result<BrokerAddr, BrokerError> {
     Ok(BrokerAddr { host, port, tls })
 }
 
-/// The TLS files of a broker connection, as a config names them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// PEM certificates of the CAs that sign the broker's certificate; `None`: the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain), for brokers that require one.
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the client certificate.
-    pub client_key_file: Option<PathBuf>,
-}
-
-impl TlsFiles {
-    fn any(&self) -> bool {
-        self.ca_file.is_some() || self.client_cert_file.is_some() || self.client_key_file.is_some()
-    }
-}
-
 /// A broker ready to connect to: its address and, for TLS, a loaded client configuration.
 #[derive(Clone)]
 pub struct Broker {
@@ -143,9 +121,9 @@ impl Broker {
         let tls = tls || addr.tls;
         if !tls {
             if files.any() {
-                return Err(BrokerError::Tls(format!(
+                return Err(BrokerError::Tls(TlsError::Settings(format!(
                     "TLS files are set but {url:?} is plain MQTT; use mqtts:// (or tls = true)"
-                )));
+                ))));
             }
             return Ok(Broker {
                 host: addr.host,
@@ -185,89 +163,6 @@ impl Broker {
         let mut opts = MqttOptions::new(client_id, self.host.clone(), self.port);
         opts.set_transport(self.transport());
         opts
-    }
-}
-
-fn read_pem_file(what: &'static str, path: &Path) -> Result<Vec<u8>, BrokerError> {
-    std::fs::read(path).map_err(|e| BrokerError::TlsFile {
-        what,
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
-
-fn certificates(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, BrokerError> {
-    let pem = read_pem_file(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| BrokerError::TlsFile {
-            what,
-            path: path.to_path_buf(),
-            reason: format!("not PEM certificates: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(BrokerError::TlsFile {
-            what,
-            path: path.to_path_buf(),
-            reason: "holds no CERTIFICATE block".into(),
-        });
-    }
-    Ok(certs)
-}
-
-fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, BrokerError> {
-    if files.client_cert_file.is_some() != files.client_key_file.is_some() {
-        return Err(BrokerError::Tls(
-            "client_cert_file and client_key_file go together".into(),
-        ));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    match &files.ca_file {
-        Some(path) => {
-            for cert in certificates("ca_file", path)? {
-                roots.add(cert).map_err(|e| BrokerError::TlsFile {
-                    what: "ca_file",
-                    path: path.clone(),
-                    reason: format!("not a usable CA certificate: {e}"),
-                })?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(BrokerError::Tls(
-                    "no ca_file is set and the system has no usable root certificates \
-                     (install ca-certificates or set ca_file)"
-                        .into(),
-                ));
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| BrokerError::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    match (&files.client_cert_file, &files.client_key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = certificates("client_cert_file", cert)?;
-            let pem = read_pem_file("client_key_file", key)?;
-            let key_der =
-                PrivateKeyDer::from_pem_slice(&pem).map_err(|e| BrokerError::TlsFile {
-                    what: "client_key_file",
-                    path: key.clone(),
-                    reason: format!("no PEM private key: {e}"),
-                })?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| BrokerError::Tls(format!("client certificate and key: {e}")))
-        }
-        // Neither (a pair with one half missing was refused above).
-        _ => Ok(builder.with_no_client_auth()),
     }
 }
 
@@ -337,7 +232,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(&e, BrokerError::TlsFile { what: "ca_file", path, .. } if *path == missing),
+            matches!(&e, BrokerError::Tls(TlsError::File { what: "ca_file", path, .. }) if *path == missing),
             "{e}"
         );
         let junk = dir.path().join("junk.pem");

@@ -14,4 +14,6 @@ pub mod timeseries;
 pub mod clock;
 pub mod config;
 pub mod metrics;
+/// How every part calls out over HTTP (TLS per target, no redirects, bounded bodies).
+pub mod outbound;
 pub mod supervise;

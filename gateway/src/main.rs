@@ -201,7 +201,8 @@ async fn access_command(
     .await
 }
 
-/// Run until SIGINT/SIGTERM (graceful: in-flight messages finish); SIGHUP reloads the rules.
+/// Run until SIGINT/SIGTERM (graceful: in-flight messages finish); SIGHUP reloads the rules and
+/// the API's TLS certificate.
 async fn run_until_signal(mut gw: gateway::app::start::Gateway) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -222,8 +223,8 @@ async fn run_until_signal(mut gw: gateway::app::start::Gateway) -> anyhow::Resul
                 anyhow::bail!("{why}");
             }
             _ = hup.recv() => {
-                // The core logs the outcome: reloaded, or refused with the reason (old rules stay).
-                if let Err(gateway::core::handle::AskError::Stopping) = gw.core.reload().await {
+                // The rules and the API's certificate, each on its own (see `Gateway::reload`).
+                if let Err(gateway::core::handle::AskError::Stopping) = gw.reload().await {
                     break;
                 }
             }

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub incidents_shelved: IntGauge,
     pub chattering_causes: IntGauge,
     pub incidents_raised_last_hour: IntGauge,
+    /// `hrs_reloads_total{what,outcome}`: reloads on SIGHUP or over the API, of the `rules`
+    /// or of the HTTP API's `tls` certificate, `done` or `refused` (the old stay in force).
+    pub reloads: IntCounterVec,
     pub up: Gauge,
 }
 
@@ -200,6 +203,12 @@ impl Metrics {
                 "hrs_bounds_hit_total",
                 "Times a bound on what outsiders can make the gateway keep was reached",
                 &["bound"],
+            ),
+            reloads: counter_vec(
+                &r,
+                "hrs_reloads_total",
+                "Reloads of the rules and of the API's TLS certificate, done or refused",
+                &["what", "outcome"],
             ),
             ingest_dropped: counter_vec(
                 &r,

@@ -4,6 +4,7 @@ use super::HttpLimits;
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +27,13 @@ pub struct HttpConfig {
     pub csv_row_cap: i64,
     /// `/readyz` says 503 when the core has not turned for this long.
     pub core_stall_ms: u64,
+    /// HTTPS: the server's certificate chain (PEM). With `tls_key_file`, the API speaks only
+    /// TLS (a plain HTTP request gets no answer); both are read again on SIGHUP.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key_file: Option<PathBuf>,
+    /// A TLS handshake must finish within this time, or the connection is closed.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -40,6 +48,9 @@ impl Default for HttpConfig {
             max_document_bytes: 2 * 1024 * 1024,
             csv_row_cap: 100_000,
             core_stall_ms: 15_000,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -54,6 +65,11 @@ impl HttpConfig {
             ),
             ("http.body_read_timeout_ms", self.body_read_timeout_ms, 100),
             ("http.core_stall_ms", self.core_stall_ms, 1000),
+            (
+                "http.tls_handshake_timeout_ms",
+                self.tls_handshake_timeout_ms,
+                100,
+            ),
         ] {
             if v < min {
                 bail!("{key} must be at least {min}");
@@ -67,6 +83,9 @@ impl HttpConfig {
         }
         if self.csv_row_cap < 1 {
             bail!("http.csv_row_cap must be at least 1");
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            bail!("http.tls_cert_file and http.tls_key_file go together");
         }
         Ok(())
     }

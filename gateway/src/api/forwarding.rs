@@ -213,6 +213,7 @@ async fn add_subscriber(
         s.id = format!("sub-{}", &hex::encode(d)[..12]);
     }
     s.validate()?;
+    s.check_host(&f.shared.config.subscriber_hosts)?;
     let db = Db::new(&f.shared.store);
     if !db.add_subscriber(&s.id, &s, now).await? {
         return Err(ForwardError::Conflict(format!("subscriber {} exists", s.id)).into());

@@ -16,6 +16,7 @@ mod maintenance;
 mod overdue;
 mod server;
 mod sites;
+pub mod tls;
 mod warnings;
 
 use actions::*;

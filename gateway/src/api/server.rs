@@ -44,20 +44,24 @@ pub fn bounded(app: Router, cfg: &config::HttpConfig, metrics: Metrics) -> Route
 
 /// Serve the API until `shutdown`: a client that does not send its request headers within
 /// `header_read_timeout_ms` is disconnected (a slow client cannot hold connections open);
-/// open connections finish their requests on shutdown (at most 5 s).
+/// with `tls`, every connection must complete a TLS handshake within
+/// `tls_handshake_timeout_ms` first (plain HTTP gets no answer); open connections finish
+/// their requests on shutdown (at most 5 s).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     cfg: config::HttpConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms));
     builder.http2().timer(TokioTimer::new());
+    let handshake_within = Duration::from_millis(cfg.tls_handshake_timeout_ms);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -77,13 +81,19 @@ pub async fn serve(
             app.clone()
                 .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
         );
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            let served = match tls {
+                None => serve_one(&builder, watcher, stream, svc).await,
+                Some(tls) => match tokio::time::timeout(handshake_within, tls.accept(stream)).await
+                {
+                    Ok(Ok(stream)) => serve_one(&builder, watcher, stream, svc).await,
+                    Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                    Err(_) => Err("TLS handshake timed out".to_string()),
+                },
+            };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, %peer, "HTTP connection ended with an error");
             }
         });
     }
@@ -91,6 +101,30 @@ pub async fn serve(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
     }
+}
+
+/// One connection, plain or TLS, until it ends (or the shutdown closes it).
+async fn serve_one<S, Svc>(
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    stream: S,
+    svc: Svc,
+) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+        > + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder
+        .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc)
+        .into_owned();
+    watcher.watch(conn).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

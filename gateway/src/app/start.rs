@@ -30,9 +30,37 @@ pub struct Gateway {
     pub core: crate::core::handle::CoreHandle,
     pub shutdown: CancellationToken,
     pub tasks: Tasks,
+    /// The API's certificate when it speaks HTTPS (read again on reload).
+    pub api_certificate: Option<Arc<crate::api::tls::ApiCertificate>>,
+    pub metrics: Metrics,
 }
 
 impl Gateway {
+    /// SIGHUP: read the rules and the API's certificate again, each on its own: when one
+    /// fails, the other still takes effect; a failure is logged and counted
+    /// (`hrs_reloads_total{what,outcome="refused"}`) and the old one stays in force.
+    /// `Err` only when the gateway is stopping.
+    pub async fn reload(&self) -> Result<(), crate::core::handle::AskError> {
+        if let Some(cert) = &self.api_certificate {
+            let outcome = match cert.reload() {
+                Ok(()) => {
+                    tracing::info!("API certificate reloaded");
+                    "done"
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "API certificate reload refused; the old one stays in force");
+                    "refused"
+                }
+            };
+            self.metrics
+                .reloads
+                .with_label_values(&["tls", outcome])
+                .inc();
+        }
+        // The core logs and counts the outcome: reloaded, or refused with the reason.
+        self.core.reload().await.map(|_| ())
+    }
+
     /// Wait until a task that must run ends or fails (never returns while all is well): the
     /// clear reason to stop the process.
     pub async fn failed_task(&mut self) -> String {
@@ -244,6 +272,13 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         sse_streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_sse_streams)),
         core_alive,
     };
+    let api_certificate = match (&config.http.tls_cert_file, &config.http.tls_key_file) {
+        (Some(cert), Some(key)) => Some(
+            crate::api::tls::ApiCertificate::load(cert.clone(), key.clone())
+                .context("the API's TLS certificate (http.tls_cert_file, http.tls_key_file)")?,
+        ),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.http.addr)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.addr))?;
@@ -258,14 +293,27 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     let app = api::bounded(app, &config.http, state.metrics.clone());
     tasks.spawn(must_run(
         "HTTP server",
-        api::serve(listener, app, config.http.clone(), shutdown.clone()),
+        api::serve(
+            listener,
+            app,
+            config.http.clone(),
+            api_certificate.as_ref().map(|c| c.acceptor()),
+            shutdown.clone(),
+        ),
     ));
-    tracing::info!(%http_addr, "gateway listening");
+    let scheme_name = if api_certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%http_addr, scheme = scheme_name, "gateway listening");
     Ok(Gateway {
         http_addr,
         core: core_handle,
         shutdown,
         tasks,
+        api_certificate,
+        metrics: state.metrics.clone(),
     })
 }
 
@@ -310,6 +358,8 @@ mod tests {
             core,
             shutdown: CancellationToken::new(),
             tasks,
+            api_certificate: None,
+            metrics: Metrics::new(),
         };
         assert_eq!(gw.failed_task().await, "the core task ended");
         let mut tasks = Tasks::new();

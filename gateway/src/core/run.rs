@@ -116,6 +116,11 @@ pub async fn run_core(
                     }
                     Err(e) => Err(format!("{e:#}")),
                 };
+                let outcome = if r.is_ok() { "done" } else { "refused" };
+                core.metrics
+                    .reloads
+                    .with_label_values(&["rules", outcome])
+                    .inc();
                 match &r {
                     Ok(n) => tracing::info!(rules = n, "rules reloaded"),
                     Err(e) => {

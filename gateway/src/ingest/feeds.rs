@@ -24,6 +24,12 @@ pub struct FeedConfig {
     /// The longest wait after failures.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
+    /// The largest document taken, in bytes; a larger one is not read (an error, counted).
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: usize,
+    /// The feed's CA and the gateway's client certificate, for a feed on a private PKI.
+    #[serde(default)]
+    pub tls: crate::outbound::TargetTls,
 }
 
 fn default_kind() -> String {
@@ -37,6 +43,9 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_max_backoff_ms() -> u64 {
     600_000
+}
+fn default_max_document_bytes() -> usize {
+    2 * 1024 * 1024
 }
 
 impl FeedConfig {
@@ -57,7 +66,23 @@ impl FeedConfig {
         {
             return Err(format!("weather feed {:?}: interval_ms >= 100, timeout_ms > 0, max_backoff_ms >= interval_ms", self.url));
         }
-        Ok(())
+        if self.max_document_bytes < 1024 {
+            return Err(format!(
+                "weather feed {:?}: max_document_bytes must be at least 1024",
+                self.url
+            ));
+        }
+        self.client()
+            .map(|_| ())
+            .map_err(|e| format!("weather feed {:?}: {e}", self.url))
+    }
+
+    /// The feed's client: its TLS files read and checked, no redirects followed.
+    fn client(&self) -> Result<reqwest::Client, crate::outbound::OutboundError> {
+        crate::outbound::client(
+            &self.tls.files(),
+            Duration::from_millis(self.timeout_ms).min(Duration::from_secs(5)),
+        )
     }
 }
 
@@ -68,10 +93,7 @@ pub async fn run_feed(
     polls: IntCounterVec,
     shutdown: CancellationToken,
 ) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(feed.timeout_ms))
-        .build()
-    {
+    let client = match feed.client() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client");
@@ -92,7 +114,9 @@ pub async fn run_feed(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        let mut req = client.get(&feed.url);
+        let mut req = client
+            .get(&feed.url)
+            .timeout(Duration::from_millis(feed.timeout_ms));
         if let Some(e) = &etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, e);
         }
@@ -112,9 +136,9 @@ pub async fn run_feed(
                     header(reqwest::header::ETAG),
                     header(reqwest::header::LAST_MODIFIED),
                 );
-                match r.bytes().await {
+                match crate::outbound::read_body(r, feed.max_document_bytes).await {
                     Ok(body) => {
-                        match core.weather(kind, body.to_vec()).await {
+                        match core.weather(kind, body).await {
                             Err(crate::core::handle::AskError::Stopping) => return,
                             Ok(Ok(o)) => {
                                 tracing::info!(outcome = o.as_str(), "feed document taken");

@@ -16,6 +16,8 @@ use telemetry::{SiteInfo, Timestamp};
 pub enum Channel {
     /// The platform or a webhook: `POST` the JSON.
     Http {
+        /// The target's own client (its TLS files), or the shared one.
+        client: reqwest::Client,
         url: reqwest::Url,
         secret: Option<String>,
         headers: HeaderMap,
@@ -47,11 +49,12 @@ impl Channel {
     ) -> Outcome {
         match self {
             Channel::Http {
+                client,
                 url,
                 secret,
                 headers,
                 timeout,
-            } => http::send(shared, url, secret.as_deref(), headers, *timeout, msg, now).await,
+            } => http::send(client, url, secret.as_deref(), headers, *timeout, msg, now).await,
             Channel::Dingtalk {
                 url,
                 secret,

@@ -56,6 +56,7 @@ impl Target {
             EndpointKind::Http => (
                 "http",
                 Channel::Http {
+                    client: e.http_client(shared)?,
                     url: reqwest::Url::parse(&e.url).map_err(|err| {
                         ForwardError::Config(format!("endpoint {}: {err}", e.name))
                     })?,
@@ -115,6 +116,7 @@ impl Target {
                 timeout_ms,
                 headers,
             } => Channel::Http {
+                client: shared.http.clone(),
                 url: reqwest::Url::parse(url)
                     .map_err(|e| ForwardError::Config(format!("subscriber {}: {e}", s.id)))?,
                 secret: secret.clone(),

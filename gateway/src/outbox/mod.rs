@@ -29,6 +29,9 @@ use telemetry::{IncidentEvent, SiteId};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+/// Connections to outbound HTTP targets open within this time.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub use filter::Filter;
 pub use flood::FloodConfig;
 
@@ -72,6 +75,10 @@ pub struct ForwardingConfig {
     pub retry_initial_ms: u64,
     /// How often the escalation timer looks at unacknowledged incidents.
     pub escalation_check_ms: u64,
+    /// The hosts a subscriber's URL may name (webhook, robot or MQTT broker): a host exactly,
+    /// or `*.example.gov.cn` for the hosts under a domain. Empty: any host. A subscriber
+    /// outside the list is refused, from the file at start and over the API with 400.
+    pub subscriber_hosts: Vec<String>,
 }
 
 impl Default for ForwardingConfig {
@@ -85,6 +92,7 @@ impl Default for ForwardingConfig {
             max_in_flight: 16,
             retry_initial_ms: 200,
             escalation_check_ms: 500,
+            subscriber_hosts: Vec::new(),
         }
     }
 }
@@ -129,9 +137,15 @@ pub struct EndpointConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
-    /// PEM CAs of the other broker's certificate, for `mqtts://` (default: the system's roots).
+    /// PEM CAs of the target's certificate (`https://` or `mqtts://`), the only ones trusted
+    /// for it (default: the bundled public roots for https, the system's roots for mqtts).
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a target that requires one (with `client_key_file`).
+    #[serde(default)]
+    pub client_cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<std::path::PathBuf>,
 }
 
 fn default_kind() -> EndpointKind {
@@ -148,17 +162,41 @@ fn default_topic_prefix() -> String {
 }
 
 impl EndpointConfig {
-    /// An MQTT endpoint's broker, its TLS file read and checked.
+    fn tls_files(&self) -> broker_link::TlsFiles {
+        broker_link::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+        }
+    }
+
+    /// An MQTT endpoint's broker, its TLS files read and checked.
     pub fn mqtt_broker(&self) -> Result<broker_link::Broker, ForwardError> {
-        broker_link::Broker::resolve(
-            &self.url,
-            false,
-            &broker_link::TlsFiles {
-                ca_file: self.ca_file.clone(),
-                ..Default::default()
-            },
-        )
-        .map_err(|e| ForwardError::Config(format!("forwarding endpoint {:?}: {e}", self.name)))
+        broker_link::Broker::resolve(&self.url, false, &self.tls_files())
+            .map_err(|e| ForwardError::Config(format!("forwarding endpoint {:?}: {e}", self.name)))
+    }
+
+    /// An HTTP endpoint's own client when it names TLS files (read and checked now).
+    fn own_client(&self) -> Result<Option<reqwest::Client>, ForwardError> {
+        let files = self.tls_files();
+        if !files.any() {
+            return Ok(None);
+        }
+        let what = format!("forwarding endpoint {:?}", self.name);
+        if !self.url.starts_with("https://") {
+            return Err(ForwardError::Config(format!(
+                "{what}: TLS files are set but {:?} is plain http",
+                self.url
+            )));
+        }
+        crate::outbound::client(&files, CONNECT_TIMEOUT)
+            .map(Some)
+            .map_err(|e| ForwardError::Config(format!("{what}: {e}")))
+    }
+
+    /// An HTTP endpoint's client: its own (TLS files), else the shared one.
+    pub(crate) fn http_client(&self, shared: &Shared) -> Result<reqwest::Client, ForwardError> {
+        Ok(self.own_client()?.unwrap_or_else(|| shared.http.clone()))
     }
 
     pub fn http(name: &str, url: &str) -> Self {
@@ -175,6 +213,8 @@ impl EndpointConfig {
             username: None,
             password: None,
             ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -332,6 +372,9 @@ pub struct HeartbeatConfig {
     /// Names this gateway in the heartbeat (default: the MQTT client id).
     #[serde(default)]
     pub gateway: Option<String>,
+    /// The platform's CA and the gateway's client certificate, when the platform asks.
+    #[serde(default)]
+    pub tls: crate::outbound::TargetTls,
 }
 
 fn check_url(what: &str, url: &str, schemes: &[&str]) -> Result<(), ForwardError> {
@@ -362,6 +405,40 @@ fn check_timeout(what: &str, ms: u64) -> Result<(), ForwardError> {
 }
 
 impl SubscriberConfig {
+    /// The subscriber's URL names a host of `allowed` (any host when it is empty).
+    pub fn check_host(&self, allowed: &[String]) -> Result<(), ForwardError> {
+        let url = match &self.channel {
+            ChannelConfig::Webhook { url, .. }
+            | ChannelConfig::Dingtalk { url, .. }
+            | ChannelConfig::Wecom { url, .. }
+            | ChannelConfig::Mqtt { url, .. } => url,
+            ChannelConfig::Sse {} => return Ok(()),
+        };
+        if allowed.is_empty() {
+            return Ok(());
+        }
+        let host = match reqwest::Url::parse(url) {
+            Ok(u) => u.host_str().unwrap_or_default().to_ascii_lowercase(),
+            Err(_) => String::new(),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let listed = allowed.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            match a.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host == a,
+            }
+        });
+        if listed {
+            Ok(())
+        } else {
+            Err(ForwardError::Config(format!(
+                "subscriber {:?}: host {host:?} is not in forwarding.subscriber_hosts",
+                self.id
+            )))
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ForwardError> {
         let what = format!("subscriber {:?}", self.id);
         SiteId::new(self.id.clone()).map_err(|_| {
@@ -431,12 +508,13 @@ impl ForwardingConfig {
             match e.kind {
                 EndpointKind::Http => {
                     check_url(&what, &e.url, &["http", "https"])?;
-                    if e.username.is_some() || e.password.is_some() || e.ca_file.is_some() {
+                    if e.username.is_some() || e.password.is_some() {
                         return Err(ForwardError::Config(format!(
-                            "{what}: username, password and ca_file are for mqtt endpoints \
+                            "{what}: username and password are for mqtt endpoints \
                              (an http endpoint takes headers)"
                         )));
                     }
+                    e.own_client()?;
                 }
                 EndpointKind::Mqtt => {
                     check_url(&what, &e.url, &["mqtt", "tcp", "mqtts", "ssl"])?;
@@ -470,6 +548,7 @@ impl ForwardingConfig {
         let mut ids = std::collections::HashSet::new();
         for s in &self.subscribers {
             s.validate()?;
+            s.check_host(&self.subscriber_hosts)?;
             if !ids.insert(s.id.clone()) {
                 return Err(ForwardError::Config(format!(
                     "subscriber {:?} is defined twice",
@@ -512,6 +591,8 @@ impl ForwardingConfig {
         if let Some(h) = &self.heartbeat {
             check_url("forwarding.heartbeat", &h.url, &["http", "https"])?;
             check_timeout("forwarding.heartbeat", h.timeout_ms)?;
+            crate::outbound::client(&h.tls.files(), CONNECT_TIMEOUT)
+                .map_err(|e| ForwardError::Config(format!("forwarding.heartbeat: {e}")))?;
             if h.interval_ms < 100 {
                 return Err(ForwardError::Config(
                     "forwarding.heartbeat: interval_ms must be at least 100".into(),
@@ -657,10 +738,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Forwarding, ForwardError> {
     config.validate()?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .build()
+    let http = crate::outbound::client(&broker_link::TlsFiles::default(), CONNECT_TIMEOUT)
         .map_err(|e| ForwardError::Channel(format!("http client: {e}")))?;
     let shared = Shared {
         store: w.store,
@@ -790,6 +868,37 @@ mod tests {
         );
         let e = refused("[[endpoints]]\nname = \"p\"\nkind = \"mqtt\"\nurl = \"mqtt://b\"\nca_file = \"/etc/ca.pem\"\n");
         assert!(e.contains("plain MQTT"), "{e}");
+    }
+
+    #[test]
+    fn subscribers_outside_the_host_allow_list_are_refused() {
+        let allowed = vec![
+            "hooks.example.gov.cn".to_string(),
+            "*.dingtalk.com".to_string(),
+        ];
+        let sub = |url: &str| -> SubscriberConfig {
+            serde_json::from_value(
+                serde_json::json!({"id": "s", "channel": {"kind": "webhook", "url": url}}),
+            )
+            .unwrap()
+        };
+        for ok in [
+            "https://hooks.example.gov.cn/hrs",
+            "https://HOOKS.example.gov.cn:8443/x",
+            "https://oapi.dingtalk.com/robot/send",
+        ] {
+            assert!(sub(ok).check_host(&allowed).is_ok(), "{ok}");
+        }
+        for refused in [
+            "https://evil.example.com/",
+            "https://hooks.example.gov.cn.evil.com/",
+            "https://dingtalk.com.evil/",
+            "http://127.0.0.1:9/",
+        ] {
+            let e = sub(refused).check_host(&allowed).unwrap_err().to_string();
+            assert!(e.contains("subscriber_hosts"), "{refused}: {e}");
+        }
+        assert!(sub("https://anything.example/").check_host(&[]).is_ok());
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct TimeSeriesConfig {
     /// Sync journal appends and spool files to the disk (survive a power cut, not only a
     /// killed process), at the cost of a disk sync per message.
     pub fsync: bool,
+    /// The database's CA and the gateway's client certificate, for `https://` on a private
+    /// PKI.
+    pub tls: crate::outbound::TargetTls,
 }
 
 impl Default for TimeSeriesConfig {
@@ -70,6 +73,7 @@ impl Default for TimeSeriesConfig {
             request_timeout_ms: 10_000,
             retry_max_ms: 5_000,
             fsync: false,
+            tls: crate::outbound::TargetTls::default(),
         }
     }
 }
@@ -173,7 +177,7 @@ pub enum TimeSeriesError {
     #[error("time-series metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("time-series HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
+    Tls(String),
 }
 
 #[cfg(test)]

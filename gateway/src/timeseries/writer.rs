@@ -355,6 +355,8 @@ enum Next {
 pub struct TimeSeriesWriter {
     shared: Arc<Shared>,
     client: reqwest::Client,
+    /// The bound on one write request, connection to answer.
+    request_timeout: Duration,
     url: reqwest::Url,
     token: Option<String>,
     flush_interval: Duration,
@@ -386,12 +388,9 @@ impl TimeSeriesWriter {
         )?;
         let metrics = TimeSeriesMetrics::register(registry)?;
         let timeout = Duration::from_millis(config.request_timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(TimeSeriesError::Client)?;
+        let client =
+            crate::outbound::client(&config.tls.files(), timeout.min(Duration::from_secs(5)))
+                .map_err(|e| TimeSeriesError::Tls(e.to_string()))?;
         // New batches are numbered after everything an earlier run left.
         let next_no = spool
             .last_no()
@@ -455,6 +454,7 @@ impl TimeSeriesWriter {
         let writer = TimeSeriesWriter {
             shared,
             client,
+            request_timeout: timeout,
             url,
             token: config.token.clone(),
             flush_interval: Duration::from_millis(config.flush_interval_ms),
@@ -626,6 +626,7 @@ impl TimeSeriesWriter {
         let mut req = self
             .client
             .post(self.url.clone())
+            .timeout(self.request_timeout)
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(body);
         if let Some(t) = &self.token {
@@ -639,11 +640,12 @@ impl TimeSeriesWriter {
                 if status.is_success() {
                     Outcome::Written
                 } else {
-                    let text = tokio::time::timeout(Duration::from_secs(2), r.text())
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .unwrap_or_default();
+                    let text = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        crate::outbound::body_snippet(r, 4096),
+                    )
+                    .await
+                    .unwrap_or_default();
                     let reason =
                         format!("{status}: {}", text.chars().take(500).collect::<String>());
                     match status.as_u16() {

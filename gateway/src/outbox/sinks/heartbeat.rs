@@ -26,6 +26,13 @@ pub async fn run(
             return;
         }
     };
+    let client = match crate::outbound::client(&cfg.tls.files(), Duration::from_secs(5)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "heartbeat TLS; no heartbeats");
+            return;
+        }
+    };
     loop {
         tokio::select! { _ = shutdown.cancelled() => return, _ = ticker.tick() => {} }
         let now = shared.clock.now();
@@ -37,8 +44,7 @@ pub async fn run(
             "parked": shared.metrics.parked.get(),
         });
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        let req = shared
-            .http
+        let req = client
             .post(url.clone())
             .timeout(Duration::from_millis(cfg.timeout_ms));
         let outcome = post(signed(req, cfg.secret.as_deref(), now, body), false).await;

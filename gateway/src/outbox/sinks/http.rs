@@ -6,7 +6,7 @@ use crate::outbox::message::Message;
 use crate::outbox::outcome::{
     classify_error, classify_robot_reply, classify_status, retry_after, Outcome,
 };
-use crate::outbox::{sign, ForwardError, Shared};
+use crate::outbox::{sign, ForwardError};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use telemetry::Timestamp;
 
 /// One `POST` of the message to `url`; `now` (the gateway clock) stamps the signature.
 pub async fn send(
-    shared: &Shared,
+    client: &reqwest::Client,
     url: &reqwest::Url,
     secret: Option<&str>,
     headers: &HeaderMap,
@@ -23,8 +23,7 @@ pub async fn send(
     now: Timestamp,
 ) -> Outcome {
     let body = msg.json();
-    let req = shared
-        .http
+    let req = client
         .post(url.clone())
         .timeout(timeout)
         .headers(headers.clone())
@@ -63,6 +62,9 @@ pub fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, Forwa
     Ok(h)
 }
 
+/// The most of a refusal's (or a robot's) answer read: enough for its reason.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
 /// Send a request and classify the answer (`robot`: a 200 carries the robot's own verdict).
 pub(crate) async fn post(req: reqwest::RequestBuilder, robot: bool) -> Outcome {
     match req.send().await {
@@ -72,7 +74,7 @@ pub(crate) async fn post(req: reqwest::RequestBuilder, robot: bool) -> Outcome {
             if (200..300).contains(&status) && !robot {
                 return Outcome::Delivered;
             }
-            let body = resp.text().await.unwrap_or_default();
+            let body = crate::outbound::body_snippet(resp, ERROR_BODY_BYTES).await;
             match classify_status(status, &body, after) {
                 Outcome::Delivered if robot => classify_robot_reply(&body),
                 o => o,
