@@ -40,6 +40,9 @@ pub struct IngestConfig {
     pub max_catalogue_text_chars: usize,
     /// The most tags of one catalogue point; a point with more is refused.
     pub max_tags_per_point: usize,
+    /// The interval of the site history behind the regulator's online rate and data
+    /// completeness (one row per site per interval in the store).
+    pub figures_interval_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -58,6 +61,7 @@ impl Default for IngestConfig {
             epoch_idle_days: 7,
             max_catalogue_text_chars: 256,
             max_tags_per_point: 32,
+            figures_interval_ms: 300_000,
         }
     }
 }
@@ -93,6 +97,9 @@ impl IngestConfig {
             if v < min {
                 bail!("{key} must be at least {min}");
             }
+        }
+        if self.figures_interval_ms < 1000 {
+            bail!("ingest.figures_interval_ms must be at least 1000");
         }
         if self.epoch_idle_days == 0 {
             bail!("ingest.epoch_idle_days must be at least 1");
