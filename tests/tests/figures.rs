@@ -67,18 +67,14 @@ impl Rig {
         let prefix = format!("f{}/v1", free_port());
         let mut cmd = gateway_command(&broker.url(), &prefix, port, &dir);
         cmd.arg("--config").arg(&config);
-        cmd.env("HRS_AUTH_MODE", "tokens");
-        if let Some(url) = &store_url {
-            cmd.env("HRS_STORE_URL", url);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let store = store_url.clone().map(|url| ("HRS_STORE_URL", url));
+        let tokens = ("HRS_AUTH_MODE", "tokens".to_string());
+        cmd.envs(env.iter().cloned().chain(store).chain([tokens]));
         let gateway = Proc::spawn("gateway", &mut cmd, &dir).unwrap();
         let http = format!("http://127.0.0.1:{port}");
-        wait_ready(&http)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+        if let Err(e) = wait_ready(&http).await {
+            panic!("{e}\n{}", gateway.log_text());
+        }
         Rig {
             _tmp: tmp,
             dir,
@@ -100,15 +96,28 @@ impl Rig {
         out.trim().to_string()
     }
 
-    /// GET: the status and the body as text.
-    async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
-        let resp = reqwest::Client::new()
-            .get(format!("{}{path}", self.http))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+    /// A request as `token`: the status and the body as text.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let url = format!("{}{path}", self.http);
+        let mut req = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
+        self.request("GET", path, token, None).await
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -118,27 +127,15 @@ impl Rig {
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> u16 {
-        let resp = reqwest::Client::new()
-            .post(format!("{}{path}", self.http))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        resp.status().as_u16()
+        self.request("POST", path, token, Some(body)).await.0
     }
 
     async fn send(&self, site: &str, kind: &str, payload: Value) {
         let topic = format!("{}/sites/{site}/edge/{kind}", self.prefix);
         let retain = kind != "readings";
-        publish(
-            self.broker.port,
-            &topic,
-            payload.to_string().into_bytes(),
-            retain,
-        )
-        .await
-        .unwrap();
+        let bytes = payload.to_string().into_bytes();
+        let sent = publish(self.broker.port, &topic, bytes, retain).await;
+        sent.unwrap();
     }
 
     async fn birth(&self, site: &str, region: &str) {

@@ -4,7 +4,7 @@
 //! caller's scope. The numbers come from the store (`store::figures`); here the period is
 //! placed, the sites chosen and the answer written.
 
-use super::export::csv_field;
+use super::export::csv_line;
 use super::*;
 use crate::store::figures::{FigureSet, Figures};
 use chrono::{Datelike, NaiveDate, TimeZone};
@@ -242,13 +242,7 @@ fn csv_row(cells: [String; 6], f: &Figures) -> String {
         by_rule.join("; "),
         f.chattering_causes.join("; "),
     ]);
-    let mut line = row
-        .iter()
-        .map(|c| csv_field(c))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    line
+    csv_line(&row)
 }
 
 /// `GET /api/v1/figures.csv?...`: the same figures as CSV (UTF-8 with a byte-order mark, a

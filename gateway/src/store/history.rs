@@ -32,6 +32,17 @@ pub struct CatalogueVersion {
     pub body: String,
 }
 
+const ADD_SITE_INTERVAL: &str = "INSERT INTO site_intervals \
+     (site, start_ms, length_ms, observed_ms, online_ms, batches, expected) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site, start_ms) DO UPDATE SET \
+     observed_ms = site_intervals.observed_ms + excluded.observed_ms, \
+     online_ms = site_intervals.online_ms + excluded.online_ms, \
+     batches = site_intervals.batches + excluded.batches, \
+     expected = site_intervals.expected + excluded.expected";
+
+const UPSERT_CATALOGUE: &str = "INSERT INTO catalogues (site, agent, body) VALUES ($1, $2, $3) \
+     ON CONFLICT (site, agent) DO UPDATE SET body = excluded.body";
+
 impl Store {
     /// Add intervals, in one transaction. An interval already there (a gateway restarted
     /// within it) takes the sums of both.
@@ -39,24 +50,12 @@ impl Store {
         timed(async {
             let mut tx = self.pool().begin().await?;
             for r in rows {
-                sqlx::query(
-                    "INSERT INTO site_intervals \
-                     (site, start_ms, length_ms, observed_ms, online_ms, batches, expected) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site, start_ms) DO UPDATE SET \
-                     observed_ms = site_intervals.observed_ms + excluded.observed_ms, \
-                     online_ms = site_intervals.online_ms + excluded.online_ms, \
-                     batches = site_intervals.batches + excluded.batches, \
-                     expected = site_intervals.expected + excluded.expected",
-                )
-                .bind(&r.site)
-                .bind(r.start_ms)
-                .bind(r.length_ms)
-                .bind(r.observed_ms)
-                .bind(r.online_ms)
-                .bind(r.batches)
-                .bind(r.expected)
-                .execute(&mut *tx)
-                .await?;
+                let mut q = sqlx::query(ADD_SITE_INTERVAL).bind(&r.site);
+                let numbers = [r.start_ms, r.length_ms, r.observed_ms, r.online_ms];
+                for n in numbers.into_iter().chain([r.batches, r.expected]) {
+                    q = q.bind(n);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -120,15 +119,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query(
-                "INSERT INTO catalogues (site, agent, body) VALUES ($1, $2, $3) \
-                 ON CONFLICT (site, agent) DO UPDATE SET body = excluded.body",
-            )
-            .bind(site)
-            .bind(agent)
-            .bind(body)
-            .execute(&mut *tx)
-            .await?;
+            let upsert = sqlx::query(UPSERT_CATALOGUE).bind(site).bind(agent);
+            upsert.bind(body).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -207,22 +199,14 @@ mod tests {
             .unwrap()
             .is_empty());
 
-        store
-            .save_catalogue("mine-01", "edge", "{\"v\":1}", 10)
-            .await
-            .unwrap();
-        store
-            .save_catalogue("mine-01", "edge", "{\"v\":1}", 20)
-            .await
-            .unwrap();
-        store
-            .save_catalogue("mine-01", "edge", "{\"v\":2}", 30)
-            .await
-            .unwrap();
-        store
-            .save_catalogue("mine-01", "edge", "{\"v\":3}", 50)
-            .await
-            .unwrap();
+        // A repeated birth (20) adds no version.
+        for (v, at_ms) in [(1, 10), (1, 20), (2, 30), (3, 50)] {
+            let body = format!("{{\"v\":{v}}}");
+            store
+                .save_catalogue("mine-01", "edge", &body, at_ms)
+                .await
+                .unwrap();
+        }
         let at = |from, until| {
             let store = store.clone();
             async move {
