@@ -389,9 +389,10 @@ async fn recorded_day(store_url: Option<String>) -> Value {
         "{csv}"
     );
     let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 2, "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
     assert!(rows[0].starts_with("mine-01,mine-01 煤矿,410522,"), "{csv}");
-    assert!(rows[1].starts_with("合计,"), "{csv}");
+    assert!(rows[1].starts_with("小计,,410522,"), "{csv}");
+    assert!(rows[2].starts_with("合计,"), "{csv}");
     assert!(
         !csv.contains("mine-02") && !csv.contains("plant-03"),
         "{csv}"
@@ -405,6 +406,16 @@ async fn recorded_day(store_url: Option<String>) -> Value {
         "the city's day",
     );
     assert_eq!(city_fig["total"]["overdue"], 3);
+    let counties: Vec<(&Value, &Value)> = city_fig["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (&r["region"], &r["figures"]["incidents"]))
+        .collect();
+    assert_eq!(
+        counties,
+        [(&json!("410522"), &json!(3)), (&json!("410523"), &json!(1))]
+    );
     let (_, all) = rig.get(&q, &admin).await;
     assert_within(
         &all["total"],

@@ -9,7 +9,7 @@ use super::*;
 use crate::store::figures::{FigureSet, Figures};
 use chrono::{Datelike, NaiveDate, TimeZone};
 use presentation::{severity_word, Language, Presentation};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use telemetry::{Severity, Timestamp};
 
 #[derive(Deserialize)]
@@ -142,7 +142,10 @@ async fn compute(
     q: &FiguresQuery,
 ) -> Result<(Period, BTreeMap<String, SiteLabel>, FigureSet), ApiError> {
     let (period, sites) = resolve(s, caller, q)?;
-    let ids: BTreeSet<String> = sites.keys().cloned().collect();
+    let ids: BTreeMap<String, String> = sites
+        .iter()
+        .map(|(id, l)| (id.clone(), l.region.clone().unwrap_or_default()))
+        .collect();
     let set = s.store.figures(&ids, period.from, period.until).await?;
     Ok((period, sites, set))
 }
@@ -173,6 +176,13 @@ pub(super) async fn figures(
             })
         })
         .collect();
+    let regions: Vec<_> = set
+        .regions
+        .iter()
+        .map(|(code, f)| {
+            json!({"region": code, "region_name": region_name(Some(code)), "figures": f})
+        })
+        .collect();
     Ok(Json(json!({
         "period": period.kind,
         "date": period.first.to_string(),
@@ -183,6 +193,7 @@ pub(super) async fn figures(
         "region_name": region_name(q.region.as_deref()),
         "site": q.site,
         "total": set.total,
+        "regions": regions,
         "sites": sites,
     })))
 }
@@ -246,8 +257,8 @@ fn csv_row(cells: [String; 6], f: &Figures) -> String {
 }
 
 /// `GET /api/v1/figures.csv?...`: the same figures as CSV (UTF-8 with a byte-order mark, a
-/// header row in the `[presentation]` language, times in its zone): a row per site, then the
-/// total (`合计`).
+/// header row in the `[presentation]` language, times in its zone): a row per site, one per
+/// region of those sites (`小计`), then the total (`合计`).
 pub(super) async fn figures_csv(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -270,10 +281,21 @@ pub(super) async fn figures_csv(
         ];
         body.push_str(&csv_row(cells, f));
     }
-    let total = match p.language {
-        Language::ZhCn => "合计",
-        Language::En => "total",
+    let (subtotal, total) = match p.language {
+        Language::ZhCn => ("小计", "合计"),
+        Language::En => ("subtotal", "total"),
     };
+    for (code, f) in &set.regions {
+        let cells = [
+            subtotal.to_string(),
+            String::new(),
+            code.clone(),
+            region_name(Some(code)).unwrap_or_default(),
+            from.clone(),
+            until.clone(),
+        ];
+        body.push_str(&csv_row(cells, f));
+    }
     let cells = [
         total.to_string(),
         String::new(),

@@ -94,14 +94,18 @@ impl IntervalRecorder {
 
     /// Account the time up to `now` to the sites (`online`: each site the core keeps and
     /// whether an agent of it is online); the rows of the intervals that ended, to be stored.
-    pub fn advance(&mut self, now: Timestamp, online: &[(String, bool)]) -> Vec<SiteInterval> {
+    pub fn advance<'a>(
+        &mut self,
+        now: Timestamp,
+        online: impl Iterator<Item = (&'a str, bool)> + Clone,
+    ) -> Vec<SiteInterval> {
         let now_ms = now.timestamp_millis();
         let start_of = |t: i64| t.div_euclid(self.length_ms) * self.length_ms;
         let (mut start, mut last) = self.at.unwrap_or((start_of(now_ms), now_ms));
         let mut rows = std::mem::take(&mut self.pending);
         while now_ms >= start + self.length_ms {
             let end = start + self.length_ms;
-            self.account(last, end, online);
+            self.account(last, end, online.clone());
             self.close_interval(start, &mut rows);
             start = end;
             last = end;
@@ -120,15 +124,18 @@ impl IntervalRecorder {
         self.pending = rows;
     }
 
-    fn account(&mut self, from: i64, to: i64, online: &[(String, bool)]) {
+    fn account<'a>(&mut self, from: i64, to: i64, online: impl Iterator<Item = (&'a str, bool)>) {
         let d = to - from;
         if d <= 0 {
             return;
         }
         for (site, up) in online {
-            let t = self.sites.entry(site.clone()).or_default();
+            if !self.sites.contains_key(site) {
+                self.sites.insert(site.to_string(), SiteTally::default());
+            }
+            let t = self.sites.get_mut(site).expect("inserted above");
             t.observed_ms += d;
-            if *up {
+            if up {
                 t.online_ms += d;
             }
         }
@@ -160,15 +167,14 @@ impl Core {
     /// At each tick: account the time since the last to the sites; at an interval's end,
     /// store its rows (kept for the next end while the store refuses them).
     pub(super) async fn record_intervals(&mut self, now: Timestamp) {
-        let online: Vec<(String, bool)> = self
-            .live
-            .read()
-            .expect("live lock")
-            .sites
-            .iter()
-            .map(|(id, s)| (id.to_string(), s.agents.values().any(|a| a.online)))
-            .collect();
-        let rows = self.intervals.advance(now, &online);
+        let rows = {
+            let live = self.live.read().expect("live lock");
+            let online = live
+                .sites
+                .iter()
+                .map(|(id, s)| (id.as_str(), s.agents.values().any(|a| a.online)));
+            self.intervals.advance(now, online)
+        };
         if rows.is_empty() {
             return;
         }
@@ -190,14 +196,14 @@ mod tests {
     #[test]
     fn intervals_split_time_and_count_gaps() {
         let mut r = IntervalRecorder::new(1000);
-        let up = vec![("s".to_string(), true)];
-        let down = vec![("s".to_string(), false)];
-        assert!(r.advance(at(10_000), &up).is_empty());
+        let up = [("s", true)].into_iter();
+        let down = [("s", false)].into_iter();
+        assert!(r.advance(at(10_000), up.clone()).is_empty());
         r.batch("s", "a", "e1", 1);
         r.batch("s", "a", "e1", 2);
         r.batch("s", "a", "e1", 4);
-        assert!(r.advance(at(10_500), &up).is_empty());
-        let rows = r.advance(at(11_250), &down);
+        assert!(r.advance(at(10_500), up.clone()).is_empty());
+        let rows = r.advance(at(11_250), down);
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
         assert_eq!((row.start_ms, row.observed_ms), (10_000, 1000));
@@ -206,14 +212,14 @@ mod tests {
         assert_eq!((row.batches, row.expected), (3, 4));
         // The next interval: seq 6 after 4 expects 5 and 6.
         r.batch("s", "a", "e1", 6);
-        let rows = r.advance(at(13_000), &up);
+        let rows = r.advance(at(13_000), up.clone());
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].batches, rows[0].expected), (1, 2));
         assert_eq!((rows[0].observed_ms, rows[0].online_ms), (1000, 750));
         assert_eq!((rows[1].start_ms, rows[1].batches), (12_000, 0));
         // A new epoch starts its own span.
         r.batch("s", "a", "e2", 1);
-        let rows = r.advance(at(14_000), &up);
+        let rows = r.advance(at(14_000), up);
         assert_eq!((rows[0].batches, rows[0].expected), (1, 1));
     }
 }

@@ -6,7 +6,7 @@
 use super::history::SiteInterval;
 use super::{run, Result, Store};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use telemetry::{Incident, Severity, Timestamp};
 
 /// The figures of a set of sites over a period.
@@ -52,6 +52,8 @@ pub struct Figures {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FigureSet {
     pub total: Figures,
+    /// Per region (the code each site was counted under).
+    pub regions: BTreeMap<String, Figures>,
     pub sites: BTreeMap<String, Figures>,
 }
 
@@ -154,33 +156,35 @@ fn cause(i: &Incident) -> String {
 }
 
 impl Store {
-    /// The figures of `sites` over `[from, until)`: intervals that start in it and incidents
-    /// raised in it (their acknowledgements and closes as they stand now).
+    /// The figures of `sites` (each with the region it is counted under: its region code, or
+    /// `""`) over `[from, until)`: intervals that start in it and incidents raised in it (their
+    /// acknowledgements and closes as they stand now); in total, per region and per site.
     pub async fn figures(
         &self,
-        sites: &BTreeSet<String>,
+        sites: &BTreeMap<String, String>,
         from: Timestamp,
         until: Timestamp,
     ) -> Result<FigureSet> {
         let (from_ms, until_ms) = (from.timestamp_millis(), until.timestamp_millis());
-        let mut per_site: HashMap<&str, Tally> = sites
-            .iter()
-            .map(|s| {
-                let t = Tally {
-                    sites: 1,
-                    ..Tally::default()
-                };
-                (s.as_str(), t)
-            })
-            .collect();
-        let mut total = Tally {
-            sites: sites.len() as u64,
-            ..Tally::default()
-        };
+        // Tallies: the total first, then one per region and one per site; each site names the
+        // three it adds to.
+        let mut tallies = vec![Tally::default()];
+        let mut regions: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut of_site: HashMap<&str, [usize; 3]> = HashMap::new();
+        for (site, region) in sites {
+            let r = *regions.entry(region.as_str()).or_insert_with(|| {
+                tallies.push(Tally::default());
+                tallies.len() - 1
+            });
+            tallies.push(Tally::default());
+            of_site.insert(site.as_str(), [0, r, tallies.len() - 1]);
+        }
+        for i in of_site.values().flatten() {
+            tallies[*i].sites += 1;
+        }
         for r in self.site_intervals(from_ms, until_ms).await? {
-            if let Some(t) = per_site.get_mut(r.site.as_str()) {
-                t.add_interval(&r);
-                total.add_interval(&r);
+            for i in of_site.get(r.site.as_str()).into_iter().flatten() {
+                tallies[*i].add_interval(&r);
             }
         }
         let rows: Vec<(String, String)> = run(sqlx::query_as(
@@ -191,17 +195,25 @@ impl Store {
         .fetch_all(self.pool()))
         .await?;
         for (site, body) in rows {
-            if let Some(t) = per_site.get_mut(site.as_str()) {
+            if let Some(adds_to) = of_site.get(site.as_str()) {
                 let incident = Self::record_from_body(&body)?.incident;
-                total.incidents.push(incident.clone());
-                t.incidents.push(incident);
+                for i in adds_to {
+                    tallies[*i].incidents.push(incident.clone());
+                }
             }
         }
+        let mut figures: Vec<Option<Figures>> =
+            tallies.into_iter().map(|t| Some(t.figures())).collect();
+        let mut take = |i: usize| figures[i].take().unwrap_or_default();
         Ok(FigureSet {
-            total: total.figures(),
-            sites: per_site
+            total: take(0),
+            regions: regions
                 .into_iter()
-                .map(|(s, t)| (s.to_string(), t.figures()))
+                .map(|(r, i)| (r.to_string(), take(i)))
+                .collect(),
+            sites: of_site
+                .into_iter()
+                .map(|(s, [_, _, i])| (s.to_string(), take(i)))
                 .collect(),
         })
     }
@@ -267,20 +279,23 @@ mod tests {
             site: site.into(),
             start_ms,
             length_ms: 300_000,
-            observed_ms: 300_000,
+            observed_ms: if site == "mine-01" { 150_000 } else { 300_000 },
             online_ms,
             batches,
             expected,
         };
         store
             .add_site_intervals(&[
-                iv("mine-01", at(8), 240_000, 95, 100),
+                iv("mine-01", at(8), 200_000, 50, 50),
+                iv("mine-01", at(9), 40_000, 45, 50),
                 iv("mine-02", at(8), 300_000, 10, 10),
                 iv("mine-01", at(24), 0, 0, 50),
             ])
             .await
             .unwrap();
-        let sites = ["mine-01", "mine-02"].map(String::from).into();
+        let sites = [("mine-01", "410522"), ("mine-02", "410523")]
+            .map(|(s, r)| (s.to_string(), r.to_string()))
+            .into();
         store
             .figures(&sites, day, day + chrono::Duration::days(1))
             .await
@@ -315,6 +330,8 @@ mod tests {
             t.chattering_causes,
             ["coal.ch4.working_face mine-01 CH4-101"]
         );
+        assert_eq!(set.regions["410522"].incidents, 3);
+        assert_eq!(set.regions["410523"], set.sites["mine-02"]);
         let m2 = &set.sites["mine-02"];
         assert_eq!(
             (m2.incidents, m2.overdue, m2.online_rate),

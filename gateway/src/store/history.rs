@@ -63,11 +63,15 @@ impl Store {
         .await
     }
 
-    /// Intervals that start in `[from_ms, until_ms)`, by site and start.
+    /// The intervals that start in `[from_ms, until_ms)`, added up per site (one row a site:
+    /// `start_ms` the first start, `length_ms` the time from it to the last interval's end).
+    /// Sums of integers, exact on either store.
     pub async fn site_intervals(&self, from_ms: i64, until_ms: i64) -> Result<Vec<SiteInterval>> {
         let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = run(sqlx::query_as(
-            "SELECT site, start_ms, length_ms, observed_ms, online_ms, batches, expected \
-             FROM site_intervals WHERE start_ms >= $1 AND start_ms < $2 ORDER BY site, start_ms",
+            "SELECT site, MIN(start_ms), CAST(MAX(start_ms + length_ms) - MIN(start_ms) AS BIGINT), \
+             CAST(SUM(observed_ms) AS BIGINT), CAST(SUM(online_ms) AS BIGINT), \
+             CAST(SUM(batches) AS BIGINT), CAST(SUM(expected) AS BIGINT) \
+             FROM site_intervals WHERE start_ms >= $1 AND start_ms < $2 GROUP BY site ORDER BY site",
         )
         .bind(from_ms)
         .bind(until_ms)
@@ -187,8 +191,16 @@ mod tests {
             .add_site_intervals(std::slice::from_ref(&row))
             .await
             .unwrap();
+        let later = SiteInterval {
+            start_ms: 600_000,
+            ..row.clone()
+        };
+        store.add_site_intervals(&[later]).await.unwrap();
         let got = store.site_intervals(0, 600_000).await.unwrap();
         assert_eq!(got.len(), 1);
+        let both = store.site_intervals(0, 900_000).await.unwrap();
+        assert_eq!((both[0].start_ms, both[0].length_ms), (300_000, 600_000));
+        assert_eq!((both[0].observed_ms, both[0].batches), (300_000, 27));
         assert_eq!(
             (got[0].observed_ms, got[0].batches, got[0].expected),
             (200_000, 18, 20)
