@@ -9,6 +9,9 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use telemetry::{Incident, Severity, Timestamp};
 
+/// Up to this many sites are named in the incidents query; a larger set is filtered here.
+const MAX_NAMED_SITES: usize = 500;
+
 /// The figures of a set of sites over a period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
@@ -187,13 +190,23 @@ impl Store {
                 tallies[*i].add_interval(&r);
             }
         }
-        let rows: Vec<(String, String)> = run(sqlx::query_as(
+        // A few sites (a county, a site) are named in the query; many are taken from all.
+        let mut sql = String::from(
             "SELECT site, body FROM incidents WHERE raised_ms >= $1 AND raised_ms < $2",
-        )
-        .bind(from_ms)
-        .bind(until_ms)
-        .fetch_all(self.pool()))
-        .await?;
+        );
+        let named = sites.len() <= MAX_NAMED_SITES;
+        if named {
+            let marks: Vec<String> = (3..sites.len() + 3).map(|n| format!("${n}")).collect();
+            sql.push_str(&format!(" AND site IN ({})", marks.join(", ")));
+            if sites.is_empty() {
+                sql = sql.replace(" AND site IN ()", " AND 1 = 0");
+            }
+        }
+        let mut q = sqlx::query_as(&sql).bind(from_ms).bind(until_ms);
+        for site in sites.keys().filter(|_| named) {
+            q = q.bind(site);
+        }
+        let rows: Vec<(String, String)> = run(q.fetch_all(self.pool())).await?;
         for (site, body) in rows {
             if let Some(adds_to) = of_site.get(site.as_str()) {
                 let incident = Self::record_from_body(&body)?.incident;
