@@ -45,6 +45,33 @@ enum Cmd {
         /// The language of the incident messages: zh-CN (default) or en.
         #[arg(long, default_value = "zh-CN")]
         language: String,
+        /// What-if: a second rule set (a directory, as --rules). Prints, per rule and site,
+        /// the incidents each set raises on the same input and the causes that differ,
+        /// instead of the events.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+    },
+    /// Export a period of real history as replay input: the readings of the time-series
+    /// store and the catalogues (births) its sites had then, from the configured store.
+    ExportHistory {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Start of the period (RFC 3339).
+        #[arg(long)]
+        since: String,
+        /// End of the period (RFC 3339, exclusive).
+        #[arg(long)]
+        until: String,
+        /// Only these sites (comma-separated; default: every site).
+        #[arg(long)]
+        sites: Option<String>,
+        /// Where the readings are: victoria-metrics (its /api/v1/export) or influxdb (its
+        /// /api/v2/query); the URL, org, bucket and token are those of `[timeseries]`.
+        #[arg(long, default_value = "victoria-metrics")]
+        source: String,
+        /// The file to write (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Validate a config file and the rules it names, then exit.
     Check {
@@ -122,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Replay writes its events to stdout and a summary to stderr: only warnings besides.
     let default_filter = match cli.command {
-        Cmd::Replay { .. } => "warn",
+        Cmd::Replay { .. } | Cmd::ExportHistory { .. } => "warn",
         _ => "info,sqlx=warn,rumqttd=warn,rumqttd::server::broker=off",
     };
     init_logging(cli.log_json, default_filter);
@@ -162,10 +189,38 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Demo { .. } => {
             anyhow::bail!("this gateway was built without the demo (cargo feature `demo`)")
         }
+        Cmd::ExportHistory {
+            config,
+            since,
+            until,
+            sites,
+            source,
+            output,
+        } => {
+            let config = GatewayConfig::load(config.as_deref())?;
+            let request = gateway::app::export::ExportRequest::new(&since, &until, sites, &source)?;
+            let mut out: Box<dyn std::io::Write> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let n = gateway::app::export::export(&config, &request, &mut out).await?;
+            out.flush()?;
+            eprintln!(
+                "export: {} lines ({} catalogues, {} batches)",
+                n.lines(),
+                n.catalogues,
+                n.batches
+            );
+            Ok(())
+        }
         Cmd::Replay {
             input,
             rules,
             language,
+            compare,
         } => {
             let language = match language.as_str() {
                 "zh-CN" => presentation::Language::ZhCn,
@@ -174,6 +229,12 @@ async fn main() -> anyhow::Result<()> {
             };
             let text =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            if let Some(b) = compare {
+                let w = gateway::app::replay::what_if(&text, rules.as_deref(), Some(&b), language)
+                    .await?;
+                print!("{w}");
+                return Ok(());
+            }
             let stdout = std::io::stdout();
             let summary =
                 gateway::app::replay::replay(&text, rules.as_deref(), language, &mut stdout.lock())

@@ -70,6 +70,8 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         | "/api/v1/incidents/{id}"
         | "/api/v1/alarm-load"
         | "/api/v1/overdue"
+        | "/api/v1/figures"
+        | "/api/v1/figures.csv"
         | "/api/v1/out-of-service"
         | "/api/v1/events"
         | "/api/v1/weather/warnings"

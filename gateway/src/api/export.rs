@@ -77,7 +77,12 @@ pub(super) fn csv_row(i: &telemetry::Incident, p: &Presentation, sites: &SiteLab
         i.note.clone().unwrap_or_default(),
         i.message.clone(),
     ];
-    let mut line = row
+    csv_line(&row)
+}
+
+/// One CSV line of cells, each neutralised and quoted as [`csv_field`] does.
+pub(super) fn csv_line(cells: &[String]) -> String {
+    let mut line = cells
         .iter()
         .map(|f| csv_field(f))
         .collect::<Vec<_>>()

@@ -9,6 +9,7 @@ pub mod console;
 mod error;
 mod events;
 mod export;
+mod figures;
 pub mod forwarding;
 mod health;
 mod incidents;
@@ -105,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents.csv", get(incidents_csv))
         .route("/api/v1/alarm-load", get(alarm_load))
         .route("/api/v1/overdue", get(overdue::overdue))
+        .route("/api/v1/figures", get(figures::figures))
+        .route("/api/v1/figures.csv", get(figures::figures_csv))
         .route("/api/v1/out-of-service", get(out_of_service_list))
         .route(
             "/api/v1/sites/{site}/points/{point}/out-of-service",

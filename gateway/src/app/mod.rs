@@ -1,9 +1,10 @@
 //! How the gateway runs: start-up and wiring of its parts, the rules it loads, `demo`,
-//! `replay`, and the `user` and `token` commands.
+//! `replay`, the export of history as replay input, and the `user` and `token` commands.
 
 pub mod access_cli;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod export;
 pub mod replay;
 pub mod rules;
 pub mod start;

@@ -21,6 +21,8 @@ pub struct ReplaySummary {
     pub events: u64,
     /// Incidents raised per rule.
     pub raised_per_rule: BTreeMap<String, u64>,
+    /// Incidents raised per rule and site.
+    pub raised_per_rule_site: BTreeMap<(String, String), u64>,
     /// When each cause was raised (event time), to tell the chattering ones
     /// ([`telemetry::chatters`]).
     pub raises_per_cause: BTreeMap<String, Vec<Timestamp>>,
@@ -136,6 +138,10 @@ pub async fn replay(
                     .raised_per_rule
                     .entry(ev.incident.rule.clone())
                     .or_default() += 1;
+                *summary
+                    .raised_per_rule_site
+                    .entry((ev.incident.rule.clone(), ev.incident.site.to_string()))
+                    .or_default() += 1;
                 let cause = crate::core::lifecycle::cause_label(&ev.incident);
                 summary
                     .raises_per_cause
@@ -192,4 +198,80 @@ pub async fn replay(
     }
     out.flush()?;
     Ok(summary)
+}
+
+/// A what-if run: the same input through two rule sets; what each raised.
+#[derive(Debug)]
+pub struct WhatIf {
+    pub a: ReplaySummary,
+    pub b: ReplaySummary,
+    /// How the two sets are named in the report (their files).
+    pub names: [String; 2],
+}
+
+/// Run `input` through rule set `a` and rule set `b` (each the built-in pack plus the files
+/// of a directory, as `--rules`), dropping the events: what each raised.
+pub async fn what_if(
+    input: &[u8],
+    a: Option<&Path>,
+    b: Option<&Path>,
+    language: presentation::Language,
+) -> anyhow::Result<WhatIf> {
+    let name = |p: Option<&Path>| {
+        p.map(|p| p.display().to_string())
+            .unwrap_or_else(|| "built-in pack".into())
+    };
+    let sa = replay(input, a, language, &mut std::io::sink()).await?;
+    let sb = replay(input, b, language, &mut std::io::sink()).await?;
+    Ok(WhatIf {
+        a: sa,
+        b: sb,
+        names: [name(a), name(b)],
+    })
+}
+
+impl WhatIf {
+    /// Causes (`rule site subject`) raised a different number of times: (cause, by a, by b).
+    pub fn differing_causes(&self) -> Vec<(String, usize, usize)> {
+        let causes: std::collections::BTreeSet<&String> = self
+            .a
+            .raises_per_cause
+            .keys()
+            .chain(self.b.raises_per_cause.keys())
+            .collect();
+        let n = |s: &ReplaySummary, c: &String| s.raises_per_cause.get(c).map_or(0, Vec::len);
+        causes
+            .into_iter()
+            .map(|c| (c.clone(), n(&self.a, c), n(&self.b, c)))
+            .filter(|(_, x, y)| x != y)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for WhatIf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b] = &self.names;
+        writeln!(f, "what-if over {} lines: A = {a}, B = {b}", self.a.lines)?;
+        writeln!(f, "incidents raised per rule and site (A, B):")?;
+        let keys: std::collections::BTreeSet<&(String, String)> = self
+            .a
+            .raised_per_rule_site
+            .keys()
+            .chain(self.b.raised_per_rule_site.keys())
+            .collect();
+        let n = |s: &ReplaySummary, k: &(String, String)| {
+            s.raised_per_rule_site.get(k).copied().unwrap_or(0)
+        };
+        for k in keys {
+            let (x, y) = (n(&self.a, k), n(&self.b, k));
+            let mark = if x == y { "" } else { "  differs" };
+            writeln!(f, "  {} {}: A {x}, B {y}{mark}", k.0, k.1)?;
+        }
+        let differing = self.differing_causes();
+        writeln!(f, "causes that differ: {}", differing.len())?;
+        for (cause, x, y) in differing {
+            writeln!(f, "  {cause}: A raised {x}, B raised {y}")?;
+        }
+        Ok(())
+    }
 }

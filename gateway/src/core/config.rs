@@ -44,6 +44,9 @@ pub struct IngestConfig {
     /// of any other site are refused (`unregistered_site`, counted in
     /// `hrs_messages_refused_total` and kept as dead letters). Off by default.
     pub registered_sites_only: bool,
+    /// The interval of the site history behind the regulator's online rate and data
+    /// completeness (one row per site per interval in the store).
+    pub figures_interval_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -63,6 +66,7 @@ impl Default for IngestConfig {
             max_catalogue_text_chars: 256,
             max_tags_per_point: 32,
             registered_sites_only: false,
+            figures_interval_ms: 300_000,
         }
     }
 }
@@ -98,6 +102,9 @@ impl IngestConfig {
             if v < min {
                 bail!("{key} must be at least {min}");
             }
+        }
+        if self.figures_interval_ms < 1000 {
+            bail!("ingest.figures_interval_ms must be at least 1000");
         }
         if self.epoch_idle_days == 0 {
             bail!("ingest.epoch_idle_days must be at least 1");

@@ -108,8 +108,12 @@ impl Core {
                         match durably!(
                             self,
                             "catalogue",
-                            self.store
-                                .save_catalogue(site.as_str(), agent.as_str(), &body)
+                            self.store.save_catalogue(
+                                site.as_str(),
+                                agent.as_str(),
+                                &body,
+                                now.timestamp_millis(),
+                            )
                         ) {
                             Ok(()) => self.bind_catalogue(&site, &catalogue),
                             Err(e) => {

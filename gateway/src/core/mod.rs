@@ -104,6 +104,7 @@ pub mod config;
 mod dispatch;
 pub mod handle;
 mod incidents;
+pub mod intervals;
 pub mod lifecycle;
 pub mod live;
 mod liveness;
@@ -157,6 +158,8 @@ pub struct Core {
     supervision: supervision::SupervisionConfig,
     /// When standing incidents are next checked against those times.
     next_supervision: Option<Timestamp>,
+    /// Per site and interval: watched, online, batches (the regulator's figures).
+    intervals: intervals::IntervalRecorder,
 }
 
 impl Core {
@@ -182,6 +185,7 @@ impl Core {
             ..DecodeLimits::default()
         };
         let (events, _) = broadcast::channel(4096);
+        let intervals = intervals::IntervalRecorder::new(ingest.figures_interval_ms);
         let mut core = Core {
             engine,
             store,
@@ -207,6 +211,7 @@ impl Core {
             language,
             supervision,
             next_supervision: None,
+            intervals,
         };
         core.recover().await?;
         Ok(core)

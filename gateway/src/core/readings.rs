@@ -71,6 +71,9 @@ impl Core {
                 if let Some(newest) = batch.readings.iter().map(|r| r.ts).max() {
                     a.skew_ms = Some((now - newest).num_milliseconds());
                 }
+                drop(live);
+                self.intervals
+                    .batch(site.as_str(), agent.as_str(), &batch.epoch, batch.seq);
             }
         }
         // Every reading refused in this batch, for its one dead letter.

@@ -4,6 +4,8 @@
 
 pub mod access;
 pub mod event_log;
+pub mod figures;
+pub mod history;
 pub mod outbox;
 
 use crate::core::lifecycle::IncidentRecord;
@@ -521,19 +523,6 @@ impl Store {
                 .fetch_all(&self.pool),
         )
         .await
-    }
-
-    pub async fn save_catalogue(&self, site: &str, agent: &str, body: &str) -> Result<()> {
-        run(sqlx::query(
-            "INSERT INTO catalogues (site, agent, body) VALUES ($1, $2, $3) \
-             ON CONFLICT (site, agent) DO UPDATE SET body = excluded.body",
-        )
-        .bind(site)
-        .bind(agent)
-        .bind(body)
-        .execute(&self.pool))
-        .await?;
-        Ok(())
     }
 
     pub async fn catalogues(&self) -> Result<Vec<(String, String, String)>> {

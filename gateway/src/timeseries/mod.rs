@@ -13,6 +13,7 @@
 //!   are dropped (and counted) only when the spool's byte bound is reached too, or when the
 //!   database refuses a batch as malformed (400/413/422).
 
+pub mod history;
 mod journal;
 mod line;
 mod spool;
@@ -178,6 +179,10 @@ pub enum TimeSeriesError {
     Metrics(#[from] prometheus::Error),
     #[error("time-series HTTP client: {0}")]
     Tls(String),
+    #[error("time-series HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("reading the time-series store: {0}")]
+    Read(String),
 }
 
 #[cfg(test)]
