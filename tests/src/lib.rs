@@ -184,7 +184,15 @@ pub struct Watcher {
 
 impl Watcher {
     pub async fn start(port: u16, filter: &str) -> Result<Watcher> {
+        Self::start_as(port, filter, None).await
+    }
+
+    /// A watcher that logs in with `(username, password)` (a broker with accounts).
+    pub async fn start_as(port: u16, filter: &str, login: Option<(&str, &str)>) -> Result<Watcher> {
         let mut opts = MqttOptions::new(format!("watch-{}", free_port()), "127.0.0.1", port);
+        if let Some((user, password)) = login {
+            opts.set_credentials(user, password);
+        }
         opts.set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut ev) = AsyncClient::new(opts, 100);

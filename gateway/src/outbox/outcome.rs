@@ -33,8 +33,8 @@ impl Outcome {
 }
 
 /// The contract's classification of an HTTP status: 2xx delivered; 5xx, 408 and 429 retried;
-/// any other 4xx refused. Anything else (an unfollowed redirect, 1xx) is retried: it is not a
-/// refusal the contract names, and parking would break the order per site.
+/// a 3xx (never followed: a target that moved must be configured again, not chased) and any
+/// other 4xx refused, so parked. Anything else (1xx) is retried.
 pub fn classify_status(status: u16, body: &str, retry_after: Option<Duration>) -> Outcome {
     let snippet: String = body.chars().take(200).collect();
     match status {
@@ -43,7 +43,7 @@ pub fn classify_status(status: u16, body: &str, retry_after: Option<Duration>) -
             reason: format!("HTTP {status} {snippet}").trim_end().to_string(),
             after: retry_after,
         },
-        400..=499 => Outcome::Refused {
+        300..=499 => Outcome::Refused {
             status,
             reason: format!("HTTP {status} {snippet}").trim_end().to_string(),
         },
@@ -116,10 +116,12 @@ mod tests {
                 "{s} is parked"
             );
         }
-        assert!(matches!(
-            classify_status(302, "", None),
-            Outcome::Retry { .. }
-        ));
+        for s in [301, 302, 307, 308] {
+            assert!(
+                matches!(classify_status(s, "", None), Outcome::Refused { status, .. } if status == s),
+                "{s} is not followed: parked"
+            );
+        }
         assert_eq!(
             classify_status(503, "", Some(Duration::from_secs(7))),
             Outcome::Retry {
