@@ -119,6 +119,8 @@ impl TimeSeriesConfig {
         if let Some(url) = &self.url {
             self.write_url_for(url)?;
         }
+        crate::outbound::client(&self.tls.files(), std::time::Duration::from_secs(5))
+            .map_err(|e| TimeSeriesError::Tls(e.to_string()))?;
         if self.batch_points == 0 {
             return bad("timeseries.batch_points must be at least 1".into());
         }
