@@ -92,6 +92,10 @@ pub struct Access {
     changes: watch::Receiver<i64>,
 }
 
+/// What a refused login is told, whatever the reason.
+const LOGIN_REFUSED: AccessError =
+    AccessError::Unauthenticated("wrong user or password, or the user is locked out for a while");
+
 impl Access {
     /// The service, and a task (until `shutdown`) that watches the store's access version
     /// every `auth.recheck_ms` and prunes old audit entries and sessions hourly.
@@ -248,50 +252,17 @@ impl Access {
         password: &str,
         source: &str,
     ) -> Result<Login, AccessError> {
-        const REFUSED: AccessError = AccessError::Unauthenticated(
-            "wrong user or password, or the user is locked out for a while",
-        );
         let now = self.now_ms();
         let Some(u) = self.store.user(name).await? else {
             // As long as a real check, so timing does not tell which names exist.
             let _ = secret::verify_password(dummy_hash(), password);
-            self.audit(
-                name,
-                source,
-                "login",
-                None,
-                None,
-                "refused",
-                Some("unknown user"),
-            )
-            .await;
-            return Err(REFUSED);
+            return Err(self.login_refused(name, source, "unknown user").await);
         };
         if u.principal.off {
-            self.audit(
-                name,
-                source,
-                "login",
-                None,
-                None,
-                "refused",
-                Some("user disabled"),
-            )
-            .await;
-            return Err(REFUSED);
+            return Err(self.login_refused(name, source, "user disabled").await);
         }
         if u.locked_until_ms > now {
-            self.audit(
-                name,
-                source,
-                "login",
-                None,
-                None,
-                "refused",
-                Some("locked out"),
-            )
-            .await;
-            return Err(REFUSED);
+            return Err(self.login_refused(name, source, "locked out").await);
         }
         if !secret::verify_password(&u.password_hash, password) {
             let failed = u.failed_logins + 1;
@@ -309,9 +280,7 @@ impl Access {
             } else {
                 format!("wrong password ({failed} in a row)")
             };
-            self.audit(name, source, "login", None, None, "refused", Some(&why))
-                .await;
-            return Err(REFUSED);
+            return Err(self.login_refused(name, source, &why).await);
         }
         self.store.set_login_failures(name, 0, 0).await?;
         let session = secret::new_secret("s_");
@@ -462,6 +431,14 @@ impl Access {
     /// Write an audit entry (a failure to write is logged and counted by the store's errors,
     /// never fails the request that it records).
     #[allow(clippy::too_many_arguments)]
+    /// A refused login, audited with why; the caller is told only [`LOGIN_REFUSED`] (the same
+    /// for every reason, so a refusal does not tell which names exist).
+    async fn login_refused(&self, name: &str, source: &str, why: &str) -> AccessError {
+        self.audit(name, source, "login", None, None, "refused", Some(why))
+            .await;
+        LOGIN_REFUSED
+    }
+
     pub async fn audit(
         &self,
         who: &str,

@@ -149,16 +149,23 @@ impl Store {
 
     /// Disable a user and end its sessions; `false` when there is no such user.
     pub async fn disable_user(&self, name: &str) -> Result<bool> {
+        self.switch_off(
+            "UPDATE users SET disabled = 1 WHERE name = $1",
+            Some("DELETE FROM sessions WHERE user_name = $1"),
+            name,
+        )
+        .await
+    }
+
+    /// Switch off one named principal (`update`, then `then` such as ending its sessions) and
+    /// bump the access version, in one transaction; `false` when no row matched.
+    async fn switch_off(&self, update: &str, then: Option<&str>, name: &str) -> Result<bool> {
         timed(async {
             let mut tx = self.pool().begin().await?;
-            let done = sqlx::query("UPDATE users SET disabled = 1 WHERE name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM sessions WHERE user_name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(update).bind(name).execute(&mut *tx).await?;
+            if let Some(then) = then {
+                sqlx::query(then).bind(name).execute(&mut *tx).await?;
+            }
             sqlx::query("UPDATE access_version SET v = v + 1 WHERE id = 1")
                 .execute(&mut *tx)
                 .await?;
@@ -205,18 +212,11 @@ impl Store {
 
     /// Revoke a token; `false` when there is no such token.
     pub async fn revoke_token(&self, name: &str) -> Result<bool> {
-        timed(async {
-            let mut tx = self.pool().begin().await?;
-            let done = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE access_version SET v = v + 1 WHERE id = 1")
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(done.rows_affected() == 1)
-        })
+        self.switch_off(
+            "UPDATE api_tokens SET revoked = 1 WHERE name = $1",
+            None,
+            name,
+        )
         .await
     }
 
