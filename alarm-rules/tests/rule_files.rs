@@ -169,3 +169,57 @@ fn the_pack_marks_what_is_unconfirmed() {
         );
     }
 }
+
+#[test]
+fn the_fields_of_issue_25_are_checked() {
+    let th = "[[rule]]\nid = \"x\"\nkind = \"threshold\"\n";
+    // A level from a point's limit: the side's keys only, no clear.
+    let (_, field) = field_err(&format!(
+        "{th}high = [{{ severity = \"alarm\", limit = \"ll\" }}]\n"
+    ));
+    assert_eq!(field, "high[0].limit");
+    let (_, field) = field_err(&format!(
+        "{th}high = [{{ severity = \"alarm\", limit = \"h\", clear = 3 }}]\n"
+    ));
+    assert_eq!(field, "high[0].clear");
+    assert!(parse(&format!(
+        "{th}high = [{{ severity = \"alarm\", limit = \"h\" }}, {{ severity = \"critical\", limit = \"hh\", raise = 9 }}]\nlow = [{{ severity = \"alarm\", limit = \"l\" }}]\n"
+    ))
+    .is_ok());
+    // Tighten by a distance, not with raise or clear.
+    let ctx = "[[rule.context]]\nwarning = \"high_temperature\"\n";
+    let lvl = "high = [{ severity = \"alarm\", limit = \"h\" }]\n";
+    let (_, field) = field_err(&format!(
+        "{th}{lvl}{ctx}tighten = [{{ level = \"alarm\", by = 5.0, raise = 3 }}]\n"
+    ));
+    assert_eq!(field, "context[0].tighten[0].by");
+    let (_, field) = field_err(&format!(
+        "{th}{lvl}{ctx}tighten = [{{ level = \"alarm\", by = -1.0 }}]\n"
+    ));
+    assert_eq!(field, "context[0].tighten[0].by");
+    // a_without_b members select points only.
+    let comp = "[[rule]]\nid = \"x\"\nkind = \"composite\"\nseverity = \"alarm\"\nmode = \"a_without_b\"\n";
+    let (_, field) = field_err(&format!(
+        "{comp}a = {{ quantity = \"ch4\", above = 1.0 }}\nb = {{ quantity = \"power_cut\" }}\n"
+    ));
+    assert_eq!(field, "a.above");
+    let (_, field) = field_err(&format!(
+        "{comp}a = {{ quantity = \"ch4\" }}\nb = {{ quantity = \"power_cut\" }}\nwithin_ms = 5\n"
+    ));
+    assert_eq!(field, "within_ms");
+    assert!(parse(&format!(
+        "{comp}a = {{ quantity = \"ch4\" }}\nb = {{ quantity = \"power_cut\" }}\n"
+    ))
+    .is_ok());
+    // Repeats of a state: both keys together.
+    let (_, field) =
+        field_err("[[rule]]\nid = \"x\"\nkind = \"state\"\nseverity = \"alarm\"\nmax_starts = 2\n");
+    assert_eq!(field, "max_starts");
+    // Selectors: without_tags, emission_reduction_list; members: below_limit.
+    let (_, field) = field_err(&format!(
+        "{th}select = {{ emission_reduction_list = \"yes\" }}\nhigh = [{{ severity = \"alarm\", raise = 1 }}]\n"
+    ));
+    assert_eq!(field, "select.emission_reduction_list");
+    let (_, field) = field_err("[[rule]]\nid = \"x\"\nkind = \"composite\"\nseverity = \"alarm\"\nmode = \"all\"\nmembers = [{ quantity = \"flow\", below_limit = \"low\" }]\n");
+    assert_eq!(field, "members[0].below_limit");
+}

@@ -419,10 +419,13 @@ async fn a_rainstorm_orange_tightens_tailings_and_open_pit_levels_and_raises_sev
             &[]
         )]
     );
-    // Under the warning, but no rainstorm linkage for these kinds of site.
+    // Under the warning, but no rainstorm linkage for the points of these kinds of site; the
+    // coal mine has its stop-and-withdraw check (issue 25, golden_rainstorm_pollution.rs).
     assert_eq!(of_site(&events, "chem-01"), Vec::<String>::new());
-    assert_eq!(of_site(&events, "mine-01"), Vec::<String>::new());
-    assert_eq!(events.len(), 21, "{events:#?}");
+    assert!(of_site(&events, "mine-01")
+        .iter()
+        .all(|l| l.contains(" coal.rainstorm.withdraw mine-01/zone:site ")));
+    assert_eq!(events.len(), 21 + 3, "{events:#?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -511,8 +514,8 @@ async fn loading_at_a_hazchem_site_under_a_lightning_yellow_warning_is_an_incide
 #[tokio::test]
 async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressure() {
     let tanks = json!([
-        {"point": "TT-1", "quantity": "temperature", "unit": "°C", "location": "tank_farm"},
-        {"point": "PT-1", "quantity": "pressure", "unit": "kPa", "location": "tank_farm"},
+        {"point": "TT-1", "quantity": "temperature", "unit": "°C", "location": "tank_farm", "limits": {"h": 40.0, "hh": 50.0}},
+        {"point": "PT-1", "quantity": "pressure", "unit": "kPa", "location": "tank_farm", "limits": {"h": 1500.0, "hh": 1600.0}},
         {"point": "TT-R", "quantity": "temperature", "unit": "°C", "location": "reactor"}
     ]);
     let mut s = Script::default();
@@ -520,7 +523,7 @@ async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressur
     s.birth("chem-zz", "hazchem", "410122", 34.76, 113.65, tanks.clone())
         .birth("chem-ay", "hazchem", "410522", 36.10, 114.40, tanks);
     for site in ["chem-zz", "chem-ay"] {
-        // Below the base levels (40 degC, 1500 kPa), past the tightened ones (35 degC, 1400 kPa).
+        // Below the tanks' H settings (40 degC, 1500 kPa), past them 5 degC / 100 kPa lower.
         s.read(site, "TT-1", "2026-07-28T03:00:00Z", json!(37.0))
             .read(site, "PT-1", "2026-07-28T03:00:00Z", json!(1450.0))
             .read(site, "TT-R", "2026-07-28T03:00:00Z", json!(38.0));
@@ -534,13 +537,14 @@ async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressur
     assert_eq!(
         of_site(&events, "chem-zz"),
         vec![
-            // Tighter levels, same severities (no severity step for heat).
+            // The tanks' settings 5 degC / 100 kPa lower, same severities (H: alarm, HH:
+            // critical; no severity step for heat).
             ev(
                 "raised",
                 "hazchem.tank.temperature",
                 "chem-zz",
                 "TT-1",
-                "warning",
+                "alarm",
                 json!(37.0),
                 Some(35.0),
                 at,
@@ -551,7 +555,7 @@ async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressur
                 "hazchem.tank.pressure",
                 "chem-zz",
                 "PT-1",
-                "warning",
+                "alarm",
                 json!(1450.0),
                 Some(1400.0),
                 at,
@@ -562,19 +566,19 @@ async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressur
                 "hazchem.tank.temperature",
                 "chem-zz",
                 "TT-1",
-                "alarm",
+                "critical",
                 json!(46.0),
                 Some(45.0),
                 "2026-07-28T05:00:00.000Z",
                 &[HEAT]
             ),
-            // Expired: the base levels (alarm 50, warning 40 degC; warning 1500 kPa).
+            // Expired: the tanks' own settings (HH 50, H 40 degC; H 1500 kPa).
             ev(
                 "deescalated",
                 "hazchem.tank.temperature",
                 "chem-zz",
                 "TT-1",
-                "warning",
+                "alarm",
                 json!(46.0),
                 Some(40.0),
                 end,
@@ -585,7 +589,7 @@ async fn a_high_temperature_orange_warning_tightens_tank_temperature_and_pressur
                 "hazchem.tank.pressure",
                 "chem-zz",
                 "PT-1",
-                "warning",
+                "alarm",
                 json!(1450.0),
                 Some(1500.0),
                 end,

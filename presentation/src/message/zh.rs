@@ -1,6 +1,6 @@
 //! Messages in Chinese, as a duty officer reads them: "工作面甲烷 1.62 %，达到断电浓度 1.5 %".
 
-use super::{seconds, value_text};
+use super::{limit_name, seconds, value_text};
 use crate::number::num;
 use crate::words::{label_word, place_word, quantity_zh, warning_kind_word, warning_level_word};
 use crate::Language;
@@ -84,13 +84,19 @@ pub(super) fn text(m: &Message) -> String {
             point,
             label,
             longer_than_ms,
+            too_often,
             cleared,
         } => {
             let (what, label) = (subject(point), label_word(label, ZH));
-            match (cleared, longer_than_ms) {
-                (true, _) => format!("{what}不再{label}，已恢复"),
-                (false, Some(ms)) => format!("{what}{label}超过 {} 秒", seconds(*ms)),
-                (false, None) => format!("{what}{label}"),
+            match (cleared, longer_than_ms, too_often) {
+                (true, _, _) => format!("{what}不再{label}，已恢复"),
+                (false, _, Some(o)) => format!(
+                    "{what}{label}：{} 秒内超过 {} 次",
+                    seconds(o.window_ms),
+                    o.max_starts
+                ),
+                (false, Some(ms), None) => format!("{what}{label}超过 {} 秒", seconds(*ms)),
+                (false, None, None) => format!("{what}{label}"),
             }
         }
         Message::ZoneCleared { zone, rule } => {
@@ -118,6 +124,25 @@ pub(super) fn text(m: &Message) -> String {
                 seconds(*within_ms),
                 condition(proof),
                 still_not.join("、")
+            )
+        }
+        Message::ZoneUnequipped {
+            zone,
+            rule,
+            points,
+            missing,
+        } => {
+            let points: Vec<&str> = points.iter().map(|p| p.as_str()).collect();
+            let missing: Vec<String> = missing
+                .iter()
+                .map(|q| {
+                    quantity_zh(q).map_or_else(|| q.as_str().replace('_', " "), str::to_string)
+                })
+                .collect();
+            format!(
+                "区域 {zone}：{} 旁无{}测点（规则 {rule} 无法校验），配置不完整",
+                points.join("、"),
+                missing.join("或")
             )
         }
         Message::Warning {
@@ -223,6 +248,8 @@ fn condition(c: &Condition) -> String {
             "存在规则 {rule} 的{}及以上告警",
             crate::words::severity_word(*min_severity, ZH)
         ),
+        Condition::BelowLimit { limit } => format!("低于其{}设定值", limit_name(*limit)),
+        Condition::Present => "存在".to_string(),
     }
 }
 
