@@ -5,43 +5,11 @@
 
 mod golden;
 
-use golden::{after, of_rule, of_site, Ev, Script};
+use golden::{ev, of_rule, of_site, t, Script};
 use serde_json::{json, Value};
-
-const T0: &str = "2026-11-28T02:00:00Z";
-
-fn t(secs: i64) -> String {
-    after(T0, secs)
-}
 
 fn hazchem() -> Value {
     json!({"category": "hazchem"})
-}
-
-/// An expected event of `rule` at `site` about `subject`, `secs` after T0, shaped by no warning.
-#[allow(clippy::too_many_arguments)]
-fn ev(
-    event: &str,
-    rule: &str,
-    site: &str,
-    subject: &str,
-    severity: &str,
-    value: Value,
-    threshold: Option<f64>,
-    secs: i64,
-) -> String {
-    Ev {
-        event,
-        rule,
-        site,
-        subject,
-        severity,
-        value,
-        threshold,
-        at: t(secs),
-        warnings: &[],
-    }
-    .line()
 }
 
 /// Readings of one point: (seconds after T0, value).

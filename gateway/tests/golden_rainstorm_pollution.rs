@@ -6,7 +6,7 @@
 
 mod golden;
 
-use golden::{cap, of_rule, of_site, Ev, Script};
+use golden::{cap, ev, of_rule, of_site, Script};
 use serde_json::{json, Value};
 
 const ORANGE: &str = "41050041600000_20260728100000/11B03";
@@ -23,18 +23,16 @@ fn a_point() -> Value {
 
 /// A site rule's event (subject: the zone `site`, no value, no threshold).
 fn site_ev(event: &str, rule: &str, site: &str, severity: &str, at: &str, w: &[&str]) -> String {
-    Ev {
+    ev(
         event,
         rule,
         site,
-        subject: "zone:site",
+        "zone:site",
         severity,
-        value: Value::Null,
-        threshold: None,
-        at: at.to_string(),
-        warnings: w,
-    }
-    .line()
+        Value::Null,
+        None,
+        (at, w),
+    )
 }
 
 #[tokio::test]

@@ -5,43 +5,11 @@
 
 mod golden;
 
-use golden::{after, of_rule, of_site, Ev, Script};
+use golden::{assert_sites, ev, of_rule, of_site, t, Script};
 use serde_json::{json, Value};
-
-const T0: &str = "2026-11-28T02:00:00Z";
-
-fn t(secs: i64) -> String {
-    after(T0, secs)
-}
 
 fn coal() -> Value {
     json!({"category": "coal_mine"})
-}
-
-/// An expected event of `rule` at `site` about `subject`, `secs` after T0, shaped by no warning.
-#[allow(clippy::too_many_arguments)]
-fn ev(
-    event: &str,
-    rule: &str,
-    site: &str,
-    subject: &str,
-    severity: &str,
-    value: Value,
-    threshold: Option<f64>,
-    secs: i64,
-) -> String {
-    Ev {
-        event,
-        rule,
-        site,
-        subject,
-        severity,
-        value,
-        threshold,
-        at: t(secs),
-        warnings: &[],
-    }
-    .line()
 }
 
 /// One point per site, read at 10 s steps; returns the events expected of `rule` there:
@@ -139,14 +107,7 @@ async fn carbon_dioxide_above_each_level_of_the_regulation_and_back() {
             one_point_steps(&mut s, &site, point, rule, 100 * i as i64, &steps),
         ));
     }
-    let events = s.replay().await;
-    for (site, lines) in &want {
-        assert_eq!(&of_site(&events, site), lines, "{site}");
-    }
-    assert_eq!(
-        events.len(),
-        want.iter().map(|(_, l)| l.len()).sum::<usize>()
-    );
+    assert_sites(&s.replay().await, &want);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -241,14 +202,7 @@ async fn every_row_of_the_wind_speed_table_at_and_past_its_minimum_and_maximum_a
             one_point_steps(&mut s, &site, point, rule, 100 * i as i64, &steps),
         ));
     }
-    let events = s.replay().await;
-    for (site, lines) in &want {
-        assert_eq!(&of_site(&events, site), lines, "{site}");
-    }
-    assert_eq!(
-        events.len(),
-        want.iter().map(|(_, l)| l.len()).sum::<usize>()
-    );
+    assert_sites(&s.replay().await, &want);
 }
 
 // ---------------------------------------------------------------------------------------

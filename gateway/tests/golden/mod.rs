@@ -10,6 +10,14 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The start of the scripts that count time in seconds.
+pub const T0: &str = "2026-11-28T02:00:00Z";
+
+/// `secs` after [`T0`], as the output writes times.
+pub fn t(secs: i64) -> String {
+    after(T0, secs)
+}
+
 /// `secs` after `t0` (RFC 3339), as the output writes times (`2026-11-28T02:00:10.000Z`).
 pub fn after(t0: &str, secs: i64) -> String {
     let t0: DateTime<Utc> = t0.parse().unwrap();
@@ -27,6 +35,11 @@ pub fn cap(name: &str) -> Value {
     json!({"topic": "hrs/v1/weather/cap", "payload": xml})
 }
 
+/// A CENC earthquake document (its `shuju` items) as an input line.
+pub fn cenc(items: Value) -> Value {
+    json!({"topic": "hrs/v1/weather/cenc", "payload": {"shuju": items}})
+}
+
 /// Input lines for `gateway replay`, one agent (`edge`) per site, seqs counted per site.
 #[derive(Default)]
 pub struct Script {
@@ -42,6 +55,30 @@ impl Script {
             "payload": {"agent": "edge", "site": site, "points": points}}),
         );
         self
+    }
+
+    /// A birth whose site block names the category only.
+    pub fn birth_of(&mut self, site_id: &str, category: &str, points: Value) -> &mut Self {
+        self.birth(site_id, json!({ "category": category }), points)
+    }
+
+    /// A birth of a site with a region and a position.
+    pub fn birth_in(
+        &mut self,
+        site_id: &str,
+        category: &str,
+        region: &str,
+        lat: f64,
+        lon: f64,
+        points: Value,
+    ) -> &mut Self {
+        let site = json!({"category": category, "region": region, "lat": lat, "lon": lon});
+        self.birth(site_id, site, points)
+    }
+
+    /// One reading `secs` after [`T0`].
+    pub fn read_at(&mut self, site: &str, point: &str, secs: i64, value: Value) -> &mut Self {
+        self.read(site, point, &t(secs), value)
     }
 
     /// One reading at `ts` (RFC 3339).
@@ -94,35 +131,48 @@ pub fn line(e: &Value) -> String {
     )
 }
 
-/// An expected event, by hand: what caused it (`value`, `threshold`) and when (`at` as the
-/// output writes it).
-pub struct Ev<'a> {
-    pub event: &'a str,
-    pub rule: &'a str,
-    pub site: &'a str,
-    pub subject: &'a str,
-    pub severity: &'a str,
-    pub value: Value,
-    pub threshold: Option<f64>,
-    pub at: String,
-    pub warnings: &'a [&'a str],
+/// When an expected event happens and which warnings shaped it: `secs` after [`T0`] (no
+/// warning), or a time as the output writes it (`2026-07-28T02:00:00.000Z`) with warning ids.
+pub trait At {
+    fn at_and_warnings(&self) -> (String, Value);
 }
 
-impl Ev<'_> {
-    pub fn line(&self) -> String {
-        format!(
-            "{} {} {}/{} {} v={} th={} @{} w={}",
-            self.event,
-            self.rule,
-            self.site,
-            self.subject,
-            self.severity,
-            self.value,
-            self.threshold.map_or(Value::Null, |x| json!(x)),
-            self.at,
-            json!(self.warnings)
-        )
+impl At for i64 {
+    fn at_and_warnings(&self) -> (String, Value) {
+        (t(*self), json!([]))
     }
+}
+
+impl At for (&str, &[&str]) {
+    fn at_and_warnings(&self) -> (String, Value) {
+        (self.0.to_string(), json!(self.1))
+    }
+}
+
+impl<const N: usize> At for (&str, &[&str; N]) {
+    fn at_and_warnings(&self) -> (String, Value) {
+        (self.0, self.1.as_slice()).at_and_warnings()
+    }
+}
+
+/// An expected event, by hand, as one line: what caused it (`value`, `threshold`), when and
+/// under which warnings.
+#[allow(clippy::too_many_arguments)]
+pub fn ev(
+    event: &str,
+    rule: &str,
+    site: &str,
+    subject: &str,
+    severity: &str,
+    value: Value,
+    threshold: Option<f64>,
+    at: impl At,
+) -> String {
+    let (at, warnings) = at.at_and_warnings();
+    let threshold = threshold.map_or(Value::Null, |x| json!(x));
+    format!(
+        "{event} {rule} {site}/{subject} {severity} v={value} th={threshold} @{at} w={warnings}"
+    )
 }
 
 /// The events of one site, as lines.
@@ -132,6 +182,15 @@ pub fn of_site(events: &[Value], site: &str) -> Vec<String> {
         .filter(|e| e["site"] == site)
         .map(line)
         .collect()
+}
+
+/// Each site's events are the lines expected of it, and there are no others.
+pub fn assert_sites(events: &[Value], want: &[(String, Vec<String>)]) {
+    for (site, lines) in want {
+        assert_eq!(&of_site(events, site), lines, "{site}");
+    }
+    let n: usize = want.iter().map(|(_, l)| l.len()).sum();
+    assert_eq!(events.len(), n, "no other events");
 }
 
 /// The events of one site and rule, as lines.
