@@ -5,7 +5,7 @@
 
 mod golden;
 
-use golden::{ev, of_rule, of_site, t, Script};
+use golden::{cause, of_rule, of_site, t, Script};
 use serde_json::{json, Value};
 
 fn hazchem() -> Value {
@@ -13,9 +13,16 @@ fn hazchem() -> Value {
 }
 
 /// Readings of one point: (seconds after T0, value).
-fn reads(s: &mut Script, site: &str, point: &str, steps: &[(i64, Value)]) {
-    for (secs, v) in steps {
-        s.read(site, point, &t(*secs), v.clone());
+/// Readings of one point: the first `start` seconds after T0, then one every `step` seconds.
+fn reads<V: serde::Serialize>(
+    s: &mut Script,
+    site: &str,
+    point: &str,
+    (start, step): (i64, i64),
+    values: &[V],
+) {
+    for (k, v) in values.iter().enumerate() {
+        s.read(site, point, &t(start + step * k as i64), json!(v));
     }
 }
 
@@ -34,35 +41,13 @@ async fn a_key_process_point_past_its_own_h_hh_l_and_ll_settings_and_back() {
         ]),
     );
     // 100 s apart: slower than the runaway rate (5 °C within 60 s).
-    reads(
-        &mut s,
-        "chem-r3",
-        "TT-R3",
-        &[
-            (0, json!(50.0)),
-            (100, json!(80.0)),
-            (200, json!(90.0)),
-            (300, json!(85.0)),
-            (400, json!(79.0)),
-            (500, json!(10.0)),
-            (600, json!(9.0)),
-            (700, json!(25.0)),
-        ],
-    );
-    reads(&mut s, "chem-r3", "PT-R3", &[(0, json!(99999.0))]);
+    let values = [50.0, 80.0, 90.0, 85.0, 79.0, 10.0, 9.0, 25.0];
+    reads(&mut s, "chem-r3", "TT-R3", (0, 100), &values);
+    reads(&mut s, "chem-r3", "PT-R3", (0, 0), &[99999.0]);
     let rule = "process.limits";
-    let ev = |event, severity, v: f64, th: f64, secs| {
-        ev(
-            event,
-            rule,
-            "chem-r3",
-            "TT-R3",
-            severity,
-            json!(v),
-            Some(th),
-            secs,
-        )
-    };
+    let point = cause(rule, "chem-r3", "TT-R3");
+    let ev =
+        |event, severity, v: f64, th: f64, secs| point(event, severity, json!(v), Some(th), secs);
     let want = vec![
         ev("raised", "alarm", 80.0, 80.0, 100),       // at H
         ev("escalated", "critical", 90.0, 90.0, 200), // at HH
@@ -83,39 +68,14 @@ async fn a_reactor_temperature_rising_5_degrees_within_a_minute_is_a_possible_ru
         hazchem(),
         json!([{"point": "TT-R4", "quantity": "temperature", "unit": "°C", "location": "reactor"}]),
     );
-    reads(
-        &mut s,
-        "chem-r4",
-        "TT-R4",
-        &[
-            (0, json!(60.0)),
-            (30, json!(62.0)),
-            (50, json!(65.5)),  // 5.5 °C within 50 s
-            (200, json!(65.5)), // steady: no rise within the window
-        ],
-    );
-    let rule = "process.reactor.temperature_rise";
+    s.read("chem-r4", "TT-R4", &t(0), json!(60.0))
+        .read("chem-r4", "TT-R4", &t(30), json!(62.0))
+        .read("chem-r4", "TT-R4", &t(50), json!(65.5)) // 5.5 °C within 50 s
+        .read("chem-r4", "TT-R4", &t(200), json!(65.5)); // steady: no rise within the window
+    let rate = cause("process.reactor.temperature_rise", "chem-r4", "TT-R4");
     let want = vec![
-        ev(
-            "raised",
-            rule,
-            "chem-r4",
-            "TT-R4",
-            "alarm",
-            json!(65.5),
-            Some(5.0),
-            50,
-        ),
-        ev(
-            "cleared",
-            rule,
-            "chem-r4",
-            "TT-R4",
-            "alarm",
-            json!(65.5),
-            None,
-            200,
-        ),
+        rate("raised", "alarm", json!(65.5), Some(5.0), 50),
+        rate("cleared", "alarm", json!(65.5), None, 200),
     ];
     assert_eq!(of_site(&s.replay().await, "chem-r4"), want);
 }
@@ -139,49 +99,13 @@ async fn cooling_or_feed_flow_below_its_ll_while_the_reactor_runs() {
         .read("chem-r5", "FC-R5", &t(20), json!(10.0)) // cooling back
         .read("chem-r5", "FF-R5", &t(30), json!(0.5)) // feed lost
         .read("chem-r5", "RUN-R5", &t(40), json!(false)); // stopped
-    let cooling = "process.reactor.cooling_lost";
-    let feed = "process.reactor.feed_lost";
+    let cooling = cause("process.reactor.cooling_lost", "chem-r5", "zone:R5(RUN-R5)");
+    let feed = cause("process.reactor.feed_lost", "chem-r5", "zone:R5(FF-R5)");
     let want = vec![
-        ev(
-            "raised",
-            cooling,
-            "chem-r5",
-            "zone:R5(RUN-R5)",
-            "critical",
-            json!(true),
-            None,
-            10,
-        ),
-        ev(
-            "cleared",
-            cooling,
-            "chem-r5",
-            "zone:R5(RUN-R5)",
-            "critical",
-            json!(true),
-            None,
-            20,
-        ),
-        ev(
-            "raised",
-            feed,
-            "chem-r5",
-            "zone:R5(FF-R5)",
-            "alarm",
-            json!(0.5),
-            None,
-            30,
-        ),
-        ev(
-            "cleared",
-            feed,
-            "chem-r5",
-            "zone:R5(FF-R5)",
-            "alarm",
-            json!(0.5),
-            None,
-            40,
-        ),
+        cooling("raised", "critical", json!(true), None, 10),
+        cooling("cleared", "critical", json!(true), None, 20),
+        feed("raised", "alarm", json!(0.5), None, 30),
+        feed("cleared", "alarm", json!(0.5), None, 40),
     ];
     assert_eq!(of_site(&s.replay().await, "chem-r5"), want);
 }
@@ -198,44 +122,18 @@ async fn a_key_process_interlock_bypassed_too_often_or_too_long_is_critical_and_
             {"point": "IL-G", "quantity": "interlock_bypass", "unit": "bool"}
         ]),
     );
-    reads(
-        &mut s,
-        "chem-il",
-        "IL-P",
-        &[
-            (0, json!(false)),
-            (10, json!(true)), // first bypass
-            (20, json!(false)),
-            (30, json!(true)), // second
-            (40, json!(false)),
-            (50, json!(true)), // third within 24 h: too often
-            (60, json!(false)),
-        ],
-    );
-    reads(
-        &mut s,
-        "chem-il",
-        "IL-G",
-        &[(0, json!(false)), (10, json!(true)), (20, json!(false))],
-    );
+    // Bypassed at 10, 30 and 50 s: the third within 24 h is too often.
+    let bypasses = [false, true, false, true, false, true, false];
+    reads(&mut s, "chem-il", "IL-P", (0, 10), &bypasses);
+    reads(&mut s, "chem-il", "IL-G", (0, 10), &[false, true, false]);
     // A day later the earlier bypasses are out of the window; this one lasts past 4 h.
     s.read("chem-il", "IL-P", &t(100_000), json!(true))
         .read("chem-il", "IL-G", &t(100_000 + H4 + 5), json!(false)) // the clock passes 4 h
         .read("chem-il", "IL-P", &t(100_000 + H4 + 10), json!(false));
     let events = s.replay().await;
     let rule = "process.interlock.bypass";
-    let ev_p = |event, severity, v: bool, secs| {
-        ev(
-            event,
-            rule,
-            "chem-il",
-            "IL-P",
-            severity,
-            json!(v),
-            None,
-            secs,
-        )
-    };
+    let point = cause(rule, "chem-il", "IL-P");
+    let ev_p = |event, severity, v: bool, secs| point(event, severity, json!(v), None, secs);
     assert_eq!(
         of_rule(&events, "chem-il", rule),
         vec![
@@ -250,30 +148,12 @@ async fn a_key_process_interlock_bypassed_too_often_or_too_long_is_critical_and_
             ev_p("cleared", "critical", false, 100_000 + H4 + 10),
         ]
     );
-    let general = "interlock.bypass";
+    let general = cause("interlock.bypass", "chem-il", "IL-G");
     assert_eq!(
-        of_rule(&events, "chem-il", general),
+        of_rule(&events, "chem-il", "interlock.bypass"),
         vec![
-            ev(
-                "raised",
-                general,
-                "chem-il",
-                "IL-G",
-                "warning",
-                json!(true),
-                None,
-                10
-            ),
-            ev(
-                "cleared",
-                general,
-                "chem-il",
-                "IL-G",
-                "warning",
-                json!(false),
-                None,
-                20
-            ),
+            general("raised", "warning", json!(true), None, 10),
+            general("cleared", "warning", json!(false), None, 20),
         ],
         "the key-process interlock has one incident, not two"
     );
@@ -305,42 +185,19 @@ async fn major_hazard_tanks_past_their_own_level_temperature_and_pressure_settin
         &mut s,
         "chem-tank",
         "LT-1",
-        &[
-            (0, json!(17.9)),
-            (10, json!(18.0)),
-            (20, json!(19.0)),
-            (30, json!(17.9)),
-        ],
+        (0, 10),
+        &[17.9, 18.0, 19.0, 17.9],
     );
-    reads(
-        &mut s,
-        "chem-tank",
-        "TT-1",
-        &[(40, json!(45.0)), (50, json!(39.0))],
-    );
-    reads(
-        &mut s,
-        "chem-tank",
-        "PT-1",
-        &[(60, json!(1600.0)), (70, json!(1499.0))],
-    );
-    reads(&mut s, "chem-tank", "PT-2", &[(80, json!(5000.0))]);
+    reads(&mut s, "chem-tank", "TT-1", (40, 10), &[45.0, 39.0]);
+    reads(&mut s, "chem-tank", "PT-1", (60, 10), &[1600.0, 1499.0]);
+    reads(&mut s, "chem-tank", "PT-2", (80, 0), &[5000.0]);
     let (level, temp, pressure) = (
         "hazchem.tank.level",
         "hazchem.tank.temperature",
         "hazchem.tank.pressure",
     );
     let ev = |event, rule, point, severity, v: f64, th: f64, secs| {
-        ev(
-            event,
-            rule,
-            "chem-tank",
-            point,
-            severity,
-            json!(v),
-            Some(th),
-            secs,
-        )
+        cause(rule, "chem-tank", point)(event, severity, json!(v), Some(th), secs)
     };
     let want = vec![
         ev("raised", level, "LT-1", "alarm", 18.0, 18.0, 10),

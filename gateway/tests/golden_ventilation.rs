@@ -5,7 +5,7 @@
 
 mod golden;
 
-use golden::{assert_sites, ev, of_rule, of_site, t, Script};
+use golden::{assert_sites, cause, of_rule, of_site, t, Script};
 use serde_json::{json, Value};
 
 fn coal() -> Value {
@@ -25,22 +25,14 @@ fn one_point_steps(
     steps: &[Step],
 ) -> Vec<String> {
     let id = point["point"].as_str().unwrap().to_string();
+    let expect = cause(rule, site, &id);
     s.birth(site, coal(), json!([point]));
     let mut want = Vec::new();
     for (k, (v, e)) in steps.iter().enumerate() {
         let secs = start + 10 * k as i64;
         s.read(site, &id, &t(secs), json!(v));
         if let Some((event, severity, th)) = e {
-            want.push(ev(
-                event,
-                rule,
-                site,
-                &id,
-                severity,
-                json!(v),
-                Some(*th),
-                secs,
-            ));
+            want.push(expect(event, severity, json!(v), Some(*th), secs));
         }
     }
     want
@@ -209,44 +201,36 @@ async fn every_row_of_the_wind_speed_table_at_and_past_its_minimum_and_maximum_a
 // Air temperature: faces above 26 °C (shorter hours) and 30 °C (stop work); chambers of
 // electrical equipment above 30 °C and 34 °C.
 
+/// (rule, location, shorten-the-hours level °C, stop-work level °C), by hand (art. 655).
+const TEMPERATURE_TABLE: [(&str, &str, f64, f64); 4] = [
+    ("coal.temperature.face", "working_face", 26.0, 30.0),
+    ("coal.temperature.face", "rock_heading", 26.0, 30.0),
+    ("coal.temperature.machine_room", "machine_room", 30.0, 34.0),
+    ("coal.temperature.machine_room", "substation", 30.0, 34.0),
+];
+
 #[tokio::test]
-async fn air_temperature_of_faces_and_machine_rooms() {
+async fn air_temperature_of_faces_and_machine_rooms_past_each_level_and_back() {
     let mut s = Script::default();
-    let face = json!({"point": "T-1", "quantity": "temperature", "unit": "°C", "location": "rock_heading"});
-    let rule = "coal.temperature.face";
-    let face_want = one_point_steps(
-        &mut s,
-        "temp-face",
-        face,
-        rule,
-        0,
-        &[
-            (26.0, None),
-            (26.5, Some(("raised", "warning", 26.0))),
-            (30.0, None),
-            (30.5, Some(("escalated", "alarm", 30.0))),
-            (29.0, Some(("deescalated", "warning", 26.0))),
-            (26.0, Some(("cleared", "warning", 26.0))),
-        ],
-    );
-    let room = json!({"point": "T-2", "quantity": "temperature", "unit": "°C", "location": "machine_room"});
-    let rule = "coal.temperature.machine_room";
-    let room_want = one_point_steps(
-        &mut s,
-        "temp-room",
-        room,
-        rule,
-        100,
-        &[
-            (30.0, None),
-            (30.5, Some(("raised", "warning", 30.0))),
-            (34.5, Some(("escalated", "alarm", 34.0))),
-            (30.0, Some(("cleared", "alarm", 34.0))),
-        ],
-    );
-    let events = s.replay().await;
-    assert_eq!(of_site(&events, "temp-face"), face_want);
-    assert_eq!(of_site(&events, "temp-room"), room_want);
+    let mut want = Vec::new();
+    for (i, (rule, loc, shorten, stop)) in TEMPERATURE_TABLE.into_iter().enumerate() {
+        let site = format!("temp-{}", loc.replace('_', "-"));
+        let point =
+            json!({"point": "T-1", "quantity": "temperature", "unit": "°C", "location": loc});
+        let steps: Vec<Step> = vec![
+            (shorten, None), // "exceeds": at the level nothing
+            (shorten + 0.5, Some(("raised", "warning", shorten))),
+            (stop, None),
+            (stop + 0.5, Some(("escalated", "alarm", stop))),
+            (stop - 1.0, Some(("deescalated", "warning", shorten))),
+            (shorten, Some(("cleared", "warning", shorten))),
+        ];
+        want.push((
+            site.clone(),
+            one_point_steps(&mut s, &site, point, rule, 100 * i as i64, &steps),
+        ));
+    }
+    assert_sites(&s.replay().await, &want);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -274,59 +258,16 @@ async fn a_stopped_main_fan_is_critical_and_a_stopped_local_fan_must_cut_its_zon
         .read("m-fan", "FEED-H1", &t(71), json!(false)) // 61 s: the lockout failed (at 70 s)
         .read("m-fan", "FEED-H1", &t(90), json!(true)) // cut at last
         .read("m-fan", "FAN-L", &t(100), json!(true));
-    let ev = |event, rule, subject, severity, value: Value, secs| {
-        ev(event, rule, "m-fan", subject, severity, value, None, secs)
-    };
-    let lockout = "coal.fan.local_lockout_failure";
+    let main = cause("coal.fan.main_stopped", "m-fan", "FAN-M");
+    let local = cause("coal.fan.local_stopped", "m-fan", "FAN-L");
+    let lockout = cause("coal.fan.local_lockout_failure", "m-fan", "zone:H1(FAN-L)");
     let want = vec![
-        ev(
-            "raised",
-            "coal.fan.main_stopped",
-            "FAN-M",
-            "critical",
-            json!(false),
-            5,
-        ),
-        ev(
-            "cleared",
-            "coal.fan.main_stopped",
-            "FAN-M",
-            "critical",
-            json!(true),
-            8,
-        ),
-        ev(
-            "raised",
-            "coal.fan.local_stopped",
-            "FAN-L",
-            "alarm",
-            json!(false),
-            10,
-        ),
-        ev(
-            "raised",
-            lockout,
-            "zone:H1(FAN-L)",
-            "critical",
-            json!(false),
-            70,
-        ),
-        ev(
-            "cleared",
-            lockout,
-            "zone:H1(FAN-L)",
-            "critical",
-            json!(false),
-            90,
-        ),
-        ev(
-            "cleared",
-            "coal.fan.local_stopped",
-            "FAN-L",
-            "alarm",
-            json!(true),
-            100,
-        ),
+        main("raised", "critical", json!(false), None, 5),
+        main("cleared", "critical", json!(true), None, 8),
+        local("raised", "alarm", json!(false), None, 10),
+        lockout("raised", "critical", json!(false), None, 70),
+        lockout("cleared", "critical", json!(false), None, 90),
+        local("cleared", "alarm", json!(true), None, 100),
     ];
     assert_eq!(of_site(&s.replay().await, "m-fan"), want);
 }
@@ -352,50 +293,14 @@ async fn a_power_off_command_whose_feed_stays_live_and_a_feed_off_without_a_comm
         .read("m-feed", "FEED-1201", &t(50), json!(true)) // executed at last
         .read("m-feed", "CMD-1201", &t(60), json!(false)) // command ends, feed stays off
         .read("m-feed", "FEED-1201", &t(70), json!(false)); // power back
-    let not_executed = "coal.feed.command_not_executed";
-    let off = "coal.feed.off_without_command";
     let z = "zone:1201(CMD-1201)";
+    let not_executed = cause("coal.feed.command_not_executed", "m-feed", z);
+    let off = cause("coal.feed.off_without_command", "m-feed", z);
     let want = vec![
-        ev(
-            "raised",
-            not_executed,
-            "m-feed",
-            z,
-            "critical",
-            json!(true),
-            None,
-            40,
-        ),
-        ev(
-            "cleared",
-            not_executed,
-            "m-feed",
-            z,
-            "critical",
-            json!(true),
-            None,
-            50,
-        ),
-        ev(
-            "raised",
-            off,
-            "m-feed",
-            z,
-            "warning",
-            json!(false),
-            None,
-            60,
-        ),
-        ev(
-            "cleared",
-            off,
-            "m-feed",
-            z,
-            "warning",
-            json!(false),
-            None,
-            70,
-        ),
+        not_executed("raised", "critical", json!(true), None, 40),
+        not_executed("cleared", "critical", json!(true), None, 50),
+        off("raised", "warning", json!(false), None, 60),
+        off("cleared", "warning", json!(false), None, 70),
     ];
     assert_eq!(of_site(&s.replay().await, "m-feed"), want);
 }
@@ -430,19 +335,19 @@ async fn a_methane_zone_without_a_power_cut_point_raises_the_configuration_incid
         ]),
     );
     let rule = "coal.ch4.zone_without_power_cut";
-    let z = "zone:1202(CH4-201)";
+    let config = cause(rule, "m-cfg", "zone:1202(CH4-201)");
     let events = s.replay().await;
     let want = vec![
         // At the birth (the replay clock starts at the first reading's time): no value yet.
-        ev("raised", rule, "m-cfg", z, "alarm", Value::Null, None, 0),
-        ev("cleared", rule, "m-cfg", z, "alarm", json!(0.3), None, 100),
+        config("raised", "alarm", Value::Null, None, 0),
+        config("cleared", "alarm", json!(0.3), None, 100),
     ];
     assert_eq!(of_rule(&events, "m-cfg", rule), want);
     assert_eq!(of_site(&events, "m-cfg"), want, "nothing else");
     let raised = events.iter().find(|e| e["event"] == "raised").unwrap();
     assert_eq!(
         raised["message"],
-        "zone 1202: no power cut point beside CH4-201 (coal.ch4.zone_without_power_cut cannot check it): configuration incomplete"
+        "zone 1202: no power cut point beside CH4-201: configuration incomplete, its power cannot be proven cut"
     );
 }
 

@@ -175,6 +175,18 @@ pub fn ev(
     )
 }
 
+/// The expected events of one cause, `rule` at `site` about `subject`: a function of the
+/// event, the severity, the value and threshold that caused it and the seconds after [`T0`].
+pub fn cause<'a>(
+    rule: &'a str,
+    site: &'a str,
+    subject: &'a str,
+) -> impl Fn(&str, &str, Value, Option<f64>, i64) -> String + 'a {
+    move |event, severity, value, threshold, secs| {
+        ev(event, rule, site, subject, severity, value, threshold, secs)
+    }
+}
+
 /// The events of one site, as lines.
 pub fn of_site(events: &[Value], site: &str) -> Vec<String> {
     events

@@ -1,6 +1,6 @@
 //! Messages in English, e.g. "CH4 1.62 % >= power-off level 1.5 % at working face".
 
-use super::{limit_name, seconds, value_text};
+use super::{joined, limit_name, seconds, value_text};
 use crate::number::num;
 use crate::words::warning_level_word;
 use crate::Language;
@@ -130,21 +130,14 @@ pub(super) fn text(m: &Message) -> String {
         }
         Message::ZoneUnequipped {
             zone,
-            rule,
             points,
             missing,
-        } => {
-            let points: Vec<&str> = points.iter().map(|p| p.as_str()).collect();
-            let missing: Vec<String> = missing
-                .iter()
-                .map(|q| q.as_str().replace('_', " "))
-                .collect();
-            format!(
-                "zone {zone}: no {} point beside {} ({rule} cannot check it): configuration incomplete",
-                missing.join(" or "),
-                points.join(", ")
-            )
-        }
+            ..
+        } => format!(
+            "zone {zone}: no {} point beside {}: configuration incomplete, its power cannot be proven cut",
+            joined(missing, |q| q.as_str().replace('_', " "), " or "),
+            joined(points, |p| p.to_string(), ", ")
+        ),
         Message::Warning {
             label,
             warnings,

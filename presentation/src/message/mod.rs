@@ -40,3 +40,8 @@ fn limit_name(k: LimitKey) -> &'static str {
         LimitKey::Ll => "LL",
     }
 }
+
+/// Items named by `name`, joined by `sep`.
+fn joined<T>(items: &[T], name: impl Fn(&T) -> String, sep: &str) -> String {
+    items.iter().map(name).collect::<Vec<_>>().join(sep)
+}

@@ -1,6 +1,6 @@
 //! Messages in Chinese, as a duty officer reads them: "工作面甲烷 1.62 %，达到断电浓度 1.5 %".
 
-use super::{limit_name, seconds, value_text};
+use super::{joined, limit_name, seconds, value_text};
 use crate::number::num;
 use crate::words::{label_word, place_word, quantity_zh, warning_kind_word, warning_level_word};
 use crate::Language;
@@ -132,18 +132,13 @@ pub(super) fn text(m: &Message) -> String {
             points,
             missing,
         } => {
-            let points: Vec<&str> = points.iter().map(|p| p.as_str()).collect();
-            let missing: Vec<String> = missing
-                .iter()
-                .map(|q| {
-                    quantity_zh(q).map_or_else(|| q.as_str().replace('_', " "), str::to_string)
-                })
-                .collect();
-            format!(
-                "区域 {zone}：{} 旁无{}测点（规则 {rule} 无法校验），配置不完整",
-                points.join("、"),
-                missing.join("或")
-            )
+            let missing = joined(
+                missing,
+                |q| quantity_zh(q).map_or_else(|| q.as_str().replace('_', " "), str::to_string),
+                "或",
+            );
+            let points = joined(points, |p| p.to_string(), "、");
+            format!("区域 {zone}：{points} 旁无{missing}测点（规则 {rule} 无法校验），配置不完整")
         }
         Message::Warning {
             label,
