@@ -51,7 +51,7 @@ impl Level {
             return Some((self.raise, self.clear));
         };
         let v = spec
-            .and_then(|s| s.limits)
+            .and_then(|s| s.limits.as_ref())
             .and_then(|l| l.get(limit.key))
             .or(Some(self.raise))
             .filter(|v| v.is_finite())?;

@@ -128,22 +128,14 @@ pub struct SiteInfo {
 }
 
 /// A point's own alarm settings, as its control system or point table has them (contract
-/// 1.1): high-high, high, low, low-low. Rules may take their levels from them.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hh: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub h: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub l: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ll: Option<f64>,
-}
+/// 1.1): any of high-high, high, low, low-low (`{"hh": 90, "h": 80}`). Rules may take their
+/// levels from them. An unknown key is refused.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Limits(pub BTreeMap<LimitKey, f64>);
 
 /// One of the four settings of [`Limits`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitKey {
     Hh,
@@ -166,12 +158,7 @@ impl LimitKey {
 
 impl Limits {
     pub fn get(&self, key: LimitKey) -> Option<f64> {
-        match key {
-            LimitKey::Hh => self.hh,
-            LimitKey::H => self.h,
-            LimitKey::L => self.l,
-            LimitKey::Ll => self.ll,
-        }
+        self.0.get(&key).copied()
     }
 }
 

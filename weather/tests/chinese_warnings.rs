@@ -231,13 +231,9 @@ fn the_rule_engine_view() {
 
 #[test]
 fn a_city_heavy_pollution_red_warning_without_a_cma_code() {
-    let ws = warnings("cn_heavy_pollution_red_410500.xml");
-    assert_eq!(
-        ws.len(),
-        1,
-        "the Chinese and English blocks are one warning"
-    );
-    let w = &ws[0];
+    let [w] = &warnings("cn_heavy_pollution_red_410500.xml")[..] else {
+        panic!("the Chinese and English blocks are one warning");
+    };
     assert_eq!(w.kind, "heavy_pollution");
     assert_eq!(w.level, WarningLevel::Red);
     assert_eq!(w.code, None);

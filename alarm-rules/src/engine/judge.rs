@@ -410,7 +410,7 @@ impl World<'_> {
                     && rule.matches(&self.rules[b.rule as usize].id)
             }),
             PointCondition::BelowLimit(k) => {
-                let limit = pt.spec.as_deref().and_then(|s| s.limits?.get(*k));
+                let limit = pt.spec.as_deref().and_then(|s| s.limits.as_ref()?.get(*k));
                 judgeable && limit.is_some_and(|l| pt.value.as_f64().is_some_and(|v| v < l))
             }
             PointCondition::Present => true,

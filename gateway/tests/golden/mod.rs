@@ -95,15 +95,16 @@ impl Script {
         self
     }
 
+    /// The script through `gateway replay` (messages in English): its output events.
     pub async fn replay(&self) -> Vec<Value> {
         let input: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
         let mut out = Vec::new();
-        gateway::app::replay::replay(input.as_bytes(), None, presentation::Language::En, &mut out)
+        let language = presentation::Language::En;
+        gateway::app::replay::replay(input.as_bytes(), None, language, &mut out)
             .await
-            .unwrap();
-        String::from_utf8(out)
-            .unwrap()
-            .lines()
+            .expect("replay");
+        let text = String::from_utf8(out).expect("UTF-8 output");
+        text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
