@@ -12,28 +12,33 @@ fn coal() -> Value {
     json!({"category": "coal_mine"})
 }
 
-/// One point per site, read at 10 s steps; returns the events expected of `rule` there:
-/// `steps` are (value, Some((event, severity, threshold))) or (value, None).
+/// A reading and the event it must cause: (value, Some((event, severity, threshold))) or
+/// (value, None).
 type Step = (f64, Option<(&'static str, &'static str, f64)>);
 
-fn one_point_steps(
+/// One site per row, each with one point of `quantity` (in `unit`) at the row's location read
+/// every 10 s through the row's steps; the events each site must give, by hand.
+fn one_site_per_row(
     s: &mut Script,
-    site: &str,
-    point: Value,
-    rule: &str,
-    start: i64,
-    steps: &[Step],
-) -> Vec<String> {
-    let id = point["point"].as_str().unwrap().to_string();
-    let expect = cause(rule, site, &id);
-    s.birth(site, coal(), json!([point]));
+    (quantity, unit): (&str, &str),
+    rows: Vec<(&str, &str, Vec<Step>)>,
+) -> Vec<(String, Vec<String>)> {
     let mut want = Vec::new();
-    for (k, (v, e)) in steps.iter().enumerate() {
-        let secs = start + 10 * k as i64;
-        s.read(site, &id, &t(secs), json!(v));
-        if let Some((event, severity, th)) = e {
-            want.push(expect(event, severity, json!(v), Some(*th), secs));
+    for (i, (rule, location, steps)) in rows.into_iter().enumerate() {
+        let site = format!("{quantity}-{i}-{}", location.replace('_', "-"));
+        let expect = cause(rule, &site, "P-1");
+        let point =
+            json!({"point": "P-1", "quantity": quantity, "unit": unit, "location": location});
+        s.birth(&site, coal(), json!([point]));
+        let mut lines = Vec::new();
+        for (k, (v, e)) in steps.iter().enumerate() {
+            let secs = 100 * i as i64 + 10 * k as i64;
+            s.read(&site, "P-1", &t(secs), json!(v));
+            if let Some((event, severity, th)) = e {
+                lines.push(expect(event, severity, json!(v), Some(*th), secs));
+            }
         }
+        want.push((site.clone(), lines));
     }
     want
 }
@@ -82,23 +87,21 @@ const CO2_TABLE: [(&str, &str, f64, &str, f64, f64); 5] = [
 
 #[tokio::test]
 async fn carbon_dioxide_above_each_level_of_the_regulation_and_back() {
+    let rows = CO2_TABLE
+        .into_iter()
+        .map(|(rule, loc, level, severity, below, above)| {
+            let steps: Vec<Step> = vec![
+                (below, None),
+                (level, None), // at the level: not above it
+                (above, Some(("raised", severity, level))),
+                (2.0, None),
+                (level, Some(("cleared", severity, level))),
+            ];
+            (rule, loc, steps)
+        })
+        .collect();
     let mut s = Script::default();
-    let mut want = Vec::new();
-    for (i, (rule, loc, level, severity, below, above)) in CO2_TABLE.into_iter().enumerate() {
-        let site = format!("co2-{}", loc.replace('_', "-"));
-        let point = json!({"point": "CO2-1", "quantity": "co2", "unit": "%", "location": loc});
-        let steps: Vec<Step> = vec![
-            (below, None),
-            (level, None), // at the level: not above it
-            (above, Some(("raised", severity, level))),
-            (2.0, None),
-            (level, Some(("cleared", severity, level))),
-        ];
-        want.push((
-            site.clone(),
-            one_point_steps(&mut s, &site, point, rule, 100 * i as i64, &steps),
-        ));
-    }
+    let want = one_site_per_row(&mut s, ("co2", "%"), rows);
     assert_sites(&s.replay().await, &want);
 }
 
@@ -171,29 +174,26 @@ const WIND_TABLE: [(&str, &str, Option<f64>, Option<f64>); 15] = [
 
 #[tokio::test]
 async fn every_row_of_the_wind_speed_table_at_and_past_its_minimum_and_maximum_and_back() {
+    let rows = WIND_TABLE
+        .into_iter()
+        .map(|(rule, loc, min, max)| {
+            let mut steps: Vec<Step> = Vec::new();
+            if let Some(min) = min {
+                // At the minimum: allowed; below it: raised; back at it: cleared.
+                steps.push((min, None));
+                steps.push((min - 0.05, Some(("raised", "alarm", min))));
+                steps.push((min, Some(("cleared", "alarm", min))));
+            }
+            if let Some(max) = max {
+                steps.push((max, None));
+                steps.push((max + 0.5, Some(("raised", "alarm", max))));
+                steps.push((max, Some(("cleared", "alarm", max))));
+            }
+            (rule, loc, steps)
+        })
+        .collect();
     let mut s = Script::default();
-    let mut want = Vec::new();
-    for (i, (rule, loc, min, max)) in WIND_TABLE.into_iter().enumerate() {
-        let site = format!("wind-{i}-{}", loc.replace('_', "-"));
-        let point =
-            json!({"point": "WS-1", "quantity": "wind_speed", "unit": "m/s", "location": loc});
-        let mut steps: Vec<Step> = Vec::new();
-        if let Some(min) = min {
-            // At the minimum: allowed; below it: raised; back at it: cleared.
-            steps.push((min, None));
-            steps.push((min - 0.05, Some(("raised", "alarm", min))));
-            steps.push((min, Some(("cleared", "alarm", min))));
-        }
-        if let Some(max) = max {
-            steps.push((max, None));
-            steps.push((max + 0.5, Some(("raised", "alarm", max))));
-            steps.push((max, Some(("cleared", "alarm", max))));
-        }
-        want.push((
-            site.clone(),
-            one_point_steps(&mut s, &site, point, rule, 100 * i as i64, &steps),
-        ));
-    }
+    let want = one_site_per_row(&mut s, ("wind_speed", "m/s"), rows);
     assert_sites(&s.replay().await, &want);
 }
 
@@ -211,25 +211,22 @@ const TEMPERATURE_TABLE: [(&str, &str, f64, f64); 4] = [
 
 #[tokio::test]
 async fn air_temperature_of_faces_and_machine_rooms_past_each_level_and_back() {
+    let rows = TEMPERATURE_TABLE
+        .into_iter()
+        .map(|(rule, loc, shorten, stop)| {
+            let steps: Vec<Step> = vec![
+                (shorten, None), // "exceeds": at the level nothing
+                (shorten + 0.5, Some(("raised", "warning", shorten))),
+                (stop, None),
+                (stop + 0.5, Some(("escalated", "alarm", stop))),
+                (stop - 1.0, Some(("deescalated", "warning", shorten))),
+                (shorten, Some(("cleared", "warning", shorten))),
+            ];
+            (rule, loc, steps)
+        })
+        .collect();
     let mut s = Script::default();
-    let mut want = Vec::new();
-    for (i, (rule, loc, shorten, stop)) in TEMPERATURE_TABLE.into_iter().enumerate() {
-        let site = format!("temp-{}", loc.replace('_', "-"));
-        let point =
-            json!({"point": "T-1", "quantity": "temperature", "unit": "°C", "location": loc});
-        let steps: Vec<Step> = vec![
-            (shorten, None), // "exceeds": at the level nothing
-            (shorten + 0.5, Some(("raised", "warning", shorten))),
-            (stop, None),
-            (stop + 0.5, Some(("escalated", "alarm", stop))),
-            (stop - 1.0, Some(("deescalated", "warning", shorten))),
-            (shorten, Some(("cleared", "warning", shorten))),
-        ];
-        want.push((
-            site.clone(),
-            one_point_steps(&mut s, &site, point, rule, 100 * i as i64, &steps),
-        ));
-    }
+    let want = one_site_per_row(&mut s, ("temperature", "°C"), rows);
     assert_sites(&s.replay().await, &want);
 }
 
