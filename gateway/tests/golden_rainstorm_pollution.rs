@@ -136,3 +136,14 @@ async fn a_heavy_pollution_red_warning_for_a_city_raises_the_check_at_its_listed
         format!("heavy-pollution warning: production-restriction check of the emission-reduction list: heavy pollution red ({POLLUTION_RED})")
     );
 }
+
+#[test]
+fn the_emission_reduction_list_is_a_site_attribute_of_the_registry() {
+    let config = gateway::config::GatewayConfig::from_toml_str(
+        "[[sites]]\nid = \"plant-ay\"\ncategory = \"hazchem\"\nregion = \"410502\"\nemission_reduction_list = true\n",
+    )
+    .unwrap();
+    assert!(config.sites[0].info.emission_reduction_list);
+    let ctx = alarm_rules::SiteContext::from(&config.sites[0].info);
+    assert!(ctx.emission_reduction_list);
+}
