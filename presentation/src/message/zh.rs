@@ -319,4 +319,39 @@ mod tests {
         };
         assert_eq!(text(&a), "采集终端 edge-1 离线：通信中断");
     }
+
+    #[test]
+    fn a_zone_without_its_feed_sensor_and_a_bypass_too_often() {
+        let m = Message::ZoneUnequipped {
+            zone: "1202".into(),
+            rule: "coal.ch4.zone_without_power_cut".into(),
+            points: vec![PointId::new("CH4-201").unwrap()],
+            missing: vec![Quantity::PowerCut],
+        };
+        assert_eq!(
+            text(&m),
+            "区域 1202：CH4-201 旁无断电测点（规则 coal.ch4.zone_without_power_cut 无法校验），配置不完整"
+        );
+        let bypass = PointTerms {
+            point: PointId::new("IL-P").unwrap(),
+            quantity: Some(Quantity::InterlockBypass),
+            gas: None,
+            unit: Some(Unit::Bool),
+            location: Some("reactor".into()),
+        };
+        let m = Message::State {
+            point: bypass,
+            label: "bypassed (key regulated process)".into(),
+            longer_than_ms: None,
+            too_often: Some(alarm_rules::TooOften {
+                max_starts: 2,
+                window_ms: 86_400_000,
+            }),
+            cleared: false,
+        };
+        assert_eq!(
+            text(&m),
+            "反应釜联锁旁路处于旁路（重点监管危险化工工艺联锁）：86400.0 秒内超过 2 次"
+        );
+    }
 }
