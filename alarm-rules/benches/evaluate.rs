@@ -47,6 +47,7 @@ fn fixture(rules: RuleSet) -> Fixture {
             SiteContext {
                 category: Some(Category::CoalMine),
                 region: None,
+                ..Default::default()
             },
         );
         let mut points = Vec::with_capacity(POINTS_PER_SITE);

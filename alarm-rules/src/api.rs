@@ -7,7 +7,7 @@ use crate::message::Message;
 use serde::Serialize;
 use telemetry::{
     AgentId, AgentState, Catalogue, Category, PointId, Quality, Reading, RegionCode, Severity,
-    SiteId, Timestamp, Value,
+    SiteId, SiteInfo, Timestamp, Value,
 };
 
 /// What a cause is about.
@@ -73,6 +73,18 @@ pub struct Transition {
 pub struct SiteContext {
     pub category: Option<Category>,
     pub region: Option<RegionCode>,
+    /// On the city's emergency emission-reduction list (heavy-pollution weather).
+    pub emission_reduction_list: bool,
+}
+
+impl From<&SiteInfo> for SiteContext {
+    fn from(info: &SiteInfo) -> Self {
+        SiteContext {
+            category: info.category.clone(),
+            region: info.region.clone(),
+            emission_reduction_list: info.emission_reduction_list,
+        }
+    }
 }
 
 /// An active weather or earthquake warning, as rules see it.

@@ -13,6 +13,6 @@ pub use api::*;
 pub use engine::{Engine, EngineConfig, LevelSide, PointLevel};
 pub use error::RuleError;
 pub use message::{
-    Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms, WarningTerms,
+    Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms, TooOften, WarningTerms,
 };
 pub use ruleset::{RuleInfo, RuleSet, BUILTIN_FILES};

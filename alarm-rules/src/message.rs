@@ -4,7 +4,7 @@
 
 use crate::api::WarningLevel;
 use serde::Serialize;
-use telemetry::{AgentId, PointId, PointSpec, Quantity, Severity, Unit, Value};
+use telemetry::{AgentId, LimitKey, PointId, PointSpec, Quantity, Severity, Unit, Value};
 
 /// A point as a message names it: what it measures and where.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,6 +68,13 @@ pub enum FaultCause {
     QualityBad,
 }
 
+/// A state that became active more than `max_starts` times within `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TooOften {
+    pub max_starts: u32,
+    pub window_ms: u64,
+}
+
 /// A member condition of a composite rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "is", rename_all = "snake_case")]
@@ -86,6 +93,12 @@ pub enum Condition {
         rule: String,
         min_severity: Severity,
     },
+    /// Below the point's own alarm setting `limit` (`hh`, `h`, `l`, `ll`).
+    BelowLimit {
+        limit: LimitKey,
+    },
+    /// The point is there (a configuration rule's member).
+    Present,
 }
 
 /// A warning in force that a site-level rule names.
@@ -138,6 +151,9 @@ pub enum Message {
         point: PointTerms,
         label: String,
         longer_than_ms: Option<u64>,
+        /// It escalated for becoming active more than `max_starts` times within the window.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        too_often: Option<TooOften>,
         cleared: bool,
     },
     /// A zone's composite condition no longer holds.
@@ -158,6 +174,14 @@ pub enum Message {
         within_ms: u64,
         trigger: Option<(PointId, Condition)>,
         still_not: Vec<PointId>,
+    },
+    /// A zone's configuration lacks something: `points` (the zone's points that need it) have
+    /// no point of the `missing` quantities beside them in the zone (`a_without_b`).
+    ZoneUnequipped {
+        zone: String,
+        rule: String,
+        points: Vec<PointId>,
+        missing: Vec<Quantity>,
     },
     /// A site-level rule (`label`) called for by warnings in force (empty when cleared).
     Warning {

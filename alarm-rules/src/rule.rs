@@ -7,7 +7,7 @@ use crate::glob::Glob;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use telemetry::Severity;
+use telemetry::{LimitKey, PointSpec, Severity};
 
 /// Which side of a threshold a level is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,9 +30,38 @@ pub(crate) struct Level {
     pub inclusive: bool,
     pub label: String,
     pub clear_label: String,
+    /// The level's value comes from the point's own alarm setting (`raise` is then the
+    /// rule's value for points without it, NaN for none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LevelLimit>,
+}
+
+/// A level taken from a point's `limits`: which one, and the rule's deadband for its clear.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct LevelLimit {
+    pub key: LimitKey,
+    pub deadband: f64,
 }
 
 impl Level {
+    /// Raise and clear values of the level for a point: the rule's, or the point's own
+    /// setting (`limit`); `None` where the level has no value for the point.
+    pub(crate) fn values_for(&self, spec: Option<&PointSpec>) -> Option<(f64, f64)> {
+        let Some(limit) = &self.limit else {
+            return Some((self.raise, self.clear));
+        };
+        let v = spec
+            .and_then(|s| s.limits.as_ref())
+            .and_then(|l| l.get(limit.key))
+            .or(Some(self.raise))
+            .filter(|v| v.is_finite())?;
+        let clear = match self.side {
+            Side::High => v - limit.deadband,
+            Side::Low => v + limit.deadband,
+        };
+        Some((v, clear))
+    }
+
     #[inline]
     pub(crate) fn raises(&self, v: f64, raise: f64) -> bool {
         match (self.side, self.inclusive) {
@@ -55,6 +84,8 @@ pub(crate) enum Mode {
     All,
     Any,
     AThenNotB,
+    /// Configuration: the zone has A points and no B point.
+    AWithoutB,
 }
 
 /// A point's part in a composite rule: which points (selector) and what they must say.
@@ -75,6 +106,10 @@ pub(crate) enum PointCondition {
     Equals(bool),
     /// The point has an open cause of a rule matching the pattern, at least this severe.
     Cause { rule: Glob, min_severity: Severity },
+    /// Latest good value `<` the point's own alarm setting of this key (no setting: never).
+    BelowLimit(LimitKey),
+    /// The point is there (configuration rules: `a_without_b`).
+    Present,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -111,6 +146,9 @@ pub(crate) enum Kind {
         max_duration_ms: Option<u64>,
         escalate_to: Severity,
         label: String,
+        /// Escalate when it becomes active this often within a window.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        repeats: Option<Repeats>,
     },
     Composite {
         severity: Severity,
@@ -127,6 +165,13 @@ pub(crate) enum Kind {
     },
 }
 
+/// How often a state may become active within a window before it escalates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Repeats {
+    pub max_starts: u32,
+    pub window_ms: u64,
+}
+
 /// The zone name of a site-level cause (`Subject::Zone { zone: "site" }`).
 pub const SITE_ZONE: &str = "site";
 
@@ -140,6 +185,12 @@ pub(crate) struct Selector {
     pub location: Vec<String>,
     pub point: Option<Glob>,
     pub tags: BTreeMap<String, Glob>,
+    /// Tags the point must not have.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub without_tags: Vec<String>,
+    /// The site is (true) or is not (false) on the emergency emission-reduction list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emission_reduction_list: Option<bool>,
 }
 
 impl Selector {
@@ -158,6 +209,9 @@ pub(crate) struct Tighten {
     pub level: usize,
     pub raise: Option<f64>,
     pub clear: Option<f64>,
+    /// Move raise and clear this much towards the safe side (levels from a point's limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<f64>,
 }
 
 /// A condition on the site's active warnings and what it does to the rule.
@@ -289,10 +343,6 @@ impl<'a> Reader<'a> {
             return Err(self.err(key, "must be a finite number"));
         }
         Ok(Some(v))
-    }
-
-    fn req_f64(&mut self, key: &str) -> R<f64> {
-        self.f64(key)?.ok_or_else(|| self.err(key, "missing"))
     }
 
     fn u64(&mut self, key: &str) -> R<Option<u64>> {
@@ -442,8 +492,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-const SELECTOR_KEYS: [&str; 7] = [
-    "category", "site", "quantity", "gas", "location", "point", "tags",
+const SELECTOR_KEYS: [&str; 9] = [
+    "category",
+    "site",
+    "quantity",
+    "gas",
+    "location",
+    "point",
+    "tags",
+    "without_tags",
+    "emission_reduction_list",
 ];
 const CATEGORIES: [&str; 7] = [
     "coal_mine",
@@ -484,6 +542,8 @@ fn read_selector_fields(r: &mut Reader<'_>) -> R<Selector> {
         }
         t.finish()?;
     }
+    let without_tags = r.strings("without_tags")?;
+    let emission_reduction_list = r.bool("emission_reduction_list")?;
     Ok(Selector {
         category,
         site,
@@ -492,6 +552,8 @@ fn read_selector_fields(r: &mut Reader<'_>) -> R<Selector> {
         location,
         point,
         tags,
+        without_tags,
+        emission_reduction_list,
     })
 }
 
@@ -527,8 +589,23 @@ fn read_levels(
     let mut prev: Option<(Severity, f64)> = None;
     for mut l in subs {
         let severity = l.req_severity("severity")?;
-        let raise = l.req_f64("raise")?;
+        let limit = match l.string("limit")? {
+            None => None,
+            Some(k) => Some(limit_key(&l, side, &k)?),
+        };
+        let raise_given = l.f64("raise")?;
         let clear_given = l.f64("clear")?;
+        if limit.is_some() && clear_given.is_some() {
+            return Err(l.err(
+                "clear",
+                "a level from a point's limit clears at that limit (use deadband)",
+            ));
+        }
+        let raise = match (raise_given, limit) {
+            (Some(r), _) => r,
+            (None, Some(_)) => f64::NAN,
+            (None, None) => return Err(l.err("raise", "missing")),
+        };
         let inclusive = l.bool("inclusive")?.unwrap_or(side == Side::High);
         let label = l
             .string("label")?
@@ -550,10 +627,13 @@ fn read_levels(
             if severity <= ps {
                 return Err(l.err("severity", "levels must be listed by rising severity"));
             }
-            let ok = match side {
-                Side::High => raise >= pr,
-                Side::Low => raise <= pr,
-            };
+            // Levels from a point's limits (NaN here) are the point's business.
+            let ok = raise.is_nan()
+                || pr.is_nan()
+                || match side {
+                    Side::High => raise >= pr,
+                    Side::Low => raise <= pr,
+                };
             if !ok {
                 return Err(l.err(
                     "raise",
@@ -575,24 +655,63 @@ fn read_levels(
             inclusive,
             label,
             clear_label,
+            limit: limit.map(|key| LevelLimit { key, deadband }),
         });
     }
     Ok(())
 }
 
-fn read_member(mut m: Reader<'_>) -> R<Member> {
+/// A level's `limit`: `hh` or `h` for a high level, `l` or `ll` for a low one.
+fn limit_key(r: &Reader<'_>, side: Side, s: &str) -> R<LimitKey> {
+    match (side, LimitKey::parse(s)) {
+        (Side::High, Some(k @ (LimitKey::Hh | LimitKey::H)))
+        | (Side::Low, Some(k @ (LimitKey::L | LimitKey::Ll))) => Ok(k),
+        _ => Err(r.err(
+            "limit",
+            format!("{s:?} is not hh or h (high levels), l or ll (low levels)"),
+        )),
+    }
+}
+
+/// A composite's member; `selection_only`: it selects points and says nothing of their values
+/// (`a_without_b`).
+fn read_member(mut m: Reader<'_>, selection_only: bool) -> R<Member> {
     let select = read_selector_fields(&mut m)?;
     let above = m.f64("above")?;
     let below = m.f64("below")?;
     let equals = m.bool("equals")?;
     let cause = m.string("cause")?;
     let min_severity = m.severity("min_severity")?;
+    let below_limit = match m.string("below_limit")? {
+        None => None,
+        Some(k) => Some(
+            LimitKey::parse(&k)
+                .ok_or_else(|| m.err("below_limit", format!("{k:?} is not hh, h, l or ll")))?,
+        ),
+    };
     let n = above.is_some() as u8
         + below.is_some() as u8
         + equals.is_some() as u8
-        + cause.is_some() as u8;
+        + cause.is_some() as u8
+        + below_limit.is_some() as u8;
+    if selection_only {
+        if n != 0 || min_severity.is_some() {
+            return Err(m.err(
+                "above",
+                "a_without_b members select points only (no above, below, equals, cause)",
+            ));
+        }
+        m.finish()?;
+        return Ok(Member {
+            select,
+            condition: PointCondition::Present,
+        });
+    }
     if n != 1 {
-        return Err(m.err("above", "give exactly one of above, below, equals, cause"));
+        return Err(m.err(
+            "above",
+            "give exactly one of above, below, below_limit, equals, cause",
+        ));
     }
     if min_severity.is_some() && cause.is_none() {
         return Err(m.err("min_severity", "only with cause"));
@@ -603,6 +722,8 @@ fn read_member(mut m: Reader<'_>) -> R<Member> {
         PointCondition::Below(v)
     } else if let Some(b) = equals {
         PointCondition::Equals(b)
+    } else if let Some(k) = below_limit {
+        PointCondition::BelowLimit(k)
     } else {
         PointCondition::Cause {
             rule: Glob::new(&cause.unwrap_or_default()),
@@ -652,6 +773,8 @@ const KIND_KEYS: [(&str, &[&str]); 8] = [
             "max_duration_ms",
             "escalate_to",
             "label",
+            "max_starts",
+            "starts_window_ms",
         ],
     ),
     (
@@ -826,13 +949,26 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
             if max_duration_ms == Some(0) {
                 return Err(r.err("max_duration_ms", "must be above 0"));
             }
+            let repeats = match (r.u64("max_starts")?, r.ms("starts_window_ms")?) {
+                (None, None) => None,
+                (Some(n), Some(w)) if (1..=1000).contains(&n) && w > 0 => Some(Repeats {
+                    max_starts: n as u32,
+                    window_ms: w,
+                }),
+                _ => {
+                    return Err(r.err(
+                        "max_starts",
+                        "give max_starts (1 to 1000) and starts_window_ms (above 0) together",
+                    ))
+                }
+            };
             let escalate_to = match r.severity("escalate_to")? {
                 Some(s) => {
                     if s <= severity {
                         return Err(r.err("escalate_to", "must be more severe than severity"));
                     }
-                    if max_duration_ms.is_none() {
-                        return Err(r.err("escalate_to", "only with max_duration_ms"));
+                    if max_duration_ms.is_none() && repeats.is_none() {
+                        return Err(r.err("escalate_to", "only with max_duration_ms or max_starts"));
                     }
                     s
                 }
@@ -845,6 +981,7 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 max_duration_ms,
                 escalate_to,
                 label,
+                repeats,
             }
         }
         "site" => {
@@ -865,10 +1002,11 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 "all" => Mode::All,
                 "any" => Mode::Any,
                 "a_then_not_b" => Mode::AThenNotB,
+                "a_without_b" => Mode::AWithoutB,
                 _ => {
                     return Err(r.err(
                         "mode",
-                        format!("{mode_s:?} is not all, any or a_then_not_b"),
+                        format!("{mode_s:?} is not all, any, a_then_not_b or a_without_b"),
                     ))
                 }
             };
@@ -880,24 +1018,30 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 ));
             }
             let mut members = Vec::new();
-            let within_ms = if mode == Mode::AThenNotB {
+            let pair = matches!(mode, Mode::AThenNotB | Mode::AWithoutB);
+            let within_ms = if pair {
                 if r.table.contains_key("members") {
-                    return Err(r.err("members", "a_then_not_b takes a and b"));
+                    return Err(r.err("members", format!("{mode_s} takes a and b")));
                 }
+                let selection_only = mode == Mode::AWithoutB;
                 let a = r.sub("a")?.ok_or_else(|| r.err("a", "missing"))?;
-                members.push(read_member(a)?);
+                members.push(read_member(a, selection_only)?);
                 let b = r.sub("b")?.ok_or_else(|| r.err("b", "missing"))?;
-                members.push(read_member(b)?);
-                r.ms("within_ms")?
-                    .ok_or_else(|| r.err("within_ms", "missing"))?
+                members.push(read_member(b, selection_only)?);
+                match (mode, r.ms("within_ms")?) {
+                    (Mode::AThenNotB, Some(w)) => w,
+                    (Mode::AThenNotB, None) => return Err(r.err("within_ms", "missing")),
+                    (_, None) => 0,
+                    (_, Some(_)) => return Err(r.err("within_ms", "only with mode a_then_not_b")),
+                }
             } else {
                 for k in ["a", "b", "within_ms"] {
                     if r.table.contains_key(k) {
-                        return Err(r.err(k, "only with mode a_then_not_b"));
+                        return Err(r.err(k, "only with mode a_then_not_b or a_without_b"));
                     }
                 }
                 for m in r.subs("members")? {
-                    members.push(read_member(m)?);
+                    members.push(read_member(m, false)?);
                 }
                 if members.is_empty() {
                     return Err(r.err("members", "at least one member"));
@@ -950,14 +1094,21 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 Side::High => c - deadband,
                 Side::Low => c + deadband,
             });
-            if raise.is_none() && clear.is_none() {
-                return Err(t.err("raise", "give raise, clear or both"));
+            let by = t.f64("by")?;
+            match (raise.is_some() || clear.is_some(), by) {
+                (false, None) => return Err(t.err("raise", "give raise, clear or both, or by")),
+                (true, Some(_)) => {
+                    return Err(t.err("by", "by moves raise and clear: not with them"))
+                }
+                (_, Some(b)) if b <= 0.0 => return Err(t.err("by", "must be above 0")),
+                _ => {}
             }
             t.finish()?;
             tighten.push(Tighten {
                 level,
                 raise,
                 clear,
+                by,
             });
         }
         if !only && severity_up == 0 && tighten.is_empty() {
@@ -1075,6 +1226,7 @@ mod tests {
             inclusive,
             label: String::new(),
             clear_label: String::new(),
+            limit: None,
         }
     }
 

@@ -6,11 +6,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The standard rule pack, compiled in.
-pub const BUILTIN_FILES: [(&str, &str); 4] = [
+pub const BUILTIN_FILES: [(&str, &str); 6] = [
     ("builtin/coal.toml", include_str!("../rules/coal.toml")),
     (
         "builtin/hazchem.toml",
         include_str!("../rules/hazchem.toml"),
+    ),
+    (
+        "builtin/ventilation.toml",
+        include_str!("../rules/ventilation.toml"),
+    ),
+    (
+        "builtin/process.toml",
+        include_str!("../rules/process.toml"),
     ),
     ("builtin/common.toml", include_str!("../rules/common.toml")),
     (

@@ -334,9 +334,31 @@ fn zone_points() -> Vec<telemetry::PointSpec> {
     ]
 }
 
+/// The coal pack on `zone_points()`: its birth raises the configuration incident of zone 1202
+/// (methane, no power_cut point) and nothing else.
+fn coal_zones() -> Engine {
+    let (e, out) = engine_born(RuleSet::builtin(), Category::CoalMine, zone_points());
+    assert_eq!(
+        kinds(&out),
+        vec![(
+            "coal.ch4.zone_without_power_cut".into(),
+            TransitionKind::Raised,
+            Severity::Alarm
+        )]
+    );
+    assert_eq!(
+        out[0].cause.subject,
+        Subject::Zone {
+            zone: "1202".into()
+        }
+    );
+    assert_eq!(out[0].point, Some(pid("CH4-201")));
+    e
+}
+
 #[test]
 fn power_off_failure_when_the_zone_power_is_not_cut_in_time() {
-    let mut e = coal(zone_points());
+    let mut e = coal_zones();
     assert!(boolean(&mut e, "FEED-1201", at(0), false).is_empty());
     let out = num(&mut e, "CH4-101", at(1), 1.6);
     assert_eq!(
@@ -387,7 +409,7 @@ fn power_off_failure_when_the_zone_power_is_not_cut_in_time() {
 
 #[test]
 fn power_cut_in_time_raises_nothing_and_readings_also_advance_the_timer() {
-    let mut e = coal(zone_points());
+    let mut e = coal_zones();
     assert!(boolean(&mut e, "FEED-1201", at(0), false).is_empty());
     assert_eq!(num(&mut e, "CH4-101", at(1), 1.6).len(), 1);
     assert!(boolean(&mut e, "FEED-1201", at(3), true).is_empty());
@@ -808,6 +830,7 @@ fn restore_open_prevents_a_double_raise_and_keeps_the_clear() {
         SiteContext {
             category: Some(Category::CoalMine),
             region: None,
+            ..Default::default()
         },
     );
     let mut out = Vec::new();
@@ -905,6 +928,7 @@ fn category_from_the_birth_when_no_registry_says() {
         region: None,
         lat: None,
         lon: None,
+        emission_reduction_list: false,
     });
     let mut out = Vec::new();
     e.set_catalogue(&site(), &cat, at(0), &mut out);
@@ -946,6 +970,7 @@ fn restored_causes_no_rule_takes_up_are_cleared() {
         SiteContext {
             category: Some(Category::CoalMine),
             region: None,
+            ..Default::default()
         },
     );
     let mut out = Vec::new();

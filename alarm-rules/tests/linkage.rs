@@ -38,6 +38,7 @@ fn with_sites(sites: &[(&str, Category)]) -> Engine {
             SiteContext {
                 category: Some(c.clone()),
                 region: None,
+                ..Default::default()
             },
         );
     }

@@ -143,7 +143,7 @@ proptest! {
                 with_tag(spec("FEED-1", "power_cut", "bool"), "zone", "z"), spec("CO-1", "co", "ppm")];
             for p in pts.iter_mut() { p.interval_ms = Some(10_000); }
             let mut e = Engine::new(RuleSet::builtin(), EngineConfig::default());
-            e.set_site(&site(), alarm_rules::SiteContext { category: Some(Category::CoalMine), region: None });
+            e.set_site(&site(), alarm_rules::SiteContext { category: Some(Category::CoalMine), region: None, ..Default::default() });
             let mut out = Vec::new();
             e.set_catalogue(&site(), &catalogue(pts), t0(), &mut out);
             let mut clock = 0i64;

@@ -169,3 +169,66 @@ fn the_pack_marks_what_is_unconfirmed() {
         );
     }
 }
+
+#[test]
+fn the_fields_of_issue_25_are_checked() {
+    let th = "[[rule]]\nid = \"x\"\nkind = \"threshold\"\n";
+    let lvl = "high = [{ severity = \"alarm\", limit = \"h\" }]\n";
+    let ctx = "[[rule.context]]\nwarning = \"high_temperature\"\n";
+    let comp = "[[rule]]\nid = \"x\"\nkind = \"composite\"\nseverity = \"alarm\"\n";
+    let pair = "a = { quantity = \"ch4\" }\nb = { quantity = \"power_cut\" }\n";
+    let refused: Vec<(String, &str)> = vec![
+        // A level from a point's limit: the side's keys only, no clear.
+        (
+            format!("{th}high = [{{ severity = \"alarm\", limit = \"ll\" }}]\n"),
+            "high[0].limit",
+        ),
+        (
+            format!("{th}high = [{{ severity = \"alarm\", limit = \"h\", clear = 3 }}]\n"),
+            "high[0].clear",
+        ),
+        // Tighten by a distance above 0, not with raise or clear.
+        (
+            format!("{th}{lvl}{ctx}tighten = [{{ level = \"alarm\", by = 5.0, raise = 3 }}]\n"),
+            "context[0].tighten[0].by",
+        ),
+        (
+            format!("{th}{lvl}{ctx}tighten = [{{ level = \"alarm\", by = -1.0 }}]\n"),
+            "context[0].tighten[0].by",
+        ),
+        // a_without_b members select points only, and it has no allowance.
+        (
+            format!("{comp}mode = \"a_without_b\"\na = {{ quantity = \"ch4\", above = 1.0 }}\nb = {{ quantity = \"power_cut\" }}\n"),
+            "a.above",
+        ),
+        (
+            format!("{comp}mode = \"a_without_b\"\n{pair}within_ms = 5\n"),
+            "within_ms",
+        ),
+        // Repeats of a state: both keys together.
+        (
+            "[[rule]]\nid = \"x\"\nkind = \"state\"\nseverity = \"alarm\"\nmax_starts = 2\n".into(),
+            "max_starts",
+        ),
+        // Selectors and members.
+        (
+            format!("{th}select = {{ emission_reduction_list = \"yes\" }}\n{lvl}"),
+            "select.emission_reduction_list",
+        ),
+        (
+            format!("{comp}mode = \"all\"\nmembers = [{{ quantity = \"flow\", below_limit = \"low\" }}]\n"),
+            "members[0].below_limit",
+        ),
+    ];
+    for (text, want) in refused {
+        assert_eq!(field_err(&text).1, want, "{text}");
+    }
+    for ok in [
+        format!("{th}{lvl}low = [{{ severity = \"alarm\", limit = \"l\" }}]\n"),
+        format!("{th}high = [{{ severity = \"alarm\", limit = \"h\" }}, {{ severity = \"critical\", limit = \"hh\", raise = 9 }}]\n"),
+        format!("{comp}mode = \"a_without_b\"\n{pair}"),
+        format!("{th}select = {{ without_tags = \"process\", emission_reduction_list = true }}\n{lvl}{ctx}tighten = [{{ level = \"alarm\", by = 5.0 }}]\n"),
+    ] {
+        assert!(parse(&ok).is_ok(), "{ok}");
+    }
+}

@@ -318,6 +318,7 @@ macro_rules! point_config {
                     interval_ms: self.interval_ms.or(interval_ms),
                     gas: self.gas.clone(),
                     tags: self.tags.clone(),
+                    limits: None,
                 }
             }
         }

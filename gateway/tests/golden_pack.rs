@@ -3,104 +3,13 @@
 //! Every expected event below is written by hand from the tables (the methane table
 //! `methane_levels.csv`, GB/T 50493-2019 and the toxic-gas table in `hazchem.toml`, the Coal
 //! Mine Safety Regulations' CO and O2 limits), not recorded from the code's output. Each event
-//! is compared as one line: `event rule site/subject severity value threshold @seconds`.
+//! is compared as one line (see `golden/mod.rs`).
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+mod golden;
+
+use golden::{ev, of_site, Script};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-/// Seconds after the start of every script.
-fn t(secs: i64) -> String {
-    let t0: DateTime<Utc> = "2026-11-28T02:00:00Z".parse().unwrap();
-    (t0 + Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Input lines for `gateway replay`, one agent per site, seqs counted per site.
-#[derive(Default)]
-struct Script {
-    lines: Vec<Value>,
-    seq: BTreeMap<String, u64>,
-}
-
-impl Script {
-    fn birth(&mut self, site: &str, category: &str, points: Value) -> &mut Self {
-        self.lines
-            .push(json!({"topic": format!("hrs/v1/sites/{site}/edge/birth"),
-            "payload": {"agent": "edge", "site": {"category": category}, "points": points}}));
-        self
-    }
-
-    fn read(&mut self, site: &str, point: &str, secs: i64, value: Value) -> &mut Self {
-        let seq = self.seq.entry(site.to_string()).or_insert(0);
-        *seq += 1;
-        self.lines.push(json!({"topic": format!("hrs/v1/sites/{site}/edge/readings"),
-            "payload": {"agent": "edge", "seq": *seq, "readings": [{"point": point, "ts": t(secs), "value": value}]}}));
-        self
-    }
-
-    async fn replay(&self) -> Vec<Value> {
-        let input: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
-        let mut out = Vec::new();
-        gateway::app::replay::replay(input.as_bytes(), None, presentation::Language::En, &mut out)
-            .await
-            .unwrap();
-        String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-/// An output event as one line.
-fn line(e: &Value) -> String {
-    let subject = match (e["zone"].as_str(), e["point"].as_str()) {
-        (Some(z), Some(p)) => format!("zone:{z}({p})"),
-        (Some(z), None) => format!("zone:{z}"),
-        (None, Some(p)) => p.to_string(),
-        (None, None) => format!("agent:{}", e["agent"].as_str().unwrap_or("")),
-    };
-    let at: DateTime<Utc> = e["at"].as_str().unwrap().parse().unwrap();
-    let t0: DateTime<Utc> = "2026-11-28T02:00:00Z".parse().unwrap();
-    format!(
-        "{} {} {}/{} {} v={} th={} @{}",
-        e["event"].as_str().unwrap(),
-        e["rule"].as_str().unwrap(),
-        e["site"].as_str().unwrap(),
-        subject,
-        e["severity"].as_str().unwrap(),
-        e["value"],
-        e["threshold"],
-        (at - t0).num_milliseconds() as f64 / 1000.0
-    )
-}
-
-/// An expected event, written by hand.
-#[allow(clippy::too_many_arguments)]
-fn ev(
-    event: &str,
-    rule: &str,
-    site: &str,
-    subject: &str,
-    severity: &str,
-    value: Value,
-    threshold: Option<f64>,
-    at: i64,
-) -> String {
-    format!(
-        "{event} {rule} {site}/{subject} {severity} v={value} th={} @{}",
-        threshold.map_or(Value::Null, |x| json!(x)),
-        at as f64
-    )
-}
-
-fn of_site(events: &[Value], site: &str) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e["site"] == site)
-        .map(line)
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------
 // Methane: every row of methane_levels.csv.
@@ -202,7 +111,7 @@ async fn every_methane_row_below_at_past_each_level_and_back() {
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, (loc, ..)) in METHANE_TABLE.iter().enumerate() {
         let site = format!("m-{}", loc.replace('_', "-"));
-        s.birth(
+        s.birth_of(
             &site,
             "coal_mine",
             json!([{"point": "CH4-1", "quantity": "ch4", "unit": "%", "location": loc}]),
@@ -211,7 +120,7 @@ async fn every_methane_row_below_at_past_each_level_and_back() {
         let mut want = Vec::new();
         for (k, (v, e)) in methane_steps(loc).into_iter().enumerate() {
             let secs = start + 10 * k as i64;
-            s.read(&site, "CH4-1", secs, json!(v));
+            s.read_at(&site, "CH4-1", secs, json!(v));
             if let Some((event, severity, th)) = e {
                 want.push(ev(
                     event,
@@ -242,7 +151,7 @@ async fn every_methane_row_below_at_past_each_level_and_back() {
 // Power-off failure (AQ 6201; 60 s allowance, project default).
 
 fn zone_birth(s: &mut Script, site: &str) {
-    s.birth(
+    s.birth_of(
         site,
         "coal_mine",
         json!([
@@ -256,13 +165,13 @@ fn zone_birth(s: &mut Script, site: &str) {
 async fn power_not_cut_within_60_s_of_the_power_off_level_is_a_critical_power_off_failure() {
     let mut s = Script::default();
     zone_birth(&mut s, "m-pof");
-    s.read("m-pof", "FEED-1201", 0, json!(false))
-        .read("m-pof", "CH4-101", 0, json!(0.3))
-        .read("m-pof", "CH4-101", 10, json!(1.6)) // power-off level: the power must go off
-        .read("m-pof", "FEED-1201", 69, json!(false)) // 59 s: still within the allowance
-        .read("m-pof", "FEED-1201", 71, json!(false)) // 61 s: past it
-        .read("m-pof", "FEED-1201", 90, json!(true)) // cut at last
-        .read("m-pof", "CH4-101", 100, json!(0.5));
+    s.read_at("m-pof", "FEED-1201", 0, json!(false))
+        .read_at("m-pof", "CH4-101", 0, json!(0.3))
+        .read_at("m-pof", "CH4-101", 10, json!(1.6)) // power-off level: the power must go off
+        .read_at("m-pof", "FEED-1201", 69, json!(false)) // 59 s: still within the allowance
+        .read_at("m-pof", "FEED-1201", 71, json!(false)) // 61 s: past it
+        .read_at("m-pof", "FEED-1201", 90, json!(true)) // cut at last
+        .read_at("m-pof", "CH4-101", 100, json!(0.5));
     let want = vec![
         ev(
             "raised",
@@ -312,12 +221,12 @@ async fn power_not_cut_within_60_s_of_the_power_off_level_is_a_critical_power_of
 async fn power_cut_in_time_raises_no_power_off_failure() {
     let mut s = Script::default();
     zone_birth(&mut s, "m-cut");
-    s.read("m-cut", "FEED-1201", 0, json!(false))
-        .read("m-cut", "CH4-101", 0, json!(0.3))
-        .read("m-cut", "CH4-101", 10, json!(1.6))
-        .read("m-cut", "FEED-1201", 30, json!(true)) // cut 20 s after
-        .read("m-cut", "CH4-101", 200, json!(1.6)) // long past the allowance
-        .read("m-cut", "CH4-101", 300, json!(0.5));
+    s.read_at("m-cut", "FEED-1201", 0, json!(false))
+        .read_at("m-cut", "CH4-101", 0, json!(0.3))
+        .read_at("m-cut", "CH4-101", 10, json!(1.6))
+        .read_at("m-cut", "FEED-1201", 30, json!(true)) // cut 20 s after
+        .read_at("m-cut", "CH4-101", 200, json!(1.6)) // long past the allowance
+        .read_at("m-cut", "CH4-101", 300, json!(0.5));
     let want = vec![
         ev(
             "raised",
@@ -363,16 +272,16 @@ async fn every_toxic_gas_at_100_and_200_percent_of_its_limit() {
         .iter()
         .map(|(gas, ..)| json!({"point": format!("TOX-{gas}"), "quantity": "toxic", "gas": gas, "unit": "ppm", "location": "tank_farm"}))
         .collect();
-    s.birth("chem-tox", "hazchem", Value::Array(points));
+    s.birth_of("chem-tox", "hazchem", Value::Array(points));
     let mut want = Vec::new();
     for (i, (gas, below, oel, twice)) in TOXIC_TABLE.iter().enumerate() {
         let p = format!("TOX-{gas}");
         let rule = format!("hazchem.toxic.{gas}");
         let t0 = 100 * i as i64;
-        s.read("chem-tox", &p, t0, json!(below))
-            .read("chem-tox", &p, t0 + 10, json!(oel))
-            .read("chem-tox", &p, t0 + 20, json!(twice))
-            .read("chem-tox", &p, t0 + 30, json!(0.0));
+        s.read_at("chem-tox", &p, t0, json!(below))
+            .read_at("chem-tox", &p, t0 + 10, json!(oel))
+            .read_at("chem-tox", &p, t0 + 20, json!(twice))
+            .read_at("chem-tox", &p, t0 + 30, json!(0.0));
         want.push(ev(
             "raised",
             &rule,
@@ -410,7 +319,7 @@ async fn every_toxic_gas_at_100_and_200_percent_of_its_limit() {
 #[tokio::test]
 async fn lel_25_and_50_and_oxygen_at_a_hazchem_site() {
     let mut s = Script::default();
-    s.birth(
+    s.birth_of(
         "chem-01",
         "hazchem",
         json!([
@@ -426,7 +335,7 @@ async fn lel_25_and_50_and_oxygen_at_a_hazchem_site() {
         (40, 49.9),
         (50, 24.9),
     ] {
-        s.read("chem-01", "LEL-1", secs, json!(v));
+        s.read_at("chem-01", "LEL-1", secs, json!(v));
     }
     for (secs, v) in [
         (100, 19.5),
@@ -436,7 +345,7 @@ async fn lel_25_and_50_and_oxygen_at_a_hazchem_site() {
         (140, 23.6),
         (150, 23.5),
     ] {
-        s.read("chem-01", "O2-1", secs, json!(v));
+        s.read_at("chem-01", "O2-1", secs, json!(v));
     }
     let want = vec![
         ev(
@@ -527,7 +436,7 @@ async fn lel_25_and_50_and_oxygen_at_a_hazchem_site() {
 #[tokio::test]
 async fn co_24_ppm_and_o2_20_percent_at_a_coal_mine() {
     let mut s = Script::default();
-    s.birth(
+    s.birth_of(
         "m-air",
         "coal_mine",
         json!([
@@ -535,12 +444,12 @@ async fn co_24_ppm_and_o2_20_percent_at_a_coal_mine() {
             {"point": "O2-1", "quantity": "o2", "unit": "%", "location": "intake_airway"}
         ]),
     );
-    s.read("m-air", "CO-1", 0, json!(23.9))
-        .read("m-air", "CO-1", 10, json!(24.0))
-        .read("m-air", "CO-1", 20, json!(23.9))
-        .read("m-air", "O2-1", 30, json!(20.0))
-        .read("m-air", "O2-1", 40, json!(19.9))
-        .read("m-air", "O2-1", 50, json!(20.0));
+    s.read_at("m-air", "CO-1", 0, json!(23.9))
+        .read_at("m-air", "CO-1", 10, json!(24.0))
+        .read_at("m-air", "CO-1", 20, json!(23.9))
+        .read_at("m-air", "O2-1", 30, json!(20.0))
+        .read_at("m-air", "O2-1", 40, json!(19.9))
+        .read_at("m-air", "O2-1", 50, json!(20.0));
     let want = vec![
         ev(
             "raised",
@@ -595,7 +504,7 @@ async fn interlock_bypass_warns_at_once_escalates_after_8_h_and_a_trip_is_an_ala
     for category in ["coal_mine", "hazchem", "tailings", "non_coal_mine"] {
         let site = format!("il-{}", category.replace('_', "-"));
         let mut s = Script::default();
-        s.birth(
+        s.birth_of(
             &site,
             category,
             json!([
@@ -603,14 +512,14 @@ async fn interlock_bypass_warns_at_once_escalates_after_8_h_and_a_trip_is_an_ala
                 {"point": "TR-1", "quantity": "interlock_trip", "unit": "bool"}
             ]),
         );
-        s.read(&site, "IL-1", 0, json!(false))
-            .read(&site, "TR-1", 0, json!(false))
-            .read(&site, "IL-1", 10, json!(true)) // bypassed: a warning at once
-            .read(&site, "TR-1", 10 + EIGHT_H - 1, json!(false)) // not yet 8 h
-            .read(&site, "TR-1", 10 + EIGHT_H + 5, json!(false)) // the clock passes 8 h
-            .read(&site, "TR-1", 10 + EIGHT_H + 10, json!(true)) // tripped
-            .read(&site, "IL-1", 10 + EIGHT_H + 20, json!(false))
-            .read(&site, "TR-1", 10 + EIGHT_H + 30, json!(false));
+        s.read_at(&site, "IL-1", 0, json!(false))
+            .read_at(&site, "TR-1", 0, json!(false))
+            .read_at(&site, "IL-1", 10, json!(true)) // bypassed: a warning at once
+            .read_at(&site, "TR-1", 10 + EIGHT_H - 1, json!(false)) // not yet 8 h
+            .read_at(&site, "TR-1", 10 + EIGHT_H + 5, json!(false)) // the clock passes 8 h
+            .read_at(&site, "TR-1", 10 + EIGHT_H + 10, json!(true)) // tripped
+            .read_at(&site, "IL-1", 10 + EIGHT_H + 20, json!(false))
+            .read_at(&site, "TR-1", 10 + EIGHT_H + 30, json!(false));
         let want = vec![
             ev(
                 "raised",

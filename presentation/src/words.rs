@@ -103,6 +103,8 @@ pub(crate) fn quantity_zh(q: &Quantity) -> Option<&'static str> {
         Quantity::VehicleAlarm => "车辆报警",
         Quantity::VehicleStatus => "车辆状态",
         Quantity::VehicleActiveSafety => "主动安全",
+        Quantity::FanRunning => "风机",
+        Quantity::PowerOffCommand => "断电指令",
         _ => return None,
     })
 }
@@ -125,9 +127,21 @@ pub fn place_word(location: &str, lang: Language) -> String {
         "coal_bunker" => "煤仓",
         "shearer" => "采煤机",
         "substation" => "变电所",
+        "district_return" => "采区回风巷",
+        "district_airway" => "采区进回风巷",
+        "rock_heading" => "岩巷掘进工作面",
+        "main_airway" => "主要进回风巷",
+        "trolley_roadway" => "架线电机车巷道",
+        "shaft_personnel" => "升降人员和物料的井筒",
+        "shaft_material" => "专为升降物料的井筒",
+        "ventilation_shaft" => "无提升设备的风井和风硐",
+        "air_bridge" => "风桥",
+        "walkway" => "其他通风人行巷道",
+        "main_fan" => "主要通风机",
+        "local_fan" => "局部通风机",
         "tank_farm" => "罐区",
         "reactor" => "反应釜",
-        "machine_room" => "机房",
+        "machine_room" => "机电硐室",
         _ => return spaced(location),
     };
     zh.to_string()
@@ -167,6 +181,25 @@ pub fn label_word(label: &str, lang: Language) -> String {
         "bypassed" => "处于旁路",
         "post-earthquake inspection of the site required" => "需进行震后现场检查",
         "loading under a lightning warning" => "雷电预警期间装卸作业",
+        "permitted intake CO2" => "进风流二氧化碳允许浓度",
+        "stop work and withdraw CO2" => "停工撤人二氧化碳浓度",
+        "investigate CO2" => "查明原因二氧化碳浓度",
+        "maximum wind speed" => "最高允许风速",
+        "minimum wind speed" => "最低允许风速",
+        "shorten working hours temperature" => "缩短工作时间温度",
+        "stop work temperature" => "停止作业温度",
+        "stopped" => "停止运转",
+        "high alarm setting" => "高报设定值",
+        "high-high alarm setting" => "高高报设定值",
+        "low alarm setting" => "低报设定值",
+        "low-low alarm setting" => "低低报设定值",
+        "bypassed (key regulated process)" => "处于旁路（重点监管危险化工工艺联锁）",
+        "rainstorm over the mine: stop production and withdraw unless the threat is ruled out" => {
+            "暴雨威胁矿井安全时须立即停产撤出井下全部人员，请核查"
+        }
+        "heavy-pollution warning: production-restriction check of the emission-reduction list" => {
+            "重污染天气预警：核查应急减排清单企业限产停产措施落实"
+        }
         _ => return label.to_string(),
     };
     zh.to_string()
@@ -189,6 +222,7 @@ pub fn warning_kind_word(kind: &str, lang: Language) -> String {
         "flood" => "洪水",
         "forest_fire_danger" => "森林火险",
         "heavy_rain" => "强降雨",
+        "heavy_pollution" => "重污染天气",
         _ => return spaced(kind),
     }
     .to_string()
@@ -220,19 +254,16 @@ mod tests {
     #[test]
     fn every_label_of_the_standard_pack_has_its_chinese() {
         for file in alarm_rules::BUILTIN_FILES {
-            for line in file.1.lines() {
-                let line = line.trim();
-                for key in ["label = \"", "clear_label = \""] {
-                    if let Some(rest) = line.strip_prefix(key) {
-                        let label = rest.split('"').next().unwrap();
-                        assert_ne!(
-                            label_word(label, Language::ZhCn),
-                            label,
-                            "{label:?} in {} has no Chinese",
-                            file.0
-                        );
-                    }
-                }
+            // Every `label = "..."` and `clear_label = "..."`, on a line of its own or inline
+            // in a level's table.
+            for (at, key) in file.1.match_indices("label = \"") {
+                let label = file.1[at + key.len()..].split('"').next().unwrap();
+                assert_ne!(
+                    label_word(label, Language::ZhCn),
+                    label,
+                    "{label:?} in {} has no Chinese",
+                    file.0
+                );
             }
         }
     }

@@ -61,6 +61,7 @@ open_enum!(
         OperationActive = "operation_active", Position = "position",
         VehicleAlarm = "vehicle_alarm", VehicleStatus = "vehicle_status",
         VehicleActiveSafety = "vehicle_active_safety",
+        FanRunning = "fan_running", PowerOffCommand = "power_off_command",
     }
 );
 
@@ -69,7 +70,8 @@ open_enum!(
     Unit {
         PercentVol = "%", Ppm = "ppm", PercentLel = "%LEL", Celsius = "°C", KiloPascal = "kPa",
         Metre = "m", MetrePerSecond = "m/s", MmPerHour = "mm/h", Millimetre = "mm",
-        Bool = "bool", Wgs84 = "wgs84", Bits = "bits",
+        Bool = "bool", Wgs84 = "wgs84", Bits = "bits", CubicMetrePerHour = "m3/h",
+        TonnePerHour = "t/h",
     }
 );
 
@@ -95,7 +97,9 @@ impl Quantity {
             Quantity::InterlockBypass
             | Quantity::InterlockTrip
             | Quantity::PowerCut
-            | Quantity::OperationActive => ValueKind::Bool,
+            | Quantity::OperationActive
+            | Quantity::FanRunning
+            | Quantity::PowerOffCommand => ValueKind::Bool,
             Quantity::Position => ValueKind::Position,
             _ => ValueKind::Number,
         }
@@ -116,6 +120,46 @@ pub struct SiteInfo {
     pub lat: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lon: Option<f64>,
+    /// The site is on its city's emergency emission-reduction list for heavy-pollution
+    /// weather (重污染天气应急减排清单): a heavy-pollution warning calls for its
+    /// production-restriction check.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emission_reduction_list: bool,
+}
+
+/// A point's own alarm settings, as its control system or point table has them (contract
+/// 1.1): any of high-high, high, low, low-low (`{"hh": 90, "h": 80}`). Rules may take their
+/// levels from them. An unknown key is refused.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Limits(pub BTreeMap<LimitKey, f64>);
+
+/// One of the four settings of [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitKey {
+    Hh,
+    H,
+    L,
+    Ll,
+}
+
+impl LimitKey {
+    pub fn parse(s: &str) -> Option<LimitKey> {
+        Some(match s {
+            "hh" => LimitKey::Hh,
+            "h" => LimitKey::H,
+            "l" => LimitKey::L,
+            "ll" => LimitKey::Ll,
+            _ => return None,
+        })
+    }
+}
+
+impl Limits {
+    pub fn get(&self, key: LimitKey) -> Option<f64> {
+        self.0.get(&key).copied()
+    }
 }
 
 /// One point of a catalogue.
@@ -139,6 +183,9 @@ pub struct PointSpec {
     pub gas: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The point's own alarm settings (contract 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 impl PointSpec {
@@ -153,6 +200,7 @@ impl PointSpec {
             interval_ms: None,
             gas: None,
             tags: BTreeMap::new(),
+            limits: None,
         }
     }
     pub fn tag(&self, key: &str) -> Option<&str> {

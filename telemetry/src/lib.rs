@@ -13,7 +13,8 @@ pub mod topic;
 pub mod warning;
 
 pub use catalogue::{
-    AgentState, AgentStatus, Catalogue, Category, PointSpec, Quantity, SiteInfo, Unit,
+    AgentState, AgentStatus, Catalogue, Category, LimitKey, Limits, PointSpec, Quantity, SiteInfo,
+    Unit,
 };
 pub use codec::{
     decode_batch, decode_catalogue, decode_status, encode_batch, BatchError, DecodeLimits,

@@ -528,3 +528,28 @@ fn contract_topics_parse() {
     assert_eq!(scheme.weather_cenc(), cases[4].0);
     assert_eq!(scheme.incidents(&site), cases[5].0);
 }
+
+/// Contract 1.1: a point's own alarm settings (`limits`) and the site attribute of the
+/// emission-reduction list (issue 25).
+#[test]
+fn limits_and_the_emission_reduction_list_are_read() {
+    let text = r#"{"agent":"mine-01-edge","site":{"category":"hazchem","emission_reduction_list":true},
+     "points":[{"point":"TT-R3","quantity":"temperature","unit":"°C","limits":{"hh":90,"h":80.5}},
+               {"point":"TT-R4","quantity":"temperature","unit":"°C","limits":{"hh":90,"hhh":99}}]}"#;
+    let d = decode_catalogue(text.as_bytes(), Some(&agent()), &DecodeLimits::default()).unwrap();
+    assert!(d.catalogue.site.as_ref().unwrap().emission_reduction_list);
+    assert_eq!(
+        d.catalogue.points.len(),
+        1,
+        "an unknown limit key refuses its point"
+    );
+    assert_eq!(d.refused.len(), 1);
+    let limits = d.catalogue.points[0].limits.as_ref().unwrap();
+    assert_eq!(limits.get(telemetry::LimitKey::Hh), Some(90.0));
+    assert_eq!(limits.get(telemetry::LimitKey::H), Some(80.5));
+    assert_eq!(limits.get(telemetry::LimitKey::Ll), None);
+    let again = serde_json::to_value(&d.catalogue.points[0]).unwrap();
+    assert_eq!(again["limits"], json!({"hh": 90.0, "h": 80.5}));
+    let site = serde_json::to_value(d.catalogue.site.as_ref().unwrap()).unwrap();
+    assert_eq!(site["emission_reduction_list"], json!(true));
+}

@@ -49,7 +49,6 @@ poll_interval_ms = 200
   unit = "%"
   location = "working_face"
   range = [0, 4]
-  tags = {{ zone = "1201" }}
 "#,
             data = dir.join("agent").display(),
             url = broker.url(),

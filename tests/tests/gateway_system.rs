@@ -70,7 +70,7 @@ impl System {
         let birth = json!({"agent": AGENT, "epoch": "e1",
         "site": {"name": "Zhaogu No.1 mine", "category": "coal_mine", "region": "410522", "lat": 36.10, "lon": 114.30},
         "points": [
-            {"point": "CH4-101", "quantity": "ch4", "unit": "%", "location": "working_face", "range": [0, 4], "tags": {"zone": "1201"}}
+            {"point": "CH4-101", "quantity": "ch4", "unit": "%", "location": "working_face", "range": [0, 4]}
         ]});
         publish(
             self.broker.port,

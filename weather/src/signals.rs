@@ -3,7 +3,7 @@
 
 /// The kinds this crate names itself. A warning whose kind is none of these carries a kind
 /// made from its event text (see [`slug`]); metrics should label by [`kind_label`].
-pub const KNOWN_KINDS: [&str; 19] = [
+pub const KNOWN_KINDS: [&str; 20] = [
     "typhoon",
     "rainstorm",
     "snowstorm",
@@ -23,6 +23,7 @@ pub const KNOWN_KINDS: [&str; 19] = [
     "earthquake",
     "tsunami",
     "flood",
+    "heavy_pollution",
 ];
 
 /// CMA warning signal codes (GB/T 35561 style) and their kinds.
@@ -94,6 +95,13 @@ const KIND_WORDS: &[(&str, &[&str], &[&str])] = &[
     ("hail", &["冰雹"], &["hail"]),
     ("frost", &["霜冻"], &["frost", "freeze"]),
     ("heavy_fog", &["大雾"], &["fog", "dense fog"]),
+    // Heavy-pollution weather (重污染天气) warnings are the city government's (its ecology and
+    // environment bureau's), not the CMA's: they come without a CMA code, named by their words.
+    (
+        "heavy_pollution",
+        &["重污染天气", "空气重污染", "重污染"],
+        &["heavy pollution", "heavy air pollution", "air pollution"],
+    ),
     ("haze", &["霾"], &["haze", "smog"]),
     ("earthquake", &["地震"], &["earthquake"]),
     ("tsunami", &["海啸"], &["tsunami"]),
@@ -212,6 +220,11 @@ mod tests {
         );
         assert_eq!(kind_of_words("Heathrow"), None);
         assert_eq!(kind_of_words("Child Abduction"), None);
+        assert_eq!(kind_of_words("重污染天气红色预警"), Some("heavy_pollution"));
+        assert_eq!(
+            kind_of_words("Heavy Air Pollution Alert"),
+            Some("heavy_pollution")
+        );
         for (code, kind, zh) in CMA_CODES {
             assert!(KNOWN_KINDS.contains(&kind), "{code}");
             assert_eq!(kind_of_words(zh), Some(kind), "{zh}");

@@ -228,3 +228,19 @@ fn the_rule_engine_view() {
     assert_eq!(a.level, alarm_rules::WarningLevel::Orange);
     assert_eq!(a.magnitude, None);
 }
+
+#[test]
+fn a_city_heavy_pollution_red_warning_without_a_cma_code() {
+    let [w] = &warnings("cn_heavy_pollution_red_410500.xml")[..] else {
+        panic!("the Chinese and English blocks are one warning");
+    };
+    assert_eq!(w.kind, "heavy_pollution");
+    assert_eq!(w.level, WarningLevel::Red);
+    assert_eq!(w.code, None);
+    assert_eq!(w.id, "41050000000000_20261205200000/重污染天气红色预警");
+    assert_eq!(w.regions[0].as_str(), "410500");
+    assert!(w.affects(&site_in("410522")));
+    assert!(!w.affects(&site_in("410622")));
+    let cancel = warnings("cn_heavy_pollution_410500_cancel.xml");
+    assert_eq!(cancel[0].kind, "heavy_pollution");
+}

@@ -10,8 +10,9 @@ use super::text::{agent_text, binding_text, site_text, zone_text};
 use super::time::{ts, NONE};
 use super::EngineConfig;
 use crate::api::{ActiveWarning, Cause, Subject, Transition};
-use crate::rule::{bump, Kind, Level, Member, Mode, PointCondition, Rule};
-use telemetry::{AgentId, Quality, Severity, Timestamp, Value};
+use crate::rule::{bump, Kind, Level, Member, Mode, PointCondition, Repeats, Rule};
+use std::collections::VecDeque;
+use telemetry::{AgentId, PointSpec, Quality, Severity, Timestamp, Value};
 
 /// Rate-of-change samples kept per binding (bounded).
 const RATE_SAMPLES: usize = 256;
@@ -45,17 +46,21 @@ fn threshold_want(
     levels: &[Level],
     v: f64,
     open: Option<Open>,
-    warnings: &[ActiveWarning],
+    ctx: (&[ActiveWarning], Option<&PointSpec>),
     up: u8,
 ) -> Option<Want> {
+    let (warnings, spec) = ctx;
     let plain = rule.context.is_empty();
     let mut best: Option<(usize, f64)> = None;
     let open_level = open.and_then(|o| levels.get(o.level as usize));
     for (i, l) in levels.iter().enumerate() {
-        let (raise, clear) = if plain {
-            (l.raise, l.clear)
+        let values = if plain && l.limit.is_none() {
+            Some((l.raise, l.clear))
         } else {
-            level_values(rule, i, l, warnings)
+            level_values(rule, i, l, warnings, spec)
+        };
+        let Some((raise, clear)) = values else {
+            continue;
         };
         let on = l.raises(v, raise)
             || open_level.is_some_and(|ol| {
@@ -70,6 +75,20 @@ fn threshold_want(
         level: i as u8,
         threshold: raise,
     })
+}
+
+/// A state became active at `t`: note it among the recent starts and say whether it has now
+/// started more than `max_starts` times within the window (the starts kept are bounded).
+fn started_often(starts: &mut VecDeque<i64>, t: i64, r: &Repeats) -> bool {
+    starts.push_back(t);
+    while starts
+        .front()
+        .is_some_and(|&s| t.saturating_sub(s) >= r.window_ms as i64)
+        || starts.len() > r.max_starts as usize + 1
+    {
+        starts.pop_front();
+    }
+    starts.len() > r.max_starts as usize
 }
 
 /// The cause of a zone's rule (a composite or a site-level rule).
@@ -128,7 +147,7 @@ impl World<'_> {
                 escalate_to,
                 ..
             } => {
-                if let Extra::Active(since) = b.extra {
+                if let Extra::Active { since, .. } = b.extra {
                     if since != NONE && b.m.open.is_some_and(|o| o.severity < *escalate_to) {
                         consider(since.saturating_add(*max as i64));
                     }
@@ -174,7 +193,8 @@ impl World<'_> {
                 };
                 let (applies, up) = context_effects(rule, &site.warnings);
                 if applies {
-                    threshold_want(rule, levels, v, b.m.open, &site.warnings, up)
+                    let ctx = (site.warnings.as_slice(), p.spec.as_deref());
+                    threshold_want(rule, levels, v, b.m.open, ctx, up)
                 } else {
                     None
                 }
@@ -302,6 +322,7 @@ impl World<'_> {
                 active,
                 max_duration_ms,
                 escalate_to,
+                repeats,
                 ..
             } => {
                 if !judgeable {
@@ -310,21 +331,31 @@ impl World<'_> {
                 let Some(bv) = p.value.as_bool() else {
                     return false;
                 };
-                let Extra::Active(since) = &mut b.extra else {
+                let Extra::Active {
+                    since,
+                    starts,
+                    often,
+                } = &mut b.extra
+                else {
                     return false;
                 };
                 let (applies, up) = context_effects(rule, &site.warnings);
                 if bv == *active && applies {
                     if *since == NONE {
                         *since = t;
+                        if let Some(r) = repeats {
+                            *often = started_often(starts, t, r);
+                        }
                     }
                     let sev = match max_duration_ms {
+                        _ if *often => *escalate_to,
                         Some(max) if t.saturating_sub(*since) >= *max as i64 => *escalate_to,
                         _ => *severity,
                     };
                     Some(Open::plain(bump(sev, up)))
                 } else {
                     *since = NONE;
+                    *often = false;
                     None
                 }
             }
@@ -378,6 +409,11 @@ impl World<'_> {
                 b.m.open.is_some_and(|o| o.severity >= *min_severity)
                     && rule.matches(&self.rules[b.rule as usize].id)
             }),
+            PointCondition::BelowLimit(k) => {
+                let limit = pt.spec.as_deref().and_then(|s| s.limits.as_ref()?.get(*k));
+                judgeable && limit.is_some_and(|l| pt.value.as_f64().is_some_and(|v| v < l))
+            }
+            PointCondition::Present => true,
         }
     }
 
@@ -527,6 +563,10 @@ impl World<'_> {
                     z.a_since = NONE;
                 }
                 a.is_some() && b_present && !b && t.saturating_sub(z.a_since) >= *within_ms as i64
+            }
+            Mode::AWithoutB => {
+                trigger = z.members[0].first().copied();
+                trigger.is_some() && z.members[1].is_empty()
             }
         };
         let want = (cond && applies).then_some(Open::plain(bump(*severity, up)));

@@ -4,7 +4,7 @@
 
 use super::state::{PointSt, SiteSt};
 use crate::api::ActiveWarning;
-use crate::rule::{ContextRule, Kind, Level, Rule, Selector};
+use crate::rule::{ContextRule, Kind, Level, Rule, Selector, Side};
 use telemetry::{PointId, PointSpec};
 
 pub(super) fn selects_site(sel: &Selector, site: &SiteSt) -> bool {
@@ -16,6 +16,11 @@ pub(super) fn selects_site(sel: &Selector, site: &SiteSt) -> bool {
     }
     if let Some(g) = &sel.site {
         if !g.matches(site.id.as_str()) {
+            return false;
+        }
+    }
+    if let Some(listed) = sel.emission_reduction_list {
+        if site.ctx.emission_reduction_list != listed {
             return false;
         }
     }
@@ -37,6 +42,13 @@ pub(super) fn selects_point(sel: &Selector, id: &PointId, spec: Option<&PointSpe
     if let Some(g) = &sel.point {
         if !g.matches(id.as_str()) {
             return false;
+        }
+    }
+    if !sel.without_tags.is_empty() {
+        if let Some(spec) = spec {
+            if sel.without_tags.iter().any(|k| spec.tag(k).is_some()) {
+                return false;
+            }
         }
     }
     if !sel.needs_spec() {
@@ -94,15 +106,17 @@ pub(super) fn context_effects(rule: &Rule, warnings: &[ActiveWarning]) -> (bool,
     (!needs_only || only_met, up)
 }
 
-/// Raise and clear values of a level under the active warnings.
+/// Raise and clear values of a level for a point (`spec`: its catalogue entry, whose limits a
+/// level may take) under the active warnings; `None` where the level has no value for it.
 #[inline]
 pub(super) fn level_values(
     rule: &Rule,
     idx: usize,
     level: &Level,
     warnings: &[ActiveWarning],
-) -> (f64, f64) {
-    let (mut raise, mut clear) = (level.raise, level.clear);
+    spec: Option<&PointSpec>,
+) -> Option<(f64, f64)> {
+    let (mut raise, mut clear) = level.values_for(spec)?;
     for c in &rule.context {
         if c.tighten.iter().any(|t| t.level == idx)
             && warnings.iter().any(|w| warning_matches(c, w))
@@ -114,10 +128,18 @@ pub(super) fn level_values(
                 if let Some(c) = t.clear {
                     clear = c;
                 }
+                if let Some(by) = t.by {
+                    let by = match level.side {
+                        Side::High => -by,
+                        Side::Low => by,
+                    };
+                    raise += by;
+                    clear += by;
+                }
             }
         }
     }
-    (raise, clear)
+    Some((raise, clear))
 }
 
 /// The ids of the warnings that shape a rule now (sorted).

@@ -20,8 +20,13 @@ pub(super) enum Extra {
         stuck_value: f64,
         why: FaultWhy,
     },
-    /// Boolean state: since when the state has been active.
-    Active(i64),
+    /// Boolean state: since when the state has been active (NONE: it is not), when it
+    /// became active lately (for `repeats`), and whether that was too often.
+    Active {
+        since: i64,
+        starts: VecDeque<i64>,
+        often: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -242,7 +247,11 @@ pub(super) fn extra_for(rule: &Rule) -> Extra {
             stuck_value: f64::NAN,
             why: FaultWhy::None,
         },
-        Kind::State { .. } => Extra::Active(NONE),
+        Kind::State { .. } => Extra::Active {
+            since: NONE,
+            starts: VecDeque::new(),
+            often: false,
+        },
         _ => Extra::None,
     }
 }

@@ -6,10 +6,10 @@ use super::select::{level_values, missing_limit};
 use super::state::{Binding, Extra, FaultWhy, PointSt, ZoneSt};
 use crate::api::{ActiveWarning, TransitionKind};
 use crate::message::{
-    Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms, WarningTerms,
+    Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms, TooOften, WarningTerms,
 };
 use crate::rule::{Kind, Level, Member, Mode, PointCondition, Rule, Side};
-use telemetry::AgentId;
+use telemetry::{AgentId, Quantity};
 
 fn comparison(side: Side, inclusive: bool) -> Comparison {
     match (side, inclusive) {
@@ -48,7 +48,8 @@ pub(super) fn binding_text(
     match &rule.kind {
         Kind::Threshold { levels, .. } => {
             let l = &levels[open.level as usize];
-            let (raise, clear) = level_values(rule, open.level as usize, l, warnings);
+            let (raise, clear) = level_values(rule, open.level as usize, l, warnings, spec)
+                .unwrap_or((l.raise, l.clear));
             let (phase, comparison, label, level) = match kind {
                 TransitionKind::Cleared => (
                     LevelPhase::Cleared,
@@ -126,13 +127,22 @@ pub(super) fn binding_text(
             label,
             max_duration_ms,
             escalate_to,
+            repeats,
             ..
         } => {
-            let longer = kind == TransitionKind::Escalated && open.severity >= *escalate_to;
+            let often = matches!(b.extra, Extra::Active { often: true, .. });
+            let too_often = repeats.filter(|_| often && !cleared).map(|r| TooOften {
+                max_starts: r.max_starts,
+                window_ms: r.window_ms,
+            });
+            let longer = kind == TransitionKind::Escalated
+                && open.severity >= *escalate_to
+                && too_often.is_none();
             let message = Message::State {
                 point,
                 label: label.clone(),
                 longer_than_ms: max_duration_ms.filter(|_| longer),
+                too_often,
                 cleared,
             };
             (None, message)
@@ -150,6 +160,8 @@ fn condition(c: &PointCondition) -> Condition {
             rule: rule.as_str().to_string(),
             min_severity: *min_severity,
         },
+        PointCondition::BelowLimit(k) => Condition::BelowLimit { limit: *k },
+        PointCondition::Present => Condition::Present,
     }
 }
 
@@ -178,6 +190,20 @@ pub(super) fn zone_text(
             still_not: z.members[1]
                 .iter()
                 .map(|&p| points[p as usize].id.clone())
+                .collect(),
+        },
+        (_, Mode::AWithoutB) => Message::ZoneUnequipped {
+            zone,
+            rule,
+            points: z.members[0]
+                .iter()
+                .map(|&p| points[p as usize].id.clone())
+                .collect(),
+            missing: members[1]
+                .select
+                .quantity
+                .iter()
+                .map(|q| Quantity::parse(q))
                 .collect(),
         },
         (_, Mode::All) => Message::ZoneAll { zone, rule },
@@ -243,6 +269,7 @@ mod tests {
                 inclusive,
                 label: String::new(),
                 clear_label: String::new(),
+                limit: None,
             };
             assert_eq!(comparison(l.side, l.inclusive), raise);
             assert_eq!(clear_comparison(&l), clear);

@@ -54,20 +54,31 @@ pub fn catalogue(points: Vec<PointSpec>) -> Catalogue {
     }
 }
 
-/// An engine with `rules`, one site of `category` and a catalogue.
+/// An engine with `rules`, one site of `category` and a catalogue whose birth raised nothing.
 pub fn engine_with(rules: RuleSet, category: Category, points: Vec<PointSpec>) -> Engine {
+    let (e, out) = engine_born(rules, category, points);
+    assert!(out.is_empty(), "{out:?}");
+    e
+}
+
+/// An engine with `rules`, one site of `category` and a catalogue, and what its birth raised.
+pub fn engine_born(
+    rules: RuleSet,
+    category: Category,
+    points: Vec<PointSpec>,
+) -> (Engine, Vec<Transition>) {
     let mut e = Engine::new(rules, EngineConfig::default());
     e.set_site(
         &site(),
         SiteContext {
             category: Some(category),
             region: None,
+            ..Default::default()
         },
     );
     let mut out = Vec::new();
     e.set_catalogue(&site(), &catalogue(points), t0(), &mut out);
-    assert!(out.is_empty(), "{out:?}");
-    e
+    (e, out)
 }
 
 pub fn coal(points: Vec<PointSpec>) -> Engine {

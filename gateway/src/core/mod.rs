@@ -231,13 +231,7 @@ impl Core {
             s.info = info.clone();
             s.from_registry = true;
             drop(live);
-            self.engine.set_site(
-                &site,
-                SiteContext {
-                    category: info.category.clone(),
-                    region: info.region.clone(),
-                },
-            );
+            self.engine.set_site(&site, SiteContext::from(&info));
         }
         for (site, _agent, body) in self.store.catalogues().await? {
             let (Ok(site), Ok(cat)) = (
@@ -334,10 +328,7 @@ impl Core {
         let live = self.live.read().expect("live lock");
         live.sites
             .get(site)
-            .map(|s| SiteContext {
-                category: s.info.category.clone(),
-                region: s.info.region.clone(),
-            })
+            .map(|s| SiteContext::from(&s.info))
             .unwrap_or_default()
     }
 

@@ -180,6 +180,7 @@ pub(crate) mod tests {
             region: Some(RegionCode::new("410522").unwrap()),
             lat: None,
             lon: None,
+            emission_reduction_list: false,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Messages in English, e.g. "CH4 1.62 % >= power-off level 1.5 % at working face".
 
-use super::{seconds, value_text};
+use super::{joined, limit_name, seconds, value_text};
 use crate::number::num;
 use crate::words::warning_level_word;
 use crate::Language;
@@ -84,15 +84,21 @@ pub(super) fn text(m: &Message) -> String {
             point,
             label,
             longer_than_ms,
+            too_often,
             cleared,
         } => {
             let (q, place) = (quantity_label(point), place(point));
-            match (cleared, longer_than_ms) {
-                (true, _) => format!("{q} {place} no longer {label}: cleared"),
-                (false, Some(ms)) => {
+            match (cleared, longer_than_ms, too_often) {
+                (true, _, _) => format!("{q} {place} no longer {label}: cleared"),
+                (false, _, Some(o)) => format!(
+                    "{q} {place} {label}: more than {} times within {} s",
+                    o.max_starts,
+                    seconds(o.window_ms)
+                ),
+                (false, Some(ms), None) => {
                     format!("{q} {place} {label} for longer than {} s", seconds(*ms))
                 }
-                (false, None) => format!("{q} {place} {label}"),
+                (false, None, None) => format!("{q} {place} {label}"),
             }
         }
         Message::ZoneCleared { zone, rule } => {
@@ -122,6 +128,16 @@ pub(super) fn text(m: &Message) -> String {
                 still_not.join(", ")
             )
         }
+        Message::ZoneUnequipped {
+            zone,
+            points,
+            missing,
+            ..
+        } => format!(
+            "zone {zone}: no {} point beside {}: configuration incomplete, its power cannot be proven cut",
+            joined(missing, |q| q.as_str().replace('_', " "), " or "),
+            joined(points, |p| p.to_string(), ", ")
+        ),
         Message::Warning {
             label,
             warnings,
@@ -183,6 +199,7 @@ fn quantity_label(p: &PointTerms) -> String {
     match (quantity, gas) {
         (Quantity::Lel, Some(g)) => format!("{g} LEL"),
         (Quantity::Lel, None) => "LEL".to_string(),
+        (Quantity::FanRunning, _) => "fan".to_string(),
         (Quantity::Toxic, Some(g)) => g,
         (Quantity::Toxic, None) => "toxic gas".to_string(),
         (Quantity::Ch4 | Quantity::Co | Quantity::O2 | Quantity::Co2 | Quantity::H2s, _) => {
@@ -223,6 +240,8 @@ fn condition(c: &Condition) -> String {
         Condition::Below { value } => format!("< {}", num(*value)),
         Condition::Equals { value } => value.to_string(),
         Condition::Cause { rule, min_severity } => format!("at {min_severity} under {rule}"),
+        Condition::BelowLimit { limit } => format!("< its {} setting", limit_name(*limit)),
+        Condition::Present => "present".to_string(),
     }
 }
 
@@ -292,6 +311,7 @@ mod tests {
             point: p,
             label: "bypassed".into(),
             longer_than_ms: Some(1_800_000),
+            too_often: None,
             cleared: false,
         };
         assert_eq!(

@@ -8,7 +8,7 @@ mod zh;
 use crate::number::num;
 use crate::Language;
 use alarm_rules::Message;
-use telemetry::Value;
+use telemetry::{LimitKey, Value};
 
 /// The text of a transition's message.
 pub fn message_text(m: &Message, lang: Language) -> String {
@@ -29,4 +29,19 @@ fn value_text(v: &Value) -> String {
 
 fn seconds(ms: u64) -> String {
     num(ms as f64 / 1000.0)
+}
+
+/// A point's alarm setting as control rooms write it: `HH`, `H`, `L`, `LL`.
+fn limit_name(k: LimitKey) -> &'static str {
+    match k {
+        LimitKey::Hh => "HH",
+        LimitKey::H => "H",
+        LimitKey::L => "L",
+        LimitKey::Ll => "LL",
+    }
+}
+
+/// Items named by `name`, joined by `sep`.
+fn joined<T>(items: &[T], name: impl Fn(&T) -> String, sep: &str) -> String {
+    items.iter().map(name).collect::<Vec<_>>().join(sep)
 }

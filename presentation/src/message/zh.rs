@@ -1,6 +1,6 @@
 //! Messages in Chinese, as a duty officer reads them: "工作面甲烷 1.62 %，达到断电浓度 1.5 %".
 
-use super::{seconds, value_text};
+use super::{joined, limit_name, seconds, value_text};
 use crate::number::num;
 use crate::words::{label_word, place_word, quantity_zh, warning_kind_word, warning_level_word};
 use crate::Language;
@@ -84,13 +84,19 @@ pub(super) fn text(m: &Message) -> String {
             point,
             label,
             longer_than_ms,
+            too_often,
             cleared,
         } => {
             let (what, label) = (subject(point), label_word(label, ZH));
-            match (cleared, longer_than_ms) {
-                (true, _) => format!("{what}不再{label}，已恢复"),
-                (false, Some(ms)) => format!("{what}{label}超过 {} 秒", seconds(*ms)),
-                (false, None) => format!("{what}{label}"),
+            match (cleared, longer_than_ms, too_often) {
+                (true, _, _) => format!("{what}不再{label}，已恢复"),
+                (false, _, Some(o)) => format!(
+                    "{what}{label}：{} 秒内超过 {} 次",
+                    seconds(o.window_ms),
+                    o.max_starts
+                ),
+                (false, Some(ms), None) => format!("{what}{label}超过 {} 秒", seconds(*ms)),
+                (false, None, None) => format!("{what}{label}"),
             }
         }
         Message::ZoneCleared { zone, rule } => {
@@ -119,6 +125,20 @@ pub(super) fn text(m: &Message) -> String {
                 condition(proof),
                 still_not.join("、")
             )
+        }
+        Message::ZoneUnequipped {
+            zone,
+            rule,
+            points,
+            missing,
+        } => {
+            let missing = joined(
+                missing,
+                |q| quantity_zh(q).map_or_else(|| q.as_str().replace('_', " "), str::to_string),
+                "或",
+            );
+            let points = joined(points, |p| p.to_string(), "、");
+            format!("区域 {zone}：{points} 旁无{missing}测点（规则 {rule} 无法校验），配置不完整")
         }
         Message::Warning {
             label,
@@ -223,6 +243,8 @@ fn condition(c: &Condition) -> String {
             "存在规则 {rule} 的{}及以上告警",
             crate::words::severity_word(*min_severity, ZH)
         ),
+        Condition::BelowLimit { limit } => format!("低于其{}设定值", limit_name(*limit)),
+        Condition::Present => "存在".to_string(),
     }
 }
 
@@ -296,5 +318,40 @@ mod tests {
             online: false,
         };
         assert_eq!(text(&a), "采集终端 edge-1 离线：通信中断");
+    }
+
+    #[test]
+    fn a_zone_without_its_feed_sensor_and_a_bypass_too_often() {
+        let m = Message::ZoneUnequipped {
+            zone: "1202".into(),
+            rule: "coal.ch4.zone_without_power_cut".into(),
+            points: vec![PointId::new("CH4-201").unwrap()],
+            missing: vec![Quantity::PowerCut],
+        };
+        assert_eq!(
+            text(&m),
+            "区域 1202：CH4-201 旁无断电测点（规则 coal.ch4.zone_without_power_cut 无法校验），配置不完整"
+        );
+        let bypass = PointTerms {
+            point: PointId::new("IL-P").unwrap(),
+            quantity: Some(Quantity::InterlockBypass),
+            gas: None,
+            unit: Some(Unit::Bool),
+            location: Some("reactor".into()),
+        };
+        let m = Message::State {
+            point: bypass,
+            label: "bypassed (key regulated process)".into(),
+            longer_than_ms: None,
+            too_often: Some(alarm_rules::TooOften {
+                max_starts: 2,
+                window_ms: 86_400_000,
+            }),
+            cleared: false,
+        };
+        assert_eq!(
+            text(&m),
+            "反应釜联锁旁路处于旁路（重点监管危险化工工艺联锁）：86400.0 秒内超过 2 次"
+        );
     }
 }
