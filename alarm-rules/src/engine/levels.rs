@@ -28,7 +28,8 @@ pub struct PointLevel {
     /// Its severity, with the steps the site's active warnings add.
     pub severity: Severity,
     pub side: LevelSide,
-    /// The value that raises it (set by a warning when `tightened`).
+    /// The value that raises it (the rule's, or the point's own limit from its catalogue; set
+    /// by a warning when `tightened`).
     pub raise: f64,
     /// The value it clears at (hysteresis).
     pub clear: f64,
@@ -64,8 +65,14 @@ impl Engine {
                     continue;
                 }
                 let (applies, up) = context_effects(rule, &site.warnings);
+                let spec = point.spec.as_deref();
                 for (i, l) in ls.iter().enumerate() {
-                    let (raise, clear) = level_values(rule, i, l, &site.warnings);
+                    // A level taken from the point's own limits, which it has none of: none.
+                    let Some((raise, clear)) = level_values(rule, i, l, &site.warnings, spec)
+                    else {
+                        continue;
+                    };
+                    let plain = l.values_for(spec);
                     levels.push(PointLevel {
                         rule: rule.id.clone(),
                         label: l.label.clone(),
@@ -77,7 +84,7 @@ impl Engine {
                         raise,
                         clear,
                         inclusive: l.inclusive,
-                        tightened: raise != l.raise || clear != l.clear,
+                        tightened: plain != Some((raise, clear)),
                         applies,
                         open: b.m.open.is_some_and(|o| o.level as usize == i),
                     });

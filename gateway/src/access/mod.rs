@@ -428,9 +428,6 @@ impl Access {
         &self.store
     }
 
-    /// Write an audit entry (a failure to write is logged and counted by the store's errors,
-    /// never fails the request that it records).
-    #[allow(clippy::too_many_arguments)]
     /// A refused login, audited with why; the caller is told only [`LOGIN_REFUSED`] (the same
     /// for every reason, so a refusal does not tell which names exist).
     async fn login_refused(&self, name: &str, source: &str, why: &str) -> AccessError {
@@ -439,6 +436,9 @@ impl Access {
         LOGIN_REFUSED
     }
 
+    /// Write an audit entry (a failure to write is logged and counted by the store's errors,
+    /// never fails the request that it records).
+    #[allow(clippy::too_many_arguments)]
     pub async fn audit(
         &self,
         who: &str,
