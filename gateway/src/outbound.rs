@@ -35,6 +35,10 @@ pub struct TargetTls {
 }
 
 impl TargetTls {
+    pub fn is_empty(&self) -> bool {
+        !self.files().any()
+    }
+
     pub fn files(&self) -> TlsFiles {
         TlsFiles {
             ca_file: self.ca_file.clone(),

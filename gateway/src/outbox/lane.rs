@@ -115,8 +115,9 @@ impl Target {
                 secret,
                 timeout_ms,
                 headers,
+                ..
             } => Channel::Http {
-                client: shared.http.clone(),
+                client: s.webhook_client()?.unwrap_or_else(|| shared.http.clone()),
                 url: reqwest::Url::parse(url)
                     .map_err(|e| ForwardError::Config(format!("subscriber {}: {e}", s.id)))?,
                 secret: secret.clone(),

@@ -247,6 +247,10 @@ pub enum ChannelConfig {
         timeout_ms: u64,
         #[serde(default)]
         headers: BTreeMap<String, String>,
+        /// The webhook's CA and the gateway's client certificate (subscribers of the
+        /// configuration file only: one added over the API cannot name files on the host).
+        #[serde(default, skip_serializing_if = "crate::outbound::TargetTls::is_empty")]
+        tls: crate::outbound::TargetTls,
     },
     /// A DingTalk group robot: a markdown message; with a secret, `timestamp` and `sign` query
     /// parameters.
@@ -405,6 +409,18 @@ fn check_timeout(what: &str, ms: u64) -> Result<(), ForwardError> {
 }
 
 impl SubscriberConfig {
+    /// A webhook's own client when it names TLS files (read and checked now).
+    pub(crate) fn webhook_client(&self) -> Result<Option<reqwest::Client>, ForwardError> {
+        match &self.channel {
+            ChannelConfig::Webhook { tls, .. } if !tls.is_empty() => {
+                crate::outbound::client(&tls.files(), CONNECT_TIMEOUT)
+                    .map(Some)
+                    .map_err(|e| ForwardError::Config(format!("subscriber {:?}: {e}", self.id)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The subscriber's URL names a host of `allowed` (any host when it is empty).
     pub fn check_host(&self, allowed: &[String]) -> Result<(), ForwardError> {
         let url = match &self.channel {
@@ -459,6 +475,7 @@ impl SubscriberConfig {
             } => {
                 check_url(&what, url, &["http", "https"])?;
                 check_timeout(&what, *timeout_ms)?;
+                self.webhook_client()?;
             }
             ChannelConfig::Mqtt { url, topic, .. } => {
                 check_url(&what, url, &["mqtt", "tcp", "mqtts", "ssl"])?;
@@ -899,6 +916,13 @@ mod tests {
             assert!(e.contains("subscriber_hosts"), "{refused}: {e}");
         }
         assert!(sub("https://anything.example/").check_host(&[]).is_ok());
+        // A webhook of the file may name TLS files; a missing one is named at start.
+        let with_tls: SubscriberConfig = serde_json::from_value(serde_json::json!({"id": "s",
+            "channel": {"kind": "webhook", "url": "https://hooks.example.gov.cn/",
+                        "tls": {"ca_file": "/nonexistent/hooks-ca.pem"}}}))
+        .unwrap();
+        let e = with_tls.validate().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/hooks-ca.pem"), "{e}");
     }
 
     #[test]
