@@ -3,6 +3,7 @@
 
 use super::index::{InlineKey, Keyed, PointIndex};
 use super::machine::Machine;
+use super::motion::DriveSt;
 use super::time::NONE;
 use crate::api::{ActiveWarning, SiteContext, Subject};
 use crate::rule::{Kind, Rule};
@@ -27,6 +28,12 @@ pub(super) enum Extra {
         starts: VecDeque<i64>,
         often: bool,
     },
+    /// Geofence: since when the position has been inside the area (NONE: it is not).
+    Fence {
+        since: i64,
+    },
+    /// Driving time.
+    Driving(Box<DriveSt>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -252,6 +259,8 @@ pub(super) fn extra_for(rule: &Rule) -> Extra {
             starts: VecDeque::new(),
             often: false,
         },
+        Kind::Geofence(_) => Extra::Fence { since: NONE },
+        Kind::DrivingTime(_) => Extra::Driving(Box::new(DriveSt::new())),
         _ => Extra::None,
     }
 }

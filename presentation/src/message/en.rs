@@ -1,6 +1,6 @@
 //! Messages in English, e.g. "CH4 1.62 % >= power-off level 1.5 % at working face".
 
-use super::{joined, limit_name, seconds, value_text};
+use super::{joined, limit_name, measured, seconds};
 use crate::number::num;
 use crate::words::warning_level_word;
 use crate::Language;
@@ -187,7 +187,8 @@ pub(super) fn text(m: &Message) -> String {
 
 /// The quantity, the value, the unit (with its leading space) and the place of a point.
 fn terms(p: &PointTerms, v: &Value) -> (String, String, String, String) {
-    (quantity_label(p), value_text(v), unit(p), place(p))
+    let (v, u) = measured(p, v);
+    (quantity_label(p), v, u, place(p))
 }
 
 /// How a point's quantity is named: gases in capitals (`CH4`, `H2S`), others as words.
@@ -206,14 +207,6 @@ fn quantity_label(p: &PointTerms) -> String {
             quantity.as_str().to_ascii_uppercase()
         }
         (q, _) => q.as_str().replace('_', " "),
-    }
-}
-
-/// The unit after a value, with its leading space; nothing for booleans.
-fn unit(p: &PointTerms) -> String {
-    match &p.unit {
-        Some(u) if u.as_str() != "bool" && !u.as_str().is_empty() => format!(" {}", u.as_str()),
-        _ => String::new(),
     }
 }
 

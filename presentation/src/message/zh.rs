@@ -1,6 +1,6 @@
 //! Messages in Chinese, as a duty officer reads them: "工作面甲烷 1.62 %，达到断电浓度 1.5 %".
 
-use super::{joined, limit_name, seconds, value_text};
+use super::{joined, limit_name, measured, seconds};
 use crate::number::num;
 use crate::words::{label_word, place_word, quantity_zh, warning_kind_word, warning_level_word};
 use crate::Language;
@@ -196,14 +196,10 @@ fn subject(p: &PointTerms) -> String {
 
 /// The subject, the value and the unit (with its leading space; none for booleans).
 fn terms(p: &PointTerms, v: &Value) -> (String, String, String) {
-    let v = match v {
-        Value::Bool(true) => "是".to_string(),
-        Value::Bool(false) => "否".to_string(),
-        v => value_text(v),
-    };
-    let unit = match &p.unit {
-        Some(u) if u.as_str() != "bool" && !u.as_str().is_empty() => format!(" {}", u.as_str()),
-        _ => String::new(),
+    let (v, unit) = match v {
+        Value::Bool(true) => ("是".to_string(), String::new()),
+        Value::Bool(false) => ("否".to_string(), String::new()),
+        v => measured(p, v),
     };
     (subject(p), v, unit)
 }
