@@ -95,6 +95,21 @@ impl DriveSt {
         self.spans.iter().map(|&(a, b)| b - a.max(from)).sum()
     }
 
+    /// When the driving within the sliding window falls below `max` (standing still): once
+    /// the oldest driving beyond it has left the window.
+    fn falls_below(&self, window_ms: u64, max: u64) -> i64 {
+        let from = self.last_t.saturating_sub(window_ms as i64);
+        let mut need = self.in_window(window_ms) - max as i64 + 1;
+        for &(a, b) in &self.spans {
+            let a = a.max(from);
+            if need <= b - a {
+                return (a + need).saturating_add(window_ms as i64);
+            }
+            need -= b - a;
+        }
+        NONE
+    }
+
     /// Level 0: too long without a rest; level 1: too long within the window.
     pub(super) fn want(&self, d: &Driving) -> Option<(u8, u64)> {
         if let Some(max) = d.max_continuous_ms {
@@ -131,9 +146,7 @@ impl DriveSt {
         }
         if let (Some(o), Some(max)) = (open, d.max_in_window_ms) {
             if o.level == 1 && !self.moving {
-                // The window slides on: its driving falls below the limit at some point.
-                let over = self.in_window(d.window_ms) - max as i64;
-                consider(self.last_t.saturating_add(over.max(0) + 1));
+                consider(self.falls_below(d.window_ms, max));
             }
         }
         best

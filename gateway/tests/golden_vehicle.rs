@@ -1,0 +1,244 @@
+//! Golden tests of the vehicle pack (issue 19) through `gateway replay`: overspeed held for its
+//! time by vehicle class, fatigue (continuous driving with a rest reset, driving within 24 h)
+//! and night driving of passenger buses, all in event time. Expected events are written by
+//! hand from `vehicle.toml`. [`golden::T0`] is 10:00 Beijing time.
+
+mod golden;
+
+use golden::{after, ev, of_rule, Script, T0};
+use serde_json::{json, Value};
+
+const SITE: &str = "trans-01";
+
+/// A vehicle's position point of `class`, reporting every `interval_ms`.
+fn vehicle(point: &str, class: &str, interval_ms: u64) -> Value {
+    json!({"point": point, "quantity": "position", "unit": "wgs84",
+           "tags": {"vehicle_class": class}, "interval_ms": interval_ms})
+}
+
+fn pos(speed: f64) -> Value {
+    json!({"lat": 34.7, "lon": 113.6, "speed_kmh": speed})
+}
+
+/// Readings of `point` at 60 km/h or standing (0) at `t0 + secs` for each `(secs, speed)`.
+fn drive(s: &mut Script, point: &str, t0: &str, readings: &[(i64, f64)]) {
+    for &(secs, speed) in readings {
+        s.read(SITE, point, &after(t0, secs), pos(speed));
+    }
+}
+
+/// `(start, start + step, ...)` up to `end` inclusive, at `speed`.
+fn every(start: i64, end: i64, step: usize, speed: f64) -> Vec<(i64, f64)> {
+    (start..=end).step_by(step).map(|x| (x, speed)).collect()
+}
+
+#[tokio::test]
+async fn a_dangerous_goods_truck_held_past_60_and_80_km_h_and_back() {
+    let mut s = Script::default();
+    s.birth_of(
+        SITE,
+        "transport",
+        json!([
+            vehicle("V1", "dangerous_goods", 5000),
+            vehicle("V2", "freight", 5000)
+        ]),
+    );
+    // V1: 70 km/h from 5 s (past 60, held 10 s -> warning at 15 s), 85 from 20 s (past 80,
+    // held 10 s -> alarm at 30 s), 50 from 40 s (under both levels' clear values: cleared; the
+    // clear names the open level's, 80 - 5).
+    let v1 = [
+        (0, 50.0),
+        (5, 70.0),
+        (10, 70.0),
+        (15, 70.0),
+        (20, 85.0),
+        (25, 85.0),
+    ];
+    drive(&mut s, "V1", T0, &v1);
+    drive(&mut s, "V1", T0, &[(30, 85.0), (35, 85.0), (40, 50.0)]);
+    // V2 (freight): 85 km/h is within its limit; 110 for 5 s only is not held long enough.
+    drive(
+        &mut s,
+        "V2",
+        T0,
+        &[(0, 85.0), (10, 110.0), (15, 90.0), (20, 90.0)],
+    );
+    let events = s.replay().await;
+    let rule = "vehicle.overspeed.dangerous_goods";
+    let want = vec![
+        ev(
+            "raised",
+            rule,
+            SITE,
+            "V1",
+            "warning",
+            pos(70.0),
+            Some(60.0),
+            15,
+        ),
+        ev(
+            "escalated",
+            rule,
+            SITE,
+            "V1",
+            "alarm",
+            pos(85.0),
+            Some(80.0),
+            30,
+        ),
+        ev(
+            "cleared",
+            rule,
+            SITE,
+            "V1",
+            "alarm",
+            pos(50.0),
+            Some(75.0),
+            40,
+        ),
+    ];
+    assert_eq!(of_rule(&events, SITE, rule), want);
+    assert_eq!(
+        of_rule(&events, SITE, "vehicle.overspeed.freight"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn four_hours_without_a_rest_then_eight_hours_within_24_h() {
+    let mut s = Script::default();
+    s.birth_of(
+        SITE,
+        "transport",
+        json!([vehicle("V3", "freight", 600_000)]),
+    );
+    // 10:00 to 14:00 Beijing time: driving, a report every 10 min.
+    drive(&mut s, "V3", T0, &every(0, 14_400, 600, 60.0));
+    // Standing from 14:10 (15 000 s): the 20-minute rest completes at 16 200 s.
+    drive(&mut s, "V3", T0, &every(15_000, 16_200, 600, 0.0));
+    // Driving again from 16 800 s; standing from 30 900 s: driven 15 000 + 14 100 s = 8 h 5 min.
+    drive(&mut s, "V3", T0, &every(16_800, 30_600, 600, 60.0));
+    drive(&mut s, "V3", T0, &[(30_900, 0.0), (90_000, 0.0)]);
+    let events = s.replay().await;
+    let day = "vehicle.fatigue.day";
+    let want = vec![
+        ev(
+            "raised",
+            day,
+            SITE,
+            "V3",
+            "alarm",
+            pos(60.0),
+            Some(14_400_000.0),
+            14_400,
+        ),
+        ev(
+            "cleared",
+            day,
+            SITE,
+            "V3",
+            "alarm",
+            pos(0.0),
+            Some(14_400_000.0),
+            16_200,
+        ),
+    ];
+    assert_eq!(of_rule(&events, SITE, day), want);
+    // 8 h reached at 30 600 s (15 000 + 13 800); it falls below 8 h once the first 300.001 s
+    // of driving have left the 24 h window (ms resolution).
+    let daily = "vehicle.fatigue";
+    let th = Some(28_800_000.0);
+    let want = vec![
+        ev("raised", daily, SITE, "V3", "alarm", pos(60.0), th, 30_600),
+        ev(
+            "cleared",
+            daily,
+            SITE,
+            "V3",
+            "alarm",
+            pos(0.0),
+            th,
+            ("2026-11-29T02:05:00.001Z", &[]),
+        ),
+    ];
+    assert_eq!(of_rule(&events, SITE, daily), want);
+    assert_eq!(
+        of_rule(&events, SITE, "vehicle.fatigue.night"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_passenger_bus_driving_between_02_00_and_05_00_beijing_time() {
+    let mut s = Script::default();
+    s.birth_of(
+        SITE,
+        "transport",
+        json!([
+            vehicle("V4", "passenger", 30_000),
+            vehicle("V5", "passenger", 30_000),
+            vehicle("V6", "freight", 30_000)
+        ]),
+    );
+    // 01:50 Beijing time (17:50Z the day before T0's date).
+    let t0 = "2026-11-27T17:50:00Z";
+    // V4 drives 01:50-02:15 (raised a minute after 02:00), stops at 02:15.
+    drive(&mut s, "V4", t0, &every(0, 1_470, 30, 50.0));
+    drive(&mut s, "V4", t0, &[(1_500, 0.0)]);
+    // V5 drives 04:50-05:10: raised at 04:51, cleared at the first report at 05:00.
+    let t5 = "2026-11-27T20:50:00Z";
+    drive(&mut s, "V5", t5, &every(0, 1_200, 30, 50.0));
+    // V6 (freight) drives at 02:30: not a passenger bus.
+    drive(
+        &mut s,
+        "V6",
+        "2026-11-27T18:30:00Z",
+        &every(0, 300, 30, 50.0),
+    );
+    let events = s.replay().await;
+    let rule = "vehicle.night_driving";
+    let th = Some(5.0);
+    let want = vec![
+        ev(
+            "raised",
+            rule,
+            SITE,
+            "V4",
+            "alarm",
+            pos(50.0),
+            th,
+            (after(t0, 660).as_str(), &[]),
+        ),
+        ev(
+            "cleared",
+            rule,
+            SITE,
+            "V4",
+            "alarm",
+            pos(0.0),
+            th,
+            (after(t0, 1_500).as_str(), &[]),
+        ),
+        ev(
+            "raised",
+            rule,
+            SITE,
+            "V5",
+            "alarm",
+            pos(50.0),
+            th,
+            (after(t5, 60).as_str(), &[]),
+        ),
+        ev(
+            "cleared",
+            rule,
+            SITE,
+            "V5",
+            "alarm",
+            pos(50.0),
+            th,
+            (after(t5, 600).as_str(), &[]),
+        ),
+    ];
+    assert_eq!(of_rule(&events, SITE, rule), want);
+}
