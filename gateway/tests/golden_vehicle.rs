@@ -20,10 +20,24 @@ fn pos(speed: f64) -> Value {
     json!({"lat": 34.7, "lon": 113.6, "speed_kmh": speed})
 }
 
-/// Readings of `point` at 60 km/h or standing (0) at `t0 + secs` for each `(secs, speed)`.
-fn drive(s: &mut Script, point: &str, t0: &str, readings: &[(i64, f64)]) {
-    for &(secs, speed) in readings {
-        s.read(SITE, point, &after(t0, secs), pos(speed));
+/// Readings of several vehicles, put into the script in event-time order (as terminals
+/// report them): a reading behind the replay's clock would find its deadlines fired already.
+#[derive(Default)]
+struct Reports(Vec<(String, String, f64)>);
+
+impl Reports {
+    /// `point` at `t0 + secs` with `speed`, for each `(secs, speed)`.
+    fn drive(&mut self, point: &str, t0: &str, readings: &[(i64, f64)]) {
+        for &(secs, speed) in readings {
+            self.0.push((after(t0, secs), point.to_string(), speed));
+        }
+    }
+
+    fn into_script(mut self, s: &mut Script) {
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        for (ts, point, speed) in self.0 {
+            s.read(SITE, &point, &ts, pos(speed));
+        }
     }
 }
 
@@ -35,6 +49,7 @@ fn every(start: i64, end: i64, step: usize, speed: f64) -> Vec<(i64, f64)> {
 #[tokio::test]
 async fn a_dangerous_goods_truck_held_past_60_and_80_km_h_and_back() {
     let mut s = Script::default();
+    let mut r = Reports::default();
     s.birth_of(
         SITE,
         "transport",
@@ -54,15 +69,11 @@ async fn a_dangerous_goods_truck_held_past_60_and_80_km_h_and_back() {
         (20, 85.0),
         (25, 85.0),
     ];
-    drive(&mut s, "V1", T0, &v1);
-    drive(&mut s, "V1", T0, &[(30, 85.0), (35, 85.0), (40, 50.0)]);
+    r.drive("V1", T0, &v1);
+    r.drive("V1", T0, &[(30, 85.0), (35, 85.0), (40, 50.0)]);
     // V2 (freight): 85 km/h is within its limit; 110 for 5 s only is not held long enough.
-    drive(
-        &mut s,
-        "V2",
-        T0,
-        &[(0, 85.0), (10, 110.0), (15, 90.0), (20, 90.0)],
-    );
+    r.drive("V2", T0, &[(0, 85.0), (10, 110.0), (15, 90.0), (20, 90.0)]);
+    r.into_script(&mut s);
     let events = s.replay().await;
     let rule = "vehicle.overspeed.dangerous_goods";
     let want = vec![
@@ -107,18 +118,20 @@ async fn a_dangerous_goods_truck_held_past_60_and_80_km_h_and_back() {
 #[tokio::test]
 async fn four_hours_without_a_rest_then_eight_hours_within_24_h() {
     let mut s = Script::default();
+    let mut r = Reports::default();
     s.birth_of(
         SITE,
         "transport",
         json!([vehicle("V3", "freight", 600_000)]),
     );
     // 10:00 to 14:00 Beijing time: driving, a report every 10 min.
-    drive(&mut s, "V3", T0, &every(0, 14_400, 600, 60.0));
+    r.drive("V3", T0, &every(0, 14_400, 600, 60.0));
     // Standing from 14:10 (15 000 s): the 20-minute rest completes at 16 200 s.
-    drive(&mut s, "V3", T0, &every(15_000, 16_200, 600, 0.0));
+    r.drive("V3", T0, &every(15_000, 16_200, 600, 0.0));
     // Driving again from 16 800 s; standing from 30 900 s: driven 15 000 + 14 100 s = 8 h 5 min.
-    drive(&mut s, "V3", T0, &every(16_800, 30_600, 600, 60.0));
-    drive(&mut s, "V3", T0, &[(30_900, 0.0), (90_000, 0.0)]);
+    r.drive("V3", T0, &every(16_800, 30_600, 600, 60.0));
+    r.drive("V3", T0, &[(30_900, 0.0), (90_000, 0.0)]);
+    r.into_script(&mut s);
     let events = s.replay().await;
     let day = "vehicle.fatigue.day";
     let want = vec![
@@ -171,6 +184,7 @@ async fn four_hours_without_a_rest_then_eight_hours_within_24_h() {
 #[tokio::test]
 async fn a_passenger_bus_driving_between_02_00_and_05_00_beijing_time() {
     let mut s = Script::default();
+    let mut r = Reports::default();
     s.birth_of(
         SITE,
         "transport",
@@ -183,18 +197,14 @@ async fn a_passenger_bus_driving_between_02_00_and_05_00_beijing_time() {
     // 01:50 Beijing time (17:50Z the day before T0's date).
     let t0 = "2026-11-27T17:50:00Z";
     // V4 drives 01:50-02:15 (raised a minute after 02:00), stops at 02:15.
-    drive(&mut s, "V4", t0, &every(0, 1_470, 30, 50.0));
-    drive(&mut s, "V4", t0, &[(1_500, 0.0)]);
+    r.drive("V4", t0, &every(0, 1_470, 30, 50.0));
+    r.drive("V4", t0, &[(1_500, 0.0)]);
     // V5 drives 04:50-05:10: raised at 04:51, cleared at the first report at 05:00.
     let t5 = "2026-11-27T20:50:00Z";
-    drive(&mut s, "V5", t5, &every(0, 1_200, 30, 50.0));
+    r.drive("V5", t5, &every(0, 1_200, 30, 50.0));
     // V6 (freight) drives at 02:30: not a passenger bus.
-    drive(
-        &mut s,
-        "V6",
-        "2026-11-27T18:30:00Z",
-        &every(0, 300, 30, 50.0),
-    );
+    r.drive("V6", "2026-11-27T18:30:00Z", &every(0, 300, 30, 50.0));
+    r.into_script(&mut s);
     let events = s.replay().await;
     let rule = "vehicle.night_driving";
     let th = Some(5.0);
