@@ -38,6 +38,18 @@ fn r(id: &str, k: TransitionKind) -> Vec<(String, TransitionKind)> {
 
 const NONE: Vec<(String, TransitionKind)> = Vec::new();
 
+/// What the clock at `now` fires: (rule, kind, event time) of each transition.
+fn fired(e: &mut alarm_rules::Engine, now: Timestamp) -> Vec<(String, TransitionKind, Timestamp)> {
+    let out = tick(e, now);
+    out.iter()
+        .map(|t| (t.cause.rule.clone(), t.kind, t.at))
+        .collect()
+}
+
+fn one(id: &str, k: TransitionKind, at: Timestamp) -> Vec<(String, TransitionKind, Timestamp)> {
+    vec![(id.to_string(), k, at)]
+}
+
 #[test]
 fn a_circle_raises_on_entering_and_clears_on_leaving() {
     let mut e = vehicle_engine(
@@ -65,9 +77,7 @@ fn a_polygon_left_raises_and_a_dwell_raises_by_the_clock() {
     assert_eq!(at_pos(&mut e, at(0), pos(34.05, 113.05, 0.0)), NONE);
     assert_eq!(at_pos(&mut e, at(60), pos(34.05, 113.05, 0.0)), NONE);
     // Inside since 0 s: the dwell completes at 120 s without a reading.
-    let out = tick(&mut e, at(130));
-    assert_eq!(kinds(&out), vec![("dwell".into(), Raised, Severity::Alarm)]);
-    assert_eq!(out[0].at, at(120));
+    assert_eq!(fired(&mut e, at(130)), one("dwell", Raised, at(120)));
     let left = at_pos(&mut e, at(200), pos(34.2, 113.05, 30.0));
     // Bindings are judged in rule-id order.
     assert_eq!(
@@ -112,9 +122,7 @@ fn continuous_driving_raises_by_the_clock_and_a_rest_clears_it() {
     assert_eq!((out[0].at, out[0].threshold), (at(3600), Some(3_600_000.0)));
     assert_eq!(at_pos(&mut e, at(4200), pos(34.0, 113.0, 0.0)), NONE);
     // The 10-minute rest completes at 4 800 s.
-    let out = tick(&mut e, at(5000));
-    assert_eq!(kinds(&out), vec![("d".into(), Cleared, Severity::Alarm)]);
-    assert_eq!(out[0].at, at(4800));
+    assert_eq!(fired(&mut e, at(5000)), one("d", Cleared, at(4800)));
 }
 
 #[test]
@@ -126,14 +134,10 @@ fn driving_within_a_sliding_window() {
     assert_eq!(at_pos(&mut e, at(0), pos(34.0, 113.0, 50.0)), NONE);
     assert_eq!(at_pos(&mut e, at(2400), pos(34.0, 113.0, 0.0)), NONE);
     assert_eq!(at_pos(&mut e, at(3000), pos(34.0, 113.0, 50.0)), NONE);
-    let out = tick(&mut e, at(4300));
-    assert_eq!(kinds(&out), vec![("w".into(), Raised, Severity::Warning)]);
-    assert_eq!(out[0].at, at(4200));
+    assert_eq!(fired(&mut e, at(4300)), one("w", Raised, at(4200)));
     assert_eq!(at_pos(&mut e, at(4200), pos(34.0, 113.0, 0.0)), NONE);
     // Falls below 1 h once the first driving (from 0 s) has left the 2 h window: 7 200 s + 1 ms.
-    let out = tick(&mut e, at(8000));
-    assert_eq!(kinds(&out), vec![("w".into(), Cleared, Severity::Warning)]);
-    assert_eq!(out[0].at, at_ms(7_200_001));
+    assert_eq!(fired(&mut e, at(8000)), one("w", Cleared, at_ms(7_200_001)));
 }
 
 #[test]
