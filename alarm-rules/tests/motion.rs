@@ -109,6 +109,27 @@ fn a_window_is_in_beijing_time_unless_the_rule_names_a_zone() {
 }
 
 #[test]
+fn a_window_opens_and_closes_by_the_clock() {
+    let text = "[[rule]]\nid = \"bj\"\nkind = \"threshold\"\nactive_between = [\"02:00\", \"05:00\"]\nhigh = [{ severity = \"alarm\", raise = 5 }]\n";
+    let mut e = engine_with(
+        rules(text),
+        Category::Transport,
+        vec![spec("S", "speed", "km/h")],
+    );
+    // 01:59 Beijing time (17:59Z), then no reading: raised at 02:00, cleared at 05:00.
+    assert!(num(&mut e, "S", at(7 * 3600 + 59 * 60), 50.0).is_empty());
+    assert_eq!(
+        fired(&mut e, at(8 * 3600 + 300)),
+        one("bj", Raised, at(8 * 3600))
+    );
+    assert_eq!(
+        fired(&mut e, at(11 * 3600 + 300)),
+        one("bj", Cleared, at(11 * 3600))
+    );
+    assert!(tick(&mut e, at(30 * 3600)).is_empty());
+}
+
+#[test]
 fn continuous_driving_raises_by_the_clock_and_a_rest_clears_it() {
     let mut e = vehicle_engine(
         "[[rule]]\nid = \"d\"\nkind = \"driving_time\"\nseverity = \"alarm\"\nspeed_above_kmh = 5\nmax_continuous_ms = 3600000\nrest_ms = 600000\n",

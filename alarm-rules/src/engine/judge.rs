@@ -173,6 +173,14 @@ impl World<'_> {
             }
             _ => {}
         }
+        // A window's next edge (event time): a standing condition is raised when it opens and
+        // cleared when it closes, without waiting for a reading. Not for missing data (the
+        // gateway clock).
+        if let Some(w) = &rule.window {
+            if p.last_ts != NONE && !matches!(rule.kind, Kind::MissingData { .. }) {
+                consider(w.next_edge(p.last_ts.max(b.judged_at)).unwrap_or(NONE));
+            }
+        }
         d
     }
 
@@ -191,6 +199,8 @@ impl World<'_> {
         let p = &self.points[b.point as usize];
         let site = &self.sites[p.site as usize];
         let _ = bi;
+        // Before any early return: a window's next edge is looked for after it.
+        b.judged_at = b.judged_at.max(t);
         let on = rule.on_delay_ms as i64;
         let off = rule.off_delay_ms as i64;
         let judgeable = p.quality.judgeable() && p.last_ts != NONE;

@@ -52,6 +52,9 @@ pub(super) struct Binding {
     pub(super) extra: Extra,
     /// The deadline this binding is queued at (NONE: not queued).
     pub(super) queued: i64,
+    /// Event time of its latest judgement (NONE before the first): where a time-of-day
+    /// window's next edge is looked for.
+    pub(super) judged_at: i64,
     pub(super) live: bool,
 }
 

@@ -41,6 +41,29 @@ impl Window {
     }
 }
 
+impl Window {
+    /// The first time after `t_ms` at which the window opens or closes (ms; `None` if the
+    /// zone's calendar gives none within two days).
+    pub(crate) fn next_edge(&self, t_ms: i64) -> Option<i64> {
+        let utc = chrono::DateTime::from_timestamp_millis(t_ms)?;
+        let today = self.tz.from_utc_datetime(&utc.naive_utc()).date_naive();
+        let mut best: Option<i64> = None;
+        for day in [today.pred_opt()?, today, today.succ_opt()?] {
+            for m in [self.from_min, self.to_min] {
+                let local = day.and_hms_opt(m / 60, m % 60, 0)?;
+                let Some(at) = self.tz.from_local_datetime(&local).earliest() else {
+                    continue;
+                };
+                let at = at.timestamp_millis();
+                if at > t_ms && best.is_none_or(|b| at < b) {
+                    best = Some(at);
+                }
+            }
+        }
+        best
+    }
+}
+
 fn minutes(r: &Reader<'_>, key: &str, s: &str) -> R<u32> {
     let bad = || r.err(key, format!("{s:?} is not a time of day HH:MM"));
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
