@@ -16,6 +16,11 @@ pub struct PointTerms {
     pub gas: Option<String>,
     pub unit: Option<Unit>,
     pub location: Option<String>,
+    /// A vehicle's plate and driver (catalogue tags `plate`, `driver`), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 impl PointTerms {
@@ -26,6 +31,8 @@ impl PointTerms {
             gas: spec.and_then(|s| s.gas.clone()),
             unit: spec.map(|s| s.unit.clone()),
             location: spec.and_then(|s| s.location.clone()),
+            plate: spec.and_then(|s| s.tag("plate")).map(str::to_string),
+            driver: spec.and_then(|s| s.tag("driver")).map(str::to_string),
         }
     }
 }

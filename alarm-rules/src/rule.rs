@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use telemetry::{LimitKey, PointSpec, Severity};
 
+mod motion;
+pub(crate) use motion::{speed_of, Driving, Fence, Geofence, Window};
+
 /// Which side of a threshold a level is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -136,6 +139,9 @@ pub(crate) enum Kind {
         severity: Severity,
         factor: Option<f64>,
         default_interval_ms: Option<u64>,
+        /// Only while the point's last value said it was moving faster than this.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        moving_above_kmh: Option<f64>,
     },
     AgentOffline {
         severity: Severity,
@@ -149,6 +155,9 @@ pub(crate) enum Kind {
         /// Escalate when it becomes active this often within a window.
         #[serde(skip_serializing_if = "Option::is_none")]
         repeats: Option<Repeats>,
+        /// Active when any of these bits of a numeric word is set (else: the value as a bool).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bits: Option<u64>,
     },
     Composite {
         severity: Severity,
@@ -163,6 +172,10 @@ pub(crate) enum Kind {
         severity: Severity,
         label: String,
     },
+    /// A position inside (or outside) an area.
+    Geofence(Geofence),
+    /// Driving time accumulated from a point's speed.
+    DrivingTime(Driving),
 }
 
 /// How often a state may become active within a window before it escalates.
@@ -237,6 +250,9 @@ pub(crate) struct Rule {
     pub context: Vec<ContextRule>,
     pub on_delay_ms: u64,
     pub off_delay_ms: u64,
+    /// The rule applies only within this time of day (event time, in its time zone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
     #[serde(flatten)]
     pub kind: Kind,
     /// sha256 of the canonical form, first 12 hex characters (not part of the form).
@@ -734,7 +750,9 @@ fn read_member(mut m: Reader<'_>, selection_only: bool) -> R<Member> {
     Ok(Member { select, condition })
 }
 
-const COMMON_KEYS: [&str; 10] = [
+const COMMON_KEYS: [&str; 12] = [
+    "active_between",
+    "time_zone",
     "id",
     "kind",
     "description",
@@ -747,7 +765,7 @@ const COMMON_KEYS: [&str; 10] = [
     "off_delay_ms",
 ];
 
-const KIND_KEYS: [(&str, &[&str]); 8] = [
+const KIND_KEYS: [(&str, &[&str]); 10] = [
     ("threshold", &["high", "low", "deadband"]),
     ("rate", &["window_ms", "rise", "fall", "severity"]),
     (
@@ -762,7 +780,12 @@ const KIND_KEYS: [(&str, &[&str]); 8] = [
     ),
     (
         "missing_data",
-        &["severity", "factor", "default_interval_ms"],
+        &[
+            "severity",
+            "factor",
+            "default_interval_ms",
+            "moving_above_kmh",
+        ],
     ),
     ("agent_offline", &["severity"]),
     (
@@ -775,6 +798,7 @@ const KIND_KEYS: [(&str, &[&str]); 8] = [
             "label",
             "max_starts",
             "starts_window_ms",
+            "bits",
         ],
     ),
     (
@@ -790,6 +814,25 @@ const KIND_KEYS: [(&str, &[&str]); 8] = [
         ],
     ),
     ("site", &["severity", "label"]),
+    (
+        "geofence",
+        &[
+            "severity", "label", "circle", "polygon", "trigger", "dwell_ms",
+        ],
+    ),
+    (
+        "driving_time",
+        &[
+            "severity",
+            "label",
+            "window_label",
+            "speed_above_kmh",
+            "max_continuous_ms",
+            "rest_ms",
+            "max_in_window_ms",
+            "window_ms",
+        ],
+    ),
 ];
 
 /// Parse one `[[rule]]` table. `Ok(None)`: the rule is disabled (`enabled = false`).
@@ -838,6 +881,7 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
     let select = read_selector(&mut r)?;
     let on_delay_ms = r.ms("on_delay_ms")?.unwrap_or(0);
     let off_delay_ms = r.ms("off_delay_ms")?.unwrap_or(0);
+    let window = motion::read_window(&mut r)?;
 
     let kind = match kind_name.as_str() {
         "threshold" => {
@@ -929,10 +973,15 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
             if default_interval_ms == Some(0) {
                 return Err(r.err("default_interval_ms", "must be above 0"));
             }
+            let moving_above_kmh = r.f64("moving_above_kmh")?;
+            if moving_above_kmh.is_some_and(|v| v < 0.0) {
+                return Err(r.err("moving_above_kmh", "must not be negative"));
+            }
             Kind::MissingData {
                 severity,
                 factor,
                 default_interval_ms,
+                moving_above_kmh,
             }
         }
         "agent_offline" => {
@@ -975,6 +1024,7 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 None => bump(severity, 1),
             };
             let label = r.string("label")?.unwrap_or_else(|| "active".to_string());
+            let bits = motion::read_bits(&mut r)?;
             Kind::State {
                 severity,
                 active,
@@ -982,6 +1032,7 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 escalate_to,
                 label,
                 repeats,
+                bits,
             }
         }
         "site" => {
@@ -994,6 +1045,8 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
                 .unwrap_or_else(|| "site check required".to_string());
             Kind::Site { severity, label }
         }
+        "geofence" => Kind::Geofence(motion::read_geofence(&mut r)?),
+        "driving_time" => Kind::DrivingTime(motion::read_driving(&mut r)?),
         _ => {
             // composite
             let severity = r.req_severity("severity")?;
@@ -1149,6 +1202,7 @@ fn parse_rule(file: &str, index: usize, table: toml::Table) -> R<Option<Rule>> {
         context,
         on_delay_ms,
         off_delay_ms,
+        window,
         kind,
         version: String::new(),
         file: file.to_string(),

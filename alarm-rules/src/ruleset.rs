@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The standard rule pack, compiled in.
-pub const BUILTIN_FILES: [(&str, &str); 6] = [
+pub const BUILTIN_FILES: [(&str, &str); 7] = [
     ("builtin/coal.toml", include_str!("../rules/coal.toml")),
     (
         "builtin/hazchem.toml",
@@ -24,6 +24,10 @@ pub const BUILTIN_FILES: [(&str, &str); 6] = [
     (
         "builtin/weather.toml",
         include_str!("../rules/weather.toml"),
+    ),
+    (
+        "builtin/vehicle.toml",
+        include_str!("../rules/vehicle.toml"),
     ),
 ];
 
@@ -166,5 +170,7 @@ pub(crate) fn kind_name(r: &Rule) -> &'static str {
         Kind::State { .. } => "state",
         Kind::Composite { .. } => "composite",
         Kind::Site { .. } => "site",
+        Kind::Geofence(_) => "geofence",
+        Kind::DrivingTime(_) => "driving_time",
     }
 }

@@ -285,6 +285,7 @@ impl Engine {
                 m,
                 extra,
                 queued: NONE,
+                judged_at: NONE,
                 live: true,
             });
             kept.push(bi);

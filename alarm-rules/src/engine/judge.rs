@@ -2,6 +2,7 @@
 //! a zone's composite or site rule and an agent's cause, and gives their deadlines.
 
 use super::machine::{Open, Want};
+use super::motion::{fence_deadline, fence_holds};
 use super::select::{
     context_effects, level_values, missing_limit, shaping_warnings, warning_matches,
 };
@@ -10,7 +11,7 @@ use super::text::{agent_text, binding_text, site_text, zone_text};
 use super::time::{ts, NONE};
 use super::EngineConfig;
 use crate::api::{ActiveWarning, Cause, Subject, Transition};
-use crate::rule::{bump, Kind, Level, Member, Mode, PointCondition, Repeats, Rule};
+use crate::rule::{bump, speed_of, Kind, Level, Member, Mode, PointCondition, Repeats, Rule};
 use std::collections::VecDeque;
 use telemetry::{AgentId, PointSpec, Quality, Severity, Timestamp, Value};
 
@@ -153,6 +154,16 @@ impl World<'_> {
                     }
                 }
             }
+            Kind::Geofence(g) => {
+                if let Extra::Fence { since } = b.extra {
+                    consider(fence_deadline(g, since, b.m.open));
+                }
+            }
+            Kind::DrivingTime(dr) => {
+                if let Extra::Driving(st) = &b.extra {
+                    consider(st.deadline(dr, b.m.open));
+                }
+            }
             Kind::MissingData { .. } => {
                 if let (None, true, Some(limit)) =
                     (b.m.open, self.agent_online(p), self.missing_limit(rule, p))
@@ -161,6 +172,14 @@ impl World<'_> {
                 }
             }
             _ => {}
+        }
+        // A window's next edge (event time): a standing condition is raised when it opens and
+        // cleared when it closes, without waiting for a reading. Not for missing data (the
+        // gateway clock).
+        if let Some(w) = &rule.window {
+            if p.last_ts != NONE && !matches!(rule.kind, Kind::MissingData { .. }) {
+                consider(w.next_edge(p.last_ts.max(b.judged_at)).unwrap_or(NONE));
+            }
         }
         d
     }
@@ -180,6 +199,8 @@ impl World<'_> {
         let p = &self.points[b.point as usize];
         let site = &self.sites[p.site as usize];
         let _ = bi;
+        // Before any early return: a window's next edge is looked for after it.
+        b.judged_at = b.judged_at.max(t);
         let on = rule.on_delay_ms as i64;
         let off = rule.off_delay_ms as i64;
         let judgeable = p.quality.judgeable() && p.last_ts != NONE;
@@ -188,7 +209,9 @@ impl World<'_> {
                 if !judgeable {
                     return false; // bad / calibration: neither raise nor clear
                 }
-                let Some(v) = p.value.as_f64().filter(|v| v.is_finite()) else {
+                // A position is judged on its speed.
+                let v = p.value.as_f64().or_else(|| speed_of(&p.value));
+                let Some(v) = v.filter(|v| v.is_finite()) else {
                     return false;
                 };
                 let (applies, up) = context_effects(rule, &site.warnings);
@@ -301,8 +324,14 @@ impl World<'_> {
                     None
                 }
             }
-            Kind::MissingData { severity, .. } => {
-                if reading {
+            Kind::MissingData {
+                severity,
+                moving_above_kmh,
+                ..
+            } => {
+                let still =
+                    moving_above_kmh.is_some_and(|m| speed_of(&p.value).is_none_or(|s| s <= m));
+                if reading || still {
                     None
                 } else {
                     match self.missing_limit(rule, p) {
@@ -323,12 +352,17 @@ impl World<'_> {
                 max_duration_ms,
                 escalate_to,
                 repeats,
+                bits,
                 ..
             } => {
                 if !judgeable {
                     return false;
                 }
-                let Some(bv) = p.value.as_bool() else {
+                let bv = match bits {
+                    Some(mask) => p.value.as_f64().map(|w| (w as u64) & mask != 0),
+                    None => p.value.as_bool(),
+                };
+                let Some(bv) = bv else {
                     return false;
                 };
                 let Extra::Active {
@@ -359,8 +393,46 @@ impl World<'_> {
                     None
                 }
             }
+            Kind::Geofence(g) => {
+                if !judgeable {
+                    return false;
+                }
+                let Extra::Fence { since } = &mut b.extra else {
+                    return false;
+                };
+                let Some(holds) = fence_holds(g, &p.value, t, since) else {
+                    return false;
+                };
+                let (applies, up) = context_effects(rule, &site.warnings);
+                (holds && applies).then_some(Open::plain(bump(g.severity, up)))
+            }
+            Kind::DrivingTime(dr) => {
+                let Extra::Driving(st) = &mut b.extra else {
+                    return false;
+                };
+                let speed = if reading {
+                    if !judgeable {
+                        return false;
+                    }
+                    match speed_of(&p.value) {
+                        Some(s) => Some(s),
+                        None => return false,
+                    }
+                } else {
+                    None
+                };
+                st.advance(dr, t, speed);
+                let (applies, up) = context_effects(rule, &site.warnings);
+                st.want(dr).filter(|_| applies).map(|(level, max)| Open {
+                    severity: bump(dr.severity, up),
+                    level,
+                    threshold: max as f64,
+                })
+            }
             Kind::AgentOffline { .. } | Kind::Composite { .. } | Kind::Site { .. } => return false,
         };
+        // A time-of-day window: outside it the rule does not hold (event time).
+        let want = want.filter(|_| rule.window.as_ref().is_none_or(|w| w.holds(t)));
         let Some((kind, open)) = b.m.step(want, t, on, off) else {
             return false;
         };
@@ -569,7 +641,8 @@ impl World<'_> {
                 trigger.is_some() && z.members[1].is_empty()
             }
         };
-        let want = (cond && applies).then_some(Open::plain(bump(*severity, up)));
+        let in_window = rule.window.as_ref().is_none_or(|w| w.holds(t));
+        let want = (cond && applies && in_window).then_some(Open::plain(bump(*severity, up)));
         if trigger.is_some() {
             z.trigger = trigger;
         }

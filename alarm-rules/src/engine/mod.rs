@@ -8,7 +8,7 @@
 //!
 //! The parts, lower ones first: `time` (event time in ms), `index` (point look-up),
 //! `machine` (the per-cause state machine), `state` (what the engine keeps), `select` (which
-//! rules apply where), `text` (message text), `judge` (judgement on the latest values),
+//! rules apply where), `text` (message text), `judge` (judgement on the latest values), `motion` (geofences and driving time),
 //! `restore` (open causes after a restart), `bind` (rules onto points, zones and agents),
 //! `events` (readings, agent status, warnings, the clock), `levels` (what the points are judged
 //! against now, for a person to read).
@@ -19,6 +19,7 @@ mod index;
 mod judge;
 mod levels;
 mod machine;
+mod motion;
 mod restore;
 mod select;
 mod state;

@@ -3,6 +3,7 @@
 
 use super::index::{InlineKey, Keyed, PointIndex};
 use super::machine::Machine;
+use super::motion::DriveSt;
 use super::time::NONE;
 use crate::api::{ActiveWarning, SiteContext, Subject};
 use crate::rule::{Kind, Rule};
@@ -27,6 +28,12 @@ pub(super) enum Extra {
         starts: VecDeque<i64>,
         often: bool,
     },
+    /// Geofence: since when the position has been inside the area (NONE: it is not).
+    Fence {
+        since: i64,
+    },
+    /// Driving time.
+    Driving(Box<DriveSt>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +52,9 @@ pub(super) struct Binding {
     pub(super) extra: Extra,
     /// The deadline this binding is queued at (NONE: not queued).
     pub(super) queued: i64,
+    /// Event time of its latest judgement (NONE before the first): where a time-of-day
+    /// window's next edge is looked for.
+    pub(super) judged_at: i64,
     pub(super) live: bool,
 }
 
@@ -252,6 +262,8 @@ pub(super) fn extra_for(rule: &Rule) -> Extra {
             starts: VecDeque::new(),
             often: false,
         },
+        Kind::Geofence(_) => Extra::Fence { since: NONE },
+        Kind::DrivingTime(_) => Extra::Driving(Box::new(DriveSt::new())),
         _ => Extra::None,
     }
 }

@@ -147,6 +147,30 @@ pub(super) fn binding_text(
             };
             (None, message)
         }
+        Kind::Geofence(g) => {
+            let message = Message::State {
+                point,
+                label: g.label.clone(),
+                longer_than_ms: g.dwell_ms,
+                too_often: None,
+                cleared,
+            };
+            (None, message)
+        }
+        Kind::DrivingTime(d) => {
+            let (label, max) = match open.level {
+                0 => (&d.label, d.max_continuous_ms),
+                _ => (&d.window_label, d.max_in_window_ms),
+            };
+            let message = Message::State {
+                point,
+                label: label.clone(),
+                longer_than_ms: max,
+                too_often: None,
+                cleared,
+            };
+            (max.map(|m| m as f64), message)
+        }
         _ => (None, Message::Nothing),
     }
 }

@@ -1,6 +1,6 @@
 //! Messages in English, e.g. "CH4 1.62 % >= power-off level 1.5 % at working face".
 
-use super::{joined, limit_name, seconds, value_text};
+use super::{joined, limit_name, measured, seconds};
 use crate::number::num;
 use crate::words::warning_level_word;
 use crate::Language;
@@ -187,7 +187,8 @@ pub(super) fn text(m: &Message) -> String {
 
 /// The quantity, the value, the unit (with its leading space) and the place of a point.
 fn terms(p: &PointTerms, v: &Value) -> (String, String, String, String) {
-    (quantity_label(p), value_text(v), unit(p), place(p))
+    let (v, u) = measured(p, v);
+    (quantity_label(p), v, u, place(p))
 }
 
 /// How a point's quantity is named: gases in capitals (`CH4`, `H2S`), others as words.
@@ -209,19 +210,22 @@ fn quantity_label(p: &PointTerms) -> String {
     }
 }
 
-/// The unit after a value, with its leading space; nothing for booleans.
-fn unit(p: &PointTerms) -> String {
-    match &p.unit {
-        Some(u) if u.as_str() != "bool" && !u.as_str().is_empty() => format!(" {}", u.as_str()),
-        _ => String::new(),
-    }
-}
-
 /// Where: "at working face", or "at point CH4-101" where no location is known.
 fn place(p: &PointTerms) -> String {
     match &p.location {
         Some(l) => format!("at {}", l.replace('_', " ")),
-        None => format!("at point {}", p.point),
+        None => format!("at point {}{}", p.point, vehicle(p)),
+    }
+}
+
+/// A vehicle's plate and driver: " (豫E12345, driver 张三)", or nothing.
+fn vehicle(p: &PointTerms) -> String {
+    let driver = p.driver.as_ref().map(|d| format!("driver {d}"));
+    let parts: Vec<String> = p.plate.iter().cloned().chain(driver).collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
     }
 }
 
@@ -258,6 +262,8 @@ mod tests {
             gas: gas.map(str::to_string),
             unit: Some(Unit::Ppm),
             location: location.map(str::to_string),
+            plate: None,
+            driver: None,
         }
     }
 
@@ -357,5 +363,43 @@ mod tests {
             text(&r),
             "rule coal.ch4 removed or no longer applies: cleared"
         );
+    }
+
+    #[test]
+    fn a_vehicle_by_its_plate_and_driver_and_its_speed() {
+        let v = PointTerms {
+            point: PointId::new("V13800000001").unwrap(),
+            quantity: Some(Quantity::Position),
+            gas: None,
+            unit: None,
+            location: None,
+            plate: Some("豫E12345".into()),
+            driver: Some("张三".into()),
+        };
+        let fatigue = Message::State {
+            point: v.clone(),
+            label: "continuous driving without rest".into(),
+            longer_than_ms: Some(14_400_000),
+            too_often: None,
+            cleared: false,
+        };
+        let over = Message::Level {
+            point: v,
+            value: Value::Position(telemetry::Position {
+                lat: 34.7,
+                lon: 113.6,
+                speed_kmh: Some(86.0),
+                heading: None,
+                alt_m: None,
+            }),
+            phase: LevelPhase::Crossed,
+            comparison: Comparison::Above,
+            label: "expressway limit".into(),
+            level: 80.0,
+        };
+        assert_eq!([text(&fatigue), text(&over)], [
+                "position at point V13800000001 (豫E12345, driver 张三) continuous driving without rest for longer than 14400.0 s",
+                "position 86.0 km/h > expressway limit 80.0 km/h at point V13800000001 (豫E12345, driver 张三)"
+            ]);
     }
 }

@@ -7,7 +7,7 @@ mod zh;
 
 use crate::number::num;
 use crate::Language;
-use alarm_rules::Message;
+use alarm_rules::{Message, PointTerms};
 use telemetry::{LimitKey, Value};
 
 /// The text of a transition's message.
@@ -25,6 +25,22 @@ fn value_text(v: &Value) -> String {
         Value::Position(p) => format!("({}, {})", p.lat, p.lon),
         Value::Null => "null".to_string(),
     }
+}
+
+/// A value and its unit (" km/h", or "" for none) as a message shows them: a position is
+/// shown by its speed where it has one (what vehicle rules judge), else by its coordinates.
+fn measured(p: &PointTerms, v: &Value) -> (String, String) {
+    if let Value::Position(pos) = v {
+        return match pos.speed_kmh {
+            Some(s) => (num(s), " km/h".to_string()),
+            None => (value_text(v), String::new()),
+        };
+    }
+    let unit = match &p.unit {
+        Some(u) if u.as_str() != "bool" && !u.as_str().is_empty() => format!(" {}", u.as_str()),
+        _ => String::new(),
+    };
+    (value_text(v), unit)
 }
 
 fn seconds(ms: u64) -> String {

@@ -1,6 +1,6 @@
 //! Messages in Chinese, as a duty officer reads them: "工作面甲烷 1.62 %，达到断电浓度 1.5 %".
 
-use super::{joined, limit_name, seconds, value_text};
+use super::{joined, limit_name, measured, seconds};
 use crate::number::num;
 use crate::words::{label_word, place_word, quantity_zh, warning_kind_word, warning_level_word};
 use crate::Language;
@@ -189,21 +189,31 @@ fn subject(p: &PointTerms) -> String {
     let what = quantity(p);
     match &p.location {
         Some(l) => format!("{}{what}", place_word(l, ZH)),
+        None if p.plate.is_some() || p.driver.is_some() => {
+            format!("车辆 {}{} {what}", p.point, vehicle(p))
+        }
         None if p.quantity.is_some() => format!("测点 {} {what}", p.point),
         None => format!("测点 {}", p.point),
     }
 }
 
+/// A vehicle's plate and driver: "（豫E12345，驾驶员 张三）", or nothing.
+fn vehicle(p: &PointTerms) -> String {
+    let driver = p.driver.as_ref().map(|d| format!("驾驶员 {d}"));
+    let parts: Vec<String> = p.plate.iter().cloned().chain(driver).collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("（{}）", parts.join("，"))
+    }
+}
+
 /// The subject, the value and the unit (with its leading space; none for booleans).
 fn terms(p: &PointTerms, v: &Value) -> (String, String, String) {
-    let v = match v {
-        Value::Bool(true) => "是".to_string(),
-        Value::Bool(false) => "否".to_string(),
-        v => value_text(v),
-    };
-    let unit = match &p.unit {
-        Some(u) if u.as_str() != "bool" && !u.as_str().is_empty() => format!(" {}", u.as_str()),
-        _ => String::new(),
+    let (v, unit) = match v {
+        Value::Bool(true) => ("是".to_string(), String::new()),
+        Value::Bool(false) => ("否".to_string(), String::new()),
+        v => measured(p, v),
     };
     (subject(p), v, unit)
 }
@@ -261,6 +271,8 @@ mod tests {
             gas: None,
             unit: Some(Unit::PercentVol),
             location: location.map(str::to_string),
+            plate: None,
+            driver: None,
         }
     }
 
@@ -338,6 +350,8 @@ mod tests {
             gas: None,
             unit: Some(Unit::Bool),
             location: Some("reactor".into()),
+            plate: None,
+            driver: None,
         };
         let m = Message::State {
             point: bypass,
@@ -353,5 +367,43 @@ mod tests {
             text(&m),
             "反应釜联锁旁路处于旁路（重点监管危险化工工艺联锁）：86400.0 秒内超过 2 次"
         );
+    }
+
+    #[test]
+    fn a_vehicle_by_its_plate_and_driver_and_its_speed() {
+        let v = PointTerms {
+            point: PointId::new("V13800000001").unwrap(),
+            quantity: Some(Quantity::Position),
+            gas: None,
+            unit: None,
+            location: None,
+            plate: Some("豫E12345".into()),
+            driver: Some("张三".into()),
+        };
+        let fatigue = Message::State {
+            point: v.clone(),
+            label: "continuous driving without rest".into(),
+            longer_than_ms: Some(14_400_000),
+            too_often: None,
+            cleared: false,
+        };
+        let over = Message::Level {
+            point: v,
+            value: Value::Position(telemetry::Position {
+                lat: 34.7,
+                lon: 113.6,
+                speed_kmh: Some(86.0),
+                heading: None,
+                alt_m: None,
+            }),
+            phase: LevelPhase::Crossed,
+            comparison: Comparison::Above,
+            label: "expressway limit".into(),
+            level: 80.0,
+        };
+        assert_eq!([text(&fatigue), text(&over)], [
+                "车辆 V13800000001（豫E12345，驾驶员 张三） 位置连续驾驶未休息超过 14400.0 秒",
+                "车辆 V13800000001（豫E12345，驾驶员 张三） 位置 86.0 km/h，超过高速公路限速 80.0 km/h"
+            ]);
     }
 }
