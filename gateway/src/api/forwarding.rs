@@ -7,7 +7,7 @@ use crate::outbox::filter;
 use crate::outbox::lane::Target;
 use crate::outbox::message::Message;
 use crate::outbox::outcome::Outcome;
-use crate::outbox::{ChannelConfig, ForwardError, Forwarding, SubscriberConfig};
+use crate::outbox::{ForwardError, Forwarding, SubscriberConfig};
 use crate::store::event_log::{EventLog, LogReader, Scope};
 use crate::store::outbox::Db;
 use axum::extract::{Path, Query, State};
@@ -212,13 +212,11 @@ async fn add_subscriber(
             .finalize();
         s.id = format!("sub-{}", &hex::encode(d)[..12]);
     }
-    if let ChannelConfig::Webhook { tls, .. } = &s.channel {
-        if !tls.is_empty() {
-            return Err(err(
-                StatusCode::BAD_REQUEST,
-                "a subscriber added over the API cannot name TLS files; set them in the configuration file",
-            ));
-        }
+    if s.tls().is_some() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "a subscriber added over the API cannot name TLS files; set them in the configuration file",
+        ));
     }
     s.validate()?;
     s.check_host(&f.shared.config.subscriber_hosts)?;

@@ -5,7 +5,7 @@
 use super::message::Message;
 use super::outcome::Outcome;
 use super::sinks::mqtt::MqttSink;
-use super::sinks::robots::Mentions;
+use super::sinks::robots::Robot;
 use super::sinks::{http, robots};
 use super::Shared;
 use reqwest::header::HeaderMap;
@@ -24,18 +24,17 @@ pub enum Channel {
         timeout: Duration,
     },
     Dingtalk {
-        url: String,
+        robot: Robot,
         secret: Option<String>,
-        timeout: Duration,
-        mentions: Mentions,
     },
     Wecom {
-        url: String,
-        timeout: Duration,
-        mentions: Mentions,
+        robot: Robot,
     },
     /// `topic` holds `{site}` (and `{subscriber}`, filled in already).
-    Mqtt { sink: MqttSink, topic: String },
+    Mqtt {
+        sink: MqttSink,
+        topic: String,
+    },
 }
 
 impl Channel {
@@ -55,20 +54,10 @@ impl Channel {
                 headers,
                 timeout,
             } => http::send(client, url, secret.as_deref(), headers, *timeout, msg, now).await,
-            Channel::Dingtalk {
-                url,
-                secret,
-                timeout,
-                mentions,
-            } => {
-                let secret = secret.as_deref();
-                robots::send_dingtalk(shared, url, secret, *timeout, mentions, msg, site, now).await
+            Channel::Dingtalk { robot, secret } => {
+                robots::send_dingtalk(shared, robot, secret.as_deref(), msg, site, now).await
             }
-            Channel::Wecom {
-                url,
-                timeout,
-                mentions,
-            } => robots::send_wecom(shared, url, *timeout, mentions, msg, site).await,
+            Channel::Wecom { robot } => robots::send_wecom(shared, robot, msg, site).await,
             Channel::Mqtt { sink, topic } => {
                 sink.publish(topic.replace("{site}", msg.site()), msg.json())
                     .await

@@ -13,7 +13,7 @@ use super::message::Message;
 use super::outcome::Outcome;
 use super::sinks::http::header_map;
 use super::sinks::mqtt::MqttSink;
-use super::sinks::robots::Mentions;
+use super::sinks::robots::{Mentions, Robot};
 use super::{ChannelConfig, EndpointConfig, EndpointKind, ForwardError, Shared, SubscriberConfig};
 use crate::store::event_log::{EventLog, Scope};
 use crate::store::outbox::Db;
@@ -109,6 +109,10 @@ impl Target {
         shared: &Shared,
     ) -> Result<Option<Target>, ForwardError> {
         let stop = shared.shutdown.child_token();
+        // The subscriber's own client when it names TLS files, else the shared one.
+        let client = || -> Result<reqwest::Client, ForwardError> {
+            Ok(s.own_client()?.unwrap_or_else(|| shared.http.clone()))
+        };
         let channel = match &s.channel {
             ChannelConfig::Webhook {
                 url,
@@ -117,7 +121,7 @@ impl Target {
                 headers,
                 ..
             } => Channel::Http {
-                client: s.webhook_client()?.unwrap_or_else(|| shared.http.clone()),
+                client: client()?,
                 url: reqwest::Url::parse(url)
                     .map_err(|e| ForwardError::Config(format!("subscriber {}: {e}", s.id)))?,
                 secret: secret.clone(),
@@ -131,28 +135,36 @@ impl Target {
                 at_mobiles,
                 at_all,
                 keyword,
+                ..
             } => Channel::Dingtalk {
-                url: url.clone(),
-                secret: secret.clone(),
-                timeout: Duration::from_millis(*timeout_ms),
-                mentions: Mentions {
-                    mobiles: at_mobiles.clone(),
-                    all: *at_all,
-                    keyword: keyword.clone(),
+                robot: Robot {
+                    client: client()?,
+                    url: url.clone(),
+                    timeout: Duration::from_millis(*timeout_ms),
+                    mentions: Mentions {
+                        mobiles: at_mobiles.clone(),
+                        all: *at_all,
+                        keyword: keyword.clone(),
+                    },
                 },
+                secret: secret.clone(),
             },
             ChannelConfig::Wecom {
                 url,
                 timeout_ms,
                 mentioned_mobiles,
                 mention_all,
+                ..
             } => Channel::Wecom {
-                url: url.clone(),
-                timeout: Duration::from_millis(*timeout_ms),
-                mentions: Mentions {
-                    mobiles: mentioned_mobiles.clone(),
-                    all: *mention_all,
-                    keyword: None,
+                robot: Robot {
+                    client: client()?,
+                    url: url.clone(),
+                    timeout: Duration::from_millis(*timeout_ms),
+                    mentions: Mentions {
+                        mobiles: mentioned_mobiles.clone(),
+                        all: *mention_all,
+                        keyword: None,
+                    },
                 },
             },
             ChannelConfig::Mqtt {

@@ -269,6 +269,9 @@ pub enum ChannelConfig {
         /// The robot's keyword (keyword security mode): put at the head of every message.
         #[serde(default)]
         keyword: Option<String>,
+        /// A privately hosted robot's CA (and client certificate); file subscribers only.
+        #[serde(default, skip_serializing_if = "crate::outbound::TargetTls::is_empty")]
+        tls: crate::outbound::TargetTls,
     },
     /// A WeCom (WeChat Work) group robot: a markdown message to its webhook URL; a critical
     /// incident as text that mentions the duty mobiles.
@@ -282,6 +285,9 @@ pub enum ChannelConfig {
         /// Mention everyone (`@all`) on a critical incident.
         #[serde(default)]
         mention_all: bool,
+        /// A privately hosted robot's CA (and client certificate); file subscribers only.
+        #[serde(default, skip_serializing_if = "crate::outbound::TargetTls::is_empty")]
+        tls: crate::outbound::TargetTls,
     },
     /// Publish QoS 1 on a broker (`topic` may hold `{site}` and `{subscriber}`).
     Mqtt {
@@ -409,14 +415,22 @@ fn check_timeout(what: &str, ms: u64) -> Result<(), ForwardError> {
 }
 
 impl SubscriberConfig {
-    /// A webhook's own client when it names TLS files (read and checked now).
-    pub(crate) fn webhook_client(&self) -> Result<Option<reqwest::Client>, ForwardError> {
+    /// The TLS files a webhook or robot subscriber names (none for other channels).
+    pub fn tls(&self) -> Option<&crate::outbound::TargetTls> {
         match &self.channel {
-            ChannelConfig::Webhook { tls, .. } if !tls.is_empty() => {
-                crate::outbound::client(&tls.files(), CONNECT_TIMEOUT)
-                    .map(Some)
-                    .map_err(|e| ForwardError::Config(format!("subscriber {:?}: {e}", self.id)))
-            }
+            ChannelConfig::Webhook { tls, .. }
+            | ChannelConfig::Dingtalk { tls, .. }
+            | ChannelConfig::Wecom { tls, .. } => Some(tls).filter(|t| !t.is_empty()),
+            ChannelConfig::Mqtt { .. } | ChannelConfig::Sse {} => None,
+        }
+    }
+
+    /// A webhook's or robot's own client when it names TLS files (read and checked now).
+    pub(crate) fn own_client(&self) -> Result<Option<reqwest::Client>, ForwardError> {
+        match self.tls() {
+            Some(tls) => crate::outbound::client(&tls.files(), CONNECT_TIMEOUT)
+                .map(Some)
+                .map_err(|e| ForwardError::Config(format!("subscriber {:?}: {e}", self.id))),
             _ => Ok(None),
         }
     }
@@ -475,7 +489,7 @@ impl SubscriberConfig {
             } => {
                 check_url(&what, url, &["http", "https"])?;
                 check_timeout(&what, *timeout_ms)?;
-                self.webhook_client()?;
+                self.own_client()?;
             }
             ChannelConfig::Mqtt { url, topic, .. } => {
                 check_url(&what, url, &["mqtt", "tcp", "mqtts", "ssl"])?;
@@ -971,6 +985,7 @@ mod tests {
                 at_mobiles: vec![],
                 at_all: false,
                 keyword: None,
+                tls: Default::default(),
             }
         );
     }

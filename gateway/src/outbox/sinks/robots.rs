@@ -17,6 +17,15 @@ use telemetry::{EventKind, Severity, SiteInfo, Timestamp};
 #[cfg(doc)]
 use crate::outbox::outcome::classify_robot_reply;
 
+/// A robot as a subscriber names it: its webhook, the client that reaches it (its own when
+/// the subscriber names TLS files), the timeout of a post and whom it calls out.
+pub struct Robot {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub timeout: Duration,
+    pub mentions: Mentions,
+}
+
 /// Whom a robot's message for a critical incident calls out, and the keyword a DingTalk
 /// robot in keyword security mode needs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,18 +44,15 @@ fn calls_out(msg: &Message) -> bool {
 }
 
 /// Post the message to a DingTalk robot.
-#[allow(clippy::too_many_arguments)]
 pub async fn send_dingtalk(
     shared: &Shared,
-    url: &str,
+    robot: &Robot,
     secret: Option<&str>,
-    timeout: Duration,
-    mentions: &Mentions,
     msg: &Message,
     site: Option<&SiteInfo>,
     now: Timestamp,
 ) -> Outcome {
-    let url = match sign::dingtalk_url(url, secret, now.timestamp_millis()) {
+    let url = match sign::dingtalk_url(&robot.url, secret, now.timestamp_millis()) {
         Ok(u) => u,
         Err(e) => {
             return Outcome::Refused {
@@ -55,8 +61,12 @@ pub async fn send_dingtalk(
             }
         }
     };
-    let body = dingtalk_body(msg, site, &shared.presentation, mentions);
-    post(shared.http.post(url).timeout(timeout).json(&body), true).await
+    let body = dingtalk_body(msg, site, &shared.presentation, &robot.mentions);
+    post(
+        robot.client.post(url).timeout(robot.timeout).json(&body),
+        true,
+    )
+    .await
 }
 
 /// The JSON a DingTalk robot takes: markdown, with `at` on a critical incident (the mobiles
@@ -84,14 +94,20 @@ pub fn dingtalk_body(
 /// Post the message to a WeCom robot.
 pub async fn send_wecom(
     shared: &Shared,
-    url: &str,
-    timeout: Duration,
-    mentions: &Mentions,
+    robot: &Robot,
     msg: &Message,
     site: Option<&SiteInfo>,
 ) -> Outcome {
-    let body = wecom_body(msg, site, &shared.presentation, mentions);
-    post(shared.http.post(url).timeout(timeout).json(&body), true).await
+    let body = wecom_body(msg, site, &shared.presentation, &robot.mentions);
+    post(
+        robot
+            .client
+            .post(&robot.url)
+            .timeout(robot.timeout)
+            .json(&body),
+        true,
+    )
+    .await
 }
 
 /// The JSON a WeCom robot takes: markdown; a critical incident that calls people out goes as
