@@ -760,6 +760,81 @@ impl Drop for CutProxy {
     }
 }
 
+/// Who an edge agent of a test is: its agent id, its site, its file name under the test's
+/// directory and its data directory.
+pub struct TestAgent<'a> {
+    pub name: &'a str,
+    pub agent: &'a str,
+    pub site: &'a str,
+    pub data_dir: &'a Path,
+}
+
+/// The configuration of an edge agent that reads the methane simulator at `plc_port`
+/// (`CH4-101` at the working face, every 200 ms), publishing under `prefix` with the `[mqtt]`
+/// lines `mqtt` (its URL, TLS files, credentials): written to `dir/{name}.toml`; its path and
+/// the agent's metrics port.
+pub fn methane_agent_config(
+    dir: &Path,
+    who: &TestAgent<'_>,
+    prefix: &str,
+    plc_port: u16,
+    mqtt: &str,
+) -> (String, u16) {
+    let metrics_port = free_port();
+    let path = dir.join(format!("{}.toml", who.name));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+agent = "{agent}"
+site = "{site}"
+data_dir = "{data}"
+publish_interval_ms = 200
+metrics_addr = "127.0.0.1:{metrics_port}"
+[site_info]
+category = "coal_mine"
+[mqtt]
+topic_prefix = "{prefix}"
+timeout_ms = 3000
+{mqtt}
+[[devices]]
+name = "gas-plc"
+host = "127.0.0.1"
+port = {plc_port}
+timeout_ms = 1000
+poll_interval_ms = 200
+  [[devices.points]]
+  point = "CH4-101"
+  function = "holding"
+  address = 0
+  type = "u16"
+  scale = 0.01
+  quantity = "ch4"
+  unit = "%"
+  location = "working_face"
+"#,
+            agent = who.agent,
+            site = who.site,
+            data = who.data_dir.display(),
+        ),
+    )
+    .expect("writing the agent's configuration");
+    (path.display().to_string(), metrics_port)
+}
+
+/// `edge-agent run --config CONFIG` as a test's process.
+pub fn start_agent(dir: &Path, name: &str, config: &str) -> Proc {
+    Proc::spawn(
+        name,
+        Command::new(bin_path("edge-agent"))
+            .arg("run")
+            .arg("--config")
+            .arg(config),
+        dir,
+    )
+    .expect("starting edge-agent")
+}
+
 /// `edge-agent simulate` with one device, `gas-plc`, on a free port: methane `CH4-101` in
 /// holding register 0 (u16, hundredths of a percent), `percent` until written over Modbus.
 /// Returns the process and the device's port once it listens.

@@ -74,56 +74,14 @@ impl Setup {
 
 /// An agent config whose `[mqtt]` table is `mqtt` (TOML lines).
 fn agent_config(dir: &Path, name: &str, prefix: &str, plc_port: u16, mqtt: &str) -> (String, u16) {
-    let metrics_port = free_port();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-agent = "mine-01-edge"
-site = "mine-01"
-data_dir = "{data}"
-publish_interval_ms = 200
-metrics_addr = "127.0.0.1:{metrics_port}"
-[site_info]
-category = "coal_mine"
-[mqtt]
-topic_prefix = "{prefix}"
-timeout_ms = 3000
-{mqtt}
-[[devices]]
-name = "gas-plc"
-host = "127.0.0.1"
-port = {plc_port}
-timeout_ms = 1000
-poll_interval_ms = 200
-  [[devices.points]]
-  point = "CH4-101"
-  function = "holding"
-  address = 0
-  type = "u16"
-  scale = 0.01
-  quantity = "ch4"
-  unit = "%"
-  location = "working_face"
-"#,
-            data = dir.join("agent-data").display(),
-        ),
-    )
-    .unwrap();
-    (path.display().to_string(), metrics_port)
-}
-
-fn start_agent(dir: &Path, config: &str) -> Proc {
-    Proc::spawn(
-        "agent",
-        Command::new(bin_path("edge-agent"))
-            .arg("run")
-            .arg("--config")
-            .arg(config),
-        dir,
-    )
-    .unwrap()
+    let data_dir = dir.join("agent-data");
+    let who = TestAgent {
+        name,
+        agent: "mine-01-edge",
+        site: "mine-01",
+        data_dir: &data_dir,
+    };
+    methane_agent_config(dir, &who, prefix, plc_port, mqtt)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +109,7 @@ async fn agent_and_gateway_reach_each_other_over_tls() {
     // The agent: a client certificate (the broker takes its CN as the username).
     let (config, metrics_port) =
         agent_config(dir, "agent", &prefix, t.plc_port, &t.mtls(&t.pki.ca));
-    let agent = start_agent(dir, &config);
+    let agent = start_agent(dir, "agent", &config);
     let logs = || {
         format!(
             "--- gateway\n{}\n--- agent\n{}\n--- broker\n{}",
@@ -204,7 +162,7 @@ async fn an_agent_that_cannot_verify_the_broker_keeps_every_batch() {
     let (config, metrics_port) =
         agent_config(dir, "agent", &prefix, t.plc_port, &t.mtls(&t.pki.other_ca));
     let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let mut agent = start_agent(dir, &config);
+    let mut agent = start_agent(dir, "agent", &config);
     // It tries again and again, and keeps what it reads.
     wait_metric(
         &metrics,
@@ -245,7 +203,7 @@ async fn an_agent_that_cannot_verify_the_broker_keeps_every_batch() {
     agent.kill();
     let (config, metrics_port) =
         agent_config(dir, "agent", &prefix, t.plc_port, &t.mtls(&t.pki.ca));
-    let agent = start_agent(dir, &config);
+    let agent = start_agent(dir, "agent", &config);
     let mut epoch = None;
     let mut next_seq = 1u64;
     // What was held at the kill, and a few live batches after it.
@@ -301,7 +259,7 @@ async fn refused_credentials_are_counted_not_fatal() {
     ] {
         let (config, metrics_port) = agent_config(dir, name, prefix, t.plc_port, &mqtt);
         let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
-        let mut agent = start_agent(dir, &config);
+        let mut agent = start_agent(dir, "agent", &config);
         wait_metric(&metrics, "hrs_agent_mqtt_disconnects_total", Duration::from_secs(30), |v| v >= 2.0)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}\n{}", agent.log_text()));

@@ -361,54 +361,18 @@ fn agent(
     account: &str,
     plc_port: u16,
 ) -> Proc {
-    let path = dir.join(format!("{agent}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-agent = "{agent}"
-site = "{site}"
-data_dir = "{data}"
-publish_interval_ms = 200
-metrics_addr = "127.0.0.1:{metrics}"
-[site_info]
-category = "coal_mine"
-[mqtt]
-url = "mqtt://127.0.0.1:{port}"
-topic_prefix = "{prefix}"
-timeout_ms = 3000
-username = "{account}"
-password = "{AGENT_PASSWORD}"
-[[devices]]
-name = "gas-plc"
-host = "127.0.0.1"
-port = {plc_port}
-timeout_ms = 1000
-poll_interval_ms = 200
-  [[devices.points]]
-  point = "CH4-101"
-  function = "holding"
-  address = 0
-  type = "u16"
-  scale = 0.01
-  quantity = "ch4"
-  unit = "%"
-  location = "working_face"
-"#,
-            data = dir.join(format!("{agent}-data")).display(),
-            metrics = free_port(),
-        ),
-    )
-    .unwrap();
-    Proc::spawn(
+    let data_dir = dir.join(format!("{agent}-data"));
+    let who = TestAgent {
+        name: agent,
         agent,
-        Command::new(bin_path("edge-agent"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path),
-        dir,
-    )
-    .unwrap()
+        site,
+        data_dir: &data_dir,
+    };
+    let mqtt = format!(
+        "url = \"mqtt://127.0.0.1:{port}\"\nusername = \"{account}\"\npassword = \"{AGENT_PASSWORD}\""
+    );
+    let (config, _) = methane_agent_config(dir, &who, prefix, plc_port, &mqtt);
+    start_agent(dir, agent, &config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
