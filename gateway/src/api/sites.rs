@@ -97,11 +97,7 @@ pub(super) async fn levels(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = {
         let live = s.live.read().expect("live lock");
-        visible_site(&live, &caller, &site)?;
-        live.sites
-            .get_key_value(site.as_str())
-            .map(|(id, _)| id.clone())
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))?
+        visible_site(&live, &caller, &site)?.0.clone()
     };
     let levels = s.core.site_levels(id).await?;
     let lang = s.presentation.language;
@@ -144,7 +140,7 @@ fn site_answer(
     view: impl FnOnce(&crate::core::live::SiteLive) -> Vec<serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = s.live.read().expect("live lock");
-    let found = visible_site(&live, caller, site)?;
+    let (_, found) = visible_site(&live, caller, site)?;
     Ok(Json(json!(view(found))))
 }
 
@@ -153,11 +149,10 @@ fn visible_site<'a>(
     live: &'a Live,
     caller: &Caller,
     site: &str,
-) -> Result<&'a crate::core::live::SiteLive, ApiError> {
+) -> Result<(&'a telemetry::SiteId, &'a crate::core::live::SiteLive), ApiError> {
     live.sites
         .get_key_value(site)
         .filter(|(id, _)| Visible::sees_one(caller, live, id))
-        .map(|(_, found)| found)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no site {site}")))
 }
 
@@ -171,7 +166,7 @@ pub(super) async fn trend(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use crate::core::trend::{SAMPLES, SLOT_SECS};
     let live = s.live.read().expect("live lock");
-    let found = visible_site(&live, &caller, &site)?;
+    let (_, found) = visible_site(&live, &caller, &site)?;
     let p = found
         .points
         .get(point.as_str())
