@@ -10,7 +10,7 @@ mod rule;
 mod ruleset;
 
 pub use api::*;
-pub use engine::{Engine, EngineConfig, LevelSide, PointLevel};
+pub use engine::{Accumulated, AccumulatedState, Engine, EngineConfig, LevelSide, PointLevel};
 pub use error::RuleError;
 pub use message::{
     Comparison, Condition, FaultCause, LevelPhase, Message, PointTerms, TooOften, WarningTerms,

@@ -217,3 +217,95 @@ fn refused_settings() {
         assert!(err.to_string().contains(field), "{field}: {err}");
     }
 }
+
+const CONTINUOUS: &str = "[[rule]]\nid = \"d\"\nkind = \"driving_time\"\nseverity = \"alarm\"\nspeed_above_kmh = 5\nmax_continuous_ms = 3600000\nrest_ms = 600000\n";
+
+/// An engine born again after a restart, with what the old one handed out to be saved.
+fn restarted(saved: Vec<alarm_rules::Accumulated>, text: &str) -> alarm_rules::Engine {
+    let mut e = alarm_rules::Engine::new(rules(text), alarm_rules::EngineConfig::default());
+    for a in saved {
+        e.restore_accumulated(a);
+    }
+    e.set_site(
+        &site(),
+        alarm_rules::SiteContext {
+            category: Some(Category::Transport),
+            ..Default::default()
+        },
+    );
+    let mut out = Vec::new();
+    e.set_catalogue(
+        &site(),
+        &catalogue(vec![spec("V1", "position", "wgs84")]),
+        at(0),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    e
+}
+
+#[test]
+fn driving_time_survives_a_restart() {
+    let mut e = vehicle_engine(CONTINUOUS);
+    let mut saved = Vec::new();
+    // 40 minutes of driving, reported every minute; what changes is handed out to be saved.
+    for m in 0..=40 {
+        assert_eq!(at_pos(&mut e, at(m * 60), pos(34.0, 113.0, 60.0)), NONE);
+        saved.extend(e.take_accumulated());
+    }
+    // A vehicle that goes on moving only lengthens its drive: one save (the start), not one
+    // per reading.
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(saved[0].point.as_str(), "V1");
+    assert_eq!(saved[0].rule, "d");
+    // The process dies; a new one takes the saved state up with the birth.
+    let mut e = restarted(saved, CONTINUOUS);
+    // 20 more minutes of driving: 1 h since the start at 0 s, so the alarm is raised at 3 600 s
+    // (a fresh start would have waited until 5 400 s).
+    assert_eq!(at_pos(&mut e, at(3000), pos(34.0, 113.0, 60.0)), NONE);
+    let out = feed(
+        &mut e,
+        &Reading::good(pid("V1"), at(3660), pos(34.0, 113.0, 60.0)),
+    );
+    assert_eq!(kinds(&out), vec![("d".into(), Raised, Severity::Alarm)]);
+    assert_eq!(out[0].at, at(3600));
+}
+
+#[test]
+fn a_rest_begun_before_a_restart_is_kept() {
+    let mut e = vehicle_engine(CONTINUOUS);
+    let mut saved = Vec::new();
+    for (s, v) in [(0, 60.0), (1800, 60.0), (1900, 0.0)] {
+        assert_eq!(at_pos(&mut e, at(s), pos(34.0, 113.0, v)), NONE);
+        saved.extend(e.take_accumulated());
+    }
+    let mut e = restarted(saved, CONTINUOUS);
+    // Standing still since 1 900 s: the 10-minute rest is complete at 2 500 s, so driving again
+    // from 2 600 s for 50 minutes raises nothing.
+    assert_eq!(at_pos(&mut e, at(2600), pos(34.0, 113.0, 0.0)), NONE);
+    assert_eq!(at_pos(&mut e, at(2601), pos(34.0, 113.0, 60.0)), NONE);
+    assert_eq!(at_pos(&mut e, at(5600), pos(34.0, 113.0, 60.0)), NONE);
+}
+
+#[test]
+fn a_backlog_is_judged_by_its_readings_not_overtaken_by_the_clock() {
+    let mut e = vehicle_engine(CONTINUOUS);
+    // A terminal's blind-area upload, a day late: driving from 0 s, reported with the clock a
+    // day ahead. The continuous limit (3 600 s) lies long behind the clock, yet the clock does
+    // not fire it: the readings still to come may show a rest.
+    let late = |s: i64| at(s) + chrono::Duration::days(1);
+    let mut out = Vec::new();
+    let r = |s: i64, v: f64| Reading::good(pid("V1"), at(s), pos(34.0, 113.0, v));
+    e.on_reading(&site(), &agent(), &r(0, 60.0), late(0), &mut out);
+    e.on_reading(&site(), &agent(), &r(1800, 60.0), late(1800), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(fired(&mut e, late(1810)), vec![]);
+    // The rest: 15 minutes standing, then on; nothing was too long.
+    e.on_reading(&site(), &agent(), &r(3000, 0.0), late(3000), &mut out);
+    e.on_reading(&site(), &agent(), &r(3900, 60.0), late(3900), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // When the readings stop, the clock fires what is due, as late as they came: 1 h from the
+    // new start at 3 900 s.
+    assert_eq!(fired(&mut e, late(7400)), vec![]);
+    assert_eq!(fired(&mut e, late(7500)), one("d", Raised, at(7500)));
+}

@@ -12,6 +12,7 @@ pub mod config;
 pub mod decode;
 pub mod durable;
 pub mod jt808;
+pub mod jt808_sim;
 pub mod metrics;
 pub mod mqtt_input;
 pub mod plan;

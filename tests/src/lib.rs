@@ -919,8 +919,9 @@ pub async fn wait_ready(http: &str) -> Result<()> {
     .await
 }
 
-/// Simulated JT/T 808 terminals over real TCP (also the `jt808-sim` load simulator).
-pub mod jt808_sim;
+/// Simulated JT/T 808 terminals over real TCP (also the `jt808-sim` load simulator): they
+/// live beside the agent, since `gateway demo` drives them too.
+pub use edge_agent::jt808_sim;
 
 /// `gateway ARGS` (the `user` and `token` commands, say) on the store of a test gateway whose
 /// data lie under `dir/gw` (or at `store_url`), `stdin` fed to it: its standard output. Panics

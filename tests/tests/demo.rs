@@ -1,5 +1,6 @@
 //! `gateway demo` with nothing else: incidents within a minute, made by readings that crossed
-//! the embedded broker.
+//! the embedded broker; among them the overspeed of the fleet's dangerous-goods truck, whose
+//! simulated JT/T 808 terminal reports over TCP to the fleet's agent.
 
 use std::process::Command;
 use std::time::Duration;
@@ -34,6 +35,25 @@ async fn demo_shows_incidents_within_a_minute() {
     assert!(incidents
         .iter()
         .all(|i| i["site"] == "mine-01" || i["site"] == "chem-01" || i["site"] == "trans-01"));
+    let overspeed = eventually(
+        Duration::from_secs(60),
+        "the truck's overspeed from its JT/T 808 terminal",
+        || {
+            let http = http.clone();
+            async move {
+                let (_, v) = get_json(&format!("{http}/api/v1/incidents?site=trans-01"))
+                    .await
+                    .ok()?;
+                v.as_array()?
+                    .iter()
+                    .find(|i| i["rule"] == "vehicle.overspeed.dangerous_goods")
+                    .cloned()
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", demo.log_text()));
+    assert_eq!(overspeed["point"], "V13800000001", "{overspeed}");
     let metrics = reqwest::get(format!("{http}/metrics"))
         .await
         .unwrap()

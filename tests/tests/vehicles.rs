@@ -20,7 +20,9 @@ use system_tests::*;
 
 struct Setup {
     _broker: Mosquitto,
-    _gateway: Proc,
+    broker_url: String,
+    gateway: Proc,
+    http_port: u16,
     agent: Proc,
     http: String,
     metrics: String,
@@ -58,6 +60,10 @@ site_info = {{ name = "Anyang hazmat transport fleet", category = "transport", r
   terminal = "13800000001"
   plate = "豫E12345"
   class = "hazmat"
+  [[jt808.vehicles]]
+  terminal = "13800000003"
+  plate = "豫E00003"
+  class = "passenger"
 "#,
                 data = dir.join("agent").display(),
                 url = broker.url(),
@@ -76,8 +82,10 @@ site_info = {{ name = "Anyang hazmat transport fleet", category = "transport", r
         wait_ready(&http).await.unwrap();
         Setup {
             broker_port: broker.port,
+            broker_url: broker.url(),
             _broker: broker,
-            _gateway: gateway,
+            gateway,
+            http_port,
             agent,
             http,
             metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
@@ -85,6 +93,41 @@ site_info = {{ name = "Anyang hazmat transport fleet", category = "transport", r
             prefix,
             conf,
         }
+    }
+
+    /// SIGKILL the gateway and start it again on the same store and ports.
+    async fn restart_gateway(&mut self, dir: &Path) {
+        self.gateway.kill();
+        self.gateway = Proc::spawn(
+            "gateway",
+            &mut gateway_command(&self.broker_url, &self.prefix, self.http_port, dir),
+            dir,
+        )
+        .unwrap();
+        wait_ready(&self.http).await.unwrap();
+    }
+
+    /// The incident of `rule` about `point`, once it is raised.
+    async fn incident(&self, rule: &str, point: &str) -> Value {
+        let url = format!("{}/api/v1/incidents?site=trans-01", self.http);
+        eventually(Duration::from_secs(30), rule, || {
+            let url = url.clone();
+            async move {
+                let (_, v) = get_json(&url).await.ok()?;
+                v.as_array()?
+                    .iter()
+                    .find(|i| i["rule"] == rule && i["point"] == point)
+                    .cloned()
+            }
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\n--- gateway\n{}\n--- agent\n{}",
+                self.gateway.log_text(),
+                self.agent.log_text()
+            )
+        })
     }
 
     fn spawn_agent(conf: &Path, dir: &Path) -> Proc {
@@ -395,4 +438,142 @@ async fn a_fleet_of_simulated_terminals() {
     )
     .await
     .unwrap();
+}
+
+/// `hh:mm:ss` Beijing time of yesterday (so every time-of-day window can be reached, whatever
+/// the hour the test runs), in UTC.
+fn yesterday_bj(h: u32, m: u32, s: u32) -> chrono::DateTime<chrono::Utc> {
+    let bj = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let day = (now().with_timezone(&bj) - chrono::Duration::days(1)).date_naive();
+    day.and_hms_opt(h, m, s)
+        .unwrap()
+        .and_local_timezone(bj)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// Report `reports` (time, speed) of one terminal in batches (0x0704), each answered.
+async fn drive(t: &mut Terminal, reports: &[(chrono::DateTime<chrono::Utc>, f64)]) {
+    for chunk in reports.chunks(10) {
+        let items = chunk
+            .iter()
+            .map(|&(at, kmh)| location(36.1, 114.4, kmh, 90, at, 0))
+            .collect();
+        let r = t
+            .request(&Message::LocationBatch(jt808::LocationBatch {
+                kind: 1,
+                items,
+            }))
+            .await
+            .unwrap();
+        assert_eq!(r, 0, "batch answered");
+    }
+}
+
+/// Every `step_s` seconds from `from` up to `to` inclusive, at `kmh`.
+fn every(
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    step_s: i64,
+    kmh: f64,
+) -> Vec<(chrono::DateTime<chrono::Utc>, f64)> {
+    let mut v = Vec::new();
+    let mut at = from;
+    while at <= to {
+        v.push((at, kmh));
+        at += chrono::Duration::seconds(step_s);
+    }
+    v
+}
+
+fn raised_at(i: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(i["raised_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// Overspeed, fatigue and night driving raised as the vehicle pack says, in the terminals'
+/// event time: yesterday's drives, uploaded as blind-area batches, take seconds. The gateway
+/// is SIGKILLed two hours into the fatigue drive: the driving time it had accumulated comes
+/// back from its store, so the 4-hour limit is still reached at 12:00, not 4 h after the
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overspeed_fatigue_and_night_driving_raise_incidents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Setup::start(dir).await;
+
+    // A dangerous-goods truck (listed as hazmat) at 85 km/h for a minute: past 60 and past
+    // 80 km/h for more than 10 s.
+    let mut truck = Terminal::connect(&s.jt808, "13800000001", Layout::V2013)
+        .await
+        .unwrap();
+    truck.enrol("豫E12345").await.unwrap();
+    drive(
+        &mut truck,
+        &every(yesterday_bj(9, 0, 0), yesterday_bj(9, 1, 0), 5, 85.0),
+    )
+    .await;
+    let over = s
+        .incident("vehicle.overspeed.dangerous_goods", "V13800000001")
+        .await;
+    assert_eq!(over["severity"], "alarm", "{over}");
+    assert_eq!(over["threshold"], 80.0, "{over}");
+    assert_eq!(raised_at(&over), yesterday_bj(9, 0, 10), "held 10 s");
+
+    // A passenger bus driving from 02:00 to 02:03: night driving once held a minute.
+    let mut bus = Terminal::connect(&s.jt808, "13800000003", Layout::V2019)
+        .await
+        .unwrap();
+    bus.enrol("豫E00003").await.unwrap();
+    drive(
+        &mut bus,
+        &every(yesterday_bj(2, 0, 0), yesterday_bj(2, 3, 0), 10, 40.0),
+    )
+    .await;
+    let night = s.incident("vehicle.night_driving", "V13800000003").await;
+    assert_eq!(night["severity"], "alarm", "{night}");
+    assert_eq!(raised_at(&night), yesterday_bj(2, 1, 0));
+
+    // A freight truck driving from 08:00 without a rest, reported every minute.
+    let mut lorry = Terminal::connect(&s.jt808, "13800000002", Layout::V2019)
+        .await
+        .unwrap();
+    lorry.enrol("豫E67890").await.unwrap();
+    drive(
+        &mut lorry,
+        &every(yesterday_bj(8, 0, 0), yesterday_bj(10, 0, 0), 60, 60.0),
+    )
+    .await;
+    let ten = yesterday_bj(10, 0, 0);
+    s.point("V13800000002", |p| {
+        p["ts"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            == Some(ten.into())
+    })
+    .await;
+    // The gateway dies with two hours of driving accumulated, and comes back.
+    s.restart_gateway(dir).await;
+    drive(
+        &mut lorry,
+        &every(yesterday_bj(10, 1, 0), yesterday_bj(12, 5, 0), 60, 60.0),
+    )
+    .await;
+    let tired = s.incident("vehicle.fatigue.day", "V13800000002").await;
+    assert_eq!(tired["severity"], "alarm", "{tired}");
+    assert_eq!(tired["threshold"], 14_400_000.0, "{tired}");
+    assert_eq!(raised_at(&tired), yesterday_bj(12, 0, 0), "4 h from 08:00");
+    // Nothing else about the truck that kept to its limits.
+    let (_, all) = get_json(&format!("{}/api/v1/incidents?site=trans-01", s.http))
+        .await
+        .unwrap();
+    let about_lorry: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["point"] == "V13800000002" && i["rule"] != "vehicle.silent")
+        .map(|i| i["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(about_lorry, vec!["vehicle.fatigue.day"]);
 }

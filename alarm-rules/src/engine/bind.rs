@@ -1,6 +1,7 @@
 //! Binding rules to what they judge: points, zones and agents, on a birth, a change of site
 //! and a reload. Causes whose rule is removed or no longer applies are cleared.
 
+use super::accumulate::{accumulates, restored_extra};
 use super::judge::Src;
 use super::machine::{Machine, Open};
 use super::select::{selects_point, selects_site};
@@ -238,6 +239,8 @@ impl Engine {
                         b.m.up_since = NONE;
                         b.m.down_since = NONE;
                         b.extra = extra_for(&self.rules.rules[nr as usize]);
+                        // A changed rule starts its accumulation afresh; so does what is saved.
+                        b.acc_changed = accumulates(&self.rules.rules[nr as usize]);
                         rejudge.push(bi);
                     }
                     kept.push(bi);
@@ -276,7 +279,8 @@ impl Engine {
                 Kind::Threshold { levels, .. } => Some(levels.clone()),
                 _ => None,
             };
-            let extra = extra_for(rule);
+            let extra = restored_extra(&mut self.restored_acc, &cause, rule)
+                .unwrap_or_else(|| extra_for(rule));
             let mut m = Machine::new();
             m.open = self.restored_open(&cause, levels.as_deref());
             let bi = self.alloc_binding(Binding {
@@ -287,6 +291,7 @@ impl Engine {
                 queued: NONE,
                 judged_at: NONE,
                 live: true,
+                acc_changed: false,
             });
             kept.push(bi);
             rejudge.push(bi);

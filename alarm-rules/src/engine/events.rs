@@ -56,6 +56,7 @@ impl Engine {
             pt.value = reading.value;
             pt.quality = reading.quality;
             pt.seen_at = n;
+            pt.lag = n.saturating_sub(t).max(0);
             // The point's agent comes from its birth (or its first reading); transitions of a
             // reading name the reading's agent.
             if pt.agent.is_none() {
@@ -256,14 +257,36 @@ impl Engine {
                     let b = &mut self.bindings[bi as usize];
                     b.queued = NONE;
                     let p = b.point;
+                    // Event-time deadlines (delays, durations, windows) fire on the clock as
+                    // late as the point's readings arrive: a backlog (a terminal's blind-area
+                    // upload, an agent draining its buffer) is judged by its own readings, not
+                    // overtaken by the clock. Before any reading (after a restart) they wait
+                    // for one. Missing data is judged on the clock itself.
+                    let event_time = !matches!(
+                        self.rules.rules[b.rule as usize].kind,
+                        Kind::MissingData { .. }
+                    );
+                    let pt = &self.points[p as usize];
+                    let lag = match (event_time, pt.last_ts) {
+                        (false, _) => 0,
+                        (true, NONE) => continue,
+                        (true, _) => pt.lag,
+                    };
                     let fired = {
-                        let j = self.split();
+                        let mut j = self.split();
                         let b = &mut j.bindings[bi as usize];
-                        let fired = j.w.fire_binding_due(bi, b, n, None, out);
+                        let fired =
+                            j.w.fire_binding_due(bi, b, n.saturating_sub(lag), None, out);
                         let d = j.w.binding_deadline(b);
-                        if d > n {
-                            schedule(j.queue, &mut b.queued, d, Timer::Binding(bi));
+                        if d != NONE && d.saturating_add(lag) > n {
+                            schedule(
+                                j.queue,
+                                &mut b.queued,
+                                d.saturating_add(lag),
+                                Timer::Binding(bi),
+                            );
                         }
+                        j.note_accumulated(bi);
                         fired
                     };
                     self.points[p as usize].timers = true;

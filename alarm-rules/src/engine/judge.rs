@@ -400,9 +400,11 @@ impl World<'_> {
                 let Extra::Fence { since } = &mut b.extra else {
                     return false;
                 };
+                let before = *since;
                 let Some(holds) = fence_holds(g, &p.value, t, since) else {
                     return false;
                 };
+                b.acc_changed |= g.dwell_ms.is_some() && *since != before;
                 let (applies, up) = context_effects(rule, &site.warnings);
                 (holds && applies).then_some(Open::plain(bump(g.severity, up)))
             }
@@ -421,7 +423,9 @@ impl World<'_> {
                 } else {
                     None
                 };
+                let before = st.mark();
                 st.advance(dr, t, speed);
+                b.acc_changed |= st.mark() != before;
                 let (applies, up) = context_effects(rule, &site.warnings);
                 st.want(dr).filter(|_| applies).map(|(level, max)| Open {
                     severity: bump(dr.severity, up),

@@ -9,10 +9,12 @@
 //! The parts, lower ones first: `time` (event time in ms), `index` (point look-up),
 //! `machine` (the per-cause state machine), `state` (what the engine keeps), `select` (which
 //! rules apply where), `text` (message text), `judge` (judgement on the latest values), `motion` (geofences and driving time),
-//! `restore` (open causes after a restart), `bind` (rules onto points, zones and agents),
+//! `restore` (open causes after a restart), `accumulate` (driving time and dwell kept across
+//! restarts), `bind` (rules onto points, zones and agents),
 //! `events` (readings, agent status, warnings, the clock), `levels` (what the points are judged
 //! against now, for a person to read).
 
+mod accumulate;
 mod bind;
 mod events;
 mod index;
@@ -28,6 +30,7 @@ mod time;
 
 use crate::api::{Cause, SiteContext, Transition};
 use crate::ruleset::RuleSet;
+pub use accumulate::{Accumulated, AccumulatedState};
 use chrono::Duration;
 use foldhash::fast::FixedState;
 use index::{InlineKey, KeyedMap, PointIndex};
@@ -76,6 +79,10 @@ pub struct Engine {
     agents: Vec<AgentCause>,
     queue: BTreeSet<(i64, Timer)>,
     restored: BTreeMap<Cause, Severity>,
+    /// Accumulated states given back after a restart whose binding does not exist yet.
+    restored_acc: BTreeMap<Cause, AccumulatedState>,
+    /// Bindings whose accumulated state changed since `take_accumulated`.
+    acc_dirty: Vec<u32>,
     /// Transitions from calls that have no `out` (set_site), handed out at the next call.
     pending_out: Vec<Transition>,
     /// The site of the last look-up.
@@ -92,15 +99,26 @@ struct Judging<'a> {
     zones: &'a mut [ZoneSt],
     agents: &'a mut [AgentCause],
     queue: &'a mut BTreeSet<(i64, Timer)>,
+    acc_dirty: &'a mut Vec<u32>,
 }
 
 impl Judging<'_> {
     /// Queue binding `bi` at its deadline (unless queued sooner); returns the deadline.
     fn queue_binding(&mut self, bi: u32) -> i64 {
+        self.note_accumulated(bi);
         let b = &mut self.bindings[bi as usize];
         let d = self.w.binding_deadline(b);
         schedule(self.queue, &mut b.queued, d, Timer::Binding(bi));
         d
+    }
+
+    /// Binding `bi`'s accumulated state changed: the gateway is to save it.
+    fn note_accumulated(&mut self, bi: u32) {
+        let b = &mut self.bindings[bi as usize];
+        if b.acc_changed {
+            b.acc_changed = false;
+            self.acc_dirty.push(bi);
+        }
     }
 
     /// Queue zone `zi` at its deadline (unless queued sooner).
@@ -147,6 +165,7 @@ impl Engine {
             zones,
             agents,
             queue,
+            acc_dirty,
             ..
         } = self;
         Judging {
@@ -160,6 +179,7 @@ impl Engine {
             zones,
             agents,
             queue,
+            acc_dirty,
         }
     }
 
@@ -179,6 +199,8 @@ impl Engine {
             agents: Vec::new(),
             queue: BTreeSet::new(),
             restored: BTreeMap::new(),
+            restored_acc: BTreeMap::new(),
+            acc_dirty: Vec::new(),
             pending_out: Vec::new(),
             last_site: u32::MAX,
             late_after_ms,
@@ -236,6 +258,7 @@ impl Engine {
             value: Value::Null,
             quality: Quality::Good,
             seen_at: now,
+            lag: 0,
             timers: false,
             bindings: Vec::new(),
             zones: Vec::new(),

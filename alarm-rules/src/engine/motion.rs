@@ -76,6 +76,20 @@ impl DriveSt {
         }
     }
 
+    /// What a restart needs to know of this state beyond its last time: a change here is
+    /// saved. A span that only grows while the vehicle goes on moving is not a change: after
+    /// a restart the next reading extends it from the saved last time, as it would have.
+    pub(super) fn mark(&self) -> (i64, i64, bool, usize, i64) {
+        let first = self.spans.front().map_or(NONE, |s| s.0);
+        (
+            self.cont_start,
+            self.stopped_since,
+            self.moving,
+            self.spans.len(),
+            first,
+        )
+    }
+
     /// Continuous driving time (ms) at the last judgement: up to now, or up to the stop.
     pub(super) fn continuous(&self) -> i64 {
         if self.cont_start == NONE {

@@ -56,6 +56,9 @@ pub(super) struct Binding {
     /// window's next edge is looked for.
     pub(super) judged_at: i64,
     pub(super) live: bool,
+    /// Its accumulated state (driving time, dwell) changed since the engine last handed it
+    /// out (see `accumulate`).
+    pub(super) acc_changed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +76,9 @@ pub(super) struct PointSt {
     pub(super) quality: Quality,
     /// Gateway clock (ms) of the last reading taken (or of the birth).
     pub(super) seen_at: i64,
+    /// How far the last reading's event time lay behind the gateway clock when it was taken
+    /// (ms, at least 0): event-time deadlines fire on the clock that much later.
+    pub(super) lag: i64,
     /// Some binding or zone of the point has an event-time deadline (delays, durations,
     /// power-off allowance): readings must fire them first.
     pub(super) timers: bool,

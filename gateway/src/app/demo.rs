@@ -1,13 +1,13 @@
 //! `gateway demo`: the whole system in one process, with embedded defaults. An embedded MQTT
 //! broker (rumqttd), the gateway with its embedded store, simulated Modbus devices (a coal
 //! mine's gas PLC, a chemical plant's DCS) polled over Modbus TCP by in-process edge agents, and
-//! a fleet's GPS trackers publishing JSON that an agent maps to points. Every reading crosses
-//! the broker: nothing goes from a simulator to the rules but through Modbus and MQTT.
+//! a fleet's JT/T 808 vehicle terminals simulated over TCP into an agent's JT/T 808 listener.
+//! Every reading crosses the broker: nothing goes from a simulator to the rules but through
+//! Modbus or JT/T 808, and MQTT.
 
 use crate::clock::SystemClock;
 use crate::config::GatewayConfig;
 use anyhow::{Context, Result};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -127,11 +127,13 @@ pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut simulators = Vec::new();
+    let jt808_port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
     for site in SITES {
         let mut agent_text = site
             .agent
             .replace("{{MQTT_URL}}", &mqtt_url)
-            .replace("{{DATA_DIR}}", &data_dir.display().to_string());
+            .replace("{{DATA_DIR}}", &data_dir.display().to_string())
+            .replace("{{JT808_PORT}}", &jt808_port.to_string());
         if let Some(sim) = site.simulator {
             let sim_config = edge_agent::SimulatorConfig::from_toml_str(sim)
                 .with_context(|| format!("demo simulator of {}", site.name))?;
@@ -157,7 +159,7 @@ pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
             }
         });
     }
-    tokio::spawn(run_trackers(port, shutdown.clone()));
+    let (_, fleet) = edge_agent::jt808_sim::run_fleet(demo_fleet(jt808_port));
 
     let api = format!("http://{}", gw.http_addr);
     println!(
@@ -172,51 +174,47 @@ pub async fn run(mqtt_port: Option<u16>) -> Result<()> {
          \n  MQTT broker      {mqtt_url}   (incident events on hrs/v1/incidents/#)\
          \n  data             {}\
          \n\nSimulated: coal mine mine-01 (methane drifts and spikes past 1.0 % and 1.5 %), chemical plant chem-01\
-         \n(combustible gas spikes, an interlock bypass every minute), fleet trans-01. Incidents appear within a minute.\
+         \n(combustible gas spikes, an interlock bypass every minute), fleet trans-01 (three JT/T 808 terminals over TCP;\
+         \nthe dangerous-goods truck speeds every five minutes). Incidents appear within a minute.\
          \nCtrl-C stops.\n",
         data_dir.display()
     );
     let _ = tokio::signal::ctrl_c().await;
     shutdown.cancel();
     gw.shutdown.cancel();
+    for terminal in fleet {
+        terminal.abort();
+    }
     for s in simulators {
         s.shutdown().await;
     }
     Ok(())
 }
 
-/// Two GPS trackers that speak MQTT themselves (JSON on `demo/trackers/{plate}`).
-async fn run_trackers(port: u16, shutdown: CancellationToken) {
-    let mut opts = MqttOptions::new("demo-trackers", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(15));
-    let (client, mut ev) = AsyncClient::new(opts, 100);
-    tokio::spawn(async move {
-        loop {
-            if ev.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    });
-    let mut t = 0u64;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        t += 1;
-        let now = telemetry::format_time(&chrono::Utc::now());
-        for (plate, base) in [("YA12345", 62.0), ("YA67890", 75.0)] {
-            let speed = base + 20.0 * ((t as f64) / 17.0).sin();
-            let body = serde_json::json!({"time": now, plate: {"speed_kmh": (speed * 10.0).round() / 10.0}});
-            let _ = client
-                .publish(
-                    format!("demo/trackers/{plate}"),
-                    QoS::AtLeastOnce,
-                    false,
-                    body.to_string(),
-                )
-                .await;
-        }
+/// The fleet of trans-01: three terminals (a dangerous-goods truck, a passenger bus, a freight
+/// lorry) driving near Anyang at 40-42 km/h and reporting every two seconds. The truck speeds
+/// at 88 km/h for 40 s from 20 s after the start and then every five minutes, past its 80 km/h
+/// limit for longer than the 10 s the rule holds: an overspeed alarm within a minute.
+fn demo_fleet(port: u16) -> edge_agent::jt808_sim::FleetConfig {
+    use edge_agent::jt808_sim::{FleetConfig, SpeedScript};
+    FleetConfig {
+        addr: format!("127.0.0.1:{port}"),
+        terminals: 3,
+        first: 13_800_000_001,
+        interval: Duration::from_secs(2),
+        layout: None,
+        ramp: Duration::from_millis(100),
+        speeds: (0..288)
+            .map(|k| SpeedScript {
+                terminal: "13800000001".into(),
+                speed_kmh: 88.0,
+                from: Duration::from_secs(20 + 300 * k),
+                for_: Duration::from_secs(40),
+            })
+            .collect(),
+        drive_rest: None,
+        reregister: true,
+        stop_after: None,
     }
 }
 

@@ -99,6 +99,7 @@ macro_rules! durably {
     }};
 }
 
+mod accumulated;
 mod alarm_load;
 pub mod config;
 mod dispatch;
@@ -217,8 +218,8 @@ impl Core {
         Ok(core)
     }
 
-    /// Restore what a previous run left: registry sites, catalogues, seq windows, standing
-    /// incidents (so a standing condition is not raised twice and its clear is not lost).
+    /// Restore what a previous run left: registry sites, accumulated rule state, catalogues,
+    /// seq windows, standing incidents (so a standing condition is not raised twice and its clear is not lost).
     async fn recover(&mut self) -> Result<(), CoreError> {
         let registry: Vec<(SiteId, SiteInfo)> = self
             .registry
@@ -233,6 +234,8 @@ impl Core {
             drop(live);
             self.engine.set_site(&site, SiteContext::from(&info));
         }
+        // Before the catalogues bind the rules: the bindings take their saved state up.
+        self.restore_accumulated().await?;
         for (site, _agent, body) in self.store.catalogues().await? {
             let (Ok(site), Ok(cat)) = (
                 SiteId::new(site),

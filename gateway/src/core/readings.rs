@@ -289,12 +289,14 @@ impl Core {
         self.deferred_windows.get_or_insert_with(Default::default);
     }
 
-    /// Save the seq windows of the group in one transaction (retried while the store is away,
-    /// like every store write) and end the group.
+    /// Save what the group changed of the engine's accumulated state, then the seq windows
+    /// of the group in one transaction (retried while the store is away, like every store
+    /// write), and end the group.
     pub async fn commit_group(&mut self) {
         let Some(windows) = self.deferred_windows.take() else {
             return;
         };
+        self.save_accumulated().await;
         if windows.is_empty() {
             return;
         }

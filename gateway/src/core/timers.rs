@@ -12,6 +12,7 @@ impl Core {
         self.scratch.clear();
         let now = self.now();
         self.engine.tick(now, &mut self.scratch);
+        self.save_accumulated().await;
         self.evict_idle_epochs(now);
         let change = self.book.advance(now);
         let touched = self.on_warning_change(&change, now);

@@ -3,6 +3,7 @@
 //! driver, `$n` placeholders in order).
 
 pub mod access;
+pub mod accumulated;
 pub mod event_log;
 pub mod figures;
 pub mod history;

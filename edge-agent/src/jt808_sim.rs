@@ -1,5 +1,6 @@
 //! Simulated JT/T 808 terminals: real TCP connections that register, authenticate and report
-//! like vehicle terminals, for system tests and the `jt808-sim` load simulator.
+//! like vehicle terminals, for `gateway demo`'s fleet, the system tests and the `jt808-sim`
+//! load simulator (tests/src/bin).
 //!
 //! [`Terminal`] is one connection driven step by step (a test sends exactly the frames it
 //! wants); [`run_fleet`] runs many terminals that report on their own, with plausible moving
