@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     pub presentation: presentation::Presentation,
     /// Times to acknowledge and to close incidents (督办).
     pub supervision: crate::core::supervision::SupervisionConfig,
+    /// How long closed incidents, dead letters and interval figures are kept.
+    pub retention: crate::store::retention::RetentionConfig,
 }
 
 impl Default for GatewayConfig {
@@ -56,6 +58,7 @@ impl Default for GatewayConfig {
             auth: Default::default(),
             presentation: Default::default(),
             supervision: Default::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -167,6 +170,7 @@ impl GatewayConfig {
         self.auth.validate()?;
         self.presentation.validate().map_err(anyhow::Error::msg)?;
         self.supervision.validate()?;
+        self.retention.validate()?;
         if self.auth.mode == crate::access::AuthMode::Open
             && !self.auth.open_on_network
             && !self.http.addr.ip().is_loopback()

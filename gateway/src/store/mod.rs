@@ -7,6 +7,7 @@ pub mod event_log;
 pub mod figures;
 pub mod history;
 pub mod outbox;
+pub mod retention;
 
 use crate::core::lifecycle::IncidentRecord;
 use sqlx::any::AnyPoolOptions;
