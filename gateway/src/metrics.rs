@@ -345,6 +345,26 @@ impl Metrics {
             ),
             registry: r,
         }
+        .with_zeros()
+    }
+
+    /// Counters an alert takes `increase()` of start at 0 with every label value they can
+    /// have, so the first failure is an increase (a series born at 1 is none).
+    fn with_zeros(self) -> Metrics {
+        for class in ["transient", "permanent"] {
+            self.store_errors.with_label_values(&[class]);
+        }
+        for what in [
+            "incident",
+            "seq_window",
+            "catalogue",
+            "weather_doc",
+            "out_of_service",
+            "dead_letter",
+        ] {
+            self.store_refusals.with_label_values(&[what]);
+        }
+        self
     }
 
     pub fn render(&self) -> String {
