@@ -78,6 +78,29 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Back the configured store up into a new file, while the gateway runs or not: SQLite's
+    /// online copy (VACUUM INTO), pg_dump's custom format for PostgreSQL.
+    Backup {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
+    },
+    /// Put a backup in place of the configured store (stop the gateway first); a backup of an
+    /// older schema is upgraded in place.
+    Restore {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The backup file (from `gateway backup`).
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
+    },
     /// Console users in the configured store (while a gateway runs on it or not).
     User {
         #[arg(long, short, global = true)]
@@ -163,6 +186,38 @@ async fn main() -> anyhow::Result<()> {
             let config = GatewayConfig::load(config.as_deref())?;
             let rules = gateway::app::rules::load_rules(&config)?;
             println!("config ok; {} rules", rules.len());
+            Ok(())
+        }
+        Cmd::Backup {
+            config,
+            to,
+            timeout_s,
+        } => {
+            let config = GatewayConfig::load(config.as_deref())?;
+            let s = gateway::store::backup::backup(
+                &config.store_url(),
+                &to,
+                std::time::Duration::from_secs(timeout_s),
+            )
+            .await?;
+            println!("backup written to {}: {s}", to.display());
+            Ok(())
+        }
+        Cmd::Restore {
+            config,
+            from,
+            timeout_s,
+        } => {
+            let config = GatewayConfig::load(config.as_deref())?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+            let s = gateway::store::backup::restore(
+                &config.store_url(),
+                &from,
+                std::time::Duration::from_secs(timeout_s),
+            )
+            .await?;
+            println!("restored from {}: {s}", from.display());
             Ok(())
         }
         Cmd::User { config, command } => {

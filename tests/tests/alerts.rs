@@ -54,7 +54,11 @@ fn every_alert_is_tested_and_says_what_happened_in_chinese_first() {
         assert!(fired, "{name}: no unit test makes it fire");
     }
     for l in rules.lines().filter(|l| l.trim().starts_with("summary:")) {
-        let text = l.trim().trim_start_matches("summary:").trim().trim_matches('"');
+        let text = l
+            .trim()
+            .trim_start_matches("summary:")
+            .trim()
+            .trim_matches('"');
         let first = text.chars().next().unwrap();
         assert!(
             ('\u{4e00}'..='\u{9fff}').contains(&first),

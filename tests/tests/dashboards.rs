@@ -165,7 +165,10 @@ fn alerts_file() -> PathBuf {
 /// The metric names in the alerts' expressions (`hrs_*`, `process_*`, `up`).
 fn alert_metrics(rules: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for l in rules.lines().filter_map(|l| l.trim().strip_prefix("expr: ")) {
+    for l in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr: "))
+    {
         let mut word = String::new();
         for c in l.chars().chain([' ']) {
             if c.is_ascii_alphanumeric() || c == '_' {
@@ -485,8 +488,7 @@ poll_interval_ms = 300
                     .iter()
                     .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
                     .collect();
-                (rules.len() == alerts && rules.iter().all(|r| r["health"] == "ok"))
-                    .then_some(())
+                (rules.len() == alerts && rules.iter().all(|r| r["health"] == "ok")).then_some(())
             }
         },
     )

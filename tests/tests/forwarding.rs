@@ -1232,7 +1232,8 @@ channel = {{ kind = "mqtt", url = "mqtt://127.0.0.1:{plain_link}", topic = "duty
     sys.batch("mine-01", 3, json!([ch4("CH4-101", 0.3)])).await;
     sys.wait_incident("cleared", |i| i["state"] == "cleared")
         .await;
-    let retried = "hrs_deliveries_total{endpoint_kind=\"mqtt\",outcome=\"retried\",target=\"province\"}";
+    let retried =
+        "hrs_deliveries_total{endpoint_kind=\"mqtt\",outcome=\"retried\",target=\"province\"}";
     eventually(Duration::from_secs(20), "retried deliveries", || async {
         (metric(&sys.metrics().await, retried) >= 2.0).then_some(())
     })

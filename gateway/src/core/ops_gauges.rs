@@ -115,7 +115,11 @@ mod tests {
         let u = unacknowledged(list.iter(), now);
         assert_eq!(u[&Severity::Critical], (2, 400.0));
         assert_eq!(u[&Severity::Warning], (0, 0.0));
-        assert_eq!(u.len(), Severity::ALL.len(), "every severity has its series");
+        assert_eq!(
+            u.len(),
+            Severity::ALL.len(),
+            "every severity has its series"
+        );
     }
 
     #[test]
@@ -140,7 +144,11 @@ mod tests {
         add("truck-co", None, &[true]);
         let r = sites_by_region(&live);
         assert_eq!(r["4105"], (2, 1));
-        assert_eq!(r["4101"], (1, 1), "a site no agent has spoken for is offline");
+        assert_eq!(
+            r["4101"],
+            (1, 1),
+            "a site no agent has spoken for is offline"
+        );
         assert_eq!(r["unknown"], (1, 0));
         assert_eq!(r.len(), 3);
     }

@@ -3,11 +3,14 @@
 //! driver, `$n` placeholders in order).
 
 pub mod access;
+pub mod backup;
 pub mod event_log;
 pub mod figures;
 pub mod history;
 pub mod outbox;
 pub mod retention;
+#[cfg(test)]
+mod upgrade_tests;
 
 use crate::core::lifecycle::IncidentRecord;
 use sqlx::any::AnyPoolOptions;

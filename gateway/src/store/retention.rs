@@ -122,11 +122,12 @@ impl Store {
                             .execute(&mut *tx)
                             .await?
                             .rows_affected();
-                        i += sqlx::query("DELETE FROM incidents WHERE id = $1 AND state = 'closed'")
-                            .bind(*id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
+                        i +=
+                            sqlx::query("DELETE FROM incidents WHERE id = $1 AND state = 'closed'")
+                                .bind(*id)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
                     }
                     tx.commit().await?;
                     Ok((i, e))
@@ -219,9 +220,7 @@ impl Store {
             p.dead_letters = self.purge_dead_letters(before, config.batch_rows).await?;
         }
         if let Some(before) = cut(config.site_intervals_days) {
-            p.site_intervals = self
-                .purge_site_intervals(before, config.batch_rows)
-                .await?;
+            p.site_intervals = self.purge_site_intervals(before, config.batch_rows).await?;
         }
         Ok(p)
     }
@@ -330,12 +329,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         let now = t("2030-01-01T00:00:00Z");
-        incident(&store, "old", "2026-01-01T00:00:00Z", Some("2026-01-02T00:00:00Z")).await;
-        incident(&store, "late-closed", "2026-01-01T00:00:00Z", Some("2029-06-01T00:00:00Z"))
-            .await;
+        incident(
+            &store,
+            "old",
+            "2026-01-01T00:00:00Z",
+            Some("2026-01-02T00:00:00Z"),
+        )
+        .await;
+        incident(
+            &store,
+            "late-closed",
+            "2026-01-01T00:00:00Z",
+            Some("2029-06-01T00:00:00Z"),
+        )
+        .await;
         incident(&store, "standing", "2025-01-01T00:00:00Z", None).await;
-        incident(&store, "recent", "2029-12-01T00:00:00Z", Some("2029-12-02T00:00:00Z")).await;
-        for (at, topic) in [("2029-09-01T00:00:00Z", "old"), ("2029-12-30T00:00:00Z", "new")] {
+        incident(
+            &store,
+            "recent",
+            "2029-12-01T00:00:00Z",
+            Some("2029-12-02T00:00:00Z"),
+        )
+        .await;
+        for (at, topic) in [
+            ("2029-09-01T00:00:00Z", "old"),
+            ("2029-12-30T00:00:00Z", "new"),
+        ] {
             store
                 .add_dead_letter(t(at), topic, "not_json", "r", b"x", 1000)
                 .await
@@ -370,12 +389,24 @@ mod tests {
                 site_intervals: 1
             }
         );
-        for (id, kept) in [("old", false), ("late-closed", true), ("standing", true), ("recent", true)] {
+        for (id, kept) in [
+            ("old", false),
+            ("late-closed", true),
+            ("standing", true),
+            ("recent", true),
+        ] {
             assert_eq!(store.incident(id).await.unwrap().is_some(), kept, "{id}");
-            assert_eq!(store.history(id).await.unwrap().is_empty(), !kept, "{id}'s events");
+            assert_eq!(
+                store.history(id).await.unwrap().is_empty(),
+                !kept,
+                "{id}'s events"
+            );
         }
         let dl = store.dead_letters(10).await.unwrap();
-        assert_eq!(dl.iter().map(|d| d.topic.as_str()).collect::<Vec<_>>(), ["new"]);
+        assert_eq!(
+            dl.iter().map(|d| d.topic.as_str()).collect::<Vec<_>>(),
+            ["new"]
+        );
         assert_eq!(store.purge(&config, now).await.unwrap(), Purged::default());
 
         // 0: kept for ever.
@@ -386,7 +417,10 @@ mod tests {
             ..Default::default()
         };
         let much_later = t("2040-01-01T00:00:00Z");
-        assert_eq!(store.purge(&forever, much_later).await.unwrap(), Purged::default());
+        assert_eq!(
+            store.purge(&forever, much_later).await.unwrap(),
+            Purged::default()
+        );
     }
 
     /// The task purges at start on the injected clock (a clock years ahead), counts what it
@@ -395,15 +429,18 @@ mod tests {
     async fn the_task_purges_at_start_on_the_injected_clock() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        incident(&store, "old", "2026-01-01T00:00:00Z", Some("2026-01-02T00:00:00Z")).await;
-        let clock: SharedClock = std::sync::Arc::new(crate::clock::ManualClock::new(t(
-            "2035-01-01T00:00:00Z",
-        )));
-        let counter = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("purged", "purged"),
-            &["what"],
+        incident(
+            &store,
+            "old",
+            "2026-01-01T00:00:00Z",
+            Some("2026-01-02T00:00:00Z"),
         )
-        .unwrap();
+        .await;
+        let clock: SharedClock =
+            std::sync::Arc::new(crate::clock::ManualClock::new(t("2035-01-01T00:00:00Z")));
+        let counter =
+            prometheus::IntCounterVec::new(prometheus::Opts::new("purged", "purged"), &["what"])
+                .unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run_retention(
             store.clone(),
