@@ -85,7 +85,10 @@ pub const ENV_KEYS: [(&str, &str); 19] = [
     ("HRS_AUTH_MODE", "auth.mode"),
     ("HRS_AUTH_METRICS_TOKEN", "auth.metrics_token"),
     // HRS_PLATFORM_URL, HRS_PLATFORM_SECRET: the endpoint named `platform`.
-    ("HRS_PLATFORM_SECRET", "forwarding.endpoints.platform.secret"),
+    (
+        "HRS_PLATFORM_SECRET",
+        "forwarding.endpoints.platform.secret",
+    ),
 ];
 
 /// Variables that hold a secret: each may instead name a file that holds it, `<VAR>_FILE`
@@ -109,10 +112,7 @@ impl Environment {
     /// Read the variables the gateway knows (`get`: the process environment, or a test's).
     pub fn read(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Environment> {
         let mut vars = std::collections::BTreeMap::new();
-        let names = ENV_KEYS
-            .iter()
-            .map(|(k, _)| *k)
-            .chain(["HRS_PLATFORM_URL"]);
+        let names = ENV_KEYS.iter().map(|(k, _)| *k).chain(["HRS_PLATFORM_URL"]);
         for k in names {
             if let Some(v) = get(k) {
                 vars.insert(k.to_string(), (v, format!("environment {k}")));
@@ -130,7 +130,10 @@ impl Environment {
                 .strip_suffix('\n')
                 .map(|t| t.strip_suffix('\r').unwrap_or(t))
                 .unwrap_or(&text);
-            vars.insert(k.to_string(), (text.to_string(), format!("file {path} ({file_var})")));
+            vars.insert(
+                k.to_string(),
+                (text.to_string(), format!("file {path} ({file_var})")),
+            );
         }
         Ok(Environment { vars })
     }
@@ -332,7 +335,10 @@ mod tests {
         c.apply_env(|k| env.get(k)).unwrap();
         assert_eq!(c.mqtt.password.as_deref(), Some("s3cret"));
         assert_eq!(c.mqtt.ca_file, Some(PathBuf::from("/etc/hrs/ca.pem")));
-        assert!(env.source("HRS_MQTT_PASSWORD").unwrap().contains("HRS_MQTT_PASSWORD_FILE"));
+        assert!(env
+            .source("HRS_MQTT_PASSWORD")
+            .unwrap()
+            .contains("HRS_MQTT_PASSWORD_FILE"));
         let both = Environment::read(vars(Some(("HRS_MQTT_PASSWORD", "x".into()))));
         assert!(both.is_err());
         let missing = Environment::read(|k| {

@@ -34,7 +34,14 @@ pub fn mask_url(url: &str) -> String {
             let secret = ["token", "key", "secret", "sign"]
                 .iter()
                 .any(|s| lower.contains(s));
-            (k.into_owned(), if secret { MASK.to_string() } else { v.into_owned() })
+            (
+                k.into_owned(),
+                if secret {
+                    MASK.to_string()
+                } else {
+                    v.into_owned()
+                },
+            )
         })
         .collect();
     if !pairs.is_empty() {
@@ -85,7 +92,10 @@ pub fn describe(
     let env_of = |key: &str| -> Option<&str> {
         let platform_key = platform.map(|i| format!("forwarding.endpoints[{i}]"));
         for (var, k) in ENV_KEYS {
-            let k = match (k.strip_prefix("forwarding.endpoints.platform"), &platform_key) {
+            let k = match (
+                k.strip_prefix("forwarding.endpoints.platform"),
+                &platform_key,
+            ) {
                 (Some(rest), Some(p)) => format!("{p}{rest}"),
                 (Some(_), None) => continue,
                 (None, _) => k.to_string(),
@@ -188,9 +198,11 @@ pub async fn probe_broker(
                             "refused: bad user name or password (user {})",
                             who.as_deref().unwrap_or("none")
                         ),
-                        rumqttc::ConnectReturnCode::NotAuthorized => {
-                            "refused: not authorized".to_string()
-                        }
+                        // Mosquitto answers a wrong password so (MQTT 3.1.1 code 5).
+                        rumqttc::ConnectReturnCode::NotAuthorized => format!(
+                            "refused: not authorized (a wrong password, or user {} may not connect)",
+                            who.as_deref().unwrap_or("none (anonymous)")
+                        ),
                         other => format!("refused: {other:?}"),
                     })
                 }
@@ -215,7 +227,10 @@ pub async fn probe_store(url: &str) -> Result<String, String> {
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
             return if dir.is_dir() || !dir.exists() {
-                Ok(format!("no store yet: created at start ({})", path.display()))
+                Ok(format!(
+                    "no store yet: created at start ({})",
+                    path.display()
+                ))
             } else {
                 Err(format!("{} is not a directory", dir.display()))
             };
@@ -226,19 +241,19 @@ pub async fn probe_store(url: &str) -> Result<String, String> {
     } else {
         url.to_string()
     };
-    let connect = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(PROBE_TIMEOUT)
-        .connect(&url);
-    let pool = tokio::time::timeout(PROBE_TIMEOUT, connect)
+    use sqlx::Connection;
+    // One connection, not a pool: its own error (refused, bad password) is what is said.
+    let mut conn = tokio::time::timeout(PROBE_TIMEOUT, sqlx::AnyConnection::connect(&url))
         .await
         .map_err(|_| format!("no answer within {PROBE_TIMEOUT:?}"))?
-        .map_err(|e| format!("no answer: {e}"))?;
-    let version: Result<Option<i64>, _> =
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(&pool)
-            .await;
-    pool.close().await;
+        .map_err(|e| format!("no answer: {}", error_chain(&e)))?;
+    let version: Result<Option<i64>, _> = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&mut conn),
+    )
+    .await
+    .map_err(|_| format!("no answer within {PROBE_TIMEOUT:?}"))?;
+    let _ = conn.close().await;
     Ok(match version {
         Ok(Some(v)) => format!("answered; schema {v}"),
         _ => "answered; empty (the schema is created at start)".to_string(),
@@ -266,8 +281,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let t = c.to_string();
+        // Many errors say their source in their own text already.
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
         cur = c.source();
     }
     s
