@@ -142,3 +142,61 @@ async fn check_connect_names_a_wrong_broker_password_and_an_absent_store_in_one_
     assert!(lines(&out, "store")[0].starts_with("ok"), "{out}");
     assert!(!out.contains(PASSWORD), "{out}");
 }
+
+/// `edge-agent check --connect`: the broker's refusal of a wrong password (from
+/// `HRS_MQTT_PASSWORD_FILE`) and a Modbus device nobody answers for, one line each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_check_connect_names_the_broker_and_each_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_broker, port) = password_broker(dir).await;
+    let plc = free_port();
+    let conf = dir.join("agent.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "agent = \"mine-01-edge\"\nsite = \"mine-01\"\ndata_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nusername = \"gateway\"\n[[devices]]\nname = \"gas-plc\"\nhost = \"127.0.0.1\"\nport = {plc}\nunit_id = 1\ntimeout_ms = 1000\npoll_interval_ms = 1000\n  [[devices.points]]\n  point = \"CH4-101\"\n  function = \"holding\"\n  address = 0\n  type = \"u16\"\n  scale = 0.01\n  quantity = \"ch4\"\n  unit = \"%\"\n",
+            dir.join("agent").display()
+        ),
+    )
+    .unwrap();
+    let run = |password: &str| {
+        let file = dir.join("pw");
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        let out = Command::new(bin_path("edge-agent"))
+            .args(["check", "--connect", "--config"])
+            .arg(&conf)
+            .env("HRS_MQTT_PASSWORD_FILE", &file)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run("wrong-one");
+    assert_eq!(code, 1, "{out}");
+    let broker = lines(&out, "broker");
+    assert!(
+        broker.len() == 1 && broker[0].starts_with("FAIL") && broker[0].contains("password"),
+        "{out}"
+    );
+    let device = lines(&out, "device gas-plc");
+    assert!(
+        device.len() == 1
+            && device[0].starts_with("FAIL")
+            && device[0].contains(&format!("127.0.0.1:{plc}")),
+        "{out}"
+    );
+    assert!(!out.contains("wrong-one"), "{out}");
+    let (_, out) = run(PASSWORD);
+    assert!(
+        lines(&out, "broker")[0].contains("ok   broker")
+            || lines(&out, "broker")[0].starts_with("ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("password ********") && !out.contains(PASSWORD),
+        "{out}"
+    );
+}

@@ -167,53 +167,13 @@ fn probe(what: impl Into<String>, target: &str, r: Result<String, String>) -> Pr
     }
 }
 
-/// Connect to an MQTT broker and wait for its CONNACK (clean session, a client id of its own,
-/// so the gateway's persistent session is not taken over).
+/// Connect to an MQTT broker and wait for its CONNACK ([`broker_link::probe::connack`]).
 pub async fn probe_broker(
     broker: &broker_link::Broker,
     client_id: &str,
     credentials: Option<(String, String)>,
 ) -> Result<String, String> {
-    let mut opts = broker.options(format!("{client_id}-check"));
-    opts.set_clean_session(true)
-        .set_keep_alive(Duration::from_secs(5));
-    let who = credentials.as_ref().map(|(u, _)| u.clone());
-    if let Some((u, p)) = credentials {
-        opts.set_credentials(u, p);
-    }
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 10);
-    let result = tokio::time::timeout(PROBE_TIMEOUT, async {
-        loop {
-            match eventloop.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                    return Ok(match &who {
-                        Some(u) => format!("connected as {u}"),
-                        None => "connected (anonymous)".to_string(),
-                    })
-                }
-                Ok(_) => continue,
-                Err(rumqttc::ConnectionError::ConnectionRefused(code)) => {
-                    return Err(match code {
-                        rumqttc::ConnectReturnCode::BadUserNamePassword => format!(
-                            "refused: bad user name or password (user {})",
-                            who.as_deref().unwrap_or("none")
-                        ),
-                        // Mosquitto answers a wrong password so (MQTT 3.1.1 code 5).
-                        rumqttc::ConnectReturnCode::NotAuthorized => format!(
-                            "refused: not authorized (a wrong password, or user {} may not connect)",
-                            who.as_deref().unwrap_or("none (anonymous)")
-                        ),
-                        other => format!("refused: {other:?}"),
-                    })
-                }
-                Err(e) => return Err(format!("no answer: {e}")),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| Err(format!("no answer within {PROBE_TIMEOUT:?}")));
-    let _ = client.try_disconnect();
-    result
+    broker_link::probe::connack(broker, client_id, credentials, PROBE_TIMEOUT).await
 }
 
 /// Reach the store without creating or migrating anything: PostgreSQL answers `SELECT 1`;
