@@ -747,4 +747,30 @@ mod tests {
         assert!(check_topic_filter("a/#/b").is_err());
         assert!(check_topic_filter("a/b+").is_err());
     }
+
+    /// Broker credentials from the environment, the password also from a file (a trailing
+    /// newline dropped); both ways at once is refused.
+    #[test]
+    fn credentials_from_the_environment_or_a_file() {
+        let text = "agent = \"a1\"\nsite = \"s1\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n[[devices]]\nname = \"plc\"\nhost = \"127.0.0.1\"\nport = 502\nunit_id = 1\n  [[devices.points]]\n  point = \"P1\"\n  function = \"holding\"\n  address = 0\n  type = \"u16\"\n  quantity = \"ch4\"\n  unit = \"%\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let path = file.display().to_string();
+        let mut c = AgentConfig::from_toml_str(text).unwrap();
+        c.apply_env(|k| match k {
+            "HRS_MQTT_USERNAME" => Some("edge".into()),
+            "HRS_MQTT_PASSWORD_FILE" => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.mqtt.username.as_deref(), Some("edge"));
+        assert_eq!(c.mqtt.password.as_deref(), Some("s3cret"));
+        let mut c = AgentConfig::from_toml_str(text).unwrap();
+        let both = c.apply_env(|k| match k {
+            "HRS_MQTT_PASSWORD" | "HRS_MQTT_PASSWORD_FILE" => Some(path.clone()),
+            _ => None,
+        });
+        assert!(both.is_err());
+    }
 }
