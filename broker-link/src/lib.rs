@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+pub mod probe;
 mod tls;
 
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};

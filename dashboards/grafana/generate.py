@@ -138,9 +138,25 @@ influx_vars = [ds_var("influxdb"),
 influx_overview = dashboard("hrs-site-overview-influx", "HRS / Site overview (InfluxDB)", ["hrs", "sites", "influxdb"], panels, influx_vars,
                             "Readings in InfluxDB 2 (measurement reading), with Flux.")
 
+# ---------------- Prometheus-type: operations (the metrics behind alerts.yml) -----------------
+panels = []
+P = lambda *a, **k: panels.append(panel(len(panels) + 1, *a, **k))
+P("Deliveries per minute, by target and outcome", [("sum by (target, outcome) (rate(hrs_deliveries_total[$__rate_interval])) * 60", "{{target}} {{outcome}}")], 0, 0)
+P("Oldest delivery still being tried, by target (age)", [("time() - (hrs_delivery_pending_since_seconds > 0)", "{{target}}")], 12, 0, unit="s", thresholds=[(600, "red")], desc="The alert HrsDeliveriesLagging fires past 10 minutes.")
+P("Parked deliveries (refused for good, waiting for an operator)", [("hrs_deliveries_parked", "parked {{instance}}")], 0, 8, kind="stat", thresholds=[(1, "orange")])
+P("Sites offline, by region (4-digit GB/T 2260 prefix)", [("sum by (region) (hrs_sites_offline)", "offline {{region}}"), ("sum by (region) (hrs_sites)", "known {{region}}")], 12, 8)
+P("Incidents not acknowledged, by severity", [("sum by (severity) (hrs_incidents_unacknowledged)", "{{severity}}")], 0, 16)
+P("Oldest unacknowledged incident, by severity (age)", [("max by (severity) (hrs_incidents_unacknowledged_oldest_seconds)", "{{severity}}")], 12, 16, unit="s", thresholds=[(300, "red")], desc="The alert HrsCriticalIncidentUnacknowledged fires past 5 minutes for a critical incident.")
+P("Shelved and chattering incidents, raises in the last hour", [("hrs_incidents_shelved", "shelved"), ("hrs_chattering_causes", "chattering causes"), ("hrs_incidents_raised_last_hour", "raised in the last hour")], 0, 24)
+P("Store errors per minute, by class; records purged past their retention", [("sum by (class) (rate(hrs_store_errors_total[$__rate_interval])) * 60", "errors {{class}}"), ("sum by (what) (hrs_retention_purged_total)", "purged {{what}}")], 12, 24)
+P("Gateway: ready, active, version", [("hrs_gateway_ready", "ready {{instance}}"), ("hrs_gateway_active", "active {{instance}}"), ("hrs_build_info", "{{version}}")], 0, 32, kind="stat")
+P("Gateway process: memory, CPU, open files", [('process_resident_memory_bytes{job="hrs-gateway"}', "resident bytes"), ('rate(process_cpu_seconds_total{job="hrs-gateway"}[$__rate_interval])', "CPU seconds per second"), ('process_open_fds{job="hrs-gateway"}', "open files")], 12, 32)
+operations = dashboard("hrs-operations", "HRS / Operations", ["hrs", "operations"], panels, [ds_var("prometheus")],
+                       "What dashboards/prometheus/alerts.yml alerts on: forwarding health, sites offline, unacknowledged, shelved and chattering incidents, store errors, the process.")
+
 os.makedirs(f"{OUT}/prometheus", exist_ok=True)
 os.makedirs(f"{OUT}/influxdb", exist_ok=True)
-for path, d in [("prometheus/site-overview.json", site_overview), ("prometheus/incidents.json", incidents), ("prometheus/health.json", health), ("influxdb/site-overview.json", influx_overview)]:
+for path, d in [("prometheus/site-overview.json", site_overview), ("prometheus/incidents.json", incidents), ("prometheus/health.json", health), ("prometheus/operations.json", operations), ("influxdb/site-overview.json", influx_overview)]:
     with open(f"{OUT}/{path}", "w") as f:
         json.dump(d, f, indent=2, ensure_ascii=False)
         f.write("\n")

@@ -438,14 +438,35 @@ impl AgentConfig {
         Self::from_toml_str(&text)
     }
 
-    /// Apply the environment overrides `HRS_MQTT_URL` and `HRS_TOPIC_PREFIX` (looked up
-    /// through `get`, so tests need not touch the process environment), then validate again.
+    /// Apply the environment overrides `HRS_MQTT_URL`, `HRS_TOPIC_PREFIX`,
+    /// `HRS_MQTT_USERNAME` and `HRS_MQTT_PASSWORD` (or `HRS_MQTT_PASSWORD_FILE`, a file
+    /// holding it, one trailing newline dropped; both set is refused), looked up through
+    /// `get` so tests need not touch the process environment, then validate again.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(url) = get("HRS_MQTT_URL").filter(|s| !s.is_empty()) {
             self.mqtt.url = url;
         }
         if let Some(prefix) = get("HRS_TOPIC_PREFIX").filter(|s| !s.is_empty()) {
             self.mqtt.topic_prefix = prefix;
+        }
+        if let Some(user) = get("HRS_MQTT_USERNAME").filter(|s| !s.is_empty()) {
+            self.mqtt.username = Some(user);
+        }
+        match (get("HRS_MQTT_PASSWORD"), get("HRS_MQTT_PASSWORD_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(vec![
+                    "HRS_MQTT_PASSWORD and HRS_MQTT_PASSWORD_FILE are both set: set one".into(),
+                ]))
+            }
+            (Some(p), None) => self.mqtt.password = Some(p),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::Invalid(vec![format!("HRS_MQTT_PASSWORD_FILE {path}: {e}")])
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                self.mqtt.password = Some(text.strip_suffix('\r').unwrap_or(text).to_string());
+            }
+            (None, None) => {}
         }
         self.validate()
     }
@@ -725,5 +746,31 @@ mod tests {
         assert!(!topic_matches("a/b", "a/b/c"));
         assert!(check_topic_filter("a/#/b").is_err());
         assert!(check_topic_filter("a/b+").is_err());
+    }
+
+    /// Broker credentials from the environment, the password also from a file (a trailing
+    /// newline dropped); both ways at once is refused.
+    #[test]
+    fn credentials_from_the_environment_or_a_file() {
+        let text = "agent = \"a1\"\nsite = \"s1\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n[[devices]]\nname = \"plc\"\nhost = \"127.0.0.1\"\nport = 502\nunit_id = 1\n  [[devices.points]]\n  point = \"P1\"\n  function = \"holding\"\n  address = 0\n  type = \"u16\"\n  quantity = \"ch4\"\n  unit = \"%\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let path = file.display().to_string();
+        let mut c = AgentConfig::from_toml_str(text).unwrap();
+        c.apply_env(|k| match k {
+            "HRS_MQTT_USERNAME" => Some("edge".into()),
+            "HRS_MQTT_PASSWORD_FILE" => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.mqtt.username.as_deref(), Some("edge"));
+        assert_eq!(c.mqtt.password.as_deref(), Some("s3cret"));
+        let mut c = AgentConfig::from_toml_str(text).unwrap();
+        let both = c.apply_env(|k| match k {
+            "HRS_MQTT_PASSWORD" | "HRS_MQTT_PASSWORD_FILE" => Some(path.clone()),
+            _ => None,
+        });
+        assert!(both.is_err());
     }
 }

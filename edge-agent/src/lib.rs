@@ -7,6 +7,7 @@ pub mod agent;
 /// The broker link (URL, TLS, credentials), shared with the gateway.
 pub use broker_link as broker;
 pub mod buffer;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod decode;

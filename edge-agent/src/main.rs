@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent. HRS_MQTT_URL and HRS_TOPIC_PREFIX override the config file.
+    /// Run the agent. HRS_MQTT_URL, HRS_TOPIC_PREFIX, HRS_MQTT_USERNAME and HRS_MQTT_PASSWORD
+    /// (or HRS_MQTT_PASSWORD_FILE) override the config file.
     Run {
         /// The agent configuration (TOML; see examples/agent.toml).
         #[arg(long, short)]
@@ -31,6 +32,10 @@ enum Command {
         /// The agent configuration (TOML; see examples/agent.toml).
         #[arg(long, short)]
         config: PathBuf,
+        /// Also try the broker and every Modbus device, one line each (exit status 1 when
+        /// one does not answer as it should).
+        #[arg(long)]
+        connect: bool,
     },
     /// Run simulated Modbus devices (see examples/simulator.toml); stops on Ctrl-C or SIGTERM.
     Simulate {
@@ -81,7 +86,7 @@ fn load(path: &std::path::Path) -> anyhow::Result<AgentConfig> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => {
+        Command::Check { config, connect } => {
             let cfg = load(&config)?;
             println!("config {} is valid", config.display());
             println!("agent {} at site {}", cfg.agent, cfg.site);
@@ -98,6 +103,15 @@ async fn main() -> anyhow::Result<()> {
                 cfg.mqtt.topic_prefix,
                 cfg.client_id()
             );
+            if let Some(u) = &cfg.mqtt.username {
+                // The password is never printed.
+                let pw = if cfg.mqtt.password.is_some() {
+                    "********"
+                } else {
+                    "none"
+                };
+                println!("mqtt user {u}, password {pw}");
+            }
             println!(
                 "buffer {} (max {} bytes)",
                 cfg.buffer_path().display(),
@@ -152,6 +166,15 @@ async fn main() -> anyhow::Result<()> {
                 total_points,
                 total_requests
             );
+            if connect {
+                let probes = edge_agent::check::connect(&cfg).await;
+                for (_, l) in &probes {
+                    println!("{l}");
+                }
+                if probes.iter().any(|(ok, _)| !ok) {
+                    std::process::exit(1);
+                }
+            }
             Ok(())
         }
         Command::Run { config } => {

@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     pub presentation: presentation::Presentation,
     /// Times to acknowledge and to close incidents (督办).
     pub supervision: crate::core::supervision::SupervisionConfig,
+    /// How long closed incidents, dead letters and interval figures are kept.
+    pub retention: crate::store::retention::RetentionConfig,
 }
 
 impl Default for GatewayConfig {
@@ -56,7 +58,93 @@ impl Default for GatewayConfig {
             auth: Default::default(),
             presentation: Default::default(),
             supervision: Default::default(),
+            retention: Default::default(),
         }
+    }
+}
+
+/// The contract's environment variables and where each applies (`gateway check` says which
+/// value came from which).
+pub const ENV_KEYS: [(&str, &str); 19] = [
+    ("HRS_MQTT_URL", "mqtt.url"),
+    ("HRS_TOPIC_PREFIX", "mqtt.topic_prefix"),
+    ("HRS_MQTT_CLIENT_ID", "mqtt.client_id"),
+    ("HRS_MQTT_USERNAME", "mqtt.username"),
+    ("HRS_MQTT_PASSWORD", "mqtt.password"),
+    ("HRS_MQTT_CA_FILE", "mqtt.ca_file"),
+    ("HRS_MQTT_CLIENT_CERT_FILE", "mqtt.client_cert_file"),
+    ("HRS_MQTT_CLIENT_KEY_FILE", "mqtt.client_key_file"),
+    ("HRS_HTTP_ADDR", "http.addr"),
+    ("HRS_DATA_DIR", "data_dir"),
+    ("HRS_STORE_URL", "store_url"),
+    ("HRS_RULES_DIR", "rules_dir"),
+    ("HRS_INFLUX_URL", "timeseries.url"),
+    ("HRS_INFLUX_ORG", "timeseries.org"),
+    ("HRS_INFLUX_BUCKET", "timeseries.bucket"),
+    ("HRS_INFLUX_TOKEN", "timeseries.token"),
+    ("HRS_AUTH_MODE", "auth.mode"),
+    ("HRS_AUTH_METRICS_TOKEN", "auth.metrics_token"),
+    // HRS_PLATFORM_URL, HRS_PLATFORM_SECRET: the endpoint named `platform`.
+    (
+        "HRS_PLATFORM_SECRET",
+        "forwarding.endpoints.platform.secret",
+    ),
+];
+
+/// Variables that hold a secret: each may instead name a file that holds it, `<VAR>_FILE`
+/// (systemd's `LoadCredential=` directory, a mounted secret), read once at start, one
+/// trailing newline dropped. Setting both a variable and its `_FILE` is refused.
+pub const SECRET_VARS: [&str; 5] = [
+    "HRS_MQTT_PASSWORD",
+    "HRS_STORE_URL",
+    "HRS_INFLUX_TOKEN",
+    "HRS_AUTH_METRICS_TOKEN",
+    "HRS_PLATFORM_SECRET",
+];
+
+/// The environment as the configuration reads it: the process's variables, with each secret
+/// of [`SECRET_VARS`] taken from its `_FILE` where that is set.
+pub struct Environment {
+    vars: std::collections::BTreeMap<String, (String, String)>,
+}
+
+impl Environment {
+    /// Read the variables the gateway knows (`get`: the process environment, or a test's).
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Environment> {
+        let mut vars = std::collections::BTreeMap::new();
+        let names = ENV_KEYS.iter().map(|(k, _)| *k).chain(["HRS_PLATFORM_URL"]);
+        for k in names {
+            if let Some(v) = get(k) {
+                vars.insert(k.to_string(), (v, format!("environment {k}")));
+            }
+        }
+        for k in SECRET_VARS {
+            let file_var = format!("{k}_FILE");
+            let Some(path) = get(&file_var) else { continue };
+            if vars.contains_key(k) {
+                bail!("{k} and {file_var} are both set: set one");
+            }
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{file_var}: reading {path}"))?;
+            let text = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
+            vars.insert(
+                k.to_string(),
+                (text.to_string(), format!("file {path} ({file_var})")),
+            );
+        }
+        Ok(Environment { vars })
+    }
+
+    pub fn get(&self, k: &str) -> Option<String> {
+        self.vars.get(k).map(|(v, _)| v.clone())
+    }
+
+    /// Where a variable's value came from (`environment HRS_X`, `file PATH (HRS_X_FILE)`).
+    pub fn source(&self, k: &str) -> Option<&str> {
+        self.vars.get(k).map(|(_, s)| s.as_str())
     }
 }
 
@@ -67,18 +155,28 @@ impl GatewayConfig {
     }
 
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let mut c = match path {
+        Ok(Self::load_with_sources(path)?.0)
+    }
+
+    /// [`GatewayConfig::load`], with the file's text and the environment it read (what
+    /// `gateway check` needs to say where each value came from).
+    pub fn load_with_sources(
+        path: Option<&Path>,
+    ) -> anyhow::Result<(Self, Option<String>, Environment)> {
+        let (mut c, text) = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading config {}", p.display()))?;
-                Self::from_toml_str(&text)
-                    .with_context(|| format!("config file {}", p.display()))?
+                let c = Self::from_toml_str(&text)
+                    .with_context(|| format!("config file {}", p.display()))?;
+                (c, Some(text))
             }
-            None => GatewayConfig::default(),
+            None => (GatewayConfig::default(), None),
         };
-        c.apply_env(|k| std::env::var(k).ok())?;
+        let env = Environment::read(|k| std::env::var(k).ok())?;
+        c.apply_env(|k| env.get(k))?;
         c.validate()?;
-        Ok(c)
+        Ok((c, text, env))
     }
 
     /// The contract's environment variables override the file.
@@ -167,6 +265,7 @@ impl GatewayConfig {
         self.auth.validate()?;
         self.presentation.validate().map_err(anyhow::Error::msg)?;
         self.supervision.validate()?;
+        self.retention.validate()?;
         if self.auth.mode == crate::access::AuthMode::Open
             && !self.auth.open_on_network
             && !self.http.addr.ip().is_loopback()
@@ -209,6 +308,44 @@ mod tests {
         );
         assert_eq!(c.http.addr.port(), 9999);
         c.validate().unwrap();
+    }
+
+    /// A secret from its `_FILE` (a trailing newline dropped) works as the variable would;
+    /// both set is refused; variables that name files already (`HRS_MQTT_CA_FILE`) keep
+    /// their meaning.
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("mqtt-password");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let vars = |extra: Option<(&'static str, String)>| {
+            let pw = pw.display().to_string();
+            move |k: &str| match k {
+                "HRS_MQTT_USERNAME" => Some("gateway".to_string()),
+                "HRS_MQTT_PASSWORD_FILE" => Some(pw.clone()),
+                "HRS_MQTT_CA_FILE" => Some("/etc/hrs/ca.pem".to_string()),
+                k if extra.as_ref().is_some_and(|(e, _)| *e == k) => {
+                    extra.as_ref().map(|(_, v)| v.clone())
+                }
+                _ => None,
+            }
+        };
+        let env = Environment::read(vars(None)).unwrap();
+        let mut c = GatewayConfig::default();
+        c.apply_env(|k| env.get(k)).unwrap();
+        assert_eq!(c.mqtt.password.as_deref(), Some("s3cret"));
+        assert_eq!(c.mqtt.ca_file, Some(PathBuf::from("/etc/hrs/ca.pem")));
+        assert!(env
+            .source("HRS_MQTT_PASSWORD")
+            .unwrap()
+            .contains("HRS_MQTT_PASSWORD_FILE"));
+        let both = Environment::read(vars(Some(("HRS_MQTT_PASSWORD", "x".into()))));
+        assert!(both.is_err());
+        let missing = Environment::read(|k| {
+            (k == "HRS_INFLUX_TOKEN_FILE").then(|| "/nonexistent/token".to_string())
+        });
+        let e = format!("{:#}", missing.err().unwrap());
+        assert!(e.contains("HRS_INFLUX_TOKEN_FILE"), "{e}");
     }
 
     #[test]

@@ -73,10 +73,38 @@ enum Cmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Validate a config file and the rules it names, then exit.
+    /// Validate the configuration and the rules it names; print the effective configuration
+    /// (secrets masked) with where each value came from, then exit.
     Check {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Also try the broker, the store, the time-series database, every forwarding
+        /// endpoint and weather feed, one line each (exit status 1 when one fails).
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Back the configured store up into a new file, while the gateway runs or not: SQLite's
+    /// online copy (VACUUM INTO), pg_dump's custom format for PostgreSQL.
+    Backup {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
+    },
+    /// Put a backup in place of the configured store (stop the gateway first); a backup of an
+    /// older schema is upgraded in place.
+    Restore {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The backup file (from `gateway backup`).
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
     },
     /// Console users in the configured store (while a gateway runs on it or not).
     User {
@@ -159,10 +187,56 @@ async fn main() -> anyhow::Result<()> {
             let gw = gateway::app::start::start(config, Arc::new(SystemClock)).await?;
             run_until_signal(gw).await
         }
-        Cmd::Check { config } => {
-            let config = GatewayConfig::load(config.as_deref())?;
+        Cmd::Check { config, connect } => {
+            let (config, text, env) = GatewayConfig::load_with_sources(config.as_deref())?;
             let rules = gateway::app::rules::load_rules(&config)?;
+            for line in gateway::app::check::describe(&config, text.as_deref(), &env)? {
+                println!("{line}");
+            }
             println!("config ok; {} rules", rules.len());
+            if connect {
+                let probes = gateway::app::check::connect(&config).await;
+                for p in &probes {
+                    println!("{p}");
+                }
+                let failed = probes.iter().filter(|p| !p.ok).count();
+                if failed > 0 {
+                    eprintln!("{failed} of {} did not answer as they should", probes.len());
+                    std::process::exit(1);
+                }
+            }
+            Ok(())
+        }
+        Cmd::Backup {
+            config,
+            to,
+            timeout_s,
+        } => {
+            let config = GatewayConfig::load(config.as_deref())?;
+            let s = gateway::store::backup::backup(
+                &config.store_url(),
+                &to,
+                std::time::Duration::from_secs(timeout_s),
+            )
+            .await?;
+            println!("backup written to {}: {s}", to.display());
+            Ok(())
+        }
+        Cmd::Restore {
+            config,
+            from,
+            timeout_s,
+        } => {
+            let config = GatewayConfig::load(config.as_deref())?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+            let s = gateway::store::backup::restore(
+                &config.store_url(),
+                &from,
+                std::time::Duration::from_secs(timeout_s),
+            )
+            .await?;
+            println!("restored from {}: {s}", from.display());
             Ok(())
         }
         Cmd::User { config, command } => {

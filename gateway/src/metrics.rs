@@ -2,8 +2,8 @@
 //! small fixed sets (reason codes, message kinds, severities), never a point id.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -50,6 +50,38 @@ pub struct Metrics {
     /// or of the HTTP API's `tls` certificate, `done` or `refused` (the old stay in force).
     pub reloads: IntCounterVec,
     pub up: Gauge,
+    /// `hrs_gateway_ready`: 1 when `/readyz` would say 200 (set at each scrape of `/metrics`
+    /// by the same checks), 0 with a reason in `/readyz`.
+    pub gateway_ready: IntGauge,
+    /// `hrs_gateway_active`: 1 on the gateway that consumes and forwards. A standby gateway
+    /// (contract 1.1, Standby) says 0 and its 503 on `/readyz` is no alert; without `[ha]`
+    /// every gateway is active.
+    pub gateway_active: IntGauge,
+    /// `hrs_sites{region}` and `hrs_sites_offline{region}`: sites known, and those of them
+    /// with no agent online, counted by region prefix (the first 4 digits of the GB/T 2260
+    /// code, a city; `unknown` without a region), never labelled per site.
+    pub sites: IntGaugeVec,
+    pub sites_offline: IntGaugeVec,
+    /// `hrs_incidents_unacknowledged{severity}`: standing incidents nobody acknowledged yet.
+    pub incidents_unacknowledged: IntGaugeVec,
+    /// `hrs_incidents_unacknowledged_oldest_seconds{severity}`: how long the oldest of them
+    /// has been raised (gateway clock), 0 when none.
+    pub incidents_unacknowledged_oldest: GaugeVec,
+    /// `hrs_retention_purged_total{what}`: records deleted past their retention (`incidents`,
+    /// `events`, `dead_letters`, `site_intervals`).
+    pub retention_purged: IntCounterVec,
+}
+
+/// The first digits of a region code that label the site gauges (a city: 4 of GB/T 2260's 6).
+pub const REGION_LABEL_DIGITS: usize = 4;
+
+/// The `region` label of a site: its code's first [`REGION_LABEL_DIGITS`] digits, `unknown`
+/// without one.
+pub fn region_label(region: Option<&str>) -> String {
+    match region {
+        Some(r) if !r.is_empty() => r.chars().take(REGION_LABEL_DIGITS).collect(),
+        _ => "unknown".to_string(),
+    }
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -64,6 +96,11 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 }
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
     r.register(Box::new(g.clone())).expect("register");
     g
 }
@@ -101,6 +138,38 @@ impl Metrics {
         let up = Gauge::new("hrs_gateway_up", "1 while the gateway runs").expect("metric");
         r.register(Box::new(up.clone())).expect("register");
         up.set(1.0);
+        let build_info = gauge_vec(
+            &r,
+            "hrs_build_info",
+            "Always 1; the gateway's version in the label",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
+        // process_max_fds, process_start_time_seconds, ... of this process (Linux).
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("register");
+        let gateway_active = gauge(
+            &r,
+            "hrs_gateway_active",
+            "1 on the gateway that consumes and forwards (0: a standby)",
+        );
+        gateway_active.set(1);
+        let incidents_unacknowledged_oldest = GaugeVec::new(
+            Opts::new(
+                "hrs_incidents_unacknowledged_oldest_seconds",
+                "Age of the oldest standing incident not acknowledged, by severity (0: none)",
+            ),
+            &["severity"],
+        )
+        .expect("metric");
+        r.register(Box::new(incidents_unacknowledged_oldest.clone()))
+            .expect("register");
         Metrics {
             messages_received: counter_vec(
                 &r,
@@ -243,8 +312,59 @@ impl Metrics {
                 "Incidents raised in the last hour, all sites",
             ),
             up,
+            gateway_ready: gauge(
+                &r,
+                "hrs_gateway_ready",
+                "1 when /readyz says ready (set at each scrape)",
+            ),
+            gateway_active,
+            sites: gauge_vec(
+                &r,
+                "hrs_sites",
+                "Sites known, by region prefix (4 digits of GB/T 2260)",
+                &["region"],
+            ),
+            sites_offline: gauge_vec(
+                &r,
+                "hrs_sites_offline",
+                "Sites with no agent online, by region prefix (4 digits of GB/T 2260)",
+                &["region"],
+            ),
+            incidents_unacknowledged: gauge_vec(
+                &r,
+                "hrs_incidents_unacknowledged",
+                "Standing incidents not acknowledged, by severity",
+                &["severity"],
+            ),
+            incidents_unacknowledged_oldest,
+            retention_purged: counter_vec(
+                &r,
+                "hrs_retention_purged_total",
+                "Records deleted past their retention, by what",
+                &["what"],
+            ),
             registry: r,
         }
+        .with_zeros()
+    }
+
+    /// Counters an alert takes `increase()` of start at 0 with every label value they can
+    /// have, so the first failure is an increase (a series born at 1 is none).
+    fn with_zeros(self) -> Metrics {
+        for class in ["transient", "permanent"] {
+            self.store_errors.with_label_values(&[class]);
+        }
+        for what in [
+            "incident",
+            "seq_window",
+            "catalogue",
+            "weather_doc",
+            "out_of_service",
+            "dead_letter",
+        ] {
+            self.store_refusals.with_label_values(&[what]);
+        }
+        self
     }
 
     pub fn render(&self) -> String {

@@ -155,6 +155,35 @@ fn dashboards_are_well_formed() {
     );
 }
 
+fn alerts_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../dashboards/prometheus/alerts.yml")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The metric names in the alerts' expressions (`hrs_*`, `process_*`, `up`).
+fn alert_metrics(rules: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for l in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr: "))
+    {
+        let mut word = String::new();
+        for c in l.chars().chain([' ']) {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                word.push(c);
+            } else {
+                if word.starts_with("hrs_") || word.starts_with("process_") || word == "up" {
+                    out.insert(std::mem::take(&mut word));
+                }
+                word.clear();
+            }
+        }
+    }
+    out
+}
+
 async fn prom_query(base: &str, q: &str) -> Option<Vec<Value>> {
     let r = reqwest::Client::new()
         .get(format!("{base}/api/v1/query"))
@@ -253,7 +282,13 @@ poll_interval_ms = 300
     .unwrap();
     let gateway = Proc::spawn(
         "gateway",
-        gateway_command(&broker.url(), &prefix, http_port, dir).env("HRS_INFLUX_URL", vm.url()),
+        gateway_command(&broker.url(), &prefix, http_port, dir)
+            .env("HRS_INFLUX_URL", vm.url())
+            // A platform that does not answer: deliveries pending (the lag alert's metric).
+            .env(
+                "HRS_PLATFORM_URL",
+                format!("http://127.0.0.1:{}/events", free_port()),
+            ),
         dir,
     )
     .unwrap();
@@ -266,11 +301,23 @@ poll_interval_ms = 300
         dir,
     )
     .unwrap();
+    // Prometheus scrapes the same targets and evaluates the alerting rules
+    // (VictoriaMetrics' scraper takes no rule_files key).
+    let prom_config = dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_config,
+        format!(
+            "{}rule_files:\n  - {}\n",
+            std::fs::read_to_string(&scrape).unwrap(),
+            alerts_file().display()
+        ),
+    )
+    .unwrap();
     let prom_data = dir.join("prometheus");
     let prometheus = Proc::spawn(
         "prometheus",
         Command::new("prometheus")
-            .arg(format!("--config.file={}", scrape.display()))
+            .arg(format!("--config.file={}", prom_config.display()))
             .arg(format!("--storage.tsdb.path={}", prom_data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
         dir,
@@ -423,6 +470,53 @@ poll_interval_ms = 300
     assert!(
         checked.1 >= 20,
         "queries checked against Prometheus: {checked:?}"
+    );
+
+    // The alerting rules: loaded and evaluated without error by the real Prometheus, and
+    // every metric they name published by the gateway or the agent.
+    let rules_text = std::fs::read_to_string(alerts_file()).unwrap();
+    let alerts = rules_text.matches("- alert: ").count();
+    eventually(
+        Duration::from_secs(60),
+        "every alerting rule evaluated without error",
+        || {
+            let prom = prom.clone();
+            async move {
+                let (_, v) = get_json(&format!("{prom}/api/v1/rules")).await.ok()?;
+                let rules: Vec<Value> = v["data"]["groups"]
+                    .as_array()?
+                    .iter()
+                    .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                    .collect();
+                (rules.len() == alerts && rules.iter().all(|r| r["health"] == "ok")).then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    let named = alert_metrics(&rules_text);
+    assert!(named.len() >= 15, "{named:?}");
+    for name in &named {
+        let q = format!("count({{__name__=\"{name}\"}})");
+        eventually(
+            Duration::from_secs(30),
+            &format!("{name} published"),
+            || {
+                let prom = prom.clone();
+                let q = q.clone();
+                async move { prom_query(&prom, &q).await.filter(|r| !r.is_empty()) }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    }
+    let pending = prom_query(&prom, "hrs_delivery_pending_since_seconds > 0")
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.first().map(|s| s["metric"]["target"].clone()),
+        Some(json!("platform")),
+        "the platform's delivery waits: {pending:?}"
     );
 
     // The site variable of the overview (label_values(reading_value, site)).

@@ -532,14 +532,14 @@ async fn platform_story(store_url: Option<String>) {
     assert!(
         metric(
             &m,
-            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\"}"
+            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\",target=\"platform\"}"
         ) >= 5.0,
         "3 x 503 + 2 timeouts: {m}"
     );
     assert!(
         metric(
             &m,
-            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"parked\"}"
+            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"parked\",target=\"platform\"}"
         ) >= 1.0,
         "{m}"
     );
@@ -607,7 +607,7 @@ async fn platform_story(store_url: Option<String>) {
                     .ok()?;
                 (metric(
                     &m,
-                    "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\"}",
+                    "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"retried\",target=\"platform\"}",
                 ) >= 2.0)
                     .then_some(())
             }
@@ -748,7 +748,7 @@ async fn platform_story(store_url: Option<String>) {
     assert_eq!(
         metric(
             &m,
-            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"resent\"}"
+            "hrs_deliveries_total{endpoint_kind=\"http\",outcome=\"resent\",target=\"platform\"}"
         ),
         1.0,
         "{m}"
@@ -1132,7 +1132,7 @@ tiers = [
     assert_eq!(
         metric(
             &m,
-            "hrs_deliveries_total{endpoint_kind=\"webhook\",outcome=\"held\"}"
+            "hrs_deliveries_total{endpoint_kind=\"webhook\",outcome=\"held\",target=\"subscribers\"}"
         ),
         3.0,
         "{m}"
@@ -1232,7 +1232,8 @@ channel = {{ kind = "mqtt", url = "mqtt://127.0.0.1:{plain_link}", topic = "duty
     sys.batch("mine-01", 3, json!([ch4("CH4-101", 0.3)])).await;
     sys.wait_incident("cleared", |i| i["state"] == "cleared")
         .await;
-    let retried = "hrs_deliveries_total{endpoint_kind=\"mqtt\",outcome=\"retried\"}";
+    let retried =
+        "hrs_deliveries_total{endpoint_kind=\"mqtt\",outcome=\"retried\",target=\"province\"}";
     eventually(Duration::from_secs(20), "retried deliveries", || async {
         (metric(&sys.metrics().await, retried) >= 2.0).then_some(())
     })

@@ -33,7 +33,7 @@ pub struct AuthConfig {
     pub password_min_chars: usize,
     /// ... of at least this many of the classes lower case, upper case, digits, others.
     pub password_min_classes: usize,
-    /// Audit entries older than this are deleted.
+    /// Audit entries older than this are deleted (three years by default: see `[retention]`).
     pub audit_retention_days: u32,
     /// Mark the session cookie `Secure` (set it when a TLS proxy fronts the gateway).
     pub secure_cookies: bool,
@@ -54,7 +54,7 @@ impl Default for AuthConfig {
             lockout_ms: 15 * 60_000,
             password_min_chars: 10,
             password_min_classes: 3,
-            audit_retention_days: 180,
+            audit_retention_days: 1095,
             secure_cookies: false,
             recheck_ms: 500,
         }

@@ -133,7 +133,11 @@ async fn resend(
     f.shared
         .metrics
         .deliveries
-        .with_label_values(&[target.kind, label])
+        .with_label_values(&[
+            target.kind,
+            crate::outbox::pending::target_label(&target.key),
+            label,
+        ])
         .inc();
     match outcome {
         Outcome::Delivered => {

@@ -2,7 +2,9 @@
 
 use super::*;
 
-pub(super) async fn readyz(State(s): State<AppState>) -> Response {
+/// Why the gateway is not ready (empty: ready): the checks of `/readyz`, also behind
+/// `hrs_gateway_ready`.
+async fn not_ready(s: &AppState) -> Vec<String> {
     let mut reasons = Vec::new();
     if let Some(ms) = s.core_alive.stalled_for_ms(s.limits.core_stall_ms) {
         reasons.push(format!("the core has not turned for {ms} ms"));
@@ -15,6 +17,11 @@ pub(super) async fn readyz(State(s): State<AppState>) -> Response {
     } else if let Err(e) = s.store.ping().await {
         reasons.push(format!("store does not answer: {e}"));
     }
+    reasons
+}
+
+pub(super) async fn readyz(State(s): State<AppState>) -> Response {
+    let reasons = not_ready(&s).await;
     if reasons.is_empty() {
         (StatusCode::OK, Json(json!({"ready": true}))).into_response()
     } else {
@@ -23,6 +30,8 @@ pub(super) async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 pub(super) async fn metrics(State(s): State<AppState>) -> Response {
+    let ready = not_ready(&s).await.is_empty();
+    s.metrics.gateway_ready.set(i64::from(ready));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

@@ -1,7 +1,8 @@
 //! How the gateway runs: start-up and wiring of its parts, the rules it loads, `demo`,
-//! `replay`, the export of history as replay input, and the `user` and `token` commands.
+//! `replay`, the export of history as replay input, the `user` and `token` commands, and `check`.
 
 pub mod access_cli;
+pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;

@@ -246,6 +246,16 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
             .instrument(span),
         ));
     }
+    tasks.spawn(must_run(
+        "retention",
+        crate::store::retention::run_retention(
+            store.clone(),
+            config.retention.clone(),
+            clock.clone(),
+            metrics.retention_purged.clone(),
+            shutdown.clone(),
+        ),
+    ));
     let (access, access_watch) = crate::access::Access::start(
         config.auth.clone(),
         store.clone(),

@@ -110,6 +110,7 @@ pub mod lifecycle;
 pub mod live;
 mod liveness;
 mod maintenance;
+mod ops_gauges;
 mod readings;
 mod refusals;
 pub mod run;

@@ -19,6 +19,7 @@ impl Core {
         let mut events = self.apply_transitions().await?;
         events.extend(self.restate_warnings(&touched, now).await?);
         self.update_load_gauges();
+        self.update_ops_gauges();
         self.record_intervals(now).await;
         let ended: Vec<(SiteId, telemetry::PointId)> = self
             .live

@@ -380,6 +380,11 @@ async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) 
     let initial = Duration::from_millis(shared.config.retry_initial_ms);
     let mut backoff = retry::Backoff::new(initial.min(t.max_backoff), t.max_backoff);
     let mut attempts: u32 = 0;
+    let _pending =
+        shared
+            .metrics
+            .pending
+            .begin(&t.key, msg.site(), shared.clock.now().timestamp_millis());
     loop {
         attempts += 1;
         let info = site_info(shared, msg.site());
@@ -403,7 +408,11 @@ async fn deliver(t: &Target, shared: &Shared, db: &Db, msg: &Message, pos: i64) 
         shared
             .metrics
             .deliveries
-            .with_label_values(&[t.kind, outcome.label()])
+            .with_label_values(&[
+                t.kind,
+                super::pending::target_label(&t.key),
+                outcome.label(),
+            ])
             .inc();
         match outcome {
             Outcome::Delivered => {
@@ -498,7 +507,7 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
                 shared
                     .metrics
                     .deliveries
-                    .with_label_values(&[t.kind, "summary"])
+                    .with_label_values(&[t.kind, super::pending::target_label(&t.key), "summary"])
                     .inc();
                 done = read;
                 durably(&stop, "progress", || log.set_progress(&t.key, &site, done)).await;
@@ -544,7 +553,7 @@ async fn run_lane(t: Arc<Target>, shared: Shared, site: String, from: i64, wake:
                     shared
                         .metrics
                         .deliveries
-                        .with_label_values(&[t.kind, "held"])
+                        .with_label_values(&[t.kind, super::pending::target_label(&t.key), "held"])
                         .inc();
                     continue;
                 }

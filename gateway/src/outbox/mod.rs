@@ -15,6 +15,7 @@ pub mod flood;
 pub mod lane;
 pub mod message;
 pub mod outcome;
+pub mod pending;
 pub mod sign;
 pub mod sinks;
 
@@ -680,8 +681,9 @@ pub struct Shared {
 /// Prometheus metrics of forwarding (registered into the gateway's registry).
 #[derive(Clone)]
 pub struct ForwardMetrics {
-    /// `hrs_deliveries_total{endpoint_kind,outcome}`: outcome `delivered`, `retried`,
-    /// `parked`, `resent`, `held` (flood control), `summary`.
+    /// `hrs_deliveries_total{endpoint_kind,target,outcome}`: outcome `delivered`, `retried`,
+    /// `parked`, `resent`, `held` (flood control), `summary`; `target` an endpoint's name or
+    /// `subscribers` ([`pending::target_label`]).
     pub deliveries: prometheus::IntCounterVec,
     /// `hrs_deliveries_parked`: parked deliveries waiting for an operator.
     pub parked: prometheus::IntGauge,
@@ -689,13 +691,23 @@ pub struct ForwardMetrics {
     pub attempt_seconds: prometheus::HistogramVec,
     /// `hrs_heartbeats_total{outcome}`.
     pub heartbeats: prometheus::IntCounterVec,
+    /// `hrs_delivery_pending_since_seconds{target}`: start of the oldest delivery still tried.
+    pub pending: pending::PendingSince,
 }
 
 impl ForwardMetrics {
     pub fn register(m: &Metrics) -> ForwardMetrics {
         let deliveries = prometheus::IntCounterVec::new(
             prometheus::Opts::new("hrs_deliveries_total", "Delivery attempts of incident events and notifications, by target kind and outcome"),
-            &["endpoint_kind", "outcome"],
+            &["endpoint_kind", "target", "outcome"],
+        )
+        .expect("metric");
+        let pending_since = prometheus::GaugeVec::new(
+            prometheus::Opts::new(
+                "hrs_delivery_pending_since_seconds",
+                "Unix time the oldest delivery still being tried began, by target (0: none)",
+            ),
+            &["target"],
         )
         .expect("metric");
         let parked = prometheus::IntGauge::new(
@@ -724,6 +736,7 @@ impl ForwardMetrics {
             Box::new(parked.clone()),
             Box::new(attempt_seconds.clone()),
             Box::new(heartbeats.clone()),
+            Box::new(pending_since.clone()),
         ] {
             if let Err(e) = m.registry.register(c) {
                 tracing::warn!(error = %e, "forwarding metric not registered");
@@ -734,6 +747,7 @@ impl ForwardMetrics {
             parked,
             attempt_seconds,
             heartbeats,
+            pending: pending::PendingSince::new(pending_since),
         }
     }
 }

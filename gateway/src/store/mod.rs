@@ -4,10 +4,14 @@
 
 pub mod access;
 pub mod accumulated;
+pub mod backup;
 pub mod event_log;
 pub mod figures;
 pub mod history;
 pub mod outbox;
+pub mod retention;
+#[cfg(test)]
+mod upgrade_tests;
 
 use crate::core::lifecycle::IncidentRecord;
 use sqlx::any::AnyPoolOptions;
