@@ -3,6 +3,7 @@
 //! simulator. See `README.md` for the configuration and the moving parts.
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod agent;
 /// The broker link (URL, TLS, credentials), shared with the gateway.
 pub use broker_link as broker;
@@ -10,12 +11,15 @@ pub mod buffer;
 pub mod clock;
 pub mod config;
 pub mod decode;
+pub mod device_time;
 pub mod durable;
 pub mod jt808;
 pub mod metrics;
 pub mod mqtt_input;
 pub mod plan;
+pub mod point_table;
 pub mod poll;
+pub mod probe;
 pub mod publish;
 pub mod sim;
 mod sqlite_file;

@@ -8,7 +8,7 @@
 //! device stays unreachable, and meanwhile each poll reports the last connect error.
 
 use crate::clock::SharedClock;
-use crate::config::{DeviceConfig, Function, Transport};
+use crate::config::{DeviceConfig, Function, PointConfig, Transport};
 use crate::decode::{decode_registers, scaled, RawValue};
 use crate::metrics::AgentMetrics;
 use crate::plan::{plan_requests, ReadRequest};
@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_modbus::client::{Context, Reader};
+use tokio_modbus::slave::SlaveContext as _;
 use tokio_modbus::Slave;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,37 @@ pub struct PollFailure {
 pub enum ReadData {
     Bits(Vec<bool>),
     Registers(Vec<u16>),
+}
+
+/// The items (bits or registers) of `data`, the answer to `req`, that hold point `p`.
+pub fn point_items(p: &PointConfig, req: &ReadRequest, data: &ReadData) -> ReadData {
+    let off = usize::from(p.address - req.address);
+    match data {
+        ReadData::Bits(bits) => ReadData::Bits(bits[off..off + 1].to_vec()),
+        ReadData::Registers(regs) => {
+            ReadData::Registers(regs[off..off + usize::from(p.width())].to_vec())
+        }
+    }
+}
+
+/// The value of point `p` out of `data`, the answer to `req`: decoded, scaled and finite, or
+/// why not.
+pub fn point_value(p: &PointConfig, req: &ReadRequest, data: &ReadData) -> Result<Value, String> {
+    match point_items(p, req, data) {
+        ReadData::Bits(bits) => Ok(Value::Bool(bits[0])),
+        ReadData::Registers(regs) => match decode_registers(&regs, p.ty(), p.order, p.bit) {
+            Ok(RawValue::Bool(b)) => Ok(Value::Bool(b)),
+            Ok(raw) => {
+                let v = scaled(raw, p.scale, p.offset);
+                if v.is_finite() {
+                    Ok(Value::Number(v))
+                } else {
+                    Err(format!("value of {} is not a finite number", p.ty()))
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    }
 }
 
 /// Polls one device at its `poll_interval_ms`.
@@ -113,7 +145,9 @@ impl DevicePoller {
 
     async fn call(&mut self, req: &ReadRequest) -> Result<ReadData, PollFailure> {
         let t = self.timeout();
+        let unit = req.unit.unwrap_or(self.device.unit_id);
         let ctx = self.ctx.as_mut().expect("connected");
+        ctx.set_slave(Slave(unit));
         let (a, n) = (req.address, req.count);
         let fut = async {
             match req.function {
@@ -244,32 +278,7 @@ impl DevicePoller {
                         .observe(elapsed);
                     for &i in &req.points {
                         let p = &self.device.points[i];
-                        let off = usize::from(p.address - req.address);
-                        let value = match &data {
-                            ReadData::Bits(bits) => Ok(Value::Bool(bits[off])),
-                            ReadData::Registers(regs) => {
-                                match decode_registers(
-                                    &regs[off..off + usize::from(p.width())],
-                                    p.ty(),
-                                    p.order,
-                                    p.bit,
-                                ) {
-                                    Ok(RawValue::Bool(b)) => Ok(Value::Bool(b)),
-                                    Ok(raw) => {
-                                        let v = scaled(raw, p.scale, p.offset);
-                                        if v.is_finite() {
-                                            Ok(Value::Number(v))
-                                        } else {
-                                            Err(format!(
-                                                "value of {} is not a finite number",
-                                                p.ty()
-                                            ))
-                                        }
-                                    }
-                                    Err(e) => Err(e.to_string()),
-                                }
-                            }
-                        };
+                        let value = point_value(p, req, &data);
                         match value {
                             Ok(v) => out.push(Reading::good(p.point.clone(), ts, v)),
                             Err(reason) => {
