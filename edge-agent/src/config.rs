@@ -88,6 +88,19 @@ pub enum Transport {
     Tcp,
     /// RTU frames (with CRC) over a TCP stream, as serial-to-Ethernet converters speak.
     RtuOverTcp,
+    /// RTU on a serial line (RS-485/RS-232): `serial_port`, `baud`, `parity`, `stop_bits`.
+    /// Devices naming one port share the line and are polled in turn.
+    RtuSerial,
+}
+
+/// The parity of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
 }
 
 /// The functions `#[serde(default = "...")]` names: `name: Type = value;` each.
@@ -232,6 +245,8 @@ impl Default for BufferConfig {
 #[serde(deny_unknown_fields)]
 pub struct DeviceConfig {
     pub name: String,
+    /// The device's host (TCP transports); empty for a serial line.
+    #[serde(default)]
     pub host: String,
     #[serde(default = "default_port")]
     pub port: u16,
@@ -250,6 +265,24 @@ pub struct DeviceConfig {
     pub poll_interval_ms: u64,
     #[serde(default)]
     pub points: Vec<PointConfig>,
+    /// `transport = "rtu_serial"`: the serial port (`/dev/ttyS0`, `/dev/ttyUSB0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_port: Option<String>,
+    /// Serial line speed (bit/s).
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    #[serde(default)]
+    pub parity: Parity,
+    /// 1 or 2.
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+    /// 8 (Modbus RTU); 7 for the odd device.
+    #[serde(default = "default_data_bits")]
+    pub data_bits: u8,
+    /// Silence on a serial line after each answer before the next request; default 3.5
+    /// characters at `baud` (at least 1.75 ms, as the Modbus serial line guide says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_gap_ms: Option<u64>,
     /// A point table (CSV, see `crate::point_table`) whose rows are points of this device,
     /// after those of `points`; relative to the configuration file's folder. Several devices
     /// may read one table: each takes the rows whose device column names it.
@@ -363,6 +396,37 @@ point_config! {
         /// Word and byte order of values wider than a byte (`ABCD`, `CDAB`, `BADC`, `DCBA`).
         #[serde(default)]
         pub order: ByteOrder,
+    }
+}
+
+impl DeviceConfig {
+    /// The silence kept on a serial line after each transaction (see `frame_gap_ms`).
+    pub fn frame_gap(&self) -> std::time::Duration {
+        match self.frame_gap_ms {
+            Some(ms) => std::time::Duration::from_millis(ms),
+            None => {
+                // 3.5 characters of 11 bits (start, 8 data, parity or a second stop, stop).
+                let us = 3.5 * 11.0 * 1e6 / f64::from(self.baud.max(1));
+                std::time::Duration::from_micros(us.max(1750.0).ceil() as u64)
+            }
+        }
+    }
+    /// Where the device is: `host:port`, or the serial port with its settings.
+    pub fn endpoint(&self) -> String {
+        match (&self.transport, &self.serial_port) {
+            (Transport::RtuSerial, Some(p)) => format!(
+                "{p} {} {}{}{}",
+                self.baud,
+                self.data_bits,
+                match self.parity {
+                    Parity::None => 'N',
+                    Parity::Even => 'E',
+                    Parity::Odd => 'O',
+                },
+                self.stop_bits
+            ),
+            _ => format!("{}:{}", self.host, self.port),
+        }
     }
 }
 
@@ -625,6 +689,9 @@ serde_defaults! {
     default_device_timeout_ms: u64 = 1000;
     default_retries: u32 = 1;
     default_poll_interval_ms: u64 = 1000;
+    default_baud: u32 = 9600;
+    default_stop_bits: u8 = 1;
+    default_data_bits: u8 = 8;
     pub(crate) default_scale: f64 = 1.0;
 }
 
@@ -894,6 +961,9 @@ impl AgentConfig {
                 ));
             }
         };
+        // Serial lines: port -> (first device, settings).
+        let mut lines: std::collections::HashMap<String, (String, LineSettings)> =
+            std::collections::HashMap::new();
         for (i, d) in self.devices.iter().enumerate() {
             let dw = format!("devices[{i}] ({})", d.name);
             if d.name.is_empty() {
@@ -901,8 +971,54 @@ impl AgentConfig {
             } else if !names.insert(d.name.clone()) {
                 errs.push(format!("{dw}: device name is used twice"));
             }
-            if d.host.is_empty() {
-                errs.push(format!("{dw}: host is empty"));
+            if d.transport == Transport::RtuSerial {
+                match &d.serial_port {
+                    None => errs.push(format!(
+                        "{dw}: transport = \"rtu_serial\" needs serial_port (e.g. \"/dev/ttyS0\")"
+                    )),
+                    Some(p) if p.is_empty() => errs.push(format!("{dw}: serial_port is empty")),
+                    Some(p) => {
+                        if let Some((other, settings)) = lines.get(p) {
+                            if *settings != (d.baud, d.parity, d.stop_bits, d.data_bits) {
+                                errs.push(format!(
+                                    "{dw}: serial_port {p} is shared with device {other} but its baud, parity, stop_bits or data_bits differ (one line has one setting)"
+                                ));
+                            }
+                        } else {
+                            lines.insert(
+                                p.clone(),
+                                (d.name.clone(), (d.baud, d.parity, d.stop_bits, d.data_bits)),
+                            );
+                        }
+                    }
+                }
+                if !d.host.is_empty() {
+                    errs.push(format!("{dw}: host applies only to TCP transports (a serial device has serial_port)"));
+                }
+                if !(300..=921_600).contains(&d.baud) {
+                    errs.push(format!("{dw}: baud = {} must be 300..921600", d.baud));
+                }
+                if !matches!(d.stop_bits, 1 | 2) {
+                    errs.push(format!("{dw}: stop_bits = {} must be 1 or 2", d.stop_bits));
+                }
+                if !matches!(d.data_bits, 7 | 8) {
+                    errs.push(format!(
+                        "{dw}: data_bits = {} must be 8 (or 7)",
+                        d.data_bits
+                    ));
+                }
+                if d.frame_gap_ms.is_some_and(|g| g > 1000) {
+                    errs.push(format!("{dw}: frame_gap_ms must be 0..1000"));
+                }
+            } else {
+                if d.host.is_empty() {
+                    errs.push(format!("{dw}: host is empty"));
+                }
+                if d.serial_port.is_some() {
+                    errs.push(format!(
+                        "{dw}: serial_port applies only to transport = \"rtu_serial\""
+                    ));
+                }
             }
             if d.port == 0 {
                 errs.push(format!("{dw}: port 0 is not a device port"));
@@ -1022,6 +1138,9 @@ impl AgentConfig {
         }
     }
 }
+
+/// What the devices of one serial line must agree on: baud, parity, stop bits, data bits.
+type LineSettings = (u32, Parity, u8, u8);
 
 fn check_topic_filter(f: &str) -> Result<(), String> {
     if f.is_empty() {

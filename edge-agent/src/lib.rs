@@ -21,6 +21,7 @@ pub mod point_table;
 pub mod poll;
 pub mod probe;
 pub mod publish;
+pub mod serial_line;
 pub mod sim;
 mod sqlite_file;
 

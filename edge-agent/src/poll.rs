@@ -8,7 +8,7 @@
 //! device stays unreachable, and meanwhile each poll reports the last connect error.
 
 use crate::clock::SharedClock;
-use crate::config::{DeviceConfig, Function, PointConfig, Transport};
+use crate::config::{DeviceConfig, Function, Parity, PointConfig, Transport};
 use crate::decode::{decode_registers, scaled, RawValue};
 use crate::metrics::AgentMetrics;
 use crate::plan::{plan_requests, ReadRequest};
@@ -112,7 +112,56 @@ impl DevicePoller {
         Duration::from_millis(self.device.timeout_ms)
     }
 
+    /// Open the device's serial port (`transport = "rtu_serial"`).
+    fn open_serial(device: &DeviceConfig) -> Result<Context, String> {
+        let path = device.serial_port.as_deref().unwrap_or_default();
+        let builder = tokio_serial::new(path, device.baud)
+            .data_bits(if device.data_bits == 7 {
+                tokio_serial::DataBits::Seven
+            } else {
+                tokio_serial::DataBits::Eight
+            })
+            .parity(match device.parity {
+                Parity::None => tokio_serial::Parity::None,
+                Parity::Even => tokio_serial::Parity::Even,
+                Parity::Odd => tokio_serial::Parity::Odd,
+            })
+            .stop_bits(if device.stop_bits == 2 {
+                tokio_serial::StopBits::Two
+            } else {
+                tokio_serial::StopBits::One
+            })
+            .timeout(Duration::from_millis(device.timeout_ms));
+        let port =
+            tokio_serial::SerialStream::open(&builder).map_err(|e| format!("{path}: {e}"))?;
+        Ok(tokio_modbus::client::rtu::attach_slave(
+            port,
+            Slave(device.unit_id),
+        ))
+    }
+
+    /// Hand the connection over (a serial line passes one port between its devices).
+    pub fn take_link(&mut self) -> Option<Context> {
+        self.ctx.take()
+    }
+
+    /// Take a connection handed over by another device of the same line.
+    pub fn give_link(&mut self, ctx: Option<Context>) {
+        self.ctx = ctx;
+    }
+
+    pub fn device(&self) -> &DeviceConfig {
+        &self.device
+    }
+
+    pub(crate) fn metrics(&self) -> &AgentMetrics {
+        &self.metrics
+    }
+
     async fn connect(device: &DeviceConfig) -> Result<Context, String> {
+        if device.transport == Transport::RtuSerial {
+            return Self::open_serial(device);
+        }
         let host = device.host.as_str();
         let port = device.port;
         let t = Duration::from_millis(device.timeout_ms);
@@ -130,7 +179,9 @@ impl DevicePoller {
         let slave = Slave(device.unit_id);
         Ok(match device.transport {
             Transport::Tcp => tokio_modbus::client::tcp::attach_slave(stream, slave),
-            Transport::RtuOverTcp => tokio_modbus::client::rtu::attach_slave(stream, slave),
+            Transport::RtuOverTcp | Transport::RtuSerial => {
+                tokio_modbus::client::rtu::attach_slave(stream, slave)
+            }
         })
     }
 
@@ -166,7 +217,12 @@ impl DevicePoller {
                     .map(|r| r.map(ReadData::Registers)),
             }
         };
-        match timeout(t, fut).await {
+        let answer = timeout(t, fut).await;
+        if self.device.transport == Transport::RtuSerial {
+            // The line's silence before the next frame, whoever sends it.
+            tokio::time::sleep(self.device.frame_gap()).await;
+        }
+        match answer {
             Err(_) => Err(PollFailure {
                 kind: "timeout",
                 reason: "modbus timeout".into(),

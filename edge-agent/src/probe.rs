@@ -179,8 +179,12 @@ pub async fn probe_config(
     for d in devices {
         let _ = writeln!(
             report.text,
-            "device {} {}:{} unit {} {:?}, timeout {} ms",
-            d.name, d.host, d.port, d.unit_id, d.transport, d.timeout_ms
+            "device {} {} unit {} {:?}, timeout {} ms",
+            d.name,
+            d.endpoint(),
+            d.unit_id,
+            d.transport,
+            d.timeout_ms
         );
         let lines = probe_device(d, clock.clone()).await;
         report.points += lines.len();
