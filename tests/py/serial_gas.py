@@ -29,10 +29,10 @@ async def main():
         stopbits=int(stop),
         bytesize=8,
     )
-    task = asyncio.create_task(server.serve_forever())
-    await asyncio.sleep(0.2)
+    # Returns once the port is open (raises if it cannot be).
+    await server.serve_forever(background=True)
     print("ready", flush=True)
-    await task
+    await server.serving
 
 
 if __name__ == "__main__":
