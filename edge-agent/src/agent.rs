@@ -13,7 +13,7 @@
 
 use crate::buffer::{random_epoch, Buffer, BufferError};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{AgentConfig, ConfigError};
+use crate::config::{AgentConfig, ConfigError, Transport};
 use crate::metrics::AgentMetrics;
 use crate::poll::DevicePoller;
 use crate::publish::{buffer_gauges, Publisher};
@@ -262,12 +262,28 @@ impl Agent {
         });
 
         let mut pollers = Vec::new();
+        // Devices on one serial port share the line: one task polls them in turn.
+        let mut lines: Vec<(String, Vec<DevicePoller>)> = Vec::new();
         for d in &config.devices {
             let poller = DevicePoller::new(d.clone(), metrics.clone(), clock.clone());
+            if let (Transport::RtuSerial, Some(port)) = (d.transport, &d.serial_port) {
+                match lines.iter_mut().find(|(p, _)| p == port) {
+                    Some((_, on_line)) => on_line.push(poller),
+                    None => lines.push((port.clone(), vec![poller])),
+                }
+                continue;
+            }
             let span = tracing::info_span!(parent: &span, "device", device = %d.name);
             pollers.push(tokio::spawn(
                 poller
                     .run(readings_tx.clone(), acquire.clone())
+                    .instrument(span),
+            ));
+        }
+        for (port, on_line) in lines {
+            let span = tracing::info_span!(parent: &span, "serial_line", port = %port);
+            pollers.push(tokio::spawn(
+                crate::serial_line::run_line(on_line, readings_tx.clone(), acquire.clone())
                     .instrument(span),
             ));
         }

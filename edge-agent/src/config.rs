@@ -1,15 +1,19 @@
 //! The agent's configuration file (TOML). See `edge-agent/README.md` and
 //! `edge-agent/examples/agent.toml` for a full example.
 
+use crate::address::{parse_address, Address};
 pub use crate::broker::{parse_mqtt_url, BrokerAddr};
 use crate::broker::{Broker, BrokerError, TlsFiles};
 use crate::decode::{ByteOrder, DataType};
+pub use crate::device_time::TimeFormat;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use telemetry::{AgentId, Catalogue, PointId, PointSpec, Quantity, SiteId, SiteInfo, Unit};
+use telemetry::{
+    AgentId, Catalogue, LimitKey, Limits, PointId, PointSpec, Quantity, SiteId, SiteInfo, Unit,
+};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,19 @@ pub enum Transport {
     Tcp,
     /// RTU frames (with CRC) over a TCP stream, as serial-to-Ethernet converters speak.
     RtuOverTcp,
+    /// RTU on a serial line (RS-485/RS-232): `serial_port`, `baud`, `parity`, `stop_bits`.
+    /// Devices naming one port share the line and are polled in turn.
+    RtuSerial,
+}
+
+/// The parity of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
 }
 
 /// The functions `#[serde(default = "...")]` names: `name: Type = value;` each.
@@ -228,6 +245,8 @@ impl Default for BufferConfig {
 #[serde(deny_unknown_fields)]
 pub struct DeviceConfig {
     pub name: String,
+    /// The device's host (TCP transports); empty for a serial line.
+    #[serde(default)]
     pub host: String,
     #[serde(default = "default_port")]
     pub port: u16,
@@ -246,6 +265,29 @@ pub struct DeviceConfig {
     pub poll_interval_ms: u64,
     #[serde(default)]
     pub points: Vec<PointConfig>,
+    /// `transport = "rtu_serial"`: the serial port (`/dev/ttyS0`, `/dev/ttyUSB0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_port: Option<String>,
+    /// Serial line speed (bit/s).
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    #[serde(default)]
+    pub parity: Parity,
+    /// 1 or 2.
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+    /// 8 (Modbus RTU); 7 for the odd device.
+    #[serde(default = "default_data_bits")]
+    pub data_bits: u8,
+    /// Silence on a serial line after each answer before the next request; default 3.5
+    /// characters at `baud` (at least 1.75 ms, as the Modbus serial line guide says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_gap_ms: Option<u64>,
+    /// A point table (CSV, see `crate::point_table`) whose rows are points of this device,
+    /// after those of `points`; relative to the configuration file's folder. Several devices
+    /// may read one table: each takes the rows whose device column names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_csv: Option<PathBuf>,
 }
 
 /// A point struct of the configuration: the fields given (`point` first), then those every
@@ -257,8 +299,8 @@ macro_rules! point_config {
             $($(#[$field_attr:meta])* pub $field:ident: $ty:ty,)*
         }
     ) => {
-        $(#[$attr])*
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        $(#[$attr])*
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($(#[$field_attr])* pub $field: $ty,)*
@@ -283,6 +325,10 @@ macro_rules! point_config {
             /// Modbus point, the device's `poll_interval_ms` by default.
             #[serde(default)]
             pub interval_ms: Option<u64>,
+            /// The point's own alarm settings (`{ hh = 90, h = 80 }`), carried into the
+            /// catalogue as its `limits` (contract 1.1).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub limits: Option<Limits>,
         }
 
         impl $name {
@@ -303,6 +349,9 @@ macro_rules! point_config {
                 if self.interval_ms == Some(0) {
                     errs.push(format!("{at}: interval_ms must be positive"));
                 }
+                if let Some(l) = &self.limits {
+                    errs.extend(limits_problems(l).into_iter().map(|e| format!("{at}: {e}")));
+                }
                 errs
             }
 
@@ -318,7 +367,7 @@ macro_rules! point_config {
                     interval_ms: self.interval_ms.or(interval_ms),
                     gas: self.gas.clone(),
                     tags: self.tags.clone(),
-                    limits: None,
+                    limits: self.limits.clone(),
                 }
             }
         }
@@ -326,12 +375,17 @@ macro_rules! point_config {
 }
 
 point_config! {
-    /// One point of a Modbus device.
+    /// One point of a Modbus device, resolved: its table, zero-based address, unit and bit.
+    /// It is read from [`PointToml`] (the form written: addresses as integrators write them).
+    #[serde(try_from = "PointToml")]
     pub struct PointConfig {
         pub point: PointId,
         pub function: Function,
         /// Zero-based protocol address (register 40001 is holding address 0).
         pub address: u16,
+        /// The unit id of this point when it is not the device's (`unit_id`, or `3!40001`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub unit_id: Option<u8>,
         /// The stored type; `bool` for coils and discrete inputs (the default there), `u16` by
         /// default for registers.
         #[serde(rename = "type", default)]
@@ -345,6 +399,37 @@ point_config! {
     }
 }
 
+impl DeviceConfig {
+    /// The silence kept on a serial line after each transaction (see `frame_gap_ms`).
+    pub fn frame_gap(&self) -> std::time::Duration {
+        match self.frame_gap_ms {
+            Some(ms) => std::time::Duration::from_millis(ms),
+            None => {
+                // 3.5 characters of 11 bits (start, 8 data, parity or a second stop, stop).
+                let us = 3.5 * 11.0 * 1e6 / f64::from(self.baud.max(1));
+                std::time::Duration::from_micros(us.max(1750.0).ceil() as u64)
+            }
+        }
+    }
+    /// Where the device is: `host:port`, or the serial port with its settings.
+    pub fn endpoint(&self) -> String {
+        match (&self.transport, &self.serial_port) {
+            (Transport::RtuSerial, Some(p)) => format!(
+                "{p} {} {}{}{}",
+                self.baud,
+                self.data_bits,
+                match self.parity {
+                    Parity::None => 'N',
+                    Parity::Even => 'E',
+                    Parity::Odd => 'O',
+                },
+                self.stop_bits
+            ),
+            _ => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
 impl PointConfig {
     /// The stored type, with the defaults applied.
     pub fn ty(&self) -> DataType {
@@ -353,6 +438,195 @@ impl PointConfig {
     /// How many items (bits or registers) of its table the point spans.
     pub fn width(&self) -> u16 {
         self.function.width(self.ty())
+    }
+    /// The unit id it is read from on `device`.
+    pub fn unit(&self, device: &DeviceConfig) -> u8 {
+        self.unit_id.unwrap_or(device.unit_id)
+    }
+    /// The address as integrators write it (`400001`, `3!300010.2`).
+    pub fn written_address(&self) -> Address {
+        Address {
+            function: Some(self.function),
+            offset: self.address,
+            unit: self.unit_id,
+            bit: self.bit,
+        }
+    }
+}
+
+/// A Modbus point as written in TOML: `function` may be left out where the address names its
+/// table (`address = "40001"`); an integer address is a zero-based offset.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointToml {
+    pub point: PointId,
+    #[serde(default)]
+    pub function: Option<Function>,
+    #[serde(deserialize_with = "deserialize_address")]
+    pub address: Address,
+    #[serde(default)]
+    pub unit_id: Option<u8>,
+    #[serde(rename = "type", default)]
+    pub data_type: Option<DataType>,
+    #[serde(default)]
+    pub bit: Option<u8>,
+    #[serde(default)]
+    pub order: ByteOrder,
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    pub quantity: Quantity,
+    pub unit: Unit,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub gas: Option<String>,
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+/// An address: a TOML integer (zero-based offset) or a string as integrators write it.
+fn deserialize_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Address;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a zero-based offset 0..65535 or an address string such as \"40001\"")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Address, E> {
+            u16::try_from(v)
+                .map(Address::offset)
+                .map_err(|_| E::custom(format!("address {v} must be 0..65535")))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Address, E> {
+            u16::try_from(v)
+                .map(Address::offset)
+                .map_err(|_| E::custom(format!("address {v} must be 0..65535")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Address, E> {
+            parse_address(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Why a written point cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("point {point}: {why}")]
+pub struct ResolveError {
+    pub point: String,
+    pub why: String,
+}
+
+/// The table, unit and bit of a point from its `function`, `unit_id`, `bit` and what its
+/// address says; a disagreement is refused.
+pub fn resolve_address(
+    function: Option<Function>,
+    address: &Address,
+    unit_id: Option<u8>,
+    bit: Option<u8>,
+) -> Result<(Function, Option<u8>, Option<u8>), String> {
+    let function = match (function, address.function) {
+        (Some(f), Some(a)) if f != a => {
+            return Err(format!(
+                "function = {} but address {address} names a {} table",
+                f.as_str(),
+                a.as_str()
+            ))
+        }
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) => {
+            return Err(format!(
+                "address {address} is a zero-based offset: set function (coil, discrete_input, holding, input) or write the table digit (4{:05})",
+                u32::from(address.offset) + 1
+            ))
+        }
+    };
+    let agree = |key: &str, set: Option<u8>, written: Option<u8>| match (set, written) {
+        (Some(a), Some(b)) if a != b => {
+            Err(format!("{key} = {a} but the address says {b} ({address})"))
+        }
+        (a, b) => Ok(a.or(b)),
+    };
+    Ok((
+        function,
+        agree("unit_id", unit_id, address.unit)?,
+        agree("bit", bit, address.bit)?,
+    ))
+}
+
+impl TryFrom<PointToml> for PointConfig {
+    type Error = ResolveError;
+    fn try_from(t: PointToml) -> Result<PointConfig, ResolveError> {
+        let (function, unit_id, bit) = resolve_address(t.function, &t.address, t.unit_id, t.bit)
+            .map_err(|why| ResolveError {
+                point: t.point.to_string(),
+                why,
+            })?;
+        Ok(PointConfig {
+            point: t.point,
+            function,
+            address: t.address.offset,
+            unit_id,
+            data_type: t.data_type,
+            bit,
+            order: t.order,
+            scale: t.scale,
+            offset: t.offset,
+            quantity: t.quantity,
+            unit: t.unit,
+            location: t.location,
+            gas: t.gas,
+            range: t.range,
+            tags: t.tags,
+            name: t.name,
+            interval_ms: t.interval_ms,
+            limits: t.limits,
+        })
+    }
+}
+
+/// The problems of a point's alarm settings: finite, and `ll <= l <= h <= hh` among those set.
+pub fn limits_problems(l: &Limits) -> Vec<String> {
+    let mut errs = Vec::new();
+    for (k, v) in &l.0 {
+        if !v.is_finite() {
+            errs.push(format!("limit {k:?} must be a finite number"));
+        }
+    }
+    let ordered: Vec<(LimitKey, f64)> = [LimitKey::Ll, LimitKey::L, LimitKey::H, LimitKey::Hh]
+        .into_iter()
+        .filter_map(|k| l.get(k).map(|v| (k, v)))
+        .collect();
+    for w in ordered.windows(2) {
+        if w[0].1 > w[1].1 {
+            errs.push(format!(
+                "limits out of order: {} = {} is above {} = {} (ll <= l <= h <= hh)",
+                limit_name(w[0].0),
+                w[0].1,
+                limit_name(w[1].0),
+                w[1].1
+            ));
+        }
+    }
+    errs
+}
+
+fn limit_name(k: LimitKey) -> &'static str {
+    match k {
+        LimitKey::Hh => "hh",
+        LimitKey::H => "h",
+        LimitKey::L => "l",
+        LimitKey::Ll => "ll",
     }
 }
 
@@ -364,11 +638,28 @@ pub struct MqttInputConfig {
     pub name: String,
     /// An MQTT topic filter (`+` and `#` allowed) on the agent's broker.
     pub topic: String,
-    /// A JSON pointer (`/ts`) or top-level field name holding an RFC 3339 time; the arrival
-    /// time is used when unset or absent.
+    /// A JSON pointer (`/ts`) or top-level field name holding the time of the readings (as
+    /// `ts_format` says); the arrival time is used when unset or absent.
     #[serde(default)]
     pub ts_field: Option<String>,
+    /// How the time is written: `rfc3339` (default), `epoch_s`, `epoch_ms`.
+    #[serde(default)]
+    pub ts_format: TimeFormat,
+    /// The IANA zone (`Asia/Shanghai`) of times written without an offset
+    /// (`2026-11-28 09:59:59`); without it such a time is refused.
+    #[serde(default)]
+    pub ts_zone: Option<String>,
+    /// A JSON pointer to the quality of every point that has no `quality_field` of its own.
+    #[serde(default)]
+    pub quality_field: Option<String>,
     pub points: Vec<MqttPointConfig>,
+}
+
+impl MqttInputConfig {
+    /// The zone of `ts_zone` (checked by `validate`).
+    pub fn zone(&self) -> Option<chrono_tz::Tz> {
+        self.ts_zone.as_deref().and_then(|z| z.parse().ok())
+    }
 }
 
 point_config! {
@@ -377,6 +668,13 @@ point_config! {
         pub point: PointId,
         /// A JSON pointer (`/gas/ch4`) or a top-level field name (`ch4`).
         pub field: String,
+        /// The point's own time field (JSON pointer), instead of the input's `ts_field`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ts_field: Option<String>,
+        /// A JSON pointer to the point's quality (see the README: absent = good, `0`, `true`
+        /// or a quality name, anything else bad).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub quality_field: Option<String>,
     }
 }
 
@@ -391,6 +689,9 @@ serde_defaults! {
     default_device_timeout_ms: u64 = 1000;
     default_retries: u32 = 1;
     default_poll_interval_ms: u64 = 1000;
+    default_baud: u32 = 9600;
+    default_stop_bits: u8 = 1;
+    default_data_bits: u8 = 8;
     pub(crate) default_scale: f64 = 1.0;
 }
 
@@ -422,20 +723,113 @@ pub fn json_pointer(field: &str) -> String {
 }
 
 impl AgentConfig {
-    /// Parse a TOML document and validate it.
+    /// Parse a TOML document, read its point tables (relative paths from the working
+    /// directory) and validate it.
     pub fn from_toml_str(s: &str) -> Result<AgentConfig, ConfigError> {
-        let cfg: AgentConfig = toml::from_str(s).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        Self::from_toml_str_in(s, Path::new("."))
+    }
+
+    /// Parse a TOML document, read its point tables (relative paths from `dir`) and validate it.
+    pub fn from_toml_str_in(s: &str, dir: &Path) -> Result<AgentConfig, ConfigError> {
+        let mut cfg: AgentConfig =
+            toml::from_str(s).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        cfg.load_point_tables(dir)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Read, parse and validate a file.
+    /// Read, parse and validate a file; its point tables are read from its folder.
     pub fn from_file(path: &Path) -> Result<AgentConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml_str(&text)
+        Self::from_toml_str_in(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Append the rows of every device's `points_csv` to its points (once, after parsing).
+    /// Every problem of every table is listed, named by file, row and column.
+    pub fn load_point_tables(&mut self, dir: &Path) -> Result<(), ConfigError> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for d in &self.devices {
+            if let Some(f) = &d.points_csv {
+                let f = dir.join(f);
+                if !files.contains(&f) {
+                    files.push(f);
+                }
+            }
+        }
+        let mut errs = Vec::new();
+        for file in files {
+            let readers: Vec<usize> = (0..self.devices.len())
+                .filter(|&i| {
+                    self.devices[i]
+                        .points_csv
+                        .as_ref()
+                        .is_some_and(|f| dir.join(f) == file)
+                })
+                .collect();
+            let at = format!("points_csv {}", file.display());
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    errs.push(format!("{at}: cannot read: {e}"));
+                    continue;
+                }
+            };
+            let rows = match crate::point_table::parse_point_table(&crate::point_table::table_text(
+                &bytes,
+            )) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    errs.extend(e.into_iter().map(|e| format!("{at}: {e}")));
+                    continue;
+                }
+            };
+            let names: Vec<&str> = readers
+                .iter()
+                .map(|&i| self.devices[i].name.as_str())
+                .collect();
+            let mut taken: Vec<(usize, PointConfig)> = Vec::new();
+            for r in rows {
+                let owner = match r.device.as_deref() {
+                    None if readers.len() == 1 => Some(readers[0]),
+                    None => {
+                        errs.push(format!(
+                            "{at}: row {}: no device named, and devices {} read this table",
+                            r.row,
+                            names.join(", ")
+                        ));
+                        None
+                    }
+                    Some(name) => {
+                        let found = readers
+                            .iter()
+                            .copied()
+                            .find(|&i| self.devices[i].name == name);
+                        if found.is_none() {
+                            errs.push(format!(
+                                "{at}: row {}: device {name:?} does not read this table (devices that do: {})",
+                                r.row,
+                                names.join(", ")
+                            ));
+                        }
+                        found
+                    }
+                };
+                if let Some(i) = owner {
+                    taken.push((i, r.point));
+                }
+            }
+            for (i, p) in taken {
+                self.devices[i].points.push(p);
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errs))
+        }
     }
 
     /// Apply the environment overrides `HRS_MQTT_URL`, `HRS_TOPIC_PREFIX`,
@@ -588,6 +982,9 @@ impl AgentConfig {
                 ));
             }
         };
+        // Serial lines: port -> (first device, settings).
+        let mut lines: std::collections::HashMap<String, (String, LineSettings)> =
+            std::collections::HashMap::new();
         for (i, d) in self.devices.iter().enumerate() {
             let dw = format!("devices[{i}] ({})", d.name);
             if d.name.is_empty() {
@@ -595,8 +992,54 @@ impl AgentConfig {
             } else if !names.insert(d.name.clone()) {
                 errs.push(format!("{dw}: device name is used twice"));
             }
-            if d.host.is_empty() {
-                errs.push(format!("{dw}: host is empty"));
+            if d.transport == Transport::RtuSerial {
+                match &d.serial_port {
+                    None => errs.push(format!(
+                        "{dw}: transport = \"rtu_serial\" needs serial_port (e.g. \"/dev/ttyS0\")"
+                    )),
+                    Some(p) if p.is_empty() => errs.push(format!("{dw}: serial_port is empty")),
+                    Some(p) => {
+                        if let Some((other, settings)) = lines.get(p) {
+                            if *settings != (d.baud, d.parity, d.stop_bits, d.data_bits) {
+                                errs.push(format!(
+                                    "{dw}: serial_port {p} is shared with device {other} but its baud, parity, stop_bits or data_bits differ (one line has one setting)"
+                                ));
+                            }
+                        } else {
+                            lines.insert(
+                                p.clone(),
+                                (d.name.clone(), (d.baud, d.parity, d.stop_bits, d.data_bits)),
+                            );
+                        }
+                    }
+                }
+                if !d.host.is_empty() {
+                    errs.push(format!("{dw}: host applies only to TCP transports (a serial device has serial_port)"));
+                }
+                if !(300..=921_600).contains(&d.baud) {
+                    errs.push(format!("{dw}: baud = {} must be 300..921600", d.baud));
+                }
+                if !matches!(d.stop_bits, 1 | 2) {
+                    errs.push(format!("{dw}: stop_bits = {} must be 1 or 2", d.stop_bits));
+                }
+                if !matches!(d.data_bits, 7 | 8) {
+                    errs.push(format!(
+                        "{dw}: data_bits = {} must be 8 (or 7)",
+                        d.data_bits
+                    ));
+                }
+                if d.frame_gap_ms.is_some_and(|g| g > 1000) {
+                    errs.push(format!("{dw}: frame_gap_ms must be 0..1000"));
+                }
+            } else {
+                if d.host.is_empty() {
+                    errs.push(format!("{dw}: host is empty"));
+                }
+                if d.serial_port.is_some() {
+                    errs.push(format!(
+                        "{dw}: serial_port applies only to transport = \"rtu_serial\""
+                    ));
+                }
             }
             if d.port == 0 {
                 errs.push(format!("{dw}: port 0 is not a device port"));
@@ -610,7 +1053,9 @@ impl AgentConfig {
                 ],
             ));
             if d.points.is_empty() {
-                errs.push(format!("{dw}: has no [[devices.points]]"));
+                errs.push(format!(
+                    "{dw}: has no [[devices.points]] (and no rows in a points_csv table)"
+                ));
             }
             for p in &d.points {
                 let pw = format!("{dw} point {}", p.point);
@@ -662,6 +1107,18 @@ impl AgentConfig {
             if let Err(e) = check_topic_filter(&input.topic) {
                 errs.push(format!("{iw}: {e}"));
             }
+            if let Some(z) = &input.ts_zone {
+                if z.parse::<chrono_tz::Tz>().is_err() {
+                    errs.push(format!(
+                        "{iw}: ts_zone {z:?} is not an IANA time zone (e.g. \"Asia/Shanghai\")"
+                    ));
+                }
+            }
+            if input.ts_format != TimeFormat::Rfc3339 && input.ts_zone.is_some() {
+                errs.push(format!(
+                    "{iw}: ts_zone applies only to ts_format = \"rfc3339\" (epoch times have no zone)"
+                ));
+            }
             if input.points.is_empty() {
                 errs.push(format!("{iw}: has no [[mqtt_inputs.points]]"));
             }
@@ -702,6 +1159,9 @@ impl AgentConfig {
         }
     }
 }
+
+/// What the devices of one serial line must agree on: baud, parity, stop bits, data bits.
+type LineSettings = (u32, Parity, u8, u8);
 
 fn check_topic_filter(f: &str) -> Result<(), String> {
     if f.is_empty() {

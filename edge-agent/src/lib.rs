@@ -3,6 +3,7 @@
 //! simulator. See `README.md` for the configuration and the moving parts.
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod agent;
 /// The broker link (URL, TLS, credentials), shared with the gateway.
 pub use broker_link as broker;
@@ -11,14 +12,18 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod decode;
+pub mod device_time;
 pub mod durable;
 pub mod jt808;
 pub mod jt808_sim;
 pub mod metrics;
 pub mod mqtt_input;
 pub mod plan;
+pub mod point_table;
 pub mod poll;
+pub mod probe;
 pub mod publish;
+pub mod serial_line;
 pub mod sim;
 mod sqlite_file;
 

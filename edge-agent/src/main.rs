@@ -37,6 +37,16 @@ enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Poll each device once and print, for every point, the raw registers (hex), the decoded
+    /// value, its unit and quality: byte order and scale checked before going live.
+    Probe {
+        /// The agent configuration (TOML; see examples/agent.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Run simulated Modbus devices (see examples/simulator.toml); stops on Ctrl-C or SIGTERM.
     Simulate {
         /// The simulator configuration (TOML).
@@ -185,6 +195,22 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(addr = %a, "metrics at http://{a}/metrics");
             }
             agent.run(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Probe { config, device } => {
+            let cfg = load(&config)?;
+            let clock: edge_agent::SharedClock = std::sync::Arc::new(edge_agent::SystemClock);
+            let report = edge_agent::probe::probe_config(&cfg, device.as_deref(), clock)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            print!("{}", report.text);
+            if report.not_good > 0 {
+                anyhow::bail!(
+                    "{} of {} points are not good",
+                    report.not_good,
+                    report.points
+                );
+            }
             Ok(())
         }
         Command::Simulate { config } => {

@@ -1,5 +1,5 @@
 //! Request planning: the points of one device read in as few Modbus requests as the protocol
-//! allows. Points of one function whose addresses touch or overlap are read in one request,
+//! allows. Points of one unit and function whose addresses touch or overlap are read in one request,
 //! up to 2000 bits or 125 registers. Gaps are never bridged (a device may refuse to read an
 //! address it does not have).
 
@@ -8,6 +8,8 @@ use crate::config::{Function, PointConfig};
 /// One read request and the points it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadRequest {
+    /// The point's own unit id where it has one (else the device's).
+    pub unit: Option<u8>,
     pub function: Function,
     pub address: u16,
     pub count: u16,
@@ -15,10 +17,13 @@ pub struct ReadRequest {
     pub points: Vec<usize>,
 }
 
-/// Plan the read requests for `points`, in (function, address) order.
+/// Plan the read requests for `points`, in (unit, function, address) order.
 pub fn plan_requests(points: &[PointConfig]) -> Vec<ReadRequest> {
     let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by_key(|&i| (points[i].function, points[i].address, points[i].width()));
+    order.sort_by_key(|&i| {
+        let p = &points[i];
+        (p.unit_id, p.function, p.address, p.width())
+    });
     let mut out: Vec<ReadRequest> = Vec::new();
     for i in order {
         let p = &points[i];
@@ -29,6 +34,7 @@ pub fn plan_requests(points: &[PointConfig]) -> Vec<ReadRequest> {
             let cur_start = u32::from(cur.address);
             let cur_end = cur_start + u32::from(cur.count);
             if cur.function == p.function
+                && cur.unit == p.unit_id
                 && start <= cur_end
                 && end.max(cur_end) - cur_start <= limit
             {
@@ -38,6 +44,7 @@ pub fn plan_requests(points: &[PointConfig]) -> Vec<ReadRequest> {
             }
         }
         out.push(ReadRequest {
+            unit: p.unit_id,
             function: p.function,
             address: p.address,
             count: p.width(),
@@ -63,6 +70,7 @@ mod tests {
             point: telemetry::PointId::new(name).unwrap(),
             function,
             address,
+            unit_id: None,
             data_type: Some(ty),
             bit,
             order: Default::default(),
@@ -76,6 +84,7 @@ mod tests {
             tags: Default::default(),
             name: None,
             interval_ms: None,
+            limits: None,
         }
     }
 
@@ -110,6 +119,20 @@ mod tests {
                 (Input, 0, 1, vec![6]),
             ]
         );
+    }
+
+    #[test]
+    fn units_are_never_mixed_in_one_request() {
+        let mut points: Vec<PointConfig> = (0..4)
+            .map(|a| pt(&format!("r{a}"), Function::Holding, a, DataType::U16, None))
+            .collect();
+        points[2].unit_id = Some(2);
+        points[3].unit_id = Some(2);
+        let got: Vec<(Option<u8>, u16, u16)> = plan_requests(&points)
+            .iter()
+            .map(|r| (r.unit, r.address, r.count))
+            .collect();
+        assert_eq!(got, vec![(None, 0, 2), (Some(2), 2, 2)]);
     }
 
     /// The (address, count) of each request planned for `points`.

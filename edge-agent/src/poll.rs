@@ -8,7 +8,7 @@
 //! device stays unreachable, and meanwhile each poll reports the last connect error.
 
 use crate::clock::SharedClock;
-use crate::config::{DeviceConfig, Function, Transport};
+use crate::config::{DeviceConfig, Function, Parity, PointConfig, Transport};
 use crate::decode::{decode_registers, scaled, RawValue};
 use crate::metrics::AgentMetrics;
 use crate::plan::{plan_requests, ReadRequest};
@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_modbus::client::{Context, Reader};
+use tokio_modbus::slave::SlaveContext as _;
 use tokio_modbus::Slave;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,37 @@ pub struct PollFailure {
 pub enum ReadData {
     Bits(Vec<bool>),
     Registers(Vec<u16>),
+}
+
+/// The items (bits or registers) of `data`, the answer to `req`, that hold point `p`.
+pub fn point_items(p: &PointConfig, req: &ReadRequest, data: &ReadData) -> ReadData {
+    let off = usize::from(p.address - req.address);
+    match data {
+        ReadData::Bits(bits) => ReadData::Bits(bits[off..off + 1].to_vec()),
+        ReadData::Registers(regs) => {
+            ReadData::Registers(regs[off..off + usize::from(p.width())].to_vec())
+        }
+    }
+}
+
+/// The value of point `p` out of `data`, the answer to `req`: decoded, scaled and finite, or
+/// why not.
+pub fn point_value(p: &PointConfig, req: &ReadRequest, data: &ReadData) -> Result<Value, String> {
+    match point_items(p, req, data) {
+        ReadData::Bits(bits) => Ok(Value::Bool(bits[0])),
+        ReadData::Registers(regs) => match decode_registers(&regs, p.ty(), p.order, p.bit) {
+            Ok(RawValue::Bool(b)) => Ok(Value::Bool(b)),
+            Ok(raw) => {
+                let v = scaled(raw, p.scale, p.offset);
+                if v.is_finite() {
+                    Ok(Value::Number(v))
+                } else {
+                    Err(format!("value of {} is not a finite number", p.ty()))
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    }
 }
 
 /// Polls one device at its `poll_interval_ms`.
@@ -80,7 +112,56 @@ impl DevicePoller {
         Duration::from_millis(self.device.timeout_ms)
     }
 
+    /// Open the device's serial port (`transport = "rtu_serial"`).
+    fn open_serial(device: &DeviceConfig) -> Result<Context, String> {
+        let path = device.serial_port.as_deref().unwrap_or_default();
+        let builder = tokio_serial::new(path, device.baud)
+            .data_bits(if device.data_bits == 7 {
+                tokio_serial::DataBits::Seven
+            } else {
+                tokio_serial::DataBits::Eight
+            })
+            .parity(match device.parity {
+                Parity::None => tokio_serial::Parity::None,
+                Parity::Even => tokio_serial::Parity::Even,
+                Parity::Odd => tokio_serial::Parity::Odd,
+            })
+            .stop_bits(if device.stop_bits == 2 {
+                tokio_serial::StopBits::Two
+            } else {
+                tokio_serial::StopBits::One
+            })
+            .timeout(Duration::from_millis(device.timeout_ms));
+        let port =
+            tokio_serial::SerialStream::open(&builder).map_err(|e| format!("{path}: {e}"))?;
+        Ok(tokio_modbus::client::rtu::attach_slave(
+            port,
+            Slave(device.unit_id),
+        ))
+    }
+
+    /// Hand the connection over (a serial line passes one port between its devices).
+    pub fn take_link(&mut self) -> Option<Context> {
+        self.ctx.take()
+    }
+
+    /// Take a connection handed over by another device of the same line.
+    pub fn give_link(&mut self, ctx: Option<Context>) {
+        self.ctx = ctx;
+    }
+
+    pub fn device(&self) -> &DeviceConfig {
+        &self.device
+    }
+
+    pub(crate) fn metrics(&self) -> &AgentMetrics {
+        &self.metrics
+    }
+
     async fn connect(device: &DeviceConfig) -> Result<Context, String> {
+        if device.transport == Transport::RtuSerial {
+            return Self::open_serial(device);
+        }
         let host = device.host.as_str();
         let port = device.port;
         let t = Duration::from_millis(device.timeout_ms);
@@ -98,7 +179,9 @@ impl DevicePoller {
         let slave = Slave(device.unit_id);
         Ok(match device.transport {
             Transport::Tcp => tokio_modbus::client::tcp::attach_slave(stream, slave),
-            Transport::RtuOverTcp => tokio_modbus::client::rtu::attach_slave(stream, slave),
+            Transport::RtuOverTcp | Transport::RtuSerial => {
+                tokio_modbus::client::rtu::attach_slave(stream, slave)
+            }
         })
     }
 
@@ -113,7 +196,9 @@ impl DevicePoller {
 
     async fn call(&mut self, req: &ReadRequest) -> Result<ReadData, PollFailure> {
         let t = self.timeout();
+        let unit = req.unit.unwrap_or(self.device.unit_id);
         let ctx = self.ctx.as_mut().expect("connected");
+        ctx.set_slave(Slave(unit));
         let (a, n) = (req.address, req.count);
         let fut = async {
             match req.function {
@@ -132,7 +217,12 @@ impl DevicePoller {
                     .map(|r| r.map(ReadData::Registers)),
             }
         };
-        match timeout(t, fut).await {
+        let answer = timeout(t, fut).await;
+        if self.device.transport == Transport::RtuSerial {
+            // The line's silence before the next frame, whoever sends it.
+            tokio::time::sleep(self.device.frame_gap()).await;
+        }
+        match answer {
             Err(_) => Err(PollFailure {
                 kind: "timeout",
                 reason: "modbus timeout".into(),
@@ -244,32 +334,7 @@ impl DevicePoller {
                         .observe(elapsed);
                     for &i in &req.points {
                         let p = &self.device.points[i];
-                        let off = usize::from(p.address - req.address);
-                        let value = match &data {
-                            ReadData::Bits(bits) => Ok(Value::Bool(bits[off])),
-                            ReadData::Registers(regs) => {
-                                match decode_registers(
-                                    &regs[off..off + usize::from(p.width())],
-                                    p.ty(),
-                                    p.order,
-                                    p.bit,
-                                ) {
-                                    Ok(RawValue::Bool(b)) => Ok(Value::Bool(b)),
-                                    Ok(raw) => {
-                                        let v = scaled(raw, p.scale, p.offset);
-                                        if v.is_finite() {
-                                            Ok(Value::Number(v))
-                                        } else {
-                                            Err(format!(
-                                                "value of {} is not a finite number",
-                                                p.ty()
-                                            ))
-                                        }
-                                    }
-                                    Err(e) => Err(e.to_string()),
-                                }
-                            }
-                        };
+                        let value = point_value(p, req, &data);
                         match value {
                             Ok(v) => out.push(Reading::good(p.point.clone(), ts, v)),
                             Err(reason) => {

@@ -190,6 +190,11 @@ impl SimulatorConfig {
             if d.tick_ms < 10 {
                 errs.push(format!("{dw}: tick_ms must be at least 10"));
             }
+            if d.transport == Transport::RtuSerial {
+                errs.push(format!(
+                    "{dw}: the simulator listens on TCP (tcp or rtu_over_tcp); a serial device is simulated with pymodbus over a socat pty pair (tests/py/serial_gas.py)"
+                ));
+            }
             let mut used: BTreeMap<(Function, u16), (usize, Option<u8>)> = BTreeMap::new();
             for (j, v) in d.values.iter().enumerate() {
                 let vw = format!("{dw} values[{j}] ({} {})", v.function.as_str(), v.address);
@@ -693,6 +698,7 @@ impl Simulator {
                         }
                     }));
                 }
+                Transport::RtuSerial => unreachable!("refused by SimulatorConfig::validate"),
                 Transport::RtuOverTcp => {
                     let server = tokio_modbus::server::rtu_over_tcp::Server::new(listener);
                     tasks.push(tokio::spawn(async move {
