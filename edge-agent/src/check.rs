@@ -1,6 +1,6 @@
 //! `edge-agent check --connect`: one line for the broker (its CONNACK, or the refusal, e.g. a
-//! wrong password) and one per Modbus device (a TCP connection to it), each within the
-//! configured timeout, nothing published and nothing polled.
+//! wrong password) and one per Modbus device (a TCP connection to it, or for a serial line its
+//! port opened), each within the configured timeout, nothing published and nothing polled.
 
 use crate::config::AgentConfig;
 use std::time::Duration;
@@ -30,6 +30,17 @@ pub async fn connect(cfg: &AgentConfig) -> Vec<(bool, String)> {
     };
     out.push(line("broker", &m.url, r));
     for d in &cfg.devices {
+        if let (crate::config::Transport::RtuSerial, Some(port)) = (&d.transport, &d.serial_port) {
+            // A serial line: the port opens for reading and writing (no frame is sent).
+            let r = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(port)
+                .map(|_| "the port opens".to_string())
+                .map_err(|e| format!("the port does not open: {e}"));
+            out.push(line(&format!("device {}", d.name), &d.endpoint(), r));
+            continue;
+        }
         let addr = format!("{}:{}", d.host, d.port);
         let t = Duration::from_millis(d.timeout_ms.max(100));
         let r = match tokio::time::timeout(t, tokio::net::TcpStream::connect(&addr)).await {

@@ -134,10 +134,9 @@ async fn main() -> anyhow::Result<()> {
                 total_points += d.points.len();
                 total_requests += plan.len();
                 println!(
-                    "device {} {}:{} unit {} {:?}: {} points, {} requests every {} ms",
+                    "device {} {} unit {} {:?}: {} points, {} requests every {} ms",
                     d.name,
-                    d.host,
-                    d.port,
+                    d.endpoint(),
                     d.unit_id,
                     d.transport,
                     d.points.len(),
