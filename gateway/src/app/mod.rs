@@ -2,6 +2,7 @@
 //! `replay`, the export of history as replay input, and the `user` and `token` commands.
 
 pub mod access_cli;
+pub mod data_lock;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
