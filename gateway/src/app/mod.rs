@@ -3,6 +3,7 @@
 
 pub mod access_cli;
 pub mod check;
+pub mod data_lock;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;

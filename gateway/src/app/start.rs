@@ -7,7 +7,7 @@ use crate::clock::SharedClock;
 use crate::config::GatewayConfig;
 use crate::core::handle::CoreHandle;
 use crate::core::Core;
-use crate::ingest::mqtt::{reload_tls, run_mqtt_ingest};
+use crate::ingest::mqtt::run_mqtt_ingest;
 use crate::metrics::Metrics;
 use crate::outbox::sinks::mqtt_incidents::run_event_publisher;
 use crate::store::Store;
@@ -33,6 +33,8 @@ pub struct Gateway {
     /// The API's certificate when it speaks HTTPS (read again on reload).
     pub api_certificate: Option<Arc<crate::api::tls::ApiCertificate>>,
     pub metrics: Metrics,
+    /// The data directory's lock, held while the gateway runs (none in tests without one).
+    pub data_dir_lock: Option<crate::app::data_lock::DataDirLock>,
 }
 
 impl Gateway {
@@ -79,6 +81,8 @@ impl Gateway {
 pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<Gateway> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    // Before anything in the directory is opened: one gateway per data_dir.
+    let data_dir_lock = crate::app::data_lock::DataDirLock::acquire(&config.data_dir)?;
     let store = Store::open(&config.store_url())
         .await
         .with_context(|| format!("opening store {}", redact(&config.store_url())))?;
@@ -175,42 +179,32 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
     // Incident events go out on a connection of their own: the ingest connection's request
     // queue then only carries acknowledgements (at most `inflight`), so the ingest event loop,
     // waiting on a busy core, can never hold up an acknowledgement the core waits to send.
+    // A persistent session: what the broker did not acknowledge is sent again on a resumed
+    // session, and the publisher's cursor moves only on PUBACKs.
     let mut pub_opts = config
         .mqtt
         .options(&broker, format!("{}-pub", config.mqtt.client_id));
     pub_opts
-        .set_clean_session(true)
+        .set_clean_session(false)
         .set_keep_alive(Duration::from_secs(config.mqtt.keep_alive_s.max(5)))
         .set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
-    let (pub_client, mut pub_loop) = AsyncClient::new(pub_opts, 1024);
-    let sd = shutdown.clone();
-    let pub_mqtt = config.mqtt.clone();
-    tasks.spawn(must_run(
-        "MQTT publisher connection",
-        async move {
-            loop {
-                tokio::select! {
-                    _ = sd.cancelled() => break,
-                    r = pub_loop.poll() => if let Err(e) = r {
-                        tracing::debug!(error = %e, "publisher connection");
-                        reload_tls(&mut pub_loop, &pub_mqtt);
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-        }
-        .instrument(tracing::info_span!("mqtt", role = "publisher")),
-    ));
+    let (pub_client, pub_loop) =
+        AsyncClient::new(pub_opts, crate::outbox::sinks::mqtt_incidents::WINDOW * 2);
     tasks.spawn(must_run(
         "incident-event publisher",
         run_event_publisher(
             store.clone(),
-            pub_client,
+            crate::outbox::sinks::mqtt_incidents::PublisherConnection {
+                client: pub_client,
+                eventloop: pub_loop,
+                mqtt: config.mqtt.clone(),
+            },
             scheme.clone(),
             event_written,
             metrics.clone(),
             shutdown.clone(),
-        ),
+        )
+        .instrument(tracing::info_span!("mqtt", role = "publisher")),
     ));
 
     // forwarding (issue 9): endpoints, subscribers, escalation, heartbeat; routes merged below.
@@ -324,6 +318,7 @@ pub async fn start(config: GatewayConfig, clock: SharedClock) -> anyhow::Result<
         tasks,
         api_certificate,
         metrics: state.metrics.clone(),
+        data_dir_lock: Some(data_dir_lock),
     })
 }
 
@@ -370,6 +365,7 @@ mod tests {
             tasks,
             api_certificate: None,
             metrics: Metrics::new(),
+            data_dir_lock: None,
         };
         assert_eq!(gw.failed_task().await, "the core task ended");
         let mut tasks = Tasks::new();

@@ -88,8 +88,9 @@ impl Core {
                 raw: r.raw.clone(),
             })
             .collect();
-        let eval_started = Instant::now();
         let max_points = self.ingest.max_points_per_site;
+        // The readings taken (by index), judged once their points are in the journal.
+        let mut taken = Vec::with_capacity(batch.readings.len());
         {
             let mut live = self.live.write().expect("live lock");
             let s = live.site_mut(site);
@@ -159,9 +160,16 @@ impl Core {
                         s.info.category.as_ref(),
                     ); // timeseries (issue 10)
                 }
-                self.engine
-                    .on_reading(site, agent, reading, now, &mut self.scratch);
+                taken.push(index);
             }
+        }
+        // The batch's points reach the time-series journal before anything is judged, its seq
+        // recorded or the message acknowledged: a crash from here on loses none of them.
+        self.journal_points().await;
+        let eval_started = Instant::now();
+        for index in taken {
+            self.engine
+                .on_reading(site, agent, &batch.readings[index], now, &mut self.scratch);
         }
         self.metrics
             .rule_evaluation_seconds
@@ -170,11 +178,6 @@ impl Core {
             tracing::warn!(%site, %agent, seq = batch.seq, refused = refused.len(), first = %refused[0].reason, "readings refused");
         }
         self.refuse_items(topic, &refused).await;
-        // The batch's points reach the time-series journal before its seq is recorded and
-        // the message acknowledged: a crash from here on loses none of them.
-        if let Some(ts) = &self.timeseries {
-            ts.sync();
-        }
         match &mut self.deferred_windows {
             // In a group: saved at its commit, before any of its messages is acknowledged.
             Some(windows) => {
@@ -194,6 +197,24 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Append the points recorded so far to the time-series journal, retrying with backoff
+    /// while the append fails (a full or read-only disk; each failure counted in
+    /// `hrs_timeseries_journal_failures_total`). Until it succeeds the message in hand is
+    /// neither judged nor acknowledged: a gateway stopped meanwhile gets it again.
+    async fn journal_points(&mut self) {
+        let Some(ts) = &self.timeseries else { return };
+        let mut backoff = retry::Backoff::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(5),
+        );
+        while let Err(e) = ts.sync() {
+            let delay = backoff.next_delay();
+            tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                "time-series journal append failed; the message waits unacknowledged");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// Make sure the seq window of an agent epoch is in memory: from the open group, the store

@@ -367,7 +367,7 @@ async fn points_synced_before_a_crash_are_written_by_the_next_run() {
         .unwrap()
         .unwrap();
     record_range(&h, 0..250); // two sealed batches and 50 points being filled
-    h.sync(); // what the core does before acknowledging the message
+    h.sync().unwrap(); // what the core does before acknowledging the message
     record_range(&h, 250..260); // recorded, never synced: its message was not acknowledged
     drop((h, w)); // the crash: memory is gone, nothing ran on the way out
     let journal = data.join("spool/timeseries-journal");
@@ -392,13 +392,63 @@ async fn points_synced_before_a_crash_are_written_by_the_next_run() {
     let run = Running::spawn(w);
     // The unacknowledged readings come again (the broker resends them), then new ones.
     record_range(&h, 250..300);
-    h.sync();
+    h.sync().unwrap();
     assert_all_written(&vm, &m, 300).await;
     wait_for("the journal emptied", Duration::from_secs(5), || {
         std::fs::read_dir(&journal).unwrap().count() == 0
     })
     .await;
     run.stop(h).await;
+}
+
+/// A journal append that fails (here the journal directory is replaced by a file, which
+/// refuses even root) fails `sync` and is counted, and no batch is sealed past it; once the
+/// fault is gone the next `sync` journals every point, and a crash then loses none of them.
+#[test]
+fn a_failed_journal_append_fails_the_sync_until_the_fault_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let slow = TimeSeriesConfig {
+        flush_interval_ms: 600_000,
+        ..config_without_database()
+    };
+    let (h, w) = TimeSeriesWriter::from_config(&slow, &data, &Registry::new())
+        .unwrap()
+        .unwrap();
+    let m = w.metrics();
+    // A whole batch (100 points): sealed, its journal file closed.
+    record_range(&h, 0..100);
+    h.sync().unwrap();
+    assert_eq!(m.journal_failures.get(), 0);
+    // The fault: no journal file can be opened.
+    let journal = data.join("spool/timeseries-journal");
+    let aside = data.join("journal-aside");
+    std::fs::rename(&journal, &aside).unwrap();
+    std::fs::write(&journal, b"not a directory").unwrap();
+    record_range(&h, 100..150);
+    assert!(
+        h.sync().is_err(),
+        "the append failed: the message is not acknowledged"
+    );
+    assert_eq!(m.journal_failures.get(), 1, "counted");
+    // The batch fills up; it is not sealed while its lines are not journaled.
+    record_range(&h, 150..200);
+    assert!(h.sync().is_err());
+    assert!(m.journal_failures.get() >= 2);
+    // The fault is gone: the next sync journals everything recorded since the last success.
+    std::fs::remove_file(&journal).unwrap();
+    std::fs::rename(&aside, &journal).unwrap();
+    h.sync().unwrap();
+    drop((h, w)); // a crash: memory is gone
+
+    let (_h, w) = TimeSeriesWriter::from_config(&slow, &data, &Registry::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        w.metrics().points_spooled.get(),
+        200,
+        "every point recovered from the journal"
+    );
 }
 
 #[test]
@@ -538,7 +588,7 @@ async fn throughput_into_victoriametrics() {
         h.record(&site, &agent, &r, Some(spec), Some(&Category::CoalMine));
         // The core syncs the journal once per message: here, messages of 100 readings.
         if i % 100 == 99 {
-            h.sync();
+            h.sync().unwrap();
         }
         record_time += t.elapsed();
         // Keep the producer at the writer's pace (as the core would be, under load), not ahead of it.

@@ -161,7 +161,7 @@ struct Shared {
 
 impl Shared {
     /// Append what the batch being filled holds beyond its journal file to that file.
-    fn journal_current(&self, p: &mut Pending) {
+    fn journal_current(&self, p: &mut Pending) -> Result<(), SpoolError> {
         let Pending {
             current,
             journaled,
@@ -175,22 +175,33 @@ impl Shared {
             *journaled,
             &current.as_bytes()[*journaled..],
         ) {
-            Ok(()) => *journaled = current.len(),
+            Ok(()) => {
+                *journaled = current.len();
+                Ok(())
+            }
             Err(e) => {
                 // Kept in memory; the next sync tries again (a line twice is harmless: the
                 // database keeps one point per series and time).
                 *journal_file = None;
                 self.metrics.journal_failures.inc();
                 tracing::error!(error = %e, "time-series journal append failed");
+                Err(e)
             }
         }
     }
 
-    fn seal(&self, p: &mut Pending) {
+    /// Seal the batch being filled. Only once its journal file holds all of it, unless
+    /// `force` (the batch goes to the spool at once): a batch whose last lines could not be
+    /// journaled stays the one being filled, so the next sync appends them to its file (its
+    /// flush timer starts again).
+    fn seal(&self, p: &mut Pending, force: bool) {
         if p.current_points == 0 {
             return;
         }
-        self.journal_current(p);
+        if self.journal_current(p).is_err() && !force {
+            p.current_since = Some(Instant::now());
+            return;
+        }
         p.journal_file = None;
         p.journaled = 0;
         let cap = p.current.capacity();
@@ -261,7 +272,7 @@ impl Shared {
     fn spill_all(&self, seal_current: bool) {
         let mut p = self.pending.lock().expect("pending lock");
         if seal_current {
-            self.seal(&mut p);
+            self.seal(&mut p, true);
         }
         if p.sealed.is_empty() {
             return;
@@ -305,24 +316,25 @@ impl TimeSeriesHandle {
             s.wake.notify_one();
         }
         if p.current_points >= s.batch_points {
-            s.seal(&mut p);
+            s.seal(&mut p, false);
             s.enforce_memory_bound(&mut p);
         }
         s.metrics.memory_points.set(p.points as i64);
     }
 
-    /// Append the points recorded since the last call to the journal. The core calls it before
-    /// it acknowledges the message they came in, so a crash after the acknowledgement cannot
-    /// lose them.
-    pub fn sync(&self) {
+    /// Append the points recorded since the last successful call to the journal. The core
+    /// calls it before it acknowledges the message they came in, so a crash after the
+    /// acknowledgement cannot lose them; on `Err` (counted in
+    /// `hrs_timeseries_journal_failures_total`) it does not acknowledge, and calls again.
+    pub fn sync(&self) -> Result<(), SpoolError> {
         let mut p = self.shared.pending.lock().expect("pending lock");
-        self.shared.journal_current(&mut p);
+        self.shared.journal_current(&mut p)
     }
 
     /// Seal the batch being filled so that the writer sends it now.
     pub fn flush(&self) {
         let mut p = self.shared.pending.lock().expect("pending lock");
-        self.shared.seal(&mut p);
+        self.shared.seal(&mut p, false);
     }
 
     /// Points in memory and in the spool, not yet written.
@@ -577,7 +589,7 @@ impl TimeSeriesWriter {
         if p.current_since
             .is_some_and(|t| t.elapsed() >= self.flush_interval)
         {
-            self.shared.seal(&mut p);
+            self.shared.seal(&mut p, false);
         }
     }
 

@@ -6,4 +6,5 @@ pub mod heartbeat;
 pub mod http;
 pub mod mqtt;
 pub mod mqtt_incidents;
+pub mod puback;
 pub mod robots;
